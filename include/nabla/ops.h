@@ -1,0 +1,128 @@
+/* Tensor operations. Each returns a new tensor (a new reference) on the
+ * inputs' device, or NULL with nb_last_error() set. Binary ops broadcast with
+ * NumPy's rules and compute in nb_promote_types of their operands. Every op
+ * with a float result records itself for autograd when an input requires
+ * a gradient, except those marked "not differentiable".
+ *
+ *   nb_tensor *y = nb_relu(x);
+ *   int dims[1] = {1};
+ *   nb_tensor *s = nb_sum(y, 1, dims, false);   // [n, m] -> [n]
+ */
+#ifndef NABLA_OPS_H
+#define NABLA_OPS_H
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- elementwise unary: shape of x ---- */
+nb_tensor *nb_neg(const nb_tensor *x);
+nb_tensor *nb_abs(const nb_tensor *x);
+nb_tensor *nb_exp(const nb_tensor *x);
+nb_tensor *nb_log(const nb_tensor *x);
+nb_tensor *nb_log1p(const nb_tensor *x);
+nb_tensor *nb_sqrt(const nb_tensor *x);
+nb_tensor *nb_rsqrt(const nb_tensor *x);
+nb_tensor *nb_sin(const nb_tensor *x);
+nb_tensor *nb_cos(const nb_tensor *x);
+nb_tensor *nb_tanh(const nb_tensor *x);
+nb_tensor *nb_sigmoid(const nb_tensor *x);
+nb_tensor *nb_relu(const nb_tensor *x);
+nb_tensor *nb_sign(const nb_tensor *x);  /* not differentiable */
+nb_tensor *nb_floor(const nb_tensor *x); /* not differentiable */
+nb_tensor *nb_ceil(const nb_tensor *x);  /* not differentiable */
+nb_tensor *nb_round(const nb_tensor *x); /* half to even; not differentiable */
+nb_tensor *nb_logical_not(const nb_tensor *x); /* bool result */
+/* min(max(x, lo), hi); pass -INFINITY or INFINITY for no bound. */
+nb_tensor *nb_clamp(const nb_tensor *x, double lo, double hi);
+/* x converted to dtype (a new tensor even when the dtype is the same). */
+nb_tensor *nb_cast(const nb_tensor *x, nb_dtype dtype);
+
+/* ---- elementwise binary: broadcast shape of a and b ---- */
+nb_tensor *nb_add(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_sub(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_mul(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_div(const nb_tensor *a, const nb_tensor *b); /* true division: integers give f32 */
+nb_tensor *nb_pow(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_maximum(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_minimum(const nb_tensor *a, const nb_tensor *b);
+/* comparisons and logic: bool results, not differentiable */
+nb_tensor *nb_eq(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_ne(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_lt(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_le(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_gt(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_ge(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_logical_and(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_logical_or(const nb_tensor *a, const nb_tensor *b);
+nb_tensor *nb_logical_xor(const nb_tensor *a, const nb_tensor *b);
+
+/* ---- selection ---- */
+/* cond ? a : b, broadcasting all three; cond is any dtype (nonzero is true). */
+nb_tensor *nb_where(const nb_tensor *cond, const nb_tensor *a, const nb_tensor *b);
+/* x with value where mask (broadcast to x's shape) is true. */
+nb_tensor *nb_masked_fill(const nb_tensor *x, const nb_tensor *mask, double value);
+
+/* ---- reductions over a set of dims ----
+ * ndims == 0 (dims may be NULL) reduces over every dim. keepdim keeps the
+ * reduced dims with size 1. Float inputs accumulate in double. */
+nb_tensor *nb_sum(const nb_tensor *x, int ndims, const int *dims, bool keepdim);  /* ints give i64 */
+nb_tensor *nb_mean(const nb_tensor *x, int ndims, const int *dims, bool keepdim); /* floats only */
+nb_tensor *nb_prod(const nb_tensor *x, int ndims, const int *dims, bool keepdim); /* ints give i64 */
+nb_tensor *nb_max(const nb_tensor *x, int ndims, const int *dims, bool keepdim);  /* NaN wins */
+nb_tensor *nb_min(const nb_tensor *x, int ndims, const int *dims, bool keepdim);
+/* i64 index of the first extreme element within the reduced dims (row-major
+ * over them); not differentiable. */
+nb_tensor *nb_argmax(const nb_tensor *x, int ndims, const int *dims, bool keepdim);
+nb_tensor *nb_argmin(const nb_tensor *x, int ndims, const int *dims, bool keepdim);
+/* sum((x - mean)^2) / (N - correction); correction 1 is Bessel's. */
+nb_tensor *nb_var(const nb_tensor *x, int ndims, const int *dims, double correction, bool keepdim);
+nb_tensor *nb_std(const nb_tensor *x, int ndims, const int *dims, double correction, bool keepdim);
+/* log(sum(exp(x))), computed with the maximum subtracted. */
+nb_tensor *nb_logsumexp(const nb_tensor *x, int ndims, const int *dims, bool keepdim);
+/* (sum |x|^p)^(1/p) for p > 0; p = INFINITY gives max |x|. */
+nb_tensor *nb_norm(const nb_tensor *x, double p, int ndims, const int *dims, bool keepdim);
+
+/* ---- linear algebra ----
+ * As numpy.matmul: [..., m, k] @ [..., k, n] -> [broadcast(...), m, n]; a 1-D
+ * operand is a row (left) or a column (right) vector whose dim is dropped.
+ * f32 and f64 call OpenBLAS; f16 and bf16 compute in f32. */
+nb_tensor *nb_matmul(const nb_tensor *a, const nb_tensor *b);
+
+/* ---- softmax along dim: shape of x ---- */
+nb_tensor *nb_softmax(const nb_tensor *x, int dim);
+nb_tensor *nb_log_softmax(const nb_tensor *x, int dim);
+
+/* ---- joining and splitting ---- */
+/* Concatenates n tensors along dim; all other dims must agree. */
+nb_tensor *nb_cat(int n, const nb_tensor *const *tensors, int dim);
+/* Stacks n tensors of one shape along a new dim. */
+nb_tensor *nb_stack(int n, const nb_tensor *const *tensors, int dim);
+/* Views of pieces of split_size along dim (the last may be smaller). Writes up
+ * to max_out new references to out and their count to n_out; fails with
+ * NB_ERR_INVALID, writing nothing, when more pieces than max_out are needed. */
+nb_status nb_split(const nb_tensor *x, int64_t split_size, int dim, int max_out, nb_tensor **out,
+                   int *n_out);
+/* chunks pieces of ceil(size / chunks) (fewer if the size runs out). */
+nb_status nb_chunk(const nb_tensor *x, int chunks, int dim, int max_out, nb_tensor **out,
+                   int *n_out);
+
+/* ---- indexing (index tensors are i32 or i64; bounds are checked) ---- */
+/* x with dim restricted to the entries of the 1-D index. */
+nb_tensor *nb_index_select(const nb_tensor *x, int dim, const nb_tensor *index);
+/* out[i][j][k] = x[i][index[i][j][k]][k] for dim 1; out has index's shape. */
+nb_tensor *nb_gather(const nb_tensor *x, int dim, const nb_tensor *index);
+/* A copy of x with out[i][index[i][j][k]][k] += src[i][j][k] for dim 1. */
+nb_tensor *nb_scatter_add(const nb_tensor *x, int dim, const nb_tensor *index,
+                          const nb_tensor *src);
+/* Rows of weight [num, dim] picked by indices of any shape: [..., dim]. */
+nb_tensor *nb_embedding(const nb_tensor *weight, const nb_tensor *indices);
+/* i64 [..., num_classes] with a 1 at each index; num_classes < 0 uses max + 1. */
+nb_tensor *nb_one_hot(const nb_tensor *indices, int64_t num_classes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,50 @@
+/* Random numbers from a counter-based generator (Philox4x32-10, Salmon et al.,
+ * "Parallel random numbers: as easy as 1, 2, 3", SC 2011). Element i of a draw
+ * depends only on (seed, offset + i), so every device produces the same stream;
+ * docs/random.md gives the exact recipe.
+ *
+ *   nb_generator *g = nb_generator_create(42);
+ *   nb_tensor *w = nb_normal(2, shape, 0.0, 0.02, NB_F32, nb_cpu(), g);
+ *   nb_generator_free(g);
+ *
+ * A NULL generator means the default one of the process (nb_manual_seed).
+ */
+#ifndef NABLA_RANDOM_H
+#define NABLA_RANDOM_H
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nb_generator nb_generator;
+
+/* Owned by the caller: free with nb_generator_free. NULL on allocation failure. */
+nb_generator *nb_generator_create(uint64_t seed);
+void nb_generator_free(nb_generator *gen);
+/* Restarts a generator (NULL: the default one) at seed with offset 0. */
+void nb_generator_seed(nb_generator *gen, uint64_t seed);
+void nb_manual_seed(uint64_t seed);
+/* Counter position: the number of elements drawn since the seed. */
+uint64_t nb_generator_offset(const nb_generator *gen);
+
+/* Uniform in [low, high); float dtypes. */
+nb_tensor *nb_uniform(int ndim, const int64_t *shape, double low, double high, nb_dtype dtype,
+                      nb_device device, nb_generator *gen);
+/* Normal with mean and std (Box-Muller); float dtypes. */
+nb_tensor *nb_normal(int ndim, const int64_t *shape, double mean, double std, nb_dtype dtype,
+                     nb_device device, nb_generator *gen);
+/* 1 with probability p, else 0; any dtype. */
+nb_tensor *nb_bernoulli(int ndim, const int64_t *shape, double p, nb_dtype dtype, nb_device device,
+                        nb_generator *gen);
+/* Integers uniform in [low, high); any dtype that holds them. */
+nb_tensor *nb_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, nb_dtype dtype,
+                      nb_device device, nb_generator *gen);
+/* A random permutation of 0 .. n-1 (integer or float dtype). */
+nb_tensor *nb_randperm(int64_t n, nb_dtype dtype, nb_device device, nb_generator *gen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

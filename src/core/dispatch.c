@@ -1,0 +1,40 @@
+/* The op name table and kernel dispatch over the backends' tables. */
+#include "internal.h"
+
+#define NB_OP_NAME_ENTRY(ID, name, differentiable) #name,
+static const char *const op_names[NB_OP_COUNT] = {NB_OP_LIST(NB_OP_NAME_ENTRY)};
+#undef NB_OP_NAME_ENTRY
+
+#define NB_OP_GRAD_ENTRY(ID, name, differentiable) differentiable,
+static const int op_differentiable[NB_OP_COUNT] = {NB_OP_LIST(NB_OP_GRAD_ENTRY)};
+#undef NB_OP_GRAD_ENTRY
+
+#define NB_OP_FN_ENTRY(ID, name, differentiable) "nb_" #name,
+static const char *const op_functions[NB_OP_COUNT] = {NB_OP_LIST(NB_OP_FN_ENTRY)};
+#undef NB_OP_FN_ENTRY
+
+const char *nb__op_fn(nb_op op) { return (unsigned)op < NB_OP_COUNT ? op_functions[op] : "nb_?"; }
+
+const char *nb_op_name(nb_op op) { return (unsigned)op < NB_OP_COUNT ? op_names[op] : "?"; }
+
+int nb_op_is_differentiable(nb_op op) {
+    return (unsigned)op < NB_OP_COUNT ? op_differentiable[op] : 0;
+}
+
+/* One kernel table per device type; a backend not built leaves NULL. */
+static const nb_kernel *const kernel_tables[NB_DEVICE_TYPE_COUNT] = {
+    [NB_DEVICE_CPU] = nb__cpu_kernels,
+};
+
+nb_status nb__dispatch(const nb_op_args *args) {
+    nb_device device = args->out->storage->device;
+    const nb_kernel *table = kernel_tables[device.type];
+    const nb_kernel *kernel = table ? &table[args->op] : NULL;
+    NB_CHECK(kernel && kernel->fn && (kernel->dtypes & NB_DT(args->dtype)), NB_ERR_UNSUPPORTED,
+             "nb_%s: no kernel for op %s on %s with dtype %s", nb_op_name(args->op),
+             nb_op_name(args->op), nb__device_name(device), nb_dtype_name(args->dtype));
+    if (nb_numel(args->out) == 0) return NB_OK;
+    return kernel->fn(args);
+}
+
+const char *nb_version(void) { return "0.1.0"; }

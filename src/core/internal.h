@@ -1,0 +1,221 @@
+/* nabla's internal view of its objects, shared by the core, the op front ends
+ * and the backends. Nothing here is part of the public API. */
+#ifndef NABLA_INTERNAL_H
+#define NABLA_INTERNAL_H
+
+#include <nabla/nabla.h>
+
+#include "oplist.h"
+
+#define NB_MAX_INPUTS 3
+#define NB_CPU_ALIGN 64
+
+/* ---- errors ---- */
+
+/* Records a formatted message and code for this thread; returns code. */
+nb_status nb__error(nb_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* For user input: on failure record the message and return the code. */
+#define NB_CHECK(cond, code, ...)                 \
+    do {                                          \
+        if (!(cond)) return nb__error((code), __VA_ARGS__); \
+    } while (0)
+
+/* Propagates a failed status. */
+#define NB_TRY(expr)                      \
+    do {                                  \
+        nb_status nb_try_status_ = (expr); \
+        if (nb_try_status_ != NB_OK) return nb_try_status_; \
+    } while (0)
+
+/* For invariants of nabla itself, never for user input. */
+#define NB_ASSERT(cond)                                                              \
+    do {                                                                             \
+        if (!(cond)) nb__assert_fail(#cond, __FILE__, __LINE__);                     \
+    } while (0)
+_Noreturn void nb__assert_fail(const char *cond, const char *file, int line);
+
+/* "[2,3]", from a small thread-local ring of buffers (valid for a few calls). */
+const char *nb__shape_str(int ndim, const int64_t *shape);
+const char *nb__tensor_shape_str(const nb_tensor *t);
+const char *nb__device_name(nb_device device);
+
+/* ---- storage and tensors ---- */
+
+typedef struct nb_storage {
+    int refcount;
+    void *data;
+    size_t nbytes;
+    nb_device device;
+} nb_storage;
+
+typedef struct nb_node nb_node;
+
+struct nb_tensor {
+    int refcount;
+    nb_storage *storage;
+    int64_t offset; /* in elements */
+    int ndim;
+    int64_t shape[NB_MAX_DIMS];
+    int64_t strides[NB_MAX_DIMS]; /* in elements; 0 for broadcast dims */
+    nb_dtype dtype;
+    bool requires_grad;
+    nb_tensor *grad;  /* accumulated gradient of a leaf */
+    nb_node *grad_fn; /* the node that produced this tensor, NULL for a leaf */
+};
+
+/* Device memory: one allocator per device type. */
+typedef struct nb_allocator {
+    void *(*alloc)(size_t nbytes, nb_device device);
+    void (*free)(void *ptr, nb_device device);
+} nb_allocator;
+
+/* Product of sizes, or NB_ERR_OVERFLOW/NB_ERR_SHAPE naming fn. */
+nb_status nb__checked_numel(const char *fn, int ndim, const int64_t *shape, nb_dtype dtype,
+                            int64_t *numel);
+int64_t nb__numel(int ndim, const int64_t *shape);
+void nb__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+bool nb__is_contiguous(const nb_tensor *t);
+/* A new contiguous tensor with fresh (uninitialized) storage. */
+nb_status nb__tensor_new(const char *fn, int ndim, const int64_t *shape, nb_dtype dtype,
+                         nb_device device, nb_tensor **out);
+/* A new tensor sharing base's storage with the given geometry; no autograd. */
+nb_status nb__tensor_view(const nb_tensor *base, int ndim, const int64_t *shape,
+                          const int64_t *strides, int64_t offset, nb_tensor **out);
+static inline char *nb__data(const nb_tensor *t) {
+    return (char *)t->storage->data + t->offset * (int64_t)nb_dtype_size(t->dtype);
+}
+static inline bool nb__same_device(nb_device a, nb_device b) {
+    return a.type == b.type && a.index == b.index;
+}
+/* Checks that a device exists in this build. */
+nb_status nb__check_device(const char *fn, nb_device device);
+/* Maps dim in [-ndim, ndim) to [0, ndim). */
+nb_status nb__normalize_dim(const char *fn, int dim, int ndim, int *out);
+/* NumPy broadcast of two shapes into out (NB_MAX_DIMS entries). */
+nb_status nb__broadcast_shapes(const char *fn, int na, const int64_t *a, int nb, const int64_t *b,
+                               int *nout, int64_t *out);
+/* A view of t broadcast to shape (NB_ERR_SHAPE if it cannot be). */
+nb_status nb__expand_view(const char *fn, const nb_tensor *t, int ndim, const int64_t *shape,
+                          nb_tensor **out);
+
+/* ---- op arguments and dispatch ---- */
+
+/* "nb_add" for NB_OP_ADD: the public function an error names. */
+const char *nb__op_fn(nb_op op);
+
+/* Attributes of one op call; the op's family decides which member is live. */
+typedef union nb_attrs {
+    struct { double lo, hi; } clamp;
+    struct { double value; } fill;                  /* fill, masked_fill */
+    struct { double start, step, end; } range;      /* arange, linspace */
+    struct { uint64_t seed, offset; double a, b; } random; /* a, b: bounds, mean/std or p */
+    struct { uint32_t mask; bool keepdim; double correction, p; } reduce;
+    struct { int dim; } axis;                       /* softmax, cat, indexing */
+    struct { int dim; int64_t start, step; } slice;
+    struct { int dims[NB_MAX_DIMS]; } permute;
+    struct { int64_t num_classes; } one_hot;
+} nb_attrs;
+
+typedef struct nb_op_args {
+    nb_op op;
+    nb_dtype dtype; /* the dtype the kernel computes in: picks the kernel variant */
+    nb_tensor *out;
+    const nb_tensor *in[NB_MAX_INPUTS];
+    int n_in;
+    nb_attrs attrs;
+} nb_op_args;
+
+typedef nb_status (*nb_kernel_fn)(const nb_op_args *args);
+
+typedef struct nb_kernel {
+    nb_kernel_fn fn;
+    uint32_t dtypes; /* bit (1u << dtype) for each dtype the kernel computes in */
+} nb_kernel;
+
+#define NB_DT(d) (1u << (d))
+#define NB_FLOATS (NB_DT(NB_F32) | NB_DT(NB_F64) | NB_DT(NB_F16) | NB_DT(NB_BF16))
+#define NB_INTS (NB_DT(NB_I32) | NB_DT(NB_I64) | NB_DT(NB_U8) | NB_DT(NB_BOOL))
+#define NB_ALL_DTYPES (NB_FLOATS | NB_INTS)
+
+/* Each backend's kernels, indexed by op; NULL fn where it has none. */
+extern const nb_kernel nb__cpu_kernels[NB_OP_COUNT];
+
+/* Runs args->op's kernel for the device of args->out, or fails with
+ * NB_ERR_UNSUPPORTED naming op, device and dtype. */
+nb_status nb__dispatch(const nb_op_args *args);
+
+/* ---- autograd ---- */
+
+/* Computes the gradient of each input i with needs[i] set into grads[i] (a
+ * new reference of the input's shape), given grad of the node's output. */
+typedef nb_status (*nb_backward_fn)(const nb_node *node, const nb_tensor *grad, const bool *needs,
+                                    nb_tensor **grads);
+
+struct nb_node {
+    nb_op op;
+    nb_backward_fn backward;
+    int n_inputs;
+    nb_tensor **inputs; /* strong references, released after a backward without retain_graph */
+    nb_attrs attrs;
+    int out_ndim;
+    int64_t out_shape[NB_MAX_DIMS];
+    nb_dtype out_dtype;
+    bool released;
+    /* scratch of nb_backward */
+    nb_tensor *grad;
+    int pending;
+    bool visited;
+};
+
+/* If recording is on and an input requires a gradient, gives out a node of op
+ * with those inputs, attrs and backward. Takes no reference to out. */
+nb_status nb__record(nb_tensor *out, nb_op op, int n_inputs, const nb_tensor *const *inputs,
+                     const nb_attrs *attrs, nb_backward_fn backward);
+void nb__node_free(nb_node *node);
+/* Sums grad over broadcast dims so it has shape (ndim, shape); new reference. */
+nb_status nb__sum_to(const nb_tensor *grad, int ndim, const int64_t *shape, nb_tensor **out);
+
+/* ---- helpers the op families share ---- */
+
+/* Temporaries of a formula written with nabla ops, released together:
+ *   nb_scratch s = {0};
+ *   nb_tensor *r = nb__keep(&s, nb_mul(g, nb__keep(&s, nb_exp(x))));
+ *   return nb__scratch_finish(&s, r, &grads[0]);
+ * The first failure's status and message survive the calls made after it. */
+typedef struct nb_scratch {
+    nb_tensor *items[32];
+    int count;
+    nb_status status;
+    char message[512];
+} nb_scratch;
+nb_tensor *nb__keep(nb_scratch *s, nb_tensor *t);
+/* Gives *out a new reference to result (unless a step failed), releases the
+ * temporaries and returns the first failure. */
+nb_status nb__scratch_finish(nb_scratch *s, nb_tensor *result, nb_tensor **out);
+/* A 0-dim tensor of t's dtype and device. */
+nb_tensor *nb__scalar_like(const nb_tensor *t, double value);
+
+/* Returns a tensor as an nb_status out-parameter: *out = value or error. */
+static inline nb_status nb__result(nb_tensor *value, nb_tensor **out) {
+    *out = value;
+    return value ? NB_OK : nb_last_status();
+}
+/* Public wrappers: return the tensor an internal function produced, or NULL. */
+static inline nb_tensor *nb__unwrap(nb_status status, nb_tensor *t) {
+    if (status != NB_OK) {
+        nb_release(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Copies src into dst (same shape after broadcasting src), converting dtype;
+ * no autograd. */
+nb_status nb__copy_into(nb_tensor *dst, const nb_tensor *src);
+/* Internal fill of every element of t (any strides); no autograd. */
+nb_status nb__fill(nb_tensor *t, double value);
+/* Reduction over dims in mask with keepdim; shared by reductions and sum_to. */
+nb_status nb__reduce(nb_op op, const nb_tensor *x, uint32_t mask, bool keepdim, nb_tensor **out);
+
+#endif

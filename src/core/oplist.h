@@ -1,0 +1,114 @@
+/* The op list: the single source of truth for nabla's ops.
+ *
+ * NB_OP(ID, name, differentiable) once per op. Expanding it gives the op enum
+ * (src/core/dispatch.h), the name table (src/core/dispatch.c), the layout of
+ * each backend's kernel table, and the test registry (tests/test_ops.cc fails
+ * for an op without cases). Ops built from other ops or from views (cat,
+ * embedding, reshape, ...) have no kernel of their own but are listed so that
+ * they are named, recorded by autograd and tested like the rest.
+ *
+ * Adding an op: a line here, its front end in src/ops/<family>.c, a kernel in
+ * src/cpu/<family>.c (and src/cuda/<family>.cu) registered in the backend's
+ * table, and cases in tests/test_ops.cc.
+ */
+#define NB_OP_LIST(NB_OP)              \
+    /* creation and randomness */     \
+    NB_OP(FILL, fill, 0)               \
+    NB_OP(ARANGE, arange, 0)           \
+    NB_OP(LINSPACE, linspace, 0)       \
+    NB_OP(EYE, eye, 0)                 \
+    NB_OP(UNIFORM, uniform, 0)         \
+    NB_OP(NORMAL, normal, 0)           \
+    NB_OP(BERNOULLI, bernoulli, 0)     \
+    NB_OP(RANDINT, randint, 0)         \
+    NB_OP(RANDPERM, randperm, 0)       \
+    /* copies and casts */            \
+    NB_OP(COPY, copy, 1)               \
+    /* elementwise unary */           \
+    NB_OP(NEG, neg, 1)                 \
+    NB_OP(ABS, abs, 1)                 \
+    NB_OP(EXP, exp, 1)                 \
+    NB_OP(LOG, log, 1)                 \
+    NB_OP(LOG1P, log1p, 1)             \
+    NB_OP(SQRT, sqrt, 1)               \
+    NB_OP(RSQRT, rsqrt, 1)             \
+    NB_OP(SIN, sin, 1)                 \
+    NB_OP(COS, cos, 1)                 \
+    NB_OP(TANH, tanh, 1)               \
+    NB_OP(SIGMOID, sigmoid, 1)         \
+    NB_OP(RELU, relu, 1)               \
+    NB_OP(SIGN, sign, 0)               \
+    NB_OP(FLOOR, floor, 0)             \
+    NB_OP(CEIL, ceil, 0)               \
+    NB_OP(ROUND, round, 0)             \
+    NB_OP(LOGICAL_NOT, logical_not, 0) \
+    NB_OP(CLAMP, clamp, 1)             \
+    /* elementwise binary */          \
+    NB_OP(ADD, add, 1)                 \
+    NB_OP(SUB, sub, 1)                 \
+    NB_OP(MUL, mul, 1)                 \
+    NB_OP(DIV, div, 1)                 \
+    NB_OP(POW, pow, 1)                 \
+    NB_OP(MAXIMUM, maximum, 1)         \
+    NB_OP(MINIMUM, minimum, 1)         \
+    NB_OP(EQ, eq, 0)                   \
+    NB_OP(NE, ne, 0)                   \
+    NB_OP(LT, lt, 0)                   \
+    NB_OP(LE, le, 0)                   \
+    NB_OP(GT, gt, 0)                   \
+    NB_OP(GE, ge, 0)                   \
+    NB_OP(LOGICAL_AND, logical_and, 0) \
+    NB_OP(LOGICAL_OR, logical_or, 0)   \
+    NB_OP(LOGICAL_XOR, logical_xor, 0) \
+    /* selection */                   \
+    NB_OP(WHERE, where, 1)             \
+    NB_OP(MASKED_FILL, masked_fill, 1) \
+    /* reductions */                  \
+    NB_OP(SUM, sum, 1)                 \
+    NB_OP(MEAN, mean, 1)               \
+    NB_OP(PROD, prod, 1)               \
+    NB_OP(MAX, max, 1)                 \
+    NB_OP(MIN, min, 1)                 \
+    NB_OP(ARGMAX, argmax, 0)           \
+    NB_OP(ARGMIN, argmin, 0)           \
+    NB_OP(VAR, var, 1)                 \
+    NB_OP(STD, std, 1)                 \
+    NB_OP(LOGSUMEXP, logsumexp, 1)     \
+    NB_OP(NORM, norm, 1)               \
+    /* linear algebra, softmax */     \
+    NB_OP(MATMUL, matmul, 1)           \
+    NB_OP(SOFTMAX, softmax, 1)         \
+    NB_OP(LOG_SOFTMAX, log_softmax, 1) \
+    /* joining and splitting */       \
+    NB_OP(CAT, cat, 1)                 \
+    NB_OP(STACK, stack, 1)             \
+    NB_OP(SPLIT, split, 1)             \
+    NB_OP(CHUNK, chunk, 1)             \
+    /* indexing */                    \
+    NB_OP(INDEX_SELECT, index_select, 1) \
+    NB_OP(GATHER, gather, 1)           \
+    NB_OP(SCATTER_ADD, scatter_add, 1) \
+    NB_OP(EMBEDDING, embedding, 1)     \
+    NB_OP(ONE_HOT, one_hot, 0)         \
+    /* views */                       \
+    NB_OP(RESHAPE, reshape, 1)         \
+    NB_OP(PERMUTE, permute, 1)         \
+    NB_OP(TRANSPOSE, transpose, 1)     \
+    NB_OP(SLICE, slice, 1)             \
+    NB_OP(SQUEEZE, squeeze, 1)         \
+    NB_OP(UNSQUEEZE, unsqueeze, 1)     \
+    NB_OP(EXPAND, expand, 1)
+
+#define NB_OP_ENUM_ENTRY(ID, name, differentiable) NB_OP_##ID,
+typedef enum nb_op { NB_OP_LIST(NB_OP_ENUM_ENTRY) NB_OP_COUNT } nb_op;
+#undef NB_OP_ENUM_ENTRY
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* "add", ...; "?" for a value outside the list. */
+const char *nb_op_name(nb_op op);
+int nb_op_is_differentiable(nb_op op);
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,260 @@
+/* Storage, tensor handles, properties and host transfers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- devices ---- */
+
+nb_device nb_cpu(void) { return (nb_device){NB_DEVICE_CPU, 0}; }
+nb_device nb_cuda(int index) { return (nb_device){NB_DEVICE_CUDA, index}; }
+int nb_cuda_device_count(void) { return 0; }
+
+const char *nb_device_str(nb_device device, char *buf, size_t size) {
+    if (device.type == NB_DEVICE_CPU)
+        snprintf(buf, size, "cpu");
+    else if (device.type == NB_DEVICE_CUDA)
+        snprintf(buf, size, "cuda:%d", device.index);
+    else
+        snprintf(buf, size, "device?%d", (int)device.type);
+    return buf;
+}
+
+nb_status nb__check_device(const char *fn, nb_device device) {
+    if (device.type == NB_DEVICE_CPU) return NB_OK;
+    NB_CHECK(device.type == NB_DEVICE_CUDA, NB_ERR_DEVICE, "%s: unknown device type %d", fn,
+             (int)device.type);
+    int count = nb_cuda_device_count();
+    NB_CHECK(count > 0, NB_ERR_DEVICE, "%s: %s requested but no CUDA device is available", fn,
+             nb__device_name(device));
+    NB_CHECK(device.index >= 0 && device.index < count, NB_ERR_DEVICE,
+             "%s: %s requested but only %d CUDA devices exist", fn, nb__device_name(device), count);
+    return NB_OK;
+}
+
+/* ---- the CPU allocator: 64-byte aligned buffers ---- */
+
+static void *cpu_alloc(size_t nbytes, nb_device device) {
+    (void)device;
+    size_t rounded = (nbytes + NB_CPU_ALIGN - 1) / NB_CPU_ALIGN * NB_CPU_ALIGN;
+    return aligned_alloc(NB_CPU_ALIGN, rounded ? rounded : NB_CPU_ALIGN);
+}
+
+static void cpu_free(void *ptr, nb_device device) {
+    (void)device;
+    free(ptr);
+}
+
+static const nb_allocator cpu_allocator = {cpu_alloc, cpu_free};
+
+static const nb_allocator *allocator_for(nb_device device) {
+    return device.type == NB_DEVICE_CPU ? &cpu_allocator : NULL;
+}
+
+/* ---- storage ---- */
+
+static nb_status storage_new(const char *fn, size_t nbytes, nb_device device, nb_storage **out) {
+    const nb_allocator *allocator = allocator_for(device);
+    NB_CHECK(allocator, NB_ERR_UNSUPPORTED, "%s: no allocator for device %s", fn,
+             nb__device_name(device));
+    nb_storage *s = malloc(sizeof *s);
+    NB_CHECK(s, NB_ERR_OOM, "%s: out of host memory allocating a storage header", fn);
+    s->data = allocator->alloc(nbytes, device);
+    if (!s->data) {
+        free(s);
+        return nb__error(NB_ERR_OOM, "%s: out of memory allocating %zu bytes on %s", fn, nbytes,
+                         nb__device_name(device));
+    }
+    s->refcount = 1;
+    s->nbytes = nbytes;
+    s->device = device;
+    *out = s;
+    return NB_OK;
+}
+
+static void storage_release(nb_storage *s) {
+    if (s && __atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) == 0) {
+        allocator_for(s->device)->free(s->data, s->device);
+        free(s);
+    }
+}
+
+/* ---- geometry ---- */
+
+int64_t nb__numel(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    return n;
+}
+
+nb_status nb__checked_numel(const char *fn, int ndim, const int64_t *shape, nb_dtype dtype,
+                            int64_t *numel) {
+    NB_CHECK(ndim >= 0 && ndim <= NB_MAX_DIMS, NB_ERR_SHAPE, "%s: %d dims requested, at most %d",
+             fn, ndim, NB_MAX_DIMS);
+    NB_CHECK(ndim == 0 || shape, NB_ERR_INVALID, "%s: shape is NULL for %d dims", fn, ndim);
+    NB_CHECK(nb_dtype_is_valid(dtype), NB_ERR_DTYPE, "%s: invalid dtype %d", fn, (int)dtype);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        NB_CHECK(shape[i] >= 0, NB_ERR_SHAPE, "%s: negative size %lld in shape %s", fn,
+                 (long long)shape[i], nb__shape_str(ndim, shape));
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] == 0) {
+            n = 0;
+            break;
+        }
+        NB_CHECK(n <= INT64_MAX / shape[i], NB_ERR_OVERFLOW,
+                 "%s: shape %s has more than 2^63 elements", fn, nb__shape_str(ndim, shape));
+        n *= shape[i];
+    }
+    NB_CHECK(n <= (int64_t)(SIZE_MAX / 2 / nb_dtype_size(dtype)), NB_ERR_OVERFLOW,
+             "%s: shape %s of %s does not fit in addressable memory", fn,
+             nb__shape_str(ndim, shape), nb_dtype_name(dtype));
+    *numel = n;
+    return NB_OK;
+}
+
+void nb__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
+    int64_t stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        strides[i] = stride;
+        stride *= shape[i] > 1 ? shape[i] : 1;
+    }
+}
+
+bool nb__is_contiguous(const nb_tensor *t) {
+    int64_t expected = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] == 1) continue;
+        if (t->strides[i] != expected) return false;
+        expected *= t->shape[i];
+    }
+    return true;
+}
+
+static nb_tensor *tensor_header(nb_storage *storage, nb_dtype dtype) {
+    nb_tensor *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->refcount = 1;
+    t->storage = storage;
+    t->dtype = dtype;
+    return t;
+}
+
+nb_status nb__tensor_new(const char *fn, int ndim, const int64_t *shape, nb_dtype dtype,
+                         nb_device device, nb_tensor **out) {
+    int64_t numel;
+    NB_TRY(nb__checked_numel(fn, ndim, shape, dtype, &numel));
+    NB_TRY(nb__check_device(fn, device));
+    nb_storage *storage = NULL;
+    NB_TRY(storage_new(fn, (size_t)numel * nb_dtype_size(dtype), device, &storage));
+    nb_tensor *t = tensor_header(storage, dtype);
+    if (!t) {
+        storage_release(storage);
+        return nb__error(NB_ERR_OOM, "%s: out of host memory allocating a tensor", fn);
+    }
+    t->ndim = ndim;
+    if (ndim) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    nb__contiguous_strides(ndim, shape, t->strides);
+    *out = t;
+    return NB_OK;
+}
+
+nb_status nb__tensor_view(const nb_tensor *base, int ndim, const int64_t *shape,
+                          const int64_t *strides, int64_t offset, nb_tensor **out) {
+    nb_tensor *t = tensor_header(base->storage, base->dtype);
+    NB_CHECK(t, NB_ERR_OOM, "out of host memory allocating a tensor view");
+    __atomic_add_fetch(&base->storage->refcount, 1, __ATOMIC_RELAXED);
+    t->ndim = ndim;
+    t->offset = offset;
+    if (ndim) {
+        memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+        memcpy(t->strides, strides, (size_t)ndim * sizeof *strides);
+    }
+    *out = t;
+    return NB_OK;
+}
+
+/* ---- reference counting ---- */
+
+nb_tensor *nb_retain(nb_tensor *t) {
+    if (t) __atomic_add_fetch(&t->refcount, 1, __ATOMIC_RELAXED);
+    return t;
+}
+
+void nb_release(nb_tensor *t) {
+    if (!t || __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) != 0) return;
+    nb__node_free(t->grad_fn);
+    nb_release(t->grad);
+    storage_release(t->storage);
+    free(t);
+}
+
+/* ---- properties (NULL-safe: they answer 0 or NULL for a NULL tensor) ---- */
+
+int nb_ndim(const nb_tensor *t) { return t ? t->ndim : 0; }
+const int64_t *nb_shape(const nb_tensor *t) { return t ? t->shape : NULL; }
+const int64_t *nb_strides(const nb_tensor *t) { return t ? t->strides : NULL; }
+int64_t nb_numel(const nb_tensor *t) { return t ? nb__numel(t->ndim, t->shape) : 0; }
+nb_dtype nb_dtype_of(const nb_tensor *t) { return t ? t->dtype : NB_DTYPE_COUNT; }
+nb_device nb_device_of(const nb_tensor *t) { return t ? t->storage->device : nb_cpu(); }
+bool nb_is_contiguous(const nb_tensor *t) { return t && nb__is_contiguous(t); }
+void *nb_data(const nb_tensor *t) { return t ? nb__data(t) : NULL; }
+
+int64_t nb_size(const nb_tensor *t, int dim) {
+    if (!t) {
+        nb__error(NB_ERR_INVALID, "nb_size: tensor is NULL");
+        return -1;
+    }
+    int d;
+    if (nb__normalize_dim("nb_size", dim, t->ndim, &d) != NB_OK) return -1;
+    return t->shape[d];
+}
+
+nb_status nb__normalize_dim(const char *fn, int dim, int ndim, int *out) {
+    int range = ndim > 0 ? ndim : 1; /* a scalar accepts dims 0 and -1, like PyTorch */
+    NB_CHECK(dim >= -range && dim < range, NB_ERR_INDEX,
+             "%s: dim %d out of range for a tensor of %d dims", fn, dim, ndim);
+    *out = dim < 0 ? dim + range : dim;
+    return NB_OK;
+}
+
+/* ---- host transfers ---- */
+
+nb_tensor *nb_from_host(const void *data, int ndim, const int64_t *shape, nb_dtype dtype,
+                        nb_device device) {
+    if (!data) {
+        nb__error(NB_ERR_INVALID, "nb_from_host: data is NULL");
+        return NULL;
+    }
+    nb_tensor *t = NULL;
+    if (nb__tensor_new("nb_from_host", ndim, shape, dtype, device, &t) != NB_OK) return NULL;
+    memcpy(nb__data(t), data, (size_t)nb_numel(t) * nb_dtype_size(dtype));
+    return t;
+}
+
+nb_status nb_to_host(const nb_tensor *t, void *dst, size_t nbytes) {
+    NB_CHECK(t && dst, NB_ERR_INVALID, "nb_to_host: %s is NULL", t ? "dst" : "tensor");
+    size_t need = (size_t)nb_numel(t) * nb_dtype_size(t->dtype);
+    NB_CHECK(nbytes == need, NB_ERR_INVALID,
+             "nb_to_host: a %s tensor of shape %s needs %zu bytes, got %zu",
+             nb_dtype_name(t->dtype), nb__tensor_shape_str(t), need, nbytes);
+    nb_tensor *dense = NULL;
+    NB_TRY(nb__result(nb_contiguous(t), &dense));
+    if (need) memcpy(dst, nb__data(dense), need);
+    nb_release(dense);
+    return NB_OK;
+}
+
+nb_status nb_item(const nb_tensor *t, double *value) {
+    NB_CHECK(t && value, NB_ERR_INVALID, "nb_item: %s is NULL", t ? "value" : "tensor");
+    NB_CHECK(nb_numel(t) == 1, NB_ERR_SHAPE,
+             "nb_item: needs a one-element tensor, got shape %s", nb__tensor_shape_str(t));
+    nb_tensor *as_f64 = NULL;
+    bool was = nb_set_grad_enabled(false);
+    nb_status status = nb__result(nb_cast(t, NB_F64), &as_f64);
+    nb_set_grad_enabled(was);
+    NB_TRY(status);
+    status = nb_to_host(as_f64, value, sizeof *value);
+    nb_release(as_f64);
+    return status;
+}

@@ -1,0 +1,40 @@
+/* The CPU backend's kernel table: which kernel runs each op, for which dtypes. */
+#include "cpu.h"
+
+#define UNARY(ID) [NB_OP_##ID] = {nb__cpu_unary, NB_FLOATS | NB_INTS}
+#define UNARY_FLOAT(ID) [NB_OP_##ID] = {nb__cpu_unary, NB_FLOATS}
+#define BINARY(ID) [NB_OP_##ID] = {nb__cpu_binary, NB_FLOATS | NB_INTS}
+#define REDUCE(ID, dtypes) [NB_OP_##ID] = {nb__cpu_reduce, dtypes}
+
+const nb_kernel nb__cpu_kernels[NB_OP_COUNT] = {
+    [NB_OP_FILL] = {nb__cpu_fill, NB_ALL_DTYPES},
+    [NB_OP_ARANGE] = {nb__cpu_range, NB_ALL_DTYPES},
+    [NB_OP_LINSPACE] = {nb__cpu_range, NB_ALL_DTYPES},
+    [NB_OP_UNIFORM] = {nb__cpu_random, NB_FLOATS},
+    [NB_OP_NORMAL] = {nb__cpu_random, NB_FLOATS},
+    [NB_OP_BERNOULLI] = {nb__cpu_random, NB_ALL_DTYPES},
+    [NB_OP_RANDINT] = {nb__cpu_random, NB_ALL_DTYPES},
+    [NB_OP_RANDPERM] = {nb__cpu_randperm, NB_ALL_DTYPES},
+    [NB_OP_COPY] = {nb__cpu_copy, NB_ALL_DTYPES},
+    UNARY(NEG), UNARY(ABS), UNARY_FLOAT(EXP), UNARY_FLOAT(LOG), UNARY_FLOAT(LOG1P),
+    UNARY_FLOAT(SQRT), UNARY_FLOAT(RSQRT), UNARY_FLOAT(SIN), UNARY_FLOAT(COS),
+    UNARY_FLOAT(TANH), UNARY_FLOAT(SIGMOID), UNARY(RELU), UNARY(SIGN), UNARY(FLOOR),
+    UNARY(CEIL), UNARY(ROUND), UNARY(LOGICAL_NOT), UNARY(CLAMP),
+    BINARY(ADD), BINARY(SUB), BINARY(MUL), [NB_OP_DIV] = {nb__cpu_binary, NB_FLOATS},
+    BINARY(POW), BINARY(MAXIMUM), BINARY(MINIMUM), BINARY(EQ), BINARY(NE), BINARY(LT),
+    BINARY(LE), BINARY(GT), BINARY(GE), BINARY(LOGICAL_AND), BINARY(LOGICAL_OR),
+    BINARY(LOGICAL_XOR),
+    [NB_OP_WHERE] = {nb__cpu_where, NB_ALL_DTYPES},
+    [NB_OP_MASKED_FILL] = {nb__cpu_masked_fill, NB_ALL_DTYPES},
+    REDUCE(SUM, NB_ALL_DTYPES), REDUCE(MEAN, NB_FLOATS), REDUCE(PROD, NB_ALL_DTYPES),
+    REDUCE(MAX, NB_ALL_DTYPES), REDUCE(MIN, NB_ALL_DTYPES), REDUCE(ARGMAX, NB_ALL_DTYPES),
+    REDUCE(ARGMIN, NB_ALL_DTYPES), REDUCE(VAR, NB_FLOATS), REDUCE(STD, NB_FLOATS),
+    REDUCE(LOGSUMEXP, NB_FLOATS), REDUCE(NORM, NB_FLOATS),
+    [NB_OP_MATMUL] = {nb__cpu_matmul, NB_FLOATS},
+    [NB_OP_SOFTMAX] = {nb__cpu_softmax, NB_FLOATS},
+    [NB_OP_LOG_SOFTMAX] = {nb__cpu_softmax, NB_FLOATS},
+    [NB_OP_INDEX_SELECT] = {nb__cpu_index_select, NB_ALL_DTYPES},
+    [NB_OP_GATHER] = {nb__cpu_gather, NB_ALL_DTYPES},
+    [NB_OP_SCATTER_ADD] = {nb__cpu_scatter_add, NB_ALL_DTYPES},
+    [NB_OP_ONE_HOT] = {nb__cpu_one_hot, NB_INTS},
+};

@@ -1,0 +1,110 @@
+/* Batched matmul on OpenBLAS. The front end passes a [batch..., m, k] and
+ * b [batch..., k, n] already broadcast (batch strides may be 0) and a
+ * contiguous out [batch..., m, n]. Each batch is one sgemm/dgemm call when the
+ * operands' strides describe a row-major or transposed matrix; other layouts
+ * and f16/bf16 are packed into f32 first. */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+
+typedef struct matrix_view {
+    const char *data;
+    int64_t rows, cols, row_stride, col_stride;
+} matrix_view;
+
+/* How BLAS can read m in place: transposed or not, with leading dim ld. */
+static bool blas_layout(const matrix_view *m, CBLAS_TRANSPOSE *trans, int64_t *ld) {
+    int64_t rows = m->rows, cols = m->cols, rs = m->row_stride, cs = m->col_stride;
+    if ((cols == 1 || cs == 1) && (rows == 1 || rs >= cols)) {
+        *trans = CblasNoTrans;
+        *ld = rows == 1 ? (cols > 1 ? cols : 1) : rs;
+        return *ld >= 1;
+    }
+    if ((rows == 1 || rs == 1) && (cols == 1 || cs >= rows)) {
+        *trans = CblasTrans;
+        *ld = cols == 1 ? (rows > 1 ? rows : 1) : cs;
+        return *ld >= 1;
+    }
+    return false;
+}
+
+/* Packs m row-major into dst, converting to dtype. */
+static void pack(const matrix_view *m, nb_dtype src_dtype, nb_dtype dtype, void *dst) {
+    size_t src_size = nb_dtype_size(src_dtype), size = nb_dtype_size(dtype);
+    for (int64_t r = 0; r < m->rows; r++)
+        nb__cpu_convert(dtype, (char *)dst + r * m->cols * (int64_t)size, 1, src_dtype,
+                        m->data + r * m->row_stride * (int64_t)src_size, m->col_stride, m->cols);
+}
+
+static matrix_view batch_matrix(const nb_tensor *t, int64_t batch) {
+    int nb = t->ndim - 2;
+    int64_t offset = 0, rest = batch;
+    for (int d = nb - 1; d >= 0; d--) {
+        offset += (rest % t->shape[d]) * t->strides[d];
+        rest /= t->shape[d];
+    }
+    matrix_view m = {nb__data(t) + offset * (int64_t)nb_dtype_size(t->dtype), t->shape[nb],
+                     t->shape[nb + 1], t->strides[nb], t->strides[nb + 1]};
+    return m;
+}
+
+static void gemm(nb_dtype dtype, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n,
+                 int64_t k, const void *a, int64_t lda, const void *b, int64_t ldb, void *c) {
+    if (dtype == NB_F64)
+        cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, 1.0, a,
+                    (blasint)lda, b, (blasint)ldb, 0.0, c, (blasint)n);
+    else
+        cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, 1.0f, a,
+                    (blasint)lda, b, (blasint)ldb, 0.0f, c, (blasint)n);
+}
+
+/* One operand in place, or packed into scratch (which must hold rows*cols). */
+static const void *operand(const matrix_view *m, nb_dtype dtype, nb_dtype compute, void *scratch,
+                           CBLAS_TRANSPOSE *trans, int64_t *ld) {
+    if (dtype == compute && blas_layout(m, trans, ld)) return m->data;
+    pack(m, dtype, compute, scratch);
+    *trans = CblasNoTrans;
+    *ld = m->cols > 1 ? m->cols : 1;
+    return scratch;
+}
+
+nb_status nb__cpu_matmul(const nb_op_args *args) {
+    const nb_tensor *a = args->in[0], *b = args->in[1];
+    nb_tensor *out = args->out;
+    int64_t m = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], n = b->shape[b->ndim - 1];
+    int64_t batches = nb__numel(out->ndim - 2, out->shape);
+    nb_dtype compute = args->dtype == NB_F64 ? NB_F64 : NB_F32;
+    size_t size = nb_dtype_size(compute);
+    bool convert_out = out->dtype != compute;
+    void *scratch_a = malloc((size_t)(m * k) * size + 1);
+    void *scratch_b = malloc((size_t)(k * n) * size + 1);
+    void *scratch_c = convert_out ? malloc((size_t)(m * n) * size + 1) : NULL;
+    if (!scratch_a || !scratch_b || (convert_out && !scratch_c)) {
+        free(scratch_a);
+        free(scratch_b);
+        free(scratch_c);
+        return nb__error(NB_ERR_OOM, "nb_matmul: out of host memory for [%lld,%lld]x[%lld,%lld]",
+                         (long long)m, (long long)k, (long long)k, (long long)n);
+    }
+    for (int64_t batch = 0; batch < batches; batch++) {
+        char *c = nb__data(out) + batch * m * n * (int64_t)nb_dtype_size(out->dtype);
+        void *target = convert_out ? scratch_c : c;
+        if (k == 0) {
+            memset(target, 0, (size_t)(m * n) * size);
+        } else {
+            matrix_view ma = batch_matrix(a, batch), mb = batch_matrix(b, batch);
+            CBLAS_TRANSPOSE ta, tb;
+            int64_t lda, ldb;
+            const void *pa = operand(&ma, a->dtype, compute, scratch_a, &ta, &lda);
+            const void *pb = operand(&mb, b->dtype, compute, scratch_b, &tb, &ldb);
+            gemm(compute, ta, tb, m, n, k, pa, lda, pb, ldb, target);
+        }
+        if (convert_out) nb__cpu_convert(out->dtype, c, 1, compute, scratch_c, 1, m * n);
+    }
+    free(scratch_a);
+    free(scratch_b);
+    free(scratch_c);
+    return NB_OK;
+}

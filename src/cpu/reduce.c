@@ -1,0 +1,206 @@
+/* Reductions over any set of dims. The output has x's rank with the reduced
+ * dims of size 1 (the front end drops them for keepdim=false) and is
+ * contiguous, so output element o is the o-th index over the kept dims.
+ * Each output walks its reduced elements row by row (the reduced dims are
+ * coalesced first), converting chunks to double (int64 for integer sums and
+ * products) and folding them into an accumulator. Variance combines chunk
+ * statistics with Chan et al.'s parallel formula; logsumexp keeps a running
+ * maximum and rescales its sum, as online softmax does. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "cpu.h"
+
+typedef struct accumulator {
+    double value;        /* sum, product, extreme, or sum of |x|^p */
+    int64_t int_value;   /* integer sum or product */
+    int64_t index;       /* position of the extreme (argmax/argmin) */
+    double count, mean, m2; /* variance */
+    int64_t seen;        /* elements folded so far */
+    bool nan;            /* logsumexp saw a NaN */
+} accumulator;
+
+typedef struct reduce_plan {
+    int n_kept, n_reduced;
+    int64_t kept_shape[NB_MAX_DIMS], kept_stride[NB_MAX_DIMS];
+    int64_t red_shape[NB_MAX_DIMS], red_stride[NB_MAX_DIMS];
+} reduce_plan;
+
+static void plan_reduce(const nb_tensor *x, uint32_t mask, reduce_plan *plan) {
+    plan->n_kept = plan->n_reduced = 0;
+    for (int d = 0; d < x->ndim; d++) {
+        if (!(mask & (1u << d))) {
+            plan->kept_shape[plan->n_kept] = x->shape[d];
+            plan->kept_stride[plan->n_kept++] = x->strides[d];
+            continue;
+        }
+        if (x->shape[d] == 1) continue;
+        int last = plan->n_reduced - 1;
+        if (last >= 0 && plan->red_stride[last] == x->strides[d] * x->shape[d]) {
+            plan->red_shape[last] *= x->shape[d];
+            plan->red_stride[last] = x->strides[d];
+            continue;
+        }
+        plan->red_shape[plan->n_reduced] = x->shape[d];
+        plan->red_stride[plan->n_reduced++] = x->strides[d];
+    }
+    if (plan->n_reduced == 0) { /* a reduction over size-1 dims sees one element */
+        plan->red_shape[0] = 1;
+        plan->red_stride[0] = 0;
+        plan->n_reduced = 1;
+    }
+}
+
+static void start(nb_op op, accumulator *acc) {
+    *acc = (accumulator){0};
+    if (op == NB_OP_PROD) {
+        acc->value = 1;
+        acc->int_value = 1;
+    }
+    if (op == NB_OP_LOGSUMEXP) acc->mean = -INFINITY;
+}
+
+static bool beats(nb_op op, double candidate, double best) {
+    if (best != best) return false; /* the first NaN wins */
+    if (candidate != candidate) return true;
+    bool is_max = op == NB_OP_MAX || op == NB_OP_ARGMAX;
+    return is_max ? candidate > best : candidate < best;
+}
+
+static void fold_floats(nb_op op, double p, const double *v, int64_t n, accumulator *acc) {
+    switch (op) {
+    case NB_OP_SUM: case NB_OP_MEAN:
+        for (int64_t i = 0; i < n; i++) acc->value += v[i];
+        break;
+    case NB_OP_PROD:
+        for (int64_t i = 0; i < n; i++) acc->value *= v[i];
+        break;
+    case NB_OP_MAX: case NB_OP_MIN: case NB_OP_ARGMAX: case NB_OP_ARGMIN:
+        for (int64_t i = 0; i < n; i++)
+            if ((acc->seen == 0 && i == 0) || beats(op, v[i], acc->value)) {
+                acc->value = v[i];
+                acc->index = acc->seen + i;
+            }
+        break;
+    case NB_OP_VAR: case NB_OP_STD: {
+        double mean = 0, m2 = 0;
+        for (int64_t i = 0; i < n; i++) mean += v[i];
+        mean /= (double)n;
+        for (int64_t i = 0; i < n; i++) m2 += (v[i] - mean) * (v[i] - mean);
+        double total = acc->count + (double)n, delta = mean - acc->mean;
+        acc->m2 += m2 + delta * delta * acc->count * (double)n / total;
+        acc->mean += delta * (double)n / total;
+        acc->count = total;
+        break;
+    }
+    case NB_OP_LOGSUMEXP: { /* mean holds the running maximum */
+        double chunk_max = -INFINITY;
+        for (int64_t i = 0; i < n; i++) {
+            acc->nan = acc->nan || v[i] != v[i];
+            chunk_max = v[i] > chunk_max ? v[i] : chunk_max;
+        }
+        if (chunk_max == -INFINITY || acc->mean == INFINITY) break;
+        if (chunk_max == INFINITY) { /* the result is +inf whatever else comes */
+            acc->mean = INFINITY;
+            acc->value = 1;
+            break;
+        }
+        double running_max = fmax(acc->mean, chunk_max);
+        double sum = 0;
+        for (int64_t i = 0; i < n; i++) sum += exp(v[i] - running_max);
+        acc->value = acc->value * exp(acc->mean - running_max) + sum;
+        acc->mean = running_max;
+        break;
+    }
+    case NB_OP_NORM:
+        for (int64_t i = 0; i < n; i++) {
+            double a = fabs(v[i]);
+            if (isinf(p)) acc->value = (a > acc->value || a != a) ? a : acc->value;
+            else acc->value += p == 0 ? (a != 0) : p == 1 ? a : p == 2 ? a * a : pow(a, p);
+        }
+        break;
+    default: NB_ASSERT(!"not a reduction");
+    }
+    acc->seen += n;
+}
+
+static void fold_ints(nb_op op, const int64_t *v, int64_t n, accumulator *acc) {
+    for (int64_t i = 0; i < n; i++)
+        acc->int_value = op == NB_OP_PROD ? (int64_t)((uint64_t)acc->int_value * (uint64_t)v[i])
+                                          : (int64_t)((uint64_t)acc->int_value + (uint64_t)v[i]);
+    acc->seen += n;
+}
+
+static double finish(const nb_op_args *args, const accumulator *acc) {
+    double correction = args->attrs.reduce.correction, p = args->attrs.reduce.p;
+    switch (args->op) {
+    case NB_OP_MEAN: return acc->value / (double)acc->seen;
+    case NB_OP_ARGMAX: case NB_OP_ARGMIN: return (double)acc->index;
+    case NB_OP_VAR: case NB_OP_STD: {
+        double denom = acc->count - correction;
+        double var = denom > 0 ? acc->m2 / denom : NAN;
+        return args->op == NB_OP_STD ? sqrt(var) : var;
+    }
+    case NB_OP_LOGSUMEXP: return acc->nan ? NAN : acc->mean + log(acc->value);
+    case NB_OP_NORM:
+        if (isinf(p) || p == 0 || p == 1) return acc->value;
+        return p == 2 ? sqrt(acc->value) : pow(acc->value, 1 / p);
+    default: return acc->value;
+    }
+}
+
+/* Folds every reduced element of the output that starts at base. */
+static void reduce_one(const nb_op_args *args, const reduce_plan *plan, const char *base,
+                       bool integer, accumulator *acc) {
+    const nb_tensor *x = args->in[0];
+    size_t size = nb_dtype_size(x->dtype);
+    int inner = plan->n_reduced - 1;
+    int64_t row_len = plan->red_shape[inner], stride = plan->red_stride[inner];
+    int64_t rows = nb__numel(inner, plan->red_shape);
+    union { double f[NB_CPU_CHUNK]; int64_t i[NB_CPU_CHUNK]; } buffer;
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t offset = 0, rest = row;
+        for (int d = inner - 1; d >= 0; d--) {
+            offset += (rest % plan->red_shape[d]) * plan->red_stride[d];
+            rest /= plan->red_shape[d];
+        }
+        for (int64_t s = 0; s < row_len; s += NB_CPU_CHUNK) {
+            int64_t n = row_len - s < NB_CPU_CHUNK ? row_len - s : NB_CPU_CHUNK;
+            const char *src = base + (offset + s * stride) * (int64_t)size;
+            nb__cpu_convert(integer ? NB_I64 : NB_F64, &buffer, 1, x->dtype, src, stride, n);
+            if (integer) fold_ints(args->op, buffer.i, n, acc);
+            else fold_floats(args->op, args->attrs.reduce.p, buffer.f, n, acc);
+        }
+    }
+}
+
+nb_status nb__cpu_reduce(const nb_op_args *args) {
+    const nb_tensor *x = args->in[0];
+    nb_tensor *out = args->out;
+    reduce_plan plan;
+    plan_reduce(x, args->attrs.reduce.mask, &plan);
+    /* integer sums and products stay exact in int64 */
+    bool integer = !nb_dtype_is_float(x->dtype) && (args->op == NB_OP_SUM || args->op == NB_OP_PROD);
+    int64_t n_out = nb_numel(out);
+    size_t x_size = nb_dtype_size(x->dtype), out_size = nb_dtype_size(out->dtype);
+    int64_t work = n_out * nb__numel(plan.n_reduced, plan.red_shape);
+#pragma omp parallel for schedule(static) if (work >= NB_CPU_PARALLEL_MIN && n_out > 1)
+    for (int64_t o = 0; o < n_out; o++) {
+        int64_t offset = 0, rest = o;
+        for (int d = plan.n_kept - 1; d >= 0; d--) {
+            offset += (rest % plan.kept_shape[d]) * plan.kept_stride[d];
+            rest /= plan.kept_shape[d];
+        }
+        accumulator acc;
+        start(args->op, &acc);
+        reduce_one(args, &plan, nb__data(x) + offset * (int64_t)x_size, integer, &acc);
+        char *dst = nb__data(out) + o * (int64_t)out_size;
+        if (integer) {
+            nb__cpu_convert(out->dtype, dst, 1, NB_I64, &acc.int_value, 1, 1);
+        } else {
+            double value = finish(args, &acc);
+            nb__cpu_convert(out->dtype, dst, 1, NB_F64, &value, 1, 1);
+        }
+    }
+    return NB_OK;
+}

@@ -1,0 +1,71 @@
+/* Elementwise unary kernels: one chunk loop per compute type, the op's
+ * formula written once for float and double (tgmath picks expf or exp). */
+#include <tgmath.h>
+
+#include "cpu.h"
+
+/* NaN passes through relu, sign and clamp, as in PyTorch. */
+#define UNARY_FLOAT_OPS(X)                         \
+    X(NEG, -a)                                     \
+    X(ABS, fabs(a))                                \
+    X(EXP, exp(a))                                 \
+    X(LOG, log(a))                                 \
+    X(LOG1P, log1p(a))                             \
+    X(SQRT, sqrt(a))                               \
+    X(RSQRT, 1 / sqrt(a))                          \
+    X(SIN, sin(a))                                 \
+    X(COS, cos(a))                                 \
+    X(TANH, tanh(a))                               \
+    X(SIGMOID, 1 / (1 + exp(-a)))                  \
+    X(RELU, a < 0 ? 0 : a)                         \
+    X(SIGN, a > 0 ? 1 : a < 0 ? -1 : a)            \
+    X(FLOOR, floor(a))                             \
+    X(CEIL, ceil(a))                               \
+    X(ROUND, nearbyint(a))                         \
+    X(LOGICAL_NOT, a == 0)                         \
+    X(CLAMP, a < lo ? lo : a > hi ? hi : a)
+
+/* Integers wrap like two's complement instead of overflowing. */
+#define UNARY_INT_OPS(X)                                     \
+    X(NEG, (int64_t)(0 - (uint64_t)a))                       \
+    X(ABS, a < 0 ? (int64_t)(0 - (uint64_t)a) : a)           \
+    X(RELU, a < 0 ? 0 : a)                                   \
+    X(SIGN, (a > 0) - (a < 0))                               \
+    X(FLOOR, a)                                              \
+    X(CEIL, a)                                               \
+    X(ROUND, a)                                              \
+    X(LOGICAL_NOT, a == 0)                                   \
+    X(CLAMP, a < lo ? (int64_t)lo : a > hi ? (int64_t)hi : a)
+
+#define UNARY_CASE(ID, expr)                                   \
+    case NB_OP_##ID:                                           \
+        for (int64_t i = 0; i < n; i++) {                      \
+            elem a = x[i];                                        \
+            o[i] = (elem)(expr);                                  \
+        }                                                      \
+        break;
+
+#define DEFINE_UNARY_LOOP(name, T, OPS)                                                     \
+    static void name(int64_t n, void *out, const void *const *in, const nb_op_args *args) { \
+        typedef T elem;                                                                     \
+        T *restrict o = out;                                                                \
+        const T *restrict x = in[0];                                                        \
+        double lo = args->attrs.clamp.lo, hi = args->attrs.clamp.hi;                        \
+        (void)lo;                                                                           \
+        (void)hi;                                                                           \
+        switch (args->op) {                                                                 \
+            OPS(UNARY_CASE)                                                                 \
+        default: NB_ASSERT(!"unary op without a CPU loop");                                 \
+        }                                                                                   \
+    }
+
+DEFINE_UNARY_LOOP(unary_f32, float, UNARY_FLOAT_OPS)
+DEFINE_UNARY_LOOP(unary_f64, double, UNARY_FLOAT_OPS)
+DEFINE_UNARY_LOOP(unary_i64, int64_t, UNARY_INT_OPS)
+
+nb_status nb__cpu_unary(const nb_op_args *args) {
+    nb_dtype compute = nb__cpu_compute_dtype(args->dtype);
+    nb__cpu_map(args, compute,
+                compute == NB_F32 ? unary_f32 : compute == NB_F64 ? unary_f64 : unary_i64);
+    return NB_OK;
+}

@@ -1,0 +1,61 @@
+/* Copies and casts: cast, contiguous, clone, copy_. All run the copy kernel,
+ * which converts dtypes and handles any strides; the gradient of a copy is the
+ * incoming gradient cast back to the input's dtype. */
+#include "../core/internal.h"
+
+nb_status nb__copy_into(nb_tensor *dst, const nb_tensor *src) {
+    NB_CHECK(nb__same_device(dst->storage->device, src->storage->device), NB_ERR_DEVICE,
+             "nb_copy: source is on %s but destination is on %s",
+             nb__device_name(src->storage->device), nb__device_name(dst->storage->device));
+    nb_tensor *expanded = NULL;
+    NB_TRY(nb__expand_view("nb_copy", src, dst->ndim, dst->shape, &expanded));
+    nb_op_args args = {.op = NB_OP_COPY, .dtype = src->dtype, .out = dst, .in = {expanded}, .n_in = 1};
+    nb_status status = nb__dispatch(&args);
+    nb_release(expanded);
+    return status;
+}
+
+static nb_status copy_backward(const nb_node *node, const nb_tensor *grad, const bool *needs,
+                               nb_tensor **grads) {
+    (void)needs;
+    return nb__result(nb_cast(grad, node->inputs[0]->dtype), &grads[0]);
+}
+
+static nb_tensor *copy_as(const char *fn, const nb_tensor *x, nb_dtype dtype) {
+    if (!x) {
+        nb__error(NB_ERR_INVALID, "%s: tensor is NULL", fn);
+        return NULL;
+    }
+    nb_tensor *out = NULL;
+    nb_status status = nb__tensor_new(fn, x->ndim, x->shape, dtype, x->storage->device, &out);
+    if (status == NB_OK) status = nb__copy_into(out, x);
+    if (status == NB_OK) status = nb__record(out, NB_OP_COPY, 1, &x, NULL, copy_backward);
+    return nb__unwrap(status, out);
+}
+
+nb_tensor *nb_cast(const nb_tensor *x, nb_dtype dtype) {
+    if (!nb_dtype_is_valid(dtype)) {
+        nb__error(NB_ERR_DTYPE, "nb_cast: invalid dtype %d", (int)dtype);
+        return NULL;
+    }
+    return copy_as("nb_cast", x, dtype);
+}
+
+nb_tensor *nb_clone(const nb_tensor *x) { return copy_as("nb_clone", x, x ? x->dtype : NB_F32); }
+
+nb_tensor *nb_contiguous(const nb_tensor *x) {
+    if (x && nb__is_contiguous(x)) return nb_retain((nb_tensor *)x);
+    return copy_as("nb_contiguous", x, x ? x->dtype : NB_F32);
+}
+
+nb_status nb_copy_(nb_tensor *dst, const nb_tensor *src) {
+    NB_CHECK(dst && src, NB_ERR_INVALID, "nb_copy_: %s is NULL", dst ? "src" : "dst");
+    NB_CHECK(!(dst->requires_grad && nb_is_grad_enabled()), NB_ERR_AUTOGRAD,
+             "nb_copy_: dst requires a gradient; an in-place write would corrupt the graph "
+             "(turn recording off with nb_set_grad_enabled(false))");
+    for (int d = 0; d < dst->ndim; d++)
+        NB_CHECK(dst->strides[d] != 0 || dst->shape[d] <= 1, NB_ERR_INVALID,
+                 "nb_copy_: dst %s is a broadcast view (dim %d has stride 0): several elements "
+                 "share one memory location", nb__tensor_shape_str(dst), d);
+    return nb__copy_into(dst, src);
+}

@@ -1,0 +1,76 @@
+/* Random creation ops. Each reserves numel counters of its generator, so the
+ * values depend only on the seed and the draws made before (docs/random.md). */
+#include <math.h>
+
+#include "../core/internal.h"
+#include "../core/random_internal.h"
+
+static nb_tensor *draw(nb_op op, int ndim, const int64_t *shape, double a, double b,
+                       nb_dtype dtype, nb_device device, nb_generator *gen) {
+    nb_tensor *t = NULL;
+    nb_status status = nb__tensor_new(nb__op_fn(op), ndim, shape, dtype, device, &t);
+    if (status == NB_OK) {
+        nb_op_args args = {.op = op, .dtype = dtype, .out = t};
+        args.attrs.random.offset =
+            nb__generator_reserve(gen, (uint64_t)nb_numel(t), &args.attrs.random.seed);
+        args.attrs.random.a = a;
+        args.attrs.random.b = b;
+        status = nb__dispatch(&args);
+    }
+    return nb__unwrap(status, t);
+}
+
+static bool check_float(const char *fn, nb_dtype dtype) {
+    if (nb_dtype_is_float(dtype)) return true;
+    nb__error(NB_ERR_DTYPE, "%s: needs a float dtype, got %s", fn, nb_dtype_name(dtype));
+    return false;
+}
+
+nb_tensor *nb_uniform(int ndim, const int64_t *shape, double low, double high, nb_dtype dtype,
+                      nb_device device, nb_generator *gen) {
+    if (!check_float("nb_uniform", dtype)) return NULL;
+    if (!(isfinite(low) && isfinite(high) && low <= high)) {
+        nb__error(NB_ERR_INVALID, "nb_uniform: needs finite low <= high, got [%g, %g)", low, high);
+        return NULL;
+    }
+    return draw(NB_OP_UNIFORM, ndim, shape, low, high, dtype, device, gen);
+}
+
+nb_tensor *nb_normal(int ndim, const int64_t *shape, double mean, double std, nb_dtype dtype,
+                     nb_device device, nb_generator *gen) {
+    if (!check_float("nb_normal", dtype)) return NULL;
+    if (!(isfinite(mean) && isfinite(std) && std >= 0)) {
+        nb__error(NB_ERR_INVALID, "nb_normal: needs a finite mean and std >= 0, got %g and %g",
+                  mean, std);
+        return NULL;
+    }
+    return draw(NB_OP_NORMAL, ndim, shape, mean, std, dtype, device, gen);
+}
+
+nb_tensor *nb_bernoulli(int ndim, const int64_t *shape, double p, nb_dtype dtype, nb_device device,
+                        nb_generator *gen) {
+    if (!(p >= 0 && p <= 1)) {
+        nb__error(NB_ERR_INVALID, "nb_bernoulli: p must be in [0, 1], got %g", p);
+        return NULL;
+    }
+    return draw(NB_OP_BERNOULLI, ndim, shape, p, 0, dtype, device, gen);
+}
+
+nb_tensor *nb_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, nb_dtype dtype,
+                      nb_device device, nb_generator *gen) {
+    if (!(low < high) || high - low > (int64_t)1 << 53 || low < -((int64_t)1 << 53) ||
+        high > (int64_t)1 << 53) {
+        nb__error(NB_ERR_INVALID, "nb_randint: needs low < high within +-2^53, got [%lld, %lld)",
+                  (long long)low, (long long)high);
+        return NULL;
+    }
+    return draw(NB_OP_RANDINT, ndim, shape, (double)low, (double)high, dtype, device, gen);
+}
+
+nb_tensor *nb_randperm(int64_t n, nb_dtype dtype, nb_device device, nb_generator *gen) {
+    if (n < 0) {
+        nb__error(NB_ERR_INVALID, "nb_randperm: n must be >= 0, got %lld", (long long)n);
+        return NULL;
+    }
+    return draw(NB_OP_RANDPERM, 1, &n, 0, 0, dtype, device, gen);
+}

@@ -1,0 +1,116 @@
+/* Elementwise unary ops and clamp. Transcendental ops on integers compute in
+ * f32, as in PyTorch; logical_not gives bool. Gradients (g is the incoming
+ * gradient):
+ *   neg -g          abs g*sign(x)        exp g*exp(x)       log g/x
+ *   log1p g/(1+x)   sqrt g/(2 sqrt x)    rsqrt -g/(2 x sqrt x)
+ *   sin g*cos(x)    cos -g*sin(x)        tanh g*(1-tanh^2)  sigmoid g*s*(1-s)
+ *   relu g*(x>0)    clamp g*(lo<=x<=hi) */
+#include <math.h>
+
+#include "../core/internal.h"
+
+static bool float_only(nb_op op) { return op >= NB_OP_EXP && op <= NB_OP_SIGMOID; }
+
+static nb_status unary_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
+                                nb_tensor **grads) {
+    (void)needs;
+    const nb_tensor *x = node->inputs[0];
+    nb_scratch s = {0};
+#define K(expr) nb__keep(&s, (expr))
+#define C(v) K(nb__scalar_like(x, (v)))
+    nb_tensor *r = NULL, *y;
+    switch (node->op) {
+    case NB_OP_NEG: r = K(nb_neg(g)); break;
+    case NB_OP_ABS: r = K(nb_mul(g, K(nb_sign(x)))); break;
+    case NB_OP_EXP: r = K(nb_mul(g, K(nb_exp(x)))); break;
+    case NB_OP_LOG: r = K(nb_div(g, x)); break;
+    case NB_OP_LOG1P: r = K(nb_div(g, K(nb_add(x, C(1))))); break;
+    case NB_OP_SQRT: r = K(nb_mul(g, K(nb_mul(C(0.5), K(nb_rsqrt(x)))))); break;
+    case NB_OP_RSQRT: r = K(nb_mul(g, K(nb_div(K(nb_mul(C(-0.5), K(nb_rsqrt(x)))), x)))); break;
+    case NB_OP_SIN: r = K(nb_mul(g, K(nb_cos(x)))); break;
+    case NB_OP_COS: r = K(nb_neg(K(nb_mul(g, K(nb_sin(x)))))); break;
+    case NB_OP_TANH:
+        y = K(nb_tanh(x));
+        r = K(nb_mul(g, K(nb_sub(C(1), K(nb_mul(y, y))))));
+        break;
+    case NB_OP_SIGMOID:
+        y = K(nb_sigmoid(x));
+        r = K(nb_mul(g, K(nb_mul(y, K(nb_sub(C(1), y))))));
+        break;
+    case NB_OP_RELU: r = K(nb_mul(g, K(nb_cast(K(nb_gt(x, C(0))), x->dtype)))); break;
+    case NB_OP_CLAMP: {
+        nb_tensor *inside = K(nb_logical_and(K(nb_ge(x, C(node->attrs.clamp.lo))),
+                                             K(nb_le(x, C(node->attrs.clamp.hi)))));
+        r = K(nb_mul(g, K(nb_cast(inside, x->dtype))));
+        break;
+    }
+    default: NB_ASSERT(!"unary op without a gradient");
+    }
+#undef C
+#undef K
+    return nb__scratch_finish(&s, r, &grads[0]);
+}
+
+static nb_status unary(nb_op op, const nb_tensor *x, const nb_attrs *attrs, nb_tensor **out) {
+    NB_CHECK(x, NB_ERR_INVALID, "nb_%s: x is NULL", nb_op_name(op));
+    NB_CHECK(!(op == NB_OP_NEG && x->dtype == NB_BOOL), NB_ERR_DTYPE,
+             "nb_neg: negation of a bool tensor is not defined; use nb_logical_not");
+    nb_dtype operand = float_only(op) && !nb_dtype_is_float(x->dtype) ? NB_F32 : x->dtype;
+    nb_dtype result = op == NB_OP_LOGICAL_NOT ? NB_BOOL : operand;
+    nb_tensor *converted = NULL;
+    if (operand != x->dtype) NB_TRY(nb__result(nb_cast(x, operand), &converted));
+    const nb_tensor *input = converted ? converted : x;
+    nb_status status = nb__tensor_new(nb__op_fn(op), x->ndim, x->shape, result, x->storage->device, out);
+    if (status == NB_OK) {
+        nb_op_args args = {.op = op, .dtype = operand, .out = *out, .in = {input}, .n_in = 1};
+        if (attrs) args.attrs = *attrs;
+        status = nb__dispatch(&args);
+    }
+    if (status == NB_OK && nb_op_is_differentiable(op))
+        status = nb__record(*out, op, 1, &input, attrs, unary_backward);
+    nb_release(converted);
+    if (status != NB_OK) {
+        nb_release(*out);
+        *out = NULL;
+    }
+    return status;
+}
+
+#define DEFINE_UNARY(name, ID)                       \
+    nb_tensor *nb_##name(const nb_tensor *x) {       \
+        nb_tensor *out = NULL;                       \
+        unary(NB_OP_##ID, x, NULL, &out);            \
+        return out;                                  \
+    }
+DEFINE_UNARY(neg, NEG)
+DEFINE_UNARY(abs, ABS)
+DEFINE_UNARY(exp, EXP)
+DEFINE_UNARY(log, LOG)
+DEFINE_UNARY(log1p, LOG1P)
+DEFINE_UNARY(sqrt, SQRT)
+DEFINE_UNARY(rsqrt, RSQRT)
+DEFINE_UNARY(sin, SIN)
+DEFINE_UNARY(cos, COS)
+DEFINE_UNARY(tanh, TANH)
+DEFINE_UNARY(sigmoid, SIGMOID)
+DEFINE_UNARY(relu, RELU)
+DEFINE_UNARY(sign, SIGN)
+DEFINE_UNARY(floor, FLOOR)
+DEFINE_UNARY(ceil, CEIL)
+DEFINE_UNARY(round, ROUND)
+DEFINE_UNARY(logical_not, LOGICAL_NOT)
+
+nb_tensor *nb_clamp(const nb_tensor *x, double lo, double hi) {
+    if (isnan(lo) || isnan(hi) || lo > hi) {
+        nb__error(NB_ERR_INVALID, "nb_clamp: needs lo <= hi, got %g and %g", lo, hi);
+        return NULL;
+    }
+    if (x && !nb_dtype_is_float(x->dtype)) { /* integer bounds, kept inside int64 */
+        lo = fmax(ceil(lo), -0x1p62);
+        hi = fmin(floor(hi), 0x1p62);
+    }
+    nb_attrs attrs = {.clamp = {lo, hi}};
+    nb_tensor *out = NULL;
+    unary(NB_OP_CLAMP, x, &attrs, &out);
+    return out;
+}
