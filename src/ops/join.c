@@ -82,7 +82,8 @@ static nb_status cat_impl(int n, const nb_tensor *const *tensors, int dim, nb_te
 
 nb_tensor *nb_cat(int n, const nb_tensor *const *tensors, int dim) {
     nb_tensor *out = NULL;
-    return nb__unwrap(cat_impl(n, tensors, dim, &out), out);
+    nb_status status = cat_impl(n, tensors, dim, &out);
+    return nb__unwrap(status, out);
 }
 
 nb_tensor *nb_stack(int n, const nb_tensor *const *tensors, int dim) {

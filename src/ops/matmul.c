@@ -116,5 +116,6 @@ static nb_status matmul_impl(const nb_tensor *a, const nb_tensor *b, nb_tensor *
 
 nb_tensor *nb_matmul(const nb_tensor *a, const nb_tensor *b) {
     nb_tensor *out = NULL;
-    return nb__unwrap(matmul_impl(a, b, &out), out);
+    nb_status status = matmul_impl(a, b, &out);
+    return nb__unwrap(status, out);
 }

@@ -47,10 +47,12 @@ static nb_status softmax_impl(nb_op op, const nb_tensor *x, int dim, nb_tensor *
 
 nb_tensor *nb_softmax(const nb_tensor *x, int dim) {
     nb_tensor *out = NULL;
-    return nb__unwrap(softmax_impl(NB_OP_SOFTMAX, x, dim, &out), out);
+    nb_status status = softmax_impl(NB_OP_SOFTMAX, x, dim, &out);
+    return nb__unwrap(status, out);
 }
 
 nb_tensor *nb_log_softmax(const nb_tensor *x, int dim) {
     nb_tensor *out = NULL;
-    return nb__unwrap(softmax_impl(NB_OP_LOG_SOFTMAX, x, dim, &out), out);
+    nb_status status = softmax_impl(NB_OP_LOG_SOFTMAX, x, dim, &out);
+    return nb__unwrap(status, out);
 }

@@ -65,7 +65,8 @@ static nb_status where_impl(const nb_tensor *cond, const nb_tensor *a, const nb_
 
 nb_tensor *nb_where(const nb_tensor *cond, const nb_tensor *a, const nb_tensor *b) {
     nb_tensor *out = NULL;
-    return nb__unwrap(where_impl(cond, a, b, &out), out);
+    nb_status status = where_impl(cond, a, b, &out);
+    return nb__unwrap(status, out);
 }
 
 static nb_status masked_fill_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
@@ -103,5 +104,6 @@ static nb_status masked_fill_impl(const nb_tensor *x, const nb_tensor *mask, dou
 
 nb_tensor *nb_masked_fill(const nb_tensor *x, const nb_tensor *mask, double value) {
     nb_tensor *out = NULL;
-    return nb__unwrap(masked_fill_impl(x, mask, value, &out), out);
+    nb_status status = masked_fill_impl(x, mask, value, &out);
+    return nb__unwrap(status, out);
 }
