@@ -222,19 +222,22 @@ nb_status nb__normalize_dim(const char *fn, int dim, int ndim, int *out) {
 
 nb_tensor *nb_from_host(const void *data, int ndim, const int64_t *shape, nb_dtype dtype,
                         nb_device device) {
-    if (!data) {
-        nb__error(NB_ERR_INVALID, "nb_from_host: data is NULL");
-        return NULL;
-    }
     nb_tensor *t = NULL;
     if (nb__tensor_new("nb_from_host", ndim, shape, dtype, device, &t) != NB_OK) return NULL;
-    memcpy(nb__data(t), data, (size_t)nb_numel(t) * nb_dtype_size(dtype));
+    if (!data && nb_numel(t) > 0) {
+        nb_release(t);
+        nb__error(NB_ERR_INVALID, "nb_from_host: data is NULL for %lld elements",
+                  (long long)nb_numel(t));
+        return NULL;
+    }
+    if (nb_numel(t) > 0) memcpy(nb__data(t), data, (size_t)nb_numel(t) * nb_dtype_size(dtype));
     return t;
 }
 
 nb_status nb_to_host(const nb_tensor *t, void *dst, size_t nbytes) {
-    NB_CHECK(t && dst, NB_ERR_INVALID, "nb_to_host: %s is NULL", t ? "dst" : "tensor");
+    NB_CHECK(t, NB_ERR_INVALID, "nb_to_host: tensor is NULL");
     size_t need = (size_t)nb_numel(t) * nb_dtype_size(t->dtype);
+    NB_CHECK(dst || need == 0, NB_ERR_INVALID, "nb_to_host: dst is NULL for %zu bytes", need);
     NB_CHECK(nbytes == need, NB_ERR_INVALID,
              "nb_to_host: a %s tensor of shape %s needs %zu bytes, got %zu",
              nb_dtype_name(t->dtype), nb__tensor_shape_str(t), need, nbytes);

@@ -10,14 +10,18 @@
 nb_status nb__broadcast_shapes(const char *fn, int na, const int64_t *a, int nb, const int64_t *b,
                                int *nout, int64_t *out) {
     int n = na > nb ? na : nb;
+    NB_CHECK(n <= NB_MAX_DIMS, NB_ERR_SHAPE, "%s: broadcast of %s and %s has over %d dims", fn,
+             nb__shape_str(na, a), nb__shape_str(nb, b), NB_MAX_DIMS);
+    int64_t result[NB_MAX_DIMS]; /* out may alias a or b */
     for (int i = 0; i < n; i++) {
         int64_t da = i < n - na ? 1 : a[i - (n - na)];
         int64_t db = i < n - nb ? 1 : b[i - (n - nb)];
         NB_CHECK(da == db || da == 1 || db == 1, NB_ERR_SHAPE,
                  "%s: shapes %s and %s do not broadcast (dim %d: %lld vs %lld)", fn,
                  nb__shape_str(na, a), nb__shape_str(nb, b), i, (long long)da, (long long)db);
-        out[i] = da == 1 ? db : da;
+        result[i] = da == 1 ? db : da;
     }
+    memcpy(out, result, (size_t)n * sizeof *out);
     *nout = n;
     return NB_OK;
 }

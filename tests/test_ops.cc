@@ -1,0 +1,884 @@
+// The op harness: one table of cases per op in src/core/oplist.h, each run on
+// every backend present and every dtype it lists, with contiguous and strided
+// inputs, against a reference computed here in double; plus a float64
+// finite-difference check of every differentiable op's gradient, and a
+// coverage test that fails for an op without cases.
+#include <algorithm>
+#include <map>
+#include <numeric>
+
+#include "harness.h"
+
+#include "../src/core/oplist.h"
+
+namespace {
+
+enum Kind { FLOAT, INTEGRAL, INDEX, MASK };
+
+struct Input {
+    Kind kind;
+    double lo, hi;      // FLOAT: uniform in [lo, hi]; INTEGRAL: integers in [lo, hi]
+    int bound_dim = -1; // INDEX: integers in [0, size of this dim of input 0) when >= 0, else [lo, hi)
+};
+
+using Tensors = std::vector<nb_tensor *>;
+using Run = std::function<nb_tensor *(const Tensors &)>;
+using Ref = std::function<Host(const std::vector<Host> &)>;
+
+struct Case {
+    nb_op op;
+    std::string name;
+    std::vector<Input> inputs;
+    std::vector<std::vector<Shape>> variants; // input shapes, one list per variant
+    std::vector<nb_dtype> dtypes;
+    Run run;
+    Ref ref;
+    bool grad;
+    double tol_scale = 1;
+};
+
+const std::vector<nb_dtype> FLOATS = {NB_F32, NB_F64, NB_F16, NB_BF16};
+const std::vector<nb_dtype> SIGNED = {NB_F32, NB_F64, NB_F16, NB_BF16, NB_I32, NB_I64};
+const std::vector<nb_dtype> NUMERIC = {NB_F32, NB_F64, NB_F16, NB_BF16, NB_I32, NB_I64, NB_U8};
+const std::vector<nb_dtype> ALL = {NB_F32, NB_F64, NB_F16, NB_BF16, NB_I32, NB_I64, NB_U8, NB_BOOL};
+
+// ---- references ----
+
+Host map1(const Host &a, const std::function<double(double)> &f) {
+    Host out(a.shape);
+    for (int64_t i = 0; i < a.numel(); i++) out.v[i] = f(a.v[i]);
+    return out;
+}
+
+Host map_n(const std::vector<Host> &in, const std::function<double(const std::vector<double> &)> &f) {
+    Shape shape;
+    for (const Host &h : in) shape = broadcast_shape(shape, h.shape);
+    Host out(shape);
+    std::vector<double> args(in.size());
+    for (int64_t i = 0; i < out.numel(); i++) {
+        auto idx = out.unravel(i);
+        for (size_t k = 0; k < in.size(); k++) args[k] = in[k].broadcast_at(idx);
+        out.v[i] = f(args);
+    }
+    return out;
+}
+
+// Reduces over dims (all when empty), folding each output's values in
+// row-major order over the reduced dims.
+Host reduce_ref(const Host &x, std::vector<int> dims, bool keepdim,
+                const std::function<double(const std::vector<double> &)> &fold) {
+    int nd = (int)x.shape.size();
+    std::vector<bool> reduced(nd, dims.empty());
+    for (int d : dims) reduced[(d + nd) % nd] = true;
+    Shape keep, out_shape;
+    for (int d = 0; d < nd; d++) {
+        keep.push_back(reduced[d] ? 1 : x.shape[d]);
+        if (!reduced[d] || keepdim) out_shape.push_back(keep.back());
+    }
+    Host kept(keep);
+    std::vector<std::vector<double>> groups(kept.numel());
+    for (int64_t i = 0; i < x.numel(); i++) {
+        auto idx = x.unravel(i);
+        for (int d = 0; d < nd; d++)
+            if (reduced[d]) idx[d] = 0;
+        groups[kept.ravel(idx)].push_back(x.v[i]);
+    }
+    Host out(out_shape);
+    for (size_t g = 0; g < groups.size(); g++) out.v[g] = fold(groups[g]);
+    return out;
+}
+
+double fold_sum(const std::vector<double> &v) { return std::accumulate(v.begin(), v.end(), 0.0); }
+double fold_mean(const std::vector<double> &v) { return fold_sum(v) / v.size(); }
+double fold_var(const std::vector<double> &v, double correction) {
+    double m = fold_mean(v), s = 0;
+    for (double a : v) s += (a - m) * (a - m);
+    return s / (v.size() - correction);
+}
+
+Host permute_ref(const Host &x, const std::vector<int> &perm) {
+    Shape shape;
+    for (int p : perm) shape.push_back(x.shape[p]);
+    Host out(shape);
+    for (int64_t i = 0; i < out.numel(); i++) {
+        auto idx = out.unravel(i);
+        std::vector<int64_t> src(idx.size());
+        for (size_t d = 0; d < perm.size(); d++) src[perm[d]] = idx[d];
+        out.v[i] = x.at(src);
+    }
+    return out;
+}
+
+Host slice_ref(const Host &x, int dim, int64_t start, int64_t end, int64_t step) {
+    Shape shape = x.shape;
+    shape[dim] = (end - start + step - 1) / step;
+    Host out(shape);
+    for (int64_t i = 0; i < out.numel(); i++) {
+        auto idx = out.unravel(i);
+        idx[dim] = start + idx[dim] * step;
+        out.v[i] = x.at(idx);
+    }
+    return out;
+}
+
+Host cat_ref(const std::vector<Host> &parts, int dim) {
+    Shape shape = parts[0].shape;
+    shape[dim] = 0;
+    for (const Host &p : parts) shape[dim] += p.shape[dim];
+    Host out(shape);
+    for (int64_t i = 0; i < out.numel(); i++) {
+        auto idx = out.unravel(i);
+        size_t k = 0;
+        while (idx[dim] >= parts[k].shape[dim]) idx[dim] -= parts[k++].shape[dim];
+        out.v[i] = parts[k].at(idx);
+    }
+    return out;
+}
+
+Host reshaped(Host h, Shape shape) {
+    h.shape = std::move(shape);
+    return h;
+}
+
+Host matmul_ref(const Host &a0, const Host &b0) {
+    Host a = a0, b = b0;
+    bool row = a.shape.size() == 1, col = b.shape.size() == 1;
+    if (row) a.shape.insert(a.shape.begin(), 1);
+    if (col) b.shape.push_back(1);
+    Shape ba(a.shape.begin(), a.shape.end() - 2), bb(b.shape.begin(), b.shape.end() - 2);
+    Shape batch = broadcast_shape(ba, bb);
+    int64_t m = a.shape[a.shape.size() - 2], k = a.shape.back(), n = b.shape.back();
+    Shape out_shape = batch;
+    out_shape.push_back(m);
+    out_shape.push_back(n);
+    Host out(out_shape);
+    for (int64_t i = 0; i < out.numel(); i++) {
+        auto idx = out.unravel(i);
+        auto ia = idx, ib = idx;
+        double s = 0;
+        for (int64_t p = 0; p < k; p++) {
+            ia[idx.size() - 1] = p;
+            ib[idx.size() - 2] = p;
+            s += a.broadcast_at(ia) * b.broadcast_at(ib);
+        }
+        out.v[i] = s;
+    }
+    Shape final_shape = batch;
+    if (!row) final_shape.push_back(m);
+    if (!col) final_shape.push_back(n);
+    return reshaped(out, final_shape);
+}
+
+Host softmax_ref(const Host &x, int dim, bool log_space) {
+    Host out(x.shape);
+    int nd = (int)x.shape.size();
+    dim = (dim + nd) % nd;
+    for (int64_t i = 0; i < x.numel(); i++) {
+        auto idx = x.unravel(i);
+        double mx = -INFINITY, s = 0;
+        auto j = idx;
+        for (j[dim] = 0; j[dim] < x.shape[dim]; j[dim]++) mx = std::max(mx, x.at(j));
+        for (j[dim] = 0; j[dim] < x.shape[dim]; j[dim]++) s += std::exp(x.at(j) - mx);
+        out.v[i] = log_space ? x.v[i] - mx - std::log(s) : std::exp(x.v[i] - mx) / s;
+    }
+    return out;
+}
+
+// ---- case builders ----
+
+std::vector<Case> g_cases;
+
+void add(Case c) { g_cases.push_back(std::move(c)); }
+
+using Unary = nb_tensor *(*)(const nb_tensor *);
+using Binary = nb_tensor *(*)(const nb_tensor *, const nb_tensor *);
+
+const std::vector<std::vector<Shape>> UNARY_SHAPES = {{{}}, {{1}}, {{7}}, {{3, 5}}, {{2, 1, 4}}};
+const std::vector<std::vector<Shape>> BINARY_SHAPES = {
+    {{3, 5}, {3, 5}}, {{3, 1}, {1, 5}}, {{}, {4}}, {{2, 3, 4}, {4}}, {{1}, {1}}, {{2, 1, 3}, {4, 1}}};
+
+void unary(nb_op op, Unary fn, std::function<double(double)> f, Input in,
+           std::vector<nb_dtype> dtypes, bool grad) {
+    add({op, nb_op_name(op), {in}, UNARY_SHAPES, dtypes,
+         [fn](const Tensors &t) { return fn(t[0]); },
+         [f](const std::vector<Host> &h) { return map1(h[0], f); }, grad});
+}
+
+void binary(nb_op op, Binary fn, std::function<double(double, double)> f, Input a, Input b,
+            std::vector<nb_dtype> dtypes, bool grad) {
+    add({op, nb_op_name(op), {a, b}, BINARY_SHAPES, dtypes,
+         [fn](const Tensors &t) { return fn(t[0], t[1]); },
+         [f](const std::vector<Host> &h) {
+             return map_n(h, [f](const std::vector<double> &v) { return f(v[0], v[1]); });
+         },
+         grad});
+}
+
+using Reducer = std::function<nb_tensor *(const nb_tensor *, int, const int *, bool)>;
+
+void reduction(nb_op op, Reducer fn, std::function<double(const std::vector<double> &)> fold,
+               Input in, std::vector<nb_dtype> dtypes, bool grad, const std::string &tag = "") {
+    struct Config {
+        Shape shape;
+        std::vector<int> dims;
+        bool keepdim;
+    };
+    const std::vector<Config> configs = {{{3, 4, 5}, {1}, false}, {{3, 4, 5}, {0, 2}, true},
+                                         {{2, 3}, {}, false},     {{7}, {-1}, false},
+                                         {{1, 4}, {0}, false},    {{2, 3, 1}, {2}, true}};
+    for (const Config &c : configs) {
+        std::string name = std::string(nb_op_name(op)) + tag + "_" + shape_str(c.shape) + "_dims";
+        for (int d : c.dims) name += std::to_string(d);
+        if (c.keepdim) name += "_keep";
+        add({op, name, {in}, {{c.shape}}, dtypes,
+             [fn, c](const Tensors &t) {
+                 return fn(t[0], (int)c.dims.size(), c.dims.data(), c.keepdim);
+             },
+             [fold, c](const std::vector<Host> &h) { return reduce_ref(h[0], c.dims, c.keepdim, fold); },
+             grad});
+    }
+}
+
+Input F(double lo, double hi) { return {FLOAT, lo, hi}; }
+Input I(double lo, double hi) { return {INTEGRAL, lo, hi}; }
+Input IDX(int bound_dim, double hi = 0) { return {INDEX, 0, hi, bound_dim}; }
+const Input M = {MASK, 0, 1};
+
+double philox_uniform(uint64_t seed, int64_t i, double lo, double hi) {
+    auto w = PhiloxRef::block(seed, (uint64_t)i);
+    return lo + (hi - lo) * PhiloxRef::unit(w[0], w[1]);
+}
+
+nb_dtype g_dtype; // the dtype a zero-input case creates
+
+void zero_input_cases() {
+    g_cases.clear();
+    add({NB_OP_FILL, "full", {}, {{}}, ALL,
+         [](const Tensors &) { return nb_full(2, Shape{3, 4}.data(), 2.5, g_dtype, nb_cpu()); },
+         [](const std::vector<Host> &) { return Host({3, 4}, std::vector<double>(12, 2.5)); }, false});
+    add({NB_OP_FILL, "zeros_ones", {}, {{}}, ALL,
+         [](const Tensors &) {
+             T z(nb_zeros(1, Shape{3}.data(), g_dtype, nb_cpu()));
+             T o(nb_ones(1, Shape{2}.data(), g_dtype, nb_cpu()));
+             const nb_tensor *both[2] = {z, o};
+             return nb_cat(2, both, 0);
+         },
+         [](const std::vector<Host> &) { return Host({5}, {0, 0, 0, 1, 1}); }, false});
+    add({NB_OP_ARANGE, "arange_half_steps", {}, {{}}, FLOATS,
+         [](const Tensors &) { return nb_arange(-1, 3.5, 0.5, g_dtype, nb_cpu()); },
+         [](const std::vector<Host> &) {
+             Host h({9});
+             for (int i = 0; i < 9; i++) h.v[i] = -1 + 0.5 * i;
+             return h;
+         },
+         false});
+    add({NB_OP_ARANGE, "arange_down", {}, {{}}, SIGNED,
+         [](const Tensors &) { return nb_arange(7, -3, -2, g_dtype, nb_cpu()); },
+         [](const std::vector<Host> &) { return Host({5}, {7, 5, 3, 1, -1}); }, false});
+    add({NB_OP_LINSPACE, "linspace", {}, {{}}, FLOATS,
+         [](const Tensors &) { return nb_linspace(-1, 2, 7, g_dtype, nb_cpu()); },
+         [](const std::vector<Host> &) {
+             Host h({7});
+             for (int i = 0; i < 7; i++) h.v[i] = -1 + 3.0 * i / 6;
+             return h;
+         },
+         false});
+    for (auto nm : std::vector<std::pair<int64_t, int64_t>>{{3, 4}, {4, 2}, {1, 1}})
+        add({NB_OP_EYE, "eye_" + std::to_string(nm.first) + "x" + std::to_string(nm.second), {},
+             {{}}, ALL, [nm](const Tensors &) { return nb_eye(nm.first, nm.second, g_dtype, nb_cpu()); },
+             [nm](const std::vector<Host> &) {
+                 Host h({nm.first, nm.second});
+                 for (int64_t i = 0; i < std::min(nm.first, nm.second); i++) h.v[i * nm.second + i] = 1;
+                 return h;
+             },
+             false});
+    const uint64_t seed = 0x1234abcd5678ull;
+    auto with_gen = [seed](std::function<nb_tensor *(nb_generator *)> f) {
+        return [seed, f](const Tensors &) {
+            nb_generator *g = nb_generator_create(seed);
+            nb_tensor *t = f(g);
+            nb_generator_free(g);
+            return t;
+        };
+    };
+    add({NB_OP_UNIFORM, "uniform", {}, {{}}, FLOATS,
+         with_gen([](nb_generator *g) { return nb_uniform(2, Shape{3, 5}.data(), -2, 3, g_dtype, nb_cpu(), g); }),
+         [seed](const std::vector<Host> &) {
+             Host h({3, 5});
+             for (int i = 0; i < 15; i++) h.v[i] = philox_uniform(seed, i, -2, 3);
+             return h;
+         },
+         false});
+    add({NB_OP_NORMAL, "normal", {}, {{}}, FLOATS,
+         with_gen([](nb_generator *g) { return nb_normal(2, Shape{4, 3}.data(), 1, 2, g_dtype, nb_cpu(), g); }),
+         [seed](const std::vector<Host> &) {
+             Host h({4, 3});
+             for (int i = 0; i < 12; i++) {
+                 auto w = PhiloxRef::block(seed, (uint64_t)i);
+                 double u1 = 1 - PhiloxRef::unit(w[0], w[1]), u2 = PhiloxRef::unit(w[2], w[3]);
+                 h.v[i] = 1 + 2 * std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
+             }
+             return h;
+         },
+         false, 2});
+    add({NB_OP_BERNOULLI, "bernoulli", {}, {{}}, ALL,
+         with_gen([](nb_generator *g) { return nb_bernoulli(2, Shape{5, 6}.data(), 0.3, g_dtype, nb_cpu(), g); }),
+         [seed](const std::vector<Host> &) {
+             Host h({5, 6});
+             for (int i = 0; i < 30; i++) h.v[i] = philox_uniform(seed, i, 0, 1) < 0.3;
+             return h;
+         },
+         false});
+    add({NB_OP_RANDINT, "randint", {}, {{}}, {NB_I32, NB_I64, NB_F32, NB_F64},
+         with_gen([](nb_generator *g) { return nb_randint(-3, 9, 2, Shape{4, 4}.data(), g_dtype, nb_cpu(), g); }),
+         [seed](const std::vector<Host> &) {
+             Host h({4, 4});
+             for (int i = 0; i < 16; i++) {
+                 auto w = PhiloxRef::block(seed, (uint64_t)i);
+                 h.v[i] = -3 + (double)((((uint64_t)w[0] << 32) | w[1]) % 12);
+             }
+             return h;
+         },
+         false});
+    add({NB_OP_RANDPERM, "randperm", {}, {{}}, {NB_I64, NB_I32, NB_F32},
+         with_gen([](nb_generator *g) { return nb_randperm(10, g_dtype, nb_cpu(), g); }),
+         [seed](const std::vector<Host> &) {
+             std::vector<std::pair<uint64_t, int>> keyed;
+             for (int i = 0; i < 10; i++) {
+                 auto w = PhiloxRef::block(seed, (uint64_t)i);
+                 keyed.push_back({((uint64_t)w[0] << 32) | w[1], i});
+             }
+             std::sort(keyed.begin(), keyed.end());
+             Host h({10});
+             for (int i = 0; i < 10; i++) h.v[i] = keyed[i].second;
+             return h;
+         },
+         false});
+}
+
+void elementwise_cases() {
+    unary(NB_OP_NEG, nb_neg, [](double a) { return -a; }, F(-3, 3), NUMERIC, true);
+    unary(NB_OP_ABS, nb_abs, [](double a) { return std::fabs(a); }, F(-3, 3), SIGNED, true);
+    unary(NB_OP_EXP, nb_exp, [](double a) { return std::exp(a); }, F(-3, 3), FLOATS, true);
+    unary(NB_OP_LOG, nb_log, [](double a) { return std::log(a); }, F(0.1, 4), FLOATS, true);
+    unary(NB_OP_LOG1P, nb_log1p, [](double a) { return std::log1p(a); }, F(-0.5, 3), FLOATS, true);
+    unary(NB_OP_SQRT, nb_sqrt, [](double a) { return std::sqrt(a); }, F(0.1, 4), FLOATS, true);
+    unary(NB_OP_RSQRT, nb_rsqrt, [](double a) { return 1 / std::sqrt(a); }, F(0.1, 4), FLOATS, true);
+    unary(NB_OP_SIN, nb_sin, [](double a) { return std::sin(a); }, F(-3, 3), FLOATS, true);
+    unary(NB_OP_COS, nb_cos, [](double a) { return std::cos(a); }, F(-3, 3), FLOATS, true);
+    unary(NB_OP_TANH, nb_tanh, [](double a) { return std::tanh(a); }, F(-3, 3), FLOATS, true);
+    unary(NB_OP_SIGMOID, nb_sigmoid, [](double a) { return 1 / (1 + std::exp(-a)); }, F(-5, 5),
+          FLOATS, true);
+    unary(NB_OP_RELU, nb_relu, [](double a) { return a > 0 ? a : 0; }, F(-2, 2), SIGNED, true);
+    unary(NB_OP_SIGN, nb_sign, [](double a) { return (double)((a > 0) - (a < 0)); }, I(-2, 2),
+          SIGNED, false);
+    unary(NB_OP_FLOOR, nb_floor, [](double a) { return std::floor(a); }, F(-3, 3), SIGNED, false);
+    unary(NB_OP_CEIL, nb_ceil, [](double a) { return std::ceil(a); }, F(-3, 3), SIGNED, false);
+    unary(NB_OP_ROUND, nb_round, [](double a) { return std::nearbyint(a); }, F(-3, 3), SIGNED, false);
+    unary(NB_OP_LOGICAL_NOT, nb_logical_not, [](double a) { return (double)(a == 0); }, I(-1, 1),
+          ALL, false);
+    add({NB_OP_CLAMP, "clamp", {F(-2, 2)}, UNARY_SHAPES, SIGNED,
+         [](const Tensors &t) { return nb_clamp(t[0], -0.5, 1.25); },
+         [](const std::vector<Host> &h) {
+             return map1(h[0], [](double a) { return std::min(std::max(a, -0.5), 1.25); });
+         },
+         true});
+    add({NB_OP_CLAMP, "clamp_upper_only", {F(-2, 2)}, UNARY_SHAPES, NUMERIC,
+         [](const Tensors &t) { return nb_clamp(t[0], -INFINITY, 1); },
+         [](const std::vector<Host> &h) { return map1(h[0], [](double a) { return std::min(a, 1.0); }); },
+         true});
+
+    binary(NB_OP_ADD, nb_add, [](double a, double b) { return a + b; }, F(-3, 3), F(-3, 3), ALL, true);
+    binary(NB_OP_SUB, nb_sub, [](double a, double b) { return a - b; }, F(-3, 3), F(-3, 3), NUMERIC, true);
+    binary(NB_OP_MUL, nb_mul, [](double a, double b) { return a * b; }, F(-3, 3), F(-3, 3), ALL, true);
+    binary(NB_OP_DIV, nb_div, [](double a, double b) { return a / b; }, F(-3, 3), F(0.5, 2), NUMERIC, true);
+    binary(NB_OP_POW, nb_pow, [](double a, double b) { return std::pow(a, b); }, F(0.5, 2), F(-2, 2),
+           SIGNED, true);
+    binary(NB_OP_MAXIMUM, nb_maximum, [](double a, double b) { return std::max(a, b); }, F(-2, 2),
+           F(-2, 2), ALL, true);
+    binary(NB_OP_MINIMUM, nb_minimum, [](double a, double b) { return std::min(a, b); }, F(-2, 2),
+           F(-2, 2), ALL, true);
+    binary(NB_OP_EQ, nb_eq, [](double a, double b) { return (double)(a == b); }, I(-2, 2), I(-2, 2), ALL, false);
+    binary(NB_OP_NE, nb_ne, [](double a, double b) { return (double)(a != b); }, I(-2, 2), I(-2, 2), ALL, false);
+    binary(NB_OP_LT, nb_lt, [](double a, double b) { return (double)(a < b); }, I(-2, 2), I(-2, 2), ALL, false);
+    binary(NB_OP_LE, nb_le, [](double a, double b) { return (double)(a <= b); }, I(-2, 2), I(-2, 2), ALL, false);
+    binary(NB_OP_GT, nb_gt, [](double a, double b) { return (double)(a > b); }, I(-2, 2), I(-2, 2), ALL, false);
+    binary(NB_OP_GE, nb_ge, [](double a, double b) { return (double)(a >= b); }, I(-2, 2), I(-2, 2), ALL, false);
+    binary(NB_OP_LOGICAL_AND, nb_logical_and, [](double a, double b) { return (double)(a && b); },
+           I(-1, 1), I(-1, 1), ALL, false);
+    binary(NB_OP_LOGICAL_OR, nb_logical_or, [](double a, double b) { return (double)(a || b); },
+           I(-1, 1), I(-1, 1), ALL, false);
+    binary(NB_OP_LOGICAL_XOR, nb_logical_xor, [](double a, double b) { return (double)(!a != !b); },
+           I(-1, 1), I(-1, 1), ALL, false);
+
+    add({NB_OP_WHERE, "where", {M, F(-3, 3), F(-3, 3)},
+         {{{3, 4}, {3, 4}, {3, 4}}, {{3, 1}, {1, 4}, {}}, {{5}, {2, 5}, {5}}}, ALL,
+         [](const Tensors &t) { return nb_where(t[0], t[1], t[2]); },
+         [](const std::vector<Host> &h) {
+             return map_n(h, [](const std::vector<double> &v) { return v[0] != 0 ? v[1] : v[2]; });
+         },
+         true});
+    add({NB_OP_MASKED_FILL, "masked_fill", {F(-3, 3), M}, {{{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{2, 3}, {}}},
+         ALL, [](const Tensors &t) { return nb_masked_fill(t[0], t[1], -1.5); },
+         [](const std::vector<Host> &h) {
+             return map_n(h, [](const std::vector<double> &v) { return v[1] != 0 ? -1.5 : v[0]; });
+         },
+         true});
+    add({NB_OP_COPY, "clone", {F(-3, 3)}, UNARY_SHAPES, ALL, [](const Tensors &t) { return nb_clone(t[0]); },
+         [](const std::vector<Host> &h) { return h[0]; }, true});
+    add({NB_OP_COPY, "contiguous", {F(-3, 3)}, UNARY_SHAPES, ALL,
+         [](const Tensors &t) { return nb_contiguous(t[0]); },
+         [](const std::vector<Host> &h) { return h[0]; }, true});
+    add({NB_OP_COPY, "cast_to_i32", {F(-3, 3)}, UNARY_SHAPES, ALL,
+         [](const Tensors &t) { return nb_cast(t[0], NB_I32); },
+         [](const std::vector<Host> &h) { return map1(h[0], [](double a) { return std::trunc(a); }); },
+         false});
+    add({NB_OP_COPY, "cast_to_f64", {F(-3, 3)}, UNARY_SHAPES, ALL,
+         [](const Tensors &t) { return nb_cast(t[0], NB_F64); },
+         [](const std::vector<Host> &h) { return h[0]; }, true});
+}
+
+void reduction_cases() {
+    auto var = [](double c) { return [c](const std::vector<double> &v) { return fold_var(v, c); }; };
+    reduction(NB_OP_SUM, nb_sum, fold_sum, F(-2, 2), ALL, true);
+    reduction(NB_OP_MEAN, nb_mean, fold_mean, F(-2, 2), FLOATS, true);
+    reduction(NB_OP_PROD, nb_prod, [](const std::vector<double> &v) {
+        return std::accumulate(v.begin(), v.end(), 1.0, std::multiplies<double>()); }, F(-1.5, 1.5),
+        ALL, true);
+    reduction(NB_OP_MAX, nb_max, [](const std::vector<double> &v) { return *std::max_element(v.begin(), v.end()); },
+              F(-3, 3), ALL, true);
+    reduction(NB_OP_MIN, nb_min, [](const std::vector<double> &v) { return *std::min_element(v.begin(), v.end()); },
+              F(-3, 3), ALL, true);
+    reduction(NB_OP_ARGMAX, nb_argmax, [](const std::vector<double> &v) {
+        return (double)(std::max_element(v.begin(), v.end()) - v.begin()); }, F(-3, 3), ALL, false);
+    reduction(NB_OP_ARGMIN, nb_argmin, [](const std::vector<double> &v) {
+        return (double)(std::min_element(v.begin(), v.end()) - v.begin()); }, F(-3, 3), ALL, false);
+    reduction(NB_OP_VAR, [](const nb_tensor *x, int n, const int *d, bool k) { return nb_var(x, n, d, 1, k); },
+              var(1), F(-2, 2), FLOATS, true);
+    reduction(NB_OP_VAR, [](const nb_tensor *x, int n, const int *d, bool k) { return nb_var(x, n, d, 0, k); },
+              var(0), F(-2, 2), FLOATS, true, "_population");
+    reduction(NB_OP_STD, [](const nb_tensor *x, int n, const int *d, bool k) { return nb_std(x, n, d, 1, k); },
+              [](const std::vector<double> &v) { return std::sqrt(fold_var(v, 1)); }, F(-2, 2), FLOATS, true);
+    reduction(NB_OP_LOGSUMEXP, nb_logsumexp, [](const std::vector<double> &v) {
+        double s = 0;
+        for (double a : v) s += std::exp(a);
+        return std::log(s); }, F(-3, 3), FLOATS, true);
+    for (double p : {2.0, 1.0, 3.0, (double)INFINITY})
+        reduction(NB_OP_NORM, [p](const nb_tensor *x, int n, const int *d, bool k) { return nb_norm(x, p, n, d, k); },
+                  [p](const std::vector<double> &v) {
+                      double s = 0;
+                      for (double a : v) s = std::isinf(p) ? std::max(s, std::fabs(a)) : s + std::pow(std::fabs(a), p);
+                      return std::isinf(p) ? s : std::pow(s, 1 / p);
+                  },
+                  F(-2, 2), FLOATS, true, "_p" + std::to_string((int)std::min(p, 99.0)));
+}
+
+void linear_algebra_cases() {
+    add({NB_OP_MATMUL, "matmul", {F(-1, 1), F(-1, 1)},
+         {{{3, 4}, {4, 5}}, {{4}, {4, 5}}, {{3, 4}, {4}}, {{4}, {4}}, {{2, 3, 4}, {4, 5}},
+          {{2, 1, 3, 4}, {3, 4, 2}}, {{1, 3}, {3, 1}}, {{3, 0}, {0, 2}}},
+         FLOATS, [](const Tensors &t) { return nb_matmul(t[0], t[1]); },
+         [](const std::vector<Host> &h) { return matmul_ref(h[0], h[1]); }, true, 3});
+    add({NB_OP_MATMUL, "matmul_transposed_operands", {F(-1, 1), F(-1, 1)}, {{{4, 3}, {5, 4}}, {{2, 6, 3}, {2, 5, 6}}},
+         FLOATS,
+         [](const Tensors &t) {
+             T at(nb_transpose(t[0], -1, -2)), bt(nb_transpose(t[1], -1, -2));
+             return nb_matmul(at, bt);
+         },
+         [](const std::vector<Host> &h) {
+             auto swap_last = [](const Host &x) {
+                 std::vector<int> perm(x.shape.size());
+                 std::iota(perm.begin(), perm.end(), 0);
+                 std::swap(perm[perm.size() - 1], perm[perm.size() - 2]);
+                 return permute_ref(x, perm);
+             };
+             return matmul_ref(swap_last(h[0]), swap_last(h[1]));
+         },
+         true, 3});
+    for (nb_op op : {NB_OP_SOFTMAX, NB_OP_LOG_SOFTMAX})
+        for (auto sd : std::vector<std::pair<Shape, int>>{{{3, 5}, -1}, {{4, 3, 2}, 1}, {{6}, 0}, {{2, 1}, 1}}) {
+            bool log_space = op == NB_OP_LOG_SOFTMAX;
+            add({op, std::string(nb_op_name(op)) + "_" + shape_str(sd.first) + "_dim" + std::to_string(sd.second),
+                 {F(-3, 3)}, {{sd.first}}, FLOATS,
+                 [op, sd](const Tensors &t) {
+                     return op == NB_OP_SOFTMAX ? nb_softmax(t[0], sd.second) : nb_log_softmax(t[0], sd.second);
+                 },
+                 [sd, log_space](const std::vector<Host> &h) { return softmax_ref(h[0], sd.second, log_space); },
+                 true});
+        }
+}
+
+void join_and_index_cases() {
+    add({NB_OP_CAT, "cat_dim0", {F(-3, 3), F(-3, 3)}, {{{2, 3}, {4, 3}}, {{1}, {5}}}, ALL,
+         [](const Tensors &t) {
+             const nb_tensor *in[2] = {t[0], t[1]};
+             return nb_cat(2, in, 0);
+         },
+         [](const std::vector<Host> &h) { return cat_ref(h, 0); }, true});
+    add({NB_OP_CAT, "cat_dim1_three", {F(-3, 3), F(-3, 3), F(-3, 3)}, {{{2, 3}, {2, 1}, {2, 2}}}, ALL,
+         [](const Tensors &t) {
+             const nb_tensor *in[3] = {t[0], t[1], t[2]};
+             return nb_cat(3, in, -1);
+         },
+         [](const std::vector<Host> &h) { return cat_ref(h, 1); }, true});
+    for (int dim : {0, 2})
+        add({NB_OP_STACK, "stack_dim" + std::to_string(dim), {F(-3, 3), F(-3, 3)}, {{{2, 3}, {2, 3}}}, ALL,
+             [dim](const Tensors &t) {
+                 const nb_tensor *in[2] = {t[0], t[1]};
+                 return nb_stack(2, in, dim);
+             },
+             [dim](const std::vector<Host> &h) {
+                 std::vector<Host> parts;
+                 for (Host x : h) {
+                     x.shape.insert(x.shape.begin() + dim, 1);
+                     parts.push_back(x);
+                 }
+                 return cat_ref(parts, dim);
+             },
+             true});
+    // split and chunk: the pieces, concatenated in reverse order
+    auto reversed_pieces = [](nb_status status, nb_tensor **pieces, int n, int dim) -> nb_tensor * {
+        if (status != NB_OK) return nullptr;
+        std::vector<const nb_tensor *> rev(pieces, pieces + n);
+        std::reverse(rev.begin(), rev.end());
+        nb_tensor *out = nb_cat(n, rev.data(), dim);
+        for (int i = 0; i < n; i++) nb_release(pieces[i]);
+        return out;
+    };
+    auto reversed_ref = [](const Host &x, int dim, int64_t piece) {
+        std::vector<Host> parts;
+        for (int64_t s = 0; s < x.shape[dim]; s += piece)
+            parts.push_back(slice_ref(x, dim, s, std::min(s + piece, x.shape[dim]), 1));
+        std::reverse(parts.begin(), parts.end());
+        return cat_ref(parts, dim);
+    };
+    add({NB_OP_SPLIT, "split", {F(-3, 3)}, {{{7, 3}}}, ALL,
+         [reversed_pieces](const Tensors &t) {
+             nb_tensor *p[8];
+             int n = 0;
+             nb_status status = nb_split(t[0], 3, 0, 8, p, &n);
+             return reversed_pieces(status, p, n, 0);
+         },
+         [reversed_ref](const std::vector<Host> &h) { return reversed_ref(h[0], 0, 3); }, true});
+    add({NB_OP_CHUNK, "chunk", {F(-3, 3)}, {{{2, 7}}}, ALL,
+         [reversed_pieces](const Tensors &t) {
+             nb_tensor *p[8];
+             int n = 0;
+             nb_status status = nb_chunk(t[0], 3, -1, 8, p, &n);
+             return reversed_pieces(status, p, n, 1);
+         },
+         [reversed_ref](const std::vector<Host> &h) { return reversed_ref(h[0], 1, 3); }, true});
+    for (int dim : {0, 1})
+        add({NB_OP_INDEX_SELECT, "index_select_dim" + std::to_string(dim), {F(-3, 3), IDX(dim)},
+             {{{5, 4}, {6}}, {{3, 6}, {2}}}, ALL,
+             [dim](const Tensors &t) { return nb_index_select(t[0], dim, t[1]); },
+             [dim](const std::vector<Host> &h) {
+                 Shape s = h[0].shape;
+                 s[dim] = h[1].numel();
+                 Host out(s);
+                 for (int64_t i = 0; i < out.numel(); i++) {
+                     auto idx = out.unravel(i);
+                     idx[dim] = (int64_t)h[1].v[idx[dim]];
+                     out.v[i] = h[0].at(idx);
+                 }
+                 return out;
+             },
+             true});
+    auto gather_ref = [](const Host &x, const Host &index, int dim) {
+        Host out(index.shape);
+        for (int64_t i = 0; i < out.numel(); i++) {
+            auto idx = out.unravel(i);
+            idx[dim] = (int64_t)index.v[i];
+            out.v[i] = x.at(idx);
+        }
+        return out;
+    };
+    for (int dim : {0, 1})
+        add({NB_OP_GATHER, "gather_dim" + std::to_string(dim), {F(-3, 3), IDX(dim)},
+             {{{4, 5}, {3, 5}}, {{4, 5}, {2, 3}}}, ALL,
+             [dim](const Tensors &t) { return nb_gather(t[0], dim, t[1]); },
+             [dim, gather_ref](const std::vector<Host> &h) { return gather_ref(h[0], h[1], dim); }, true});
+    for (int dim : {0, 1})
+        add({NB_OP_SCATTER_ADD, "scatter_add_dim" + std::to_string(dim), {F(-3, 3), IDX(dim), F(-3, 3)},
+             dim == 0 ? std::vector<std::vector<Shape>>{{{3, 4}, {5, 4}, {5, 4}}, {{3, 4}, {2, 3}, {3, 4}}}
+                      : std::vector<std::vector<Shape>>{{{4, 5}, {4, 7}, {4, 7}}, {{4, 5}, {2, 3}, {3, 4}}},
+             NUMERIC,
+             [dim](const Tensors &t) { return nb_scatter_add(t[0], dim, t[1], t[2]); },
+             [dim](const std::vector<Host> &h) {
+                 Host out = h[0];
+                 for (int64_t i = 0; i < h[1].numel(); i++) {
+                     auto idx = h[1].unravel(i);
+                     double add = h[2].at(idx);
+                     idx[dim] = (int64_t)h[1].v[i];
+                     out.v[out.ravel(idx)] += add;
+                 }
+                 return out;
+             },
+             true});
+    add({NB_OP_EMBEDDING, "embedding", {F(-3, 3), IDX(0)}, {{{6, 3}, {2, 4}}, {{6, 3}, {}}}, ALL,
+         [](const Tensors &t) { return nb_embedding(t[0], t[1]); },
+         [](const std::vector<Host> &h) {
+             Shape s = h[1].shape;
+             s.push_back(3);
+             Host out(s);
+             for (int64_t i = 0; i < out.numel(); i++) out.v[i] = h[0].v[(int64_t)h[1].v[i / 3] * 3 + i % 3];
+             return out;
+         },
+         true});
+    for (int64_t classes : {4, -1})
+        add({NB_OP_ONE_HOT, "one_hot_" + std::to_string(classes), {IDX(-1, 4)}, {{{5}}, {{2, 3}}},
+             {NB_I64, NB_I32},
+             [classes](const Tensors &t) { return nb_one_hot(t[0], classes); },
+             [classes](const std::vector<Host> &h) {
+                 int64_t c = classes;
+                 if (c < 0) c = (int64_t)*std::max_element(h[0].v.begin(), h[0].v.end()) + 1;
+                 Shape s = h[0].shape;
+                 s.push_back(c);
+                 Host out(s);
+                 for (int64_t i = 0; i < h[0].numel(); i++) out.v[i * c + (int64_t)h[0].v[i]] = 1;
+                 return out;
+             },
+             false});
+}
+
+void view_cases() {
+    add({NB_OP_RESHAPE, "reshape", {F(-3, 3)}, {{{3, 4}}, {{2, 3, 2}}}, ALL,
+         [](const Tensors &t) { return nb_reshape(t[0], 2, Shape{2, -1}.data()); },
+         [](const std::vector<Host> &h) { return reshaped(h[0], {2, h[0].numel() / 2}); }, true});
+    add({NB_OP_RESHAPE, "view_flatten", {F(-3, 3)}, {{{3, 4}}, {{2, 3, 2}}}, ALL,
+         [](const Tensors &t) {
+             T dense(nb_contiguous(t[0]));
+             return nb_view(dense, 1, Shape{-1}.data());
+         },
+         [](const std::vector<Host> &h) { return reshaped(h[0], {h[0].numel()}); }, true});
+    add({NB_OP_PERMUTE, "permute", {F(-3, 3)}, {{{2, 3, 4}}}, ALL,
+         [](const Tensors &t) {
+             int dims[3] = {2, 0, 1};
+             return nb_permute(t[0], dims);
+         },
+         [](const std::vector<Host> &h) { return permute_ref(h[0], {2, 0, 1}); }, true});
+    add({NB_OP_TRANSPOSE, "transpose", {F(-3, 3)}, {{{2, 3, 4}}}, ALL,
+         [](const Tensors &t) { return nb_transpose(t[0], 0, -1); },
+         [](const std::vector<Host> &h) { return permute_ref(h[0], {2, 1, 0}); }, true});
+    add({NB_OP_SLICE, "slice_step2", {F(-3, 3)}, {{{7, 4}}}, ALL,
+         [](const Tensors &t) { return nb_slice(t[0], 0, 1, 6, 2); },
+         [](const std::vector<Host> &h) { return slice_ref(h[0], 0, 1, 6, 2); }, true});
+    add({NB_OP_SLICE, "slice_negative", {F(-3, 3)}, {{{3, 8}}}, ALL,
+         [](const Tensors &t) { return nb_slice(t[0], -1, -5, 100, 3); },
+         [](const std::vector<Host> &h) { return slice_ref(h[0], 1, 3, 8, 3); }, true});
+    add({NB_OP_SQUEEZE, "squeeze", {F(-3, 3)}, {{{3, 1, 4}}}, ALL,
+         [](const Tensors &t) { return nb_squeeze(t[0], 1); },
+         [](const std::vector<Host> &h) { return reshaped(h[0], {3, 4}); }, true});
+    add({NB_OP_SQUEEZE, "squeeze_all", {F(-3, 3)}, {{{1, 3, 1}}}, ALL,
+         [](const Tensors &t) { return nb_squeeze_all(t[0]); },
+         [](const std::vector<Host> &h) { return reshaped(h[0], {3}); }, true});
+    add({NB_OP_UNSQUEEZE, "unsqueeze", {F(-3, 3)}, {{{3, 4}}}, ALL,
+         [](const Tensors &t) { return nb_unsqueeze(t[0], -1); },
+         [](const std::vector<Host> &h) { return reshaped(h[0], {3, 4, 1}); }, true});
+    add({NB_OP_UNSQUEEZE, "unsqueeze_scalar", {F(-3, 3)}, {{{}}}, ALL,
+         [](const Tensors &t) { return nb_unsqueeze(t[0], 0); },
+         [](const std::vector<Host> &h) { return reshaped(h[0], {1}); }, true});
+    add({NB_OP_EXPAND, "expand", {F(-3, 3)}, {{{3, 1}}, {{1}}}, ALL,
+         [](const Tensors &t) { return nb_expand(t[0], 3, Shape{2, 3, 4}.data()); },
+         [](const std::vector<Host> &h) {
+             return map_n({h[0], Host({2, 3, 4})}, [](const std::vector<double> &v) { return v[0]; });
+         },
+         true});
+}
+
+const std::vector<Case> &all_cases() {
+    static bool built = false;
+    if (!built) {
+        zero_input_cases();
+        elementwise_cases();
+        reduction_cases();
+        linear_algebra_cases();
+        join_and_index_cases();
+        view_cases();
+        built = true;
+    }
+    return g_cases;
+}
+
+// ---- running a case ----
+
+nb_dtype input_dtype(const Input &in, nb_dtype dtype) {
+    if (in.kind == MASK) return NB_BOOL;
+    if (in.kind == INDEX) return dtype == NB_I32 ? NB_I32 : NB_I64;
+    return dtype;
+}
+
+Host random_input(const Input &in, const Shape &shape, const Shape &first, nb_dtype dtype,
+                  std::mt19937_64 &rng) {
+    Host h(shape);
+    double lo = in.lo, hi = in.hi;
+    bool integral = in.kind != FLOAT || !nb_dtype_is_float(dtype);
+    if (in.kind == INDEX) {
+        hi = (in.bound_dim >= 0 ? (double)first[in.bound_dim] : in.hi) - 1;
+        lo = 0;
+    }
+    if (in.kind == MASK || dtype == NB_BOOL) lo = 0, hi = 1;
+    if (dtype == NB_U8) lo = std::max(lo, 0.0);
+    if (integral) lo = std::ceil(lo), hi = std::floor(hi);
+    for (double &v : h.v) {
+        double u = std::uniform_real_distribution<double>(0, 1)(rng);
+        v = integral ? std::min(hi, lo + std::floor(u * (hi - lo + 1))) : lo + u * (hi - lo);
+    }
+    return h;
+}
+
+// A tensor of h's values; strided makes it a step-2 slice of a wider tensor.
+nb_tensor *place(const Host &h, nb_dtype dtype, bool strided) {
+    if (!strided || h.shape.empty()) return make_tensor(h, dtype);
+    Shape wide = h.shape;
+    wide.back() *= 2;
+    Host w(wide);
+    for (int64_t i = 0; i < w.numel(); i++) w.v[i] = i % 2 ? 1 : h.v[i / 2];
+    T full(make_tensor(w, dtype));
+    return full.t ? nb_slice(full, -1, 0, wide.back(), 2) : nullptr;
+}
+
+std::vector<nb_device> devices() {
+    std::vector<nb_device> out = {nb_cpu()};
+    for (int i = 0; i < nb_cuda_device_count(); i++) out.push_back(nb_cuda(i));
+    return out;
+}
+
+class OpCase : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(OpCase, MatchesReference) {
+    const Case &c = all_cases()[GetParam()];
+    for (nb_device device : devices()) {
+        (void)device; // tensors are made on the CPU until the CUDA backend exists
+        for (nb_dtype dtype : c.dtypes)
+            for (size_t v = 0; v < c.variants.size(); v++)
+                for (bool strided : {false, true}) {
+                    if (strided && c.inputs.empty()) continue;
+                    std::string what = c.name + " " + nb_dtype_name(dtype) + " variant " +
+                                       std::to_string(v) + (strided ? " strided" : "");
+                    std::mt19937_64 rng(GetParam() * 1000 + v * 10 + dtype);
+                    std::vector<T> owned;
+                    Tensors inputs;
+                    std::vector<Host> values;
+                    const auto &shapes = c.variants[v];
+                    for (size_t k = 0; k < c.inputs.size(); k++) {
+                        nb_dtype d = input_dtype(c.inputs[k], dtype);
+                        Host h = random_input(c.inputs[k], shapes[k], shapes[0], d, rng);
+                        owned.emplace_back(place(h, d, strided));
+                        ASSERT_NE(owned.back().t, nullptr) << what << ": " << nb_last_error();
+                        if (strided && !shapes[k].empty() && shapes[k].back() > 1) {
+                            ASSERT_FALSE(nb_is_contiguous(owned.back()));
+                        }
+                        inputs.push_back(owned.back());
+                        values.push_back(read_tensor(owned.back()));
+                    }
+                    g_dtype = dtype;
+                    T out(c.run(inputs));
+                    ASSERT_NE(out.t, nullptr) << what << ": " << nb_last_error();
+                    expect_close(read_tensor(out), c.ref(values), nb_dtype_of(out), c.tol_scale, what);
+                }
+    }
+}
+
+// d/dx of sum(op(x) * r) by autograd against central differences, in f64.
+TEST_P(OpCase, GradientMatchesFiniteDifferences) {
+    const Case &c = all_cases()[GetParam()];
+    if (!c.grad) GTEST_SKIP() << c.name << " is not gradient-checked";
+    for (size_t v = 0; v < c.variants.size(); v++)
+        for (bool strided : {false, true}) {
+            std::string what = c.name + " variant " + std::to_string(v) + (strided ? " strided" : "");
+            std::mt19937_64 rng(GetParam() * 77 + v);
+            const auto &shapes = c.variants[v];
+            std::vector<Host> values;
+            for (size_t k = 0; k < c.inputs.size(); k++)
+                values.push_back(random_input(c.inputs[k], shapes[k], shapes[0],
+                                              input_dtype(c.inputs[k], NB_F64), rng));
+            auto build = [&](std::vector<T> &owned, Tensors &inputs, bool track) {
+                owned.clear();
+                inputs.clear();
+                for (size_t k = 0; k < c.inputs.size(); k++) {
+                    owned.emplace_back(place(values[k], input_dtype(c.inputs[k], NB_F64), strided));
+                    if (track && c.inputs[k].kind == FLOAT) {
+                        // a leaf: strided views are not leaves, so detach first
+                        T leaf(nb_detach(owned.back()));
+                        owned.back() = std::move(leaf);
+                        EXPECT_EQ(nb_set_requires_grad(owned.back(), true), NB_OK);
+                    }
+                    inputs.push_back(owned.back());
+                }
+            };
+            std::vector<T> owned;
+            Tensors inputs;
+            build(owned, inputs, true);
+            g_dtype = NB_F64;
+            T out(c.run(inputs));
+            ASSERT_NE(out.t, nullptr) << what << ": " << nb_last_error();
+            Host out_values = read_tensor(out);
+            Host weights(out_values.shape);
+            for (double &w : weights.v) w = std::uniform_real_distribution<double>(-1, 1)(rng);
+            T weight_tensor(make_tensor(weights, NB_F64));
+            ASSERT_EQ(nb_backward(out, weight_tensor, false), NB_OK) << what << ": " << nb_last_error();
+            auto objective = [&]() {
+                std::vector<T> o;
+                Tensors in;
+                build(o, in, false);
+                T y(c.run(in));
+                Host yv = read_tensor(y);
+                double s = 0;
+                for (int64_t i = 0; i < yv.numel(); i++) s += yv.v[i] * weights.v[i];
+                return s;
+            };
+            for (size_t k = 0; k < c.inputs.size(); k++) {
+                if (c.inputs[k].kind != FLOAT) continue;
+                T grad(nb_grad(owned[k]));
+                ASSERT_NE(grad.t, nullptr) << what << ": no gradient for input " << k;
+                Host analytic = read_tensor(grad);
+                ASSERT_EQ(shape_str(analytic.shape), shape_str(values[k].shape)) << what;
+                const double eps = 1e-6;
+                for (int64_t i = 0; i < values[k].numel(); i++) {
+                    double saved = values[k].v[i];
+                    values[k].v[i] = saved + eps;
+                    double up = objective();
+                    values[k].v[i] = saved - eps;
+                    double down = objective();
+                    values[k].v[i] = saved;
+                    double numeric = (up - down) / (2 * eps);
+                    if (std::isnan(numeric)) { // e.g. var over one element
+                        EXPECT_TRUE(std::isnan(analytic.v[i])) << what << ": element " << i;
+                        continue;
+                    }
+                    EXPECT_NEAR(analytic.v[i], numeric, 1e-6 + 1e-5 * std::fabs(numeric))
+                        << what << ": input " << k << " element " << i;
+                }
+            }
+        }
+}
+
+std::string case_name(const ::testing::TestParamInfo<size_t> &info) {
+    std::string name = std::to_string(info.param) + "_" + all_cases()[info.param].name;
+    for (char &ch : name)
+        if (!isalnum((unsigned char)ch)) ch = '_';
+    return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllOps, OpCase, ::testing::Range<size_t>(0, all_cases().size()), case_name);
+
+TEST(OpHarness, EveryOpHasCasesAndEveryDifferentiableOpIsGradientChecked) {
+    std::map<int, int> cases, graded;
+    for (const Case &c : all_cases()) {
+        cases[c.op]++;
+        if (c.grad) graded[c.op]++;
+    }
+    int differentiable = 0;
+    for (int op = 0; op < NB_OP_COUNT; op++) {
+        EXPECT_GT(cases[op], 0) << "op " << nb_op_name((nb_op)op) << " has no harness cases";
+        if (nb_op_is_differentiable((nb_op)op)) {
+            differentiable++;
+            EXPECT_GT(graded[op], 0) << "op " << nb_op_name((nb_op)op) << " has no gradient check";
+        }
+    }
+    printf("[ harness  ] %d ops in the list, %zu with cases, %d differentiable and gradient-checked, "
+           "%zu cases\n", (int)NB_OP_COUNT, cases.size(), differentiable, all_cases().size());
+}
+
+} // namespace
