@@ -186,7 +186,7 @@ static nb_status accumulate_leaf(nb_tensor *leaf, nb_tensor *g) {
     return status;
 }
 
-static nb_status run_node(nb_node *node, bool retain_graph) {
+static nb_status run_node(nb_node *node) {
     int n = node->n_inputs;
     bool *needs = calloc((size_t)n, sizeof *needs);
     nb_tensor **grads = calloc((size_t)n, sizeof *grads);
@@ -209,8 +209,33 @@ static nb_status run_node(nb_node *node, bool retain_graph) {
     free(needs);
     nb_release(node->grad);
     node->grad = NULL;
-    if (!retain_graph && status == NB_OK) release_inputs(node);
     return status;
+}
+
+/* Frees what the walked nodes saved. Every node is detached first: releasing
+ * an input can free other nodes of the list, which must not be touched then. */
+static void free_graph(node_list *order) {
+    nb_tensor ***saved = malloc((size_t)order->count * sizeof *saved);
+    int *counts = malloc((size_t)order->count * sizeof *counts);
+    if (!saved || !counts) { /* keep the graph rather than fail after a successful walk */
+        free(saved);
+        free(counts);
+        return;
+    }
+    for (int i = 0; i < order->count; i++) {
+        nb_node *node = order->items[i];
+        saved[i] = node->inputs;
+        counts[i] = node->n_inputs;
+        node->inputs = NULL;
+        node->n_inputs = 0;
+        node->released = true;
+    }
+    for (int i = 0; i < order->count; i++) {
+        for (int k = 0; k < counts[i]; k++) nb_release(saved[i][k]);
+        free(saved[i]);
+    }
+    free(saved);
+    free(counts);
 }
 
 static nb_status initial_grad(const nb_tensor *root, const nb_tensor *grad, nb_tensor **out) {
@@ -247,11 +272,12 @@ nb_status nb_backward(nb_tensor *root, const nb_tensor *grad, bool retain_graph)
         for (int i = 0; i < order.count; i++) order.items[i]->visited = false;
         if (status == NB_OK) root->grad_fn->grad = nb_retain(seed);
         for (int i = order.count - 1; i >= 0 && status == NB_OK; i--)
-            if (order.items[i]->grad) status = run_node(order.items[i], retain_graph);
+            if (order.items[i]->grad) status = run_node(order.items[i]);
         for (int i = 0; i < order.count; i++) { /* after a failure, drop partial sums */
             nb_release(order.items[i]->grad);
             order.items[i]->grad = NULL;
         }
+        if (status == NB_OK && !retain_graph) free_graph(&order);
         free(order.items);
     }
     nb_release(seed);
