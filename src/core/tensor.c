@@ -225,9 +225,9 @@ nb_tensor *nb_from_host(const void *data, int ndim, const int64_t *shape, nb_dty
     nb_tensor *t = NULL;
     if (nb__tensor_new("nb_from_host", ndim, shape, dtype, device, &t) != NB_OK) return NULL;
     if (!data && nb_numel(t) > 0) {
-        nb_release(t);
         nb__error(NB_ERR_INVALID, "nb_from_host: data is NULL for %lld elements",
                   (long long)nb_numel(t));
+        nb_release(t);
         return NULL;
     }
     if (nb_numel(t) > 0) memcpy(nb__data(t), data, (size_t)nb_numel(t) * nb_dtype_size(dtype));
