@@ -111,6 +111,20 @@ TEST(Tensor, CreationShapesAndStrides) {
     EXPECT_EQ(nb_numel(empty), 0);
 }
 
+TEST(Tensor, LargeBlocksAreReusedUntilTheCacheIsReleased) {
+    const int64_t n = 1 << 20; // 4 MiB of f32
+    void *first;
+    {
+        T a(nb_zeros(1, &n, NB_F32, nb_cpu()));
+        first = nb_data(a);
+    }
+    T b(nb_ones(1, &n, NB_F32, nb_cpu()));
+    EXPECT_EQ(nb_data(b), first) << "a freed block of the same size comes back warm";
+    EXPECT_EQ(read_tensor(b).v[n - 1], 1) << "and is written like any other";
+    EXPECT_EQ(nb_release_cached_memory(nb_cpu()), NB_OK);
+    EXPECT_EQ(nb_release_cached_memory(nb_cuda(0)), nb_cuda_device_count() ? NB_OK : NB_ERR_DEVICE);
+}
+
 TEST(Tensor, HostRoundTripForEveryDtype) {
     for (nb_dtype d : {NB_F32, NB_F64, NB_F16, NB_BF16, NB_I32, NB_I64, NB_U8, NB_BOOL}) {
         std::vector<unsigned char> bytes(6 * nb_dtype_size(d));

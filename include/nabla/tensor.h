@@ -41,6 +41,10 @@ int nb_cuda_device_count(void);
 /* "cpu" or "cuda:N", into buf (at least 16 bytes); returns buf. */
 const char *nb_device_str(nb_device device, char *buf, size_t size);
 
+/* Frees the memory the device's allocator keeps for reuse. On the CPU, blocks
+ * of 128 KiB or more are cached (at most NABLA_CPU_CACHE_MB MiB, default 1024). */
+nb_status nb_release_cached_memory(nb_device device);
+
 /* ---- reference counting ---- */
 nb_tensor *nb_retain(nb_tensor *t); /* returns t */
 void nb_release(nb_tensor *t);      /* NULL is fine */

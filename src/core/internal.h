@@ -67,8 +67,13 @@ struct nb_tensor {
 /* Device memory: one allocator per device type. */
 typedef struct nb_allocator {
     void *(*alloc)(size_t nbytes, nb_device device);
-    void (*free)(void *ptr, nb_device device);
+    void (*free)(void *ptr, size_t nbytes, nb_device device);
 } nb_allocator;
+
+/* The CPU allocator (src/core/cpu_alloc.c); release returns the bytes freed. */
+void *nb__cpu_alloc(size_t nbytes, nb_device device);
+void nb__cpu_free(void *ptr, size_t nbytes, nb_device device);
+size_t nb__cpu_release_cache(void);
 
 /* Product of sizes, or NB_ERR_OVERFLOW/NB_ERR_SHAPE naming fn. */
 nb_status nb__checked_numel(const char *fn, int ndim, const int64_t *shape, nb_dtype dtype,

@@ -32,20 +32,7 @@ nb_status nb__check_device(const char *fn, nb_device device) {
     return NB_OK;
 }
 
-/* ---- the CPU allocator: 64-byte aligned buffers ---- */
-
-static void *cpu_alloc(size_t nbytes, nb_device device) {
-    (void)device;
-    size_t rounded = (nbytes + NB_CPU_ALIGN - 1) / NB_CPU_ALIGN * NB_CPU_ALIGN;
-    return aligned_alloc(NB_CPU_ALIGN, rounded ? rounded : NB_CPU_ALIGN);
-}
-
-static void cpu_free(void *ptr, nb_device device) {
-    (void)device;
-    free(ptr);
-}
-
-static const nb_allocator cpu_allocator = {cpu_alloc, cpu_free};
+static const nb_allocator cpu_allocator = {nb__cpu_alloc, nb__cpu_free};
 
 static const nb_allocator *allocator_for(nb_device device) {
     return device.type == NB_DEVICE_CPU ? &cpu_allocator : NULL;
@@ -74,7 +61,7 @@ static nb_status storage_new(const char *fn, size_t nbytes, nb_device device, nb
 
 static void storage_release(nb_storage *s) {
     if (s && __atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) == 0) {
-        allocator_for(s->device)->free(s->data, s->device);
+        allocator_for(s->device)->free(s->data, s->nbytes, s->device);
         free(s);
     }
 }

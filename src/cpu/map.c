@@ -182,6 +182,15 @@ static void map_chunk(const map_plan *plan, const nb_op_args *args, nb_dtype com
         nb__cpu_convert(plan->dtype[0], ptr[0], plan->strides[0][last], compute, buffers[0], 1, len);
 }
 
+/* Work item `item` is chunk (item % chunks_per_row) of row (item / chunks_per_row). */
+static void map_item(const map_plan *plan, const nb_op_args *args, nb_dtype compute, nb_map_fn fn,
+                     int64_t item, int64_t chunks_per_row) {
+    int64_t row_len = plan->shape[plan->ndim - 1];
+    int64_t start = (item % chunks_per_row) * NB_CPU_CHUNK;
+    int64_t len = row_len - start < NB_CPU_CHUNK ? row_len - start : NB_CPU_CHUNK;
+    map_chunk(plan, args, compute, fn, item / chunks_per_row, start, len);
+}
+
 void nb__cpu_map(const nb_op_args *args, nb_dtype compute, nb_map_fn fn) {
     map_plan plan;
     plan_map(args, &plan);
@@ -189,12 +198,12 @@ void nb__cpu_map(const nb_op_args *args, nb_dtype compute, nb_map_fn fn) {
     int64_t rows = nb__numel(plan.ndim - 1, plan.shape);
     int64_t chunks_per_row = (row_len + NB_CPU_CHUNK - 1) / NB_CPU_CHUNK;
     int64_t items = rows * chunks_per_row;
-    int64_t total = rows * row_len;
-#pragma omp parallel for schedule(static) if (total >= NB_CPU_PARALLEL_MIN)
-    for (int64_t item = 0; item < items; item++) {
-        int64_t row = item / chunks_per_row;
-        int64_t start = (item % chunks_per_row) * NB_CPU_CHUNK;
-        int64_t len = row_len - start < NB_CPU_CHUNK ? row_len - start : NB_CPU_CHUNK;
-        map_chunk(&plan, args, compute, fn, row, start, len);
+    if (rows * row_len < NB_CPU_PARALLEL_MIN) { /* small work: no thread team to start */
+        for (int64_t item = 0; item < items; item++)
+            map_item(&plan, args, compute, fn, item, chunks_per_row);
+        return;
     }
+#pragma omp parallel for schedule(static)
+    for (int64_t item = 0; item < items; item++)
+        map_item(&plan, args, compute, fn, item, chunks_per_row);
 }
