@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what nabla needs on Debian: a C toolchain, CMake, OpenBLAS,
+# googletest, OpenMP (with gcc) and ccache. Runs apt-get through sudo when not root.
+set -euo pipefail
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends \
+    build-essential cmake pkg-config ccache libopenblas-dev libgtest-dev >/dev/null
+echo "install-deps: done"

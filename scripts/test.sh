@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The README's second command: the whole test suite. Builds (release, into
+# build/) and runs every test, then builds the CPU library and tests with
+# AddressSanitizer and UndefinedBehaviorSanitizer (into build-asan/, leak
+# checking on) and runs them again. --no-sanitize skips the second pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs="$(nproc)"
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$jobs"
+ctest --test-dir build -j"$jobs" --output-on-failure
+
+if [ "${1:-}" != "--no-sanitize" ]; then
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNABLA_SANITIZE=ON -DNABLA_CUDA=OFF \
+          -DNABLA_BENCHMARKS=OFF
+    cmake --build build-asan -j"$jobs"
+    # allocator_may_return_null lets the out-of-memory tests see a failed allocation
+    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir build-asan -j"$jobs" --output-on-failure
+fi
+echo "test: all suites passed"
