@@ -84,6 +84,19 @@ TEST(Autograd, ExplicitGradAndFloat32Leaves) {
     EXPECT_EQ(read_tensor(g).v, (std::vector<double>{3, 0, -3, 6}));
 }
 
+TEST(Autograd, InternalOperandsStayOutOfTheGraph) {
+    T x = leaf(Host({2, 3}, {1, 2, 3, 4, 5, 6}));
+    T v = leaf(Host({3}, {1, 0, -1}));
+    T y(nb_matmul(x, v)); // a 1-D operand is unsqueezed inside matmul
+    EXPECT_STREQ(nb_grad_fn_name(y), "matmul");
+    T xt(nb_transpose(x, 0, 1));
+    T s(nb_softmax(xt, 0)); // a strided input is made contiguous inside softmax
+    EXPECT_STREQ(nb_grad_fn_name(s), "softmax");
+    ASSERT_EQ(nb_backward(T(nb_sum(y, 0, nullptr, false)), nullptr, false), NB_OK);
+    EXPECT_EQ(grad_of(v).v, (std::vector<double>{5, 7, 9}));
+    EXPECT_EQ(grad_of(x).v, (std::vector<double>{1, 0, -1, 1, 0, -1}));
+}
+
 TEST(Autograd, BackwardOnALeafAccumulatesTheSeed) {
     T x = leaf(Host({1}, {5}));
     ASSERT_EQ(nb_backward(x, nullptr, false), NB_OK);

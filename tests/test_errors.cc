@@ -137,6 +137,9 @@ TEST(Errors, IndicesAndDimsOutOfRange) {
     EXPECT_NE(last.t, nullptr) << "a negative index counts from the end";
     EXPECT_FAILS(nb_embedding(m, T(make_tensor(Host({1}, {3}), NB_I64))), NB_ERR_INDEX, "index 3 out of range");
     EXPECT_FAILS(nb_one_hot(T(make_tensor(Host({2}, {1, 4}), NB_I64)), 3), NB_ERR_INDEX, "nb_one_hot: index 4");
+    EXPECT_FAILS(nb_one_hot(T(make_tensor(Host({2}, {0, 0}), NB_I64)), 0), NB_ERR_INDEX, "num_classes is 0");
+    EXPECT_FAILS(nb_one_hot(T(nb_zeros(1, Shape{0}.data(), NB_I64, nb_cpu())), -1), NB_ERR_SHAPE,
+                 "cannot infer num_classes");
     EXPECT_FAILS(nb_scatter_add(m, 1, bad, T(nb_ones(2, Shape{2, 2}.data(), NB_F32, nb_cpu()))), NB_ERR_INDEX,
                  "nb_scatter_add: index 7");
     const int dims3[1] = {2}, dup[2] = {0, -2};

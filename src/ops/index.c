@@ -203,6 +203,11 @@ nb_tensor *nb_one_hot(const nb_tensor *indices, int64_t num_classes) {
         }
         num_classes = (int64_t)max + 1;
     }
+    if (num_classes == 0 && nb_numel(indices) > 0) {
+        nb__error(NB_ERR_INDEX, "nb_one_hot: num_classes is 0 but %lld indices were given",
+                  (long long)nb_numel(indices));
+        return NULL;
+    }
     int64_t shape[NB_MAX_DIMS];
     memcpy(shape, indices->shape, (size_t)indices->ndim * sizeof *shape);
     shape[indices->ndim] = num_classes;

@@ -68,7 +68,9 @@ static nb_status matmul_impl(const nb_tensor *a, const nb_tensor *b, nb_tensor *
     NB_CHECK(k == kb, NB_ERR_SHAPE, "nb_matmul: inner dimensions differ: a is %s, b is %s",
              nb__tensor_shape_str(a), nb__tensor_shape_str(b));
     nb_tensor *a2 = NULL, *b2 = NULL, *ea = NULL, *eb = NULL, *full = NULL;
+    bool was = nb_set_grad_enabled(false); /* the kernel's operands, not part of the graph */
     nb_status status = as_matrices(a, b, &a2, &b2);
+    nb_set_grad_enabled(was);
     int ndim = 0;
     int64_t shape[NB_MAX_DIMS], shape_a[NB_MAX_DIMS], shape_b[NB_MAX_DIMS];
     if (status == NB_OK)

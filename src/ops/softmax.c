@@ -31,8 +31,10 @@ static nb_status softmax_impl(nb_op op, const nb_tensor *x, int dim, nb_tensor *
              nb_dtype_name(x->dtype));
     int d;
     NB_TRY(nb__normalize_dim(fn, dim, x->ndim, &d));
-    nb_tensor *dense = NULL;
-    NB_TRY(nb__result(nb_contiguous(x), &dense));
+    bool was = nb_set_grad_enabled(false); /* the kernel's input, not part of the graph */
+    nb_tensor *dense = nb_contiguous(x);
+    nb_set_grad_enabled(was);
+    NB_TRY(nb__result(dense, &dense));
     nb_status status = nb__tensor_new(fn, x->ndim, x->shape, x->dtype, x->storage->device, out);
     nb_attrs attrs = {.axis = {d}};
     if (status == NB_OK) {

@@ -1,8 +1,6 @@
 /* Selection: where(cond, a, b) and masked_fill(x, mask, value).
  * Gradients: where sends g to a where cond holds and to b elsewhere (each
  * summed back over broadcast dims); masked_fill passes g where mask is false. */
-#include <string.h>
-
 #include "../core/internal.h"
 
 static nb_status where_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
