@@ -2,7 +2,8 @@
  * inputs' device, or NULL with nb_last_error() set. Binary ops broadcast with
  * NumPy's rules and compute in nb_promote_types of their operands. Every op
  * with a float result records itself for autograd when an input requires
- * a gradient, except those marked "not differentiable".
+ * a gradient; comparisons, logic, argmax/argmin and one_hot are not
+ * differentiable.
  *
  *   nb_tensor *y = nb_relu(x);
  *   int dims[1] = {1};
@@ -30,10 +31,10 @@ nb_tensor *nb_cos(const nb_tensor *x);
 nb_tensor *nb_tanh(const nb_tensor *x);
 nb_tensor *nb_sigmoid(const nb_tensor *x);
 nb_tensor *nb_relu(const nb_tensor *x);
-nb_tensor *nb_sign(const nb_tensor *x);  /* not differentiable */
-nb_tensor *nb_floor(const nb_tensor *x); /* not differentiable */
-nb_tensor *nb_ceil(const nb_tensor *x);  /* not differentiable */
-nb_tensor *nb_round(const nb_tensor *x); /* half to even; not differentiable */
+nb_tensor *nb_sign(const nb_tensor *x);  /* gradient 0 */
+nb_tensor *nb_floor(const nb_tensor *x); /* gradient 0 */
+nb_tensor *nb_ceil(const nb_tensor *x);  /* gradient 0 */
+nb_tensor *nb_round(const nb_tensor *x); /* half to even; gradient 0 */
 nb_tensor *nb_logical_not(const nb_tensor *x); /* bool result */
 /* min(max(x, lo), hi); pass -INFINITY or INFINITY for no bound. */
 nb_tensor *nb_clamp(const nb_tensor *x, double lo, double hi);

@@ -37,10 +37,10 @@
     NB_OP(TANH, tanh, 1)               \
     NB_OP(SIGMOID, sigmoid, 1)         \
     NB_OP(RELU, relu, 1)               \
-    NB_OP(SIGN, sign, 0)               \
-    NB_OP(FLOOR, floor, 0)             \
-    NB_OP(CEIL, ceil, 0)               \
-    NB_OP(ROUND, round, 0)             \
+    NB_OP(SIGN, sign, 1)               \
+    NB_OP(FLOOR, floor, 1)             \
+    NB_OP(CEIL, ceil, 1)               \
+    NB_OP(ROUND, round, 1)             \
     NB_OP(LOGICAL_NOT, logical_not, 0) \
     NB_OP(CLAMP, clamp, 1)             \
     /* elementwise binary */          \

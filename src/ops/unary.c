@@ -4,7 +4,8 @@
  *   neg -g          abs g*sign(x)        exp g*exp(x)       log g/x
  *   log1p g/(1+x)   sqrt g/(2 sqrt x)    rsqrt -g/(2 x sqrt x)
  *   sin g*cos(x)    cos -g*sin(x)        tanh g*(1-tanh^2)  sigmoid g*s*(1-s)
- *   relu g*(x>0)    clamp g*(lo<=x<=hi) */
+ *   relu g*(x>0)    clamp g*(lo<=x<=hi)
+ *   sign, floor, ceil, round: 0 (piecewise constant; PyTorch gives zeros too) */
 #include <math.h>
 
 #include "../core/internal.h"
@@ -38,6 +39,9 @@ static nb_status unary_backward(const nb_node *node, const nb_tensor *g, const b
         r = K(nb_mul(g, K(nb_mul(y, K(nb_sub(C(1), y))))));
         break;
     case NB_OP_RELU: r = K(nb_mul(g, K(nb_cast(K(nb_gt(x, C(0))), x->dtype)))); break;
+    case NB_OP_SIGN: case NB_OP_FLOOR: case NB_OP_CEIL: case NB_OP_ROUND:
+        r = K(nb_zeros(x->ndim, x->shape, x->dtype, x->storage->device));
+        break;
     case NB_OP_CLAMP: {
         nb_tensor *inside = K(nb_logical_and(K(nb_ge(x, C(node->attrs.clamp.lo))),
                                              K(nb_le(x, C(node->attrs.clamp.hi)))));
