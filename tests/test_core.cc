@@ -208,6 +208,51 @@ TEST(Tensor, SplitAndChunkCounts) {
     for (int i = 0; i < n; i++) nb_release(parts[i]);
 }
 
+// Reductions to a few outputs of many elements split the elements over threads
+// and merge partial results; they must agree with a double-precision loop.
+TEST(Reduce, LargeReductionsMatchDoubleLoops) {
+    const int64_t n = 300001;
+    std::mt19937_64 rng(3);
+    Host h({n});
+    for (double &v : h.v) v = std::uniform_real_distribution<double>(-2, 2)(rng);
+    h.v[123457] = 5; // the unique maximum, late in a middle range
+    h.v[7] = -5;     // the unique minimum
+    T x(make_tensor(h, NB_F64));
+    double sum = 0, sq = 0, lse = 0, abs_sum = 0;
+    for (double v : h.v) sum += v, abs_sum += std::fabs(v), lse += std::exp(v);
+    double mean = sum / n;
+    for (double v : h.v) sq += (v - mean) * (v - mean);
+    auto one = [](nb_tensor *t) {
+        T owned(t);
+        double v = NAN;
+        EXPECT_EQ(nb_item(owned, &v), NB_OK) << nb_last_error();
+        return v;
+    };
+    EXPECT_NEAR(one(nb_sum(x, 0, nullptr, false)), sum, 1e-9);
+    EXPECT_NEAR(one(nb_mean(x, 0, nullptr, false)), mean, 1e-12);
+    EXPECT_NEAR(one(nb_var(x, 0, nullptr, 1, false)), sq / (n - 1), 1e-12);
+    EXPECT_NEAR(one(nb_logsumexp(x, 0, nullptr, false)), std::log(lse), 1e-12);
+    EXPECT_NEAR(one(nb_norm(x, 1, 0, nullptr, false)), abs_sum, 1e-8);
+    EXPECT_EQ(one(nb_norm(x, INFINITY, 0, nullptr, false)), 5);
+    EXPECT_EQ(one(nb_max(x, 0, nullptr, false)), 5);
+    EXPECT_EQ(one(nb_argmax(x, 0, nullptr, false)), 123457);
+    EXPECT_EQ(one(nb_argmin(x, 0, nullptr, false)), 7);
+    Host ints({n});
+    for (int64_t i = 0; i < n; i++) ints.v[i] = (double)(i % 7) - 3;
+    T xi(make_tensor(ints, NB_I32));
+    EXPECT_EQ(one(nb_sum(xi, 0, nullptr, false)), (double)([&] {
+        int64_t s = 0;
+        for (int64_t i = 0; i < n; i++) s += i % 7 - 3;
+        return s;
+    }()));
+    h.v[200000] = NAN;
+    T with_nan(make_tensor(h, NB_F64));
+    EXPECT_TRUE(std::isnan(one(nb_max(with_nan, 0, nullptr, false))));
+    EXPECT_TRUE(std::isnan(one(nb_norm(with_nan, INFINITY, 0, nullptr, false))));
+    EXPECT_TRUE(std::isnan(one(nb_logsumexp(with_nan, 0, nullptr, false))));
+    EXPECT_EQ(one(nb_argmax(with_nan, 0, nullptr, false)), 200000);
+}
+
 // ---- printing ----
 
 TEST(Print, LooksLikePyTorch) {

@@ -5,11 +5,16 @@
  * coalesced first), converting chunks to double (int64 for integer sums and
  * products) and folding them into an accumulator. Variance combines chunk
  * statistics with Chan et al.'s parallel formula; logsumexp keeps a running
- * maximum and rescales its sum, as online softmax does. */
+ * maximum and rescales its sum, as online softmax does. When there are fewer
+ * outputs than threads, each output's elements are split into ranges folded
+ * on separate threads and merged in order with the same rules. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "cpu.h"
+
+#define NB_REDUCE_MAX_PARTS 256
 
 typedef struct accumulator {
     double value;        /* sum, product, extreme, or sum of |x|^p */
@@ -149,29 +154,97 @@ static double finish(const nb_op_args *args, const accumulator *acc) {
     }
 }
 
-/* Folds every reduced element of the output that starts at base. */
-static void reduce_one(const nb_op_args *args, const reduce_plan *plan, const char *base,
-                       bool integer, accumulator *acc) {
+/* Combines the accumulator of the next range of reduced elements into `into`
+ * (ranges merge in order, so the first extreme and the first NaN still win). */
+static void merge(nb_op op, double p, bool integer, accumulator *into, const accumulator *next) {
+    if (integer) {
+        into->int_value = op == NB_OP_PROD
+                              ? (int64_t)((uint64_t)into->int_value * (uint64_t)next->int_value)
+                              : (int64_t)((uint64_t)into->int_value + (uint64_t)next->int_value);
+    } else {
+        switch (op) {
+        case NB_OP_SUM: case NB_OP_MEAN: into->value += next->value; break;
+        case NB_OP_PROD: into->value *= next->value; break;
+        case NB_OP_MAX: case NB_OP_MIN: case NB_OP_ARGMAX: case NB_OP_ARGMIN:
+            if (beats(op, next->value, into->value)) {
+                into->value = next->value;
+                into->index = next->index;
+            }
+            break;
+        case NB_OP_VAR: case NB_OP_STD: {
+            double total = into->count + next->count, delta = next->mean - into->mean;
+            into->m2 += next->m2 + delta * delta * into->count * next->count / total;
+            into->mean += delta * next->count / total;
+            into->count = total;
+            break;
+        }
+        case NB_OP_LOGSUMEXP: { /* mean holds each range's running maximum */
+            into->nan = into->nan || next->nan;
+            if (next->mean == -INFINITY || into->mean == INFINITY) break;
+            if (next->mean == INFINITY) {
+                into->mean = INFINITY;
+                into->value = 1;
+                break;
+            }
+            double m = fmax(into->mean, next->mean);
+            into->value = into->value * exp(into->mean - m) + next->value * exp(next->mean - m);
+            into->mean = m;
+            break;
+        }
+        case NB_OP_NORM: /* max |x| for p = inf, where a NaN, once seen, stays */
+            if (!isinf(p)) into->value += next->value;
+            else if (into->value == into->value && !(next->value <= into->value))
+                into->value = next->value;
+            break;
+        default: NB_ASSERT(!"not a reduction");
+        }
+    }
+    into->seen = next->seen;
+}
+
+/* Folds the reduced elements [first, last) (row-major over the reduced dims)
+ * of the output that starts at base. acc->seen must equal first. */
+static void reduce_range(const nb_op_args *args, const reduce_plan *plan, const char *base,
+                         bool integer, int64_t first, int64_t last, accumulator *acc) {
     const nb_tensor *x = args->in[0];
     size_t size = nb_dtype_size(x->dtype);
     int inner = plan->n_reduced - 1;
     int64_t row_len = plan->red_shape[inner], stride = plan->red_stride[inner];
-    int64_t rows = nb__numel(inner, plan->red_shape);
     union { double f[NB_CPU_CHUNK]; int64_t i[NB_CPU_CHUNK]; } buffer;
-    for (int64_t row = 0; row < rows; row++) {
-        int64_t offset = 0, rest = row;
+    for (int64_t at = first; at < last;) {
+        int64_t col = at % row_len, offset = 0, rest = at / row_len;
         for (int d = inner - 1; d >= 0; d--) {
             offset += (rest % plan->red_shape[d]) * plan->red_stride[d];
             rest /= plan->red_shape[d];
         }
-        for (int64_t s = 0; s < row_len; s += NB_CPU_CHUNK) {
-            int64_t n = row_len - s < NB_CPU_CHUNK ? row_len - s : NB_CPU_CHUNK;
-            const char *src = base + (offset + s * stride) * (int64_t)size;
-            nb__cpu_convert(integer ? NB_I64 : NB_F64, &buffer, 1, x->dtype, src, stride, n);
-            if (integer) fold_ints(args->op, buffer.i, n, acc);
-            else fold_floats(args->op, args->attrs.reduce.p, buffer.f, n, acc);
-        }
+        int64_t n = row_len - col;
+        if (n > last - at) n = last - at;
+        if (n > NB_CPU_CHUNK) n = NB_CPU_CHUNK;
+        const char *src = base + (offset + col * stride) * (int64_t)size;
+        nb__cpu_convert(integer ? NB_I64 : NB_F64, &buffer, 1, x->dtype, src, stride, n);
+        if (integer) fold_ints(args->op, buffer.i, n, acc);
+        else fold_floats(args->op, args->attrs.reduce.p, buffer.f, n, acc);
+        at += n;
     }
+}
+
+/* One output from many elements: ranges of the reduced elements fold on
+ * separate threads, then merge in order. */
+static void reduce_split(const nb_op_args *args, const reduce_plan *plan, const char *base,
+                         bool integer, int64_t count, accumulator *acc) {
+    int parts = omp_get_max_threads();
+    if (parts > count / NB_CPU_PARALLEL_MIN + 1) parts = (int)(count / NB_CPU_PARALLEL_MIN + 1);
+    accumulator partial[NB_REDUCE_MAX_PARTS];
+    if (parts > NB_REDUCE_MAX_PARTS) parts = NB_REDUCE_MAX_PARTS;
+#pragma omp parallel for schedule(static) if (parts > 1)
+    for (int i = 0; i < parts; i++) {
+        int64_t first = count * i / parts, last = count * (i + 1) / parts;
+        start(args->op, &partial[i]);
+        partial[i].seen = first;
+        reduce_range(args, plan, base, integer, first, last, &partial[i]);
+    }
+    *acc = partial[0];
+    for (int i = 1; i < parts; i++) merge(args->op, args->attrs.reduce.p, integer, acc, &partial[i]);
 }
 
 nb_status nb__cpu_reduce(const nb_op_args *args) {
@@ -181,19 +254,25 @@ nb_status nb__cpu_reduce(const nb_op_args *args) {
     plan_reduce(x, args->attrs.reduce.mask, &plan);
     /* integer sums and products stay exact in int64 */
     bool integer = !nb_dtype_is_float(x->dtype) && (args->op == NB_OP_SUM || args->op == NB_OP_PROD);
-    int64_t n_out = nb_numel(out);
+    int64_t n_out = nb_numel(out), count = nb__numel(plan.n_reduced, plan.red_shape);
     size_t x_size = nb_dtype_size(x->dtype), out_size = nb_dtype_size(out->dtype);
-    int64_t work = n_out * nb__numel(plan.n_reduced, plan.red_shape);
-#pragma omp parallel for schedule(static) if (work >= NB_CPU_PARALLEL_MIN && n_out > 1)
+    /* many outputs: a thread per output; few outputs of many elements: split each */
+    bool split = n_out < omp_get_max_threads() && count >= 2 * NB_CPU_PARALLEL_MIN;
+#pragma omp parallel for schedule(static) if (!split && n_out > 1 && n_out * count >= NB_CPU_PARALLEL_MIN)
     for (int64_t o = 0; o < n_out; o++) {
         int64_t offset = 0, rest = o;
         for (int d = plan.n_kept - 1; d >= 0; d--) {
             offset += (rest % plan.kept_shape[d]) * plan.kept_stride[d];
             rest /= plan.kept_shape[d];
         }
+        const char *base = nb__data(x) + offset * (int64_t)x_size;
         accumulator acc;
-        start(args->op, &acc);
-        reduce_one(args, &plan, nb__data(x) + offset * (int64_t)x_size, integer, &acc);
+        if (split) {
+            reduce_split(args, &plan, base, integer, count, &acc);
+        } else {
+            start(args->op, &acc);
+            reduce_range(args, &plan, base, integer, 0, count, &acc);
+        }
         char *dst = nb__data(out) + o * (int64_t)out_size;
         if (integer) {
             nb__cpu_convert(out->dtype, dst, 1, NB_I64, &acc.int_value, 1, 1);
