@@ -97,6 +97,23 @@ TEST(Autograd, InternalOperandsStayOutOfTheGraph) {
     EXPECT_EQ(grad_of(x).v, (std::vector<double>{1, 0, -1, 1, 0, -1}));
 }
 
+// A leaf's first gradient is taken over without a copy only when nothing else
+// holds it; a gradient passed through (add) or given by the caller is copied.
+TEST(Autograd, LeafGradientsNeverAliasOtherTensors) {
+    T x = leaf(Host({3}, {1, 2, 3})), z = leaf(Host({3}, {4, 5, 6}));
+    T seed(make_tensor(Host({3}, {1, 2, 3}), NB_F64));
+    ASSERT_EQ(nb_backward(T(nb_add(x, z)), seed, false), NB_OK);
+    T gx(nb_grad(x)), gz(nb_grad(z));
+    EXPECT_NE(nb_data(gx), nb_data(seed));
+    EXPECT_NE(nb_data(gx), nb_data(gz));
+    ASSERT_EQ(nb_copy_(seed, T(nb_scalar(0, NB_F64, nb_cpu()))), NB_OK);
+    EXPECT_EQ(read_tensor(gx).v, (std::vector<double>{1, 2, 3}));
+    EXPECT_EQ(read_tensor(gz).v, (std::vector<double>{1, 2, 3}));
+    T w = leaf(Host({2}, {2, 3}));
+    ASSERT_EQ(nb_backward(T(nb_sum(T(nb_mul(w, w)), 0, nullptr, false)), nullptr, false), NB_OK);
+    EXPECT_EQ(grad_of(w).v, (std::vector<double>{4, 6}));
+}
+
 TEST(Autograd, BackwardOnALeafAccumulatesTheSeed) {
     T x = leaf(Host({1}, {5}));
     ASSERT_EQ(nb_backward(x, nullptr, false), NB_OK);

@@ -281,6 +281,10 @@ TEST(Print, LooksLikePyTorch) {
 TEST(Print, SummarizesLargeTensors) {
     T big(nb_arange(0, 2000, 1, NB_F32, nb_cpu()));
     EXPECT_EQ(repr(big), "tensor([   0.,    1.,    2., ..., 1997., 1998., 1999.])");
+    Host values({2000});
+    for (int i = 0; i < 2000; i++) values.v[i] = i;
+    values.v[1000] = 0.001; // hidden by the summary, so it does not change the format
+    EXPECT_EQ(repr(T(make_tensor(values, NB_F32))), repr(big));
     T grid(nb_reshape(big, 2, Shape{40, 50}.data()));
     std::string text = repr(grid);
     EXPECT_NE(text.find("...,\n"), std::string::npos) << text;

@@ -173,11 +173,18 @@ static nb_status accumulate(nb_tensor **acc, nb_tensor *g) {
     return NB_OK;
 }
 
+/* True when only the caller holds g and its memory: it can become a leaf's
+ * grad without a copy. */
+static bool unshared(const nb_tensor *g) {
+    return __atomic_load_n(&g->refcount, __ATOMIC_ACQUIRE) == 1 &&
+           __atomic_load_n(&g->storage->refcount, __ATOMIC_ACQUIRE) == 1 && nb__is_contiguous(g);
+}
+
 static nb_status accumulate_leaf(nb_tensor *leaf, nb_tensor *g) {
     nb_tensor *owned = NULL;
     if (g->dtype != leaf->dtype)
         NB_TRY(nb__result(nb_cast(g, leaf->dtype), &owned));
-    else if (!leaf->grad)
+    else if (!leaf->grad && !unshared(g))
         NB_TRY(nb__result(nb_clone(g), &owned)); /* the leaf's grad never aliases another tensor */
     else
         owned = nb_retain(g);
@@ -313,6 +320,13 @@ nb_status nb__scratch_finish(nb_scratch *s, nb_tensor *result, nb_tensor **out) 
     s->count = 0;
     if (s->status != NB_OK) return nb__error(s->status, "%s", s->message);
     return NB_OK;
+}
+
+nb_tensor *nb__keep_sum_to(nb_scratch *s, const nb_tensor *t, const nb_tensor *like) {
+    nb_tensor *summed = NULL;
+    if (s->status == NB_OK && t && nb__sum_to(t, like->ndim, like->shape, &summed) != NB_OK)
+        summed = NULL;
+    return nb__keep(s, summed);
 }
 
 nb_tensor *nb__scalar_like(const nb_tensor *t, double value) {

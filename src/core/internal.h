@@ -198,6 +198,8 @@ nb_tensor *nb__keep(nb_scratch *s, nb_tensor *t);
 /* Gives *out a new reference to result (unless a step failed), releases the
  * temporaries and returns the first failure. */
 nb_status nb__scratch_finish(nb_scratch *s, nb_tensor *result, nb_tensor **out);
+/* nb__sum_to(t) to like's shape, kept in s; NULL once a step has failed. */
+nb_tensor *nb__keep_sum_to(nb_scratch *s, const nb_tensor *t, const nb_tensor *like);
 /* A 0-dim tensor of t's dtype and device. */
 nb_tensor *nb__scalar_like(const nb_tensor *t, double value);
 

@@ -70,11 +70,21 @@ static bool shown(const layout *l, int dim, int64_t k) {
     return !l->summarize || n <= 2 * EDGE_ITEMS || k < EDGE_ITEMS || k >= n - EDGE_ITEMS;
 }
 
+/* Whether the row-major linear-th element appears in the printout. */
+static bool element_shown(const layout *l, int64_t linear) {
+    for (int d = l->t->ndim - 1; d >= 0 && l->summarize; d--) {
+        if (!shown(l, d, linear % l->t->shape[d])) return false;
+        linear /= l->t->shape[d];
+    }
+    return true;
+}
+
 /* Float format and the column width, from the values that will be shown. */
 static void choose_format(layout *l, int64_t numel) {
     double max_abs = 0, min_abs = INFINITY;
     bool all_integral = true;
     for (int64_t k = 0; l->f && k < numel; k++) {
+        if (!element_shown(l, k)) continue;
         double a = fabs(l->f[k]);
         if (!isfinite(a)) continue;
         max_abs = fmax(max_abs, a);
@@ -88,6 +98,7 @@ static void choose_format(layout *l, int64_t numel) {
     char buf[64];
     l->width = 1;
     for (int64_t k = 0; k < numel; k++) {
+        if (!element_shown(l, k)) continue;
         format_value(l, k, buf, sizeof buf);
         l->width = (int)strlen(buf) > l->width ? (int)strlen(buf) : l->width;
     }

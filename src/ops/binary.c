@@ -54,11 +54,7 @@ static nb_status binary_backward(const nb_node *node, const nb_tensor *g, const 
         const nb_tensor *input = node->inputs[which];
         nb_scratch s = {0};
         nb_tensor *full = side_grad(&s, node->op, which, node->inputs[0], node->inputs[1], g);
-        nb_tensor *summed = NULL;
-        if (s.status == NB_OK && full) {
-            nb_status status = nb__sum_to(full, input->ndim, input->shape, &summed);
-            nb__keep(&s, status == NB_OK ? summed : NULL);
-        }
+        nb_tensor *summed = nb__keep_sum_to(&s, full, input);
         NB_TRY(nb__scratch_finish(&s, summed, &grads[which]));
     }
     return NB_OK;

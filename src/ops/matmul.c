@@ -41,12 +41,7 @@ static nb_status matmul_backward(const nb_node *node, const nb_tensor *grad, con
         if (!needs[which]) continue;
         nb_tensor *full = which == 0 ? K(nb_matmul(g, K(nb_transpose(b2, -1, -2))))
                                      : K(nb_matmul(K(nb_transpose(a2, -1, -2)), g));
-        const nb_tensor *m = which == 0 ? a2 : b2;
-        nb_tensor *summed = NULL;
-        if (s.status == NB_OK && nb__sum_to(full, m->ndim, m->shape, &summed) == NB_OK)
-            K(summed);
-        else
-            K(NULL);
+        nb_tensor *summed = nb__keep_sum_to(&s, full, which == 0 ? a2 : b2);
         nb_tensor *r = K(nb_reshape(summed, inputs[which]->ndim, inputs[which]->shape));
         if (s.status == NB_OK) grads[which] = nb_retain(r);
     }

@@ -10,7 +10,14 @@
 
 #include "../core/internal.h"
 
-static bool float_only(nb_op op) { return op >= NB_OP_EXP && op <= NB_OP_SIGMOID; }
+/* Ops with no integer result: an integer input computes in f32. */
+static bool float_only(nb_op op) {
+    switch (op) {
+    case NB_OP_EXP: case NB_OP_LOG: case NB_OP_LOG1P: case NB_OP_SQRT: case NB_OP_RSQRT:
+    case NB_OP_SIN: case NB_OP_COS: case NB_OP_TANH: case NB_OP_SIGMOID: return true;
+    default: return false;
+    }
+}
 
 static nb_status unary_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
                                 nb_tensor **grads) {

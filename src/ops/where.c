@@ -12,11 +12,7 @@ static nb_status where_backward(const nb_node *node, const nb_tensor *g, const b
         nb_scratch s = {0};
         nb_tensor *zero = nb__keep(&s, nb__scalar_like(g, 0));
         nb_tensor *full = nb__keep(&s, which == 1 ? nb_where(cond, g, zero) : nb_where(cond, zero, g));
-        nb_tensor *summed = NULL;
-        if (s.status == NB_OK && nb__sum_to(full, input->ndim, input->shape, &summed) == NB_OK)
-            nb__keep(&s, summed);
-        else
-            nb__keep(&s, NULL);
+        nb_tensor *summed = nb__keep_sum_to(&s, full, input);
         NB_TRY(nb__scratch_finish(&s, summed, &grads[which]));
     }
     return NB_OK;
