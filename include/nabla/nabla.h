@@ -12,6 +12,7 @@
 #define NABLA_NABLA_H
 
 #include "autograd.h"
+#include "cuda.h"
 #include "dtype.h"
 #include "ops.h"
 #include "random.h"

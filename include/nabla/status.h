@@ -17,7 +17,7 @@ typedef enum nb_status {
     NB_ERR_INVALID,     /* a NULL or otherwise invalid argument */
     NB_ERR_SHAPE,       /* shapes that do not fit the op */
     NB_ERR_DTYPE,       /* a dtype the op does not accept */
-    NB_ERR_DEVICE,      /* tensors on different devices, or no such device */
+    NB_ERR_DEVICE,      /* tensors on different devices, no such device, or a CUDA call failed */
     NB_ERR_INDEX,       /* an index or a dimension out of range */
     NB_ERR_OVERFLOW,    /* a size that does not fit in memory arithmetic */
     NB_ERR_OOM,         /* an allocation failed */

@@ -36,13 +36,15 @@ typedef struct nb_device {
 
 nb_device nb_cpu(void);
 nb_device nb_cuda(int index);
-/* GPUs this build can use: 0 when nabla was built without CUDA or none is present. */
+/* GPUs this build can use: 0 when nabla was built without CUDA or none is
+ * present (include/nabla/cuda.h has the rest of the CUDA API). */
 int nb_cuda_device_count(void);
 /* "cpu" or "cuda:N", into buf (at least 16 bytes); returns buf. */
 const char *nb_device_str(nb_device device, char *buf, size_t size);
 
 /* Frees the memory the device's allocator keeps for reuse. On the CPU, blocks
- * of 128 KiB or more are cached (at most NABLA_CPU_CACHE_MB MiB, default 1024). */
+ * of 128 KiB or more are cached (at most NABLA_CPU_CACHE_MB MiB, default 1024);
+ * on CUDA every freed block is cached (docs/cuda.md). */
 nb_status nb_release_cached_memory(nb_device device);
 
 /* ---- reference counting ---- */
@@ -58,7 +60,8 @@ int64_t nb_numel(const nb_tensor *t);
 nb_dtype nb_dtype_of(const nb_tensor *t);
 nb_device nb_device_of(const nb_tensor *t);
 bool nb_is_contiguous(const nb_tensor *t);
-/* Address of the first element (host memory for CPU tensors). */
+/* Address of the first element: host memory for CPU tensors, device memory
+ * for CUDA tensors. */
 void *nb_data(const nb_tensor *t);
 
 /* ---- creation (shape: ndim sizes, ndim 0 is a scalar) ---- */
@@ -82,8 +85,12 @@ nb_tensor *nb_from_host(const void *data, int ndim, const int64_t *shape, nb_dty
 nb_status nb_to_host(const nb_tensor *t, void *dst, size_t nbytes);
 /* The value of a one-element tensor, as a double. */
 nb_status nb_item(const nb_tensor *t, double *value);
-/* Copies src (broadcast, converted) into dst's elements. */
+/* Copies src (broadcast, converted, moved to dst's device) into dst's elements. */
 nb_status nb_copy_(nb_tensor *dst, const nb_tensor *src);
+/* t on device: t itself (a new reference) when already there, else a
+ * contiguous copy; records autograd (the gradient moves back). Copies from a
+ * CUDA device wait for its current stream. */
+nb_tensor *nb_to(const nb_tensor *t, nb_device device);
 
 /* ---- views: share storage, record autograd; dims may be negative ---- */
 /* shape may hold one -1, inferred from the others. reshape copies when the

@@ -9,6 +9,7 @@
 #define _DEFAULT_SOURCE
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "internal.h"
@@ -78,17 +79,32 @@ size_t nb__cpu_release_cache(void) {
     return released;
 }
 
-void *nb__cpu_alloc(size_t nbytes, nb_device device) {
+bool nb__poison_allocations(void) {
+    static int poison = -1;
+    if (__atomic_load_n(&poison, __ATOMIC_RELAXED) < 0) {
+        const char *env = getenv("NABLA_POISON_ALLOC");
+        __atomic_store_n(&poison, env && env[0] == '1', __ATOMIC_RELAXED);
+    }
+    return poison;
+}
+
+nb_status nb__cpu_alloc(const char *fn, size_t nbytes, nb_device device, void **out,
+                        void **block) {
     (void)device;
     size_t size = block_size(nbytes);
     void *ptr = size >= NB_CPU_CACHE_MIN ? take_cached(size) : NULL;
     if (!ptr) ptr = fresh_block(size);
     if (!ptr && nb__cpu_release_cache() > 0) ptr = fresh_block(size);
-    return ptr;
+    NB_CHECK(ptr, NB_ERR_OOM, "%s: out of memory allocating %zu bytes on cpu", fn, nbytes);
+    if (nb__poison_allocations()) memset(ptr, 0xFF, nbytes);
+    *out = ptr;
+    *block = NULL;
+    return NB_OK;
 }
 
-void nb__cpu_free(void *ptr, size_t nbytes, nb_device device) {
+void nb__cpu_free(void *ptr, size_t nbytes, nb_device device, void *block) {
     (void)device;
+    (void)block;
     size_t size = block_size(nbytes);
     if (ptr && size >= NB_CPU_CACHE_MIN) {
         pthread_mutex_lock(&cache.lock);
@@ -105,6 +121,6 @@ void nb__cpu_free(void *ptr, size_t nbytes, nb_device device) {
 
 nb_status nb_release_cached_memory(nb_device device) {
     NB_TRY(nb__check_device("nb_release_cached_memory", device));
-    if (device.type == NB_DEVICE_CPU) nb__cpu_release_cache();
+    nb__backend(device.type)->release_cache(device);
     return NB_OK;
 }

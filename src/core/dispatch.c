@@ -21,15 +21,22 @@ int nb_op_is_differentiable(nb_op op) {
     return (unsigned)op < NB_OP_COUNT ? op_differentiable[op] : 0;
 }
 
-/* One kernel table per device type; a backend not built leaves NULL. */
-static const nb_kernel *const kernel_tables[NB_DEVICE_TYPE_COUNT] = {
-    [NB_DEVICE_CPU] = nb__cpu_kernels,
+/* One backend per device type; a backend not built leaves NULL. */
+static const nb_backend *const backends[NB_DEVICE_TYPE_COUNT] = {
+    [NB_DEVICE_CPU] = &nb__cpu_backend,
+#ifdef NABLA_WITH_CUDA
+    [NB_DEVICE_CUDA] = &nb__cuda_backend,
+#endif
 };
+
+const nb_backend *nb__backend(nb_device_type type) {
+    return (unsigned)type < NB_DEVICE_TYPE_COUNT ? backends[type] : NULL;
+}
 
 nb_status nb__dispatch(const nb_op_args *args) {
     nb_device device = args->out->storage->device;
-    const nb_kernel *table = kernel_tables[device.type];
-    const nb_kernel *kernel = table ? &table[args->op] : NULL;
+    const nb_backend *backend = nb__backend(device.type);
+    const nb_kernel *kernel = backend ? &backend->kernels[args->op] : NULL;
     NB_CHECK(kernel && kernel->fn && (kernel->dtypes & NB_DT(args->dtype)), NB_ERR_UNSUPPORTED,
              "nb_%s: no kernel for op %s on %s with dtype %s", nb_op_name(args->op),
              nb_op_name(args->op), nb__device_name(device), nb_dtype_name(args->dtype));

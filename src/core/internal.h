@@ -7,6 +7,14 @@
 
 #include "oplist.h"
 
+/* The CUDA backend's .cu files include this header as C++. */
+#ifdef __cplusplus
+extern "C" {
+#define NB_NORETURN [[noreturn]]
+#else
+#define NB_NORETURN _Noreturn
+#endif
+
 #define NB_MAX_INPUTS 3
 #define NB_CPU_ALIGN 64
 
@@ -33,7 +41,7 @@ nb_status nb__error(nb_status code, const char *fmt, ...) __attribute__((format(
     do {                                                                             \
         if (!(cond)) nb__assert_fail(#cond, __FILE__, __LINE__);                     \
     } while (0)
-_Noreturn void nb__assert_fail(const char *cond, const char *file, int line);
+NB_NORETURN void nb__assert_fail(const char *cond, const char *file, int line);
 
 /* "[2,3]", from a small thread-local ring of buffers (valid for a few calls). */
 const char *nb__shape_str(int ndim, const int64_t *shape);
@@ -47,6 +55,7 @@ typedef struct nb_storage {
     void *data;
     size_t nbytes;
     nb_device device;
+    void *block; /* the allocator's record of data (the CUDA allocator's block) */
 } nb_storage;
 
 typedef struct nb_node nb_node;
@@ -64,16 +73,13 @@ struct nb_tensor {
     nb_node *grad_fn; /* the node that produced this tensor, NULL for a leaf */
 };
 
-/* Device memory: one allocator per device type. */
-typedef struct nb_allocator {
-    void *(*alloc)(size_t nbytes, nb_device device);
-    void (*free)(void *ptr, size_t nbytes, nb_device device);
-} nb_allocator;
-
 /* The CPU allocator (src/core/cpu_alloc.c); release returns the bytes freed. */
-void *nb__cpu_alloc(size_t nbytes, nb_device device);
-void nb__cpu_free(void *ptr, size_t nbytes, nb_device device);
+nb_status nb__cpu_alloc(const char *fn, size_t nbytes, nb_device device, void **ptr, void **block);
+void nb__cpu_free(void *ptr, size_t nbytes, nb_device device, void *block);
 size_t nb__cpu_release_cache(void);
+/* NABLA_POISON_ALLOC=1: every allocation is filled with 0xFF bytes (NaN for
+ * floats), so a kernel that leaves elements unwritten fails the tests. */
+bool nb__poison_allocations(void);
 
 /* Product of sizes, or NB_ERR_OVERFLOW/NB_ERR_SHAPE naming fn. */
 nb_status nb__checked_numel(const char *fn, int ndim, const int64_t *shape, nb_dtype dtype,
@@ -103,6 +109,9 @@ nb_status nb__broadcast_shapes(const char *fn, int na, const int64_t *a, int nb,
 /* A view of t broadcast to shape (NB_ERR_SHAPE if it cannot be). */
 nb_status nb__expand_view(const char *fn, const nb_tensor *t, int ndim, const int64_t *shape,
                           nb_tensor **out);
+
+/* Copies src into dst across devices: both contiguous, same dtype and size. */
+nb_status nb__transfer(const char *fn, nb_tensor *dst, const nb_tensor *src);
 
 /* ---- op arguments and dispatch ---- */
 
@@ -143,12 +152,44 @@ typedef struct nb_kernel {
 #define NB_INTS (NB_DT(NB_I32) | NB_DT(NB_I64) | NB_DT(NB_U8) | NB_DT(NB_BOOL))
 #define NB_ALL_DTYPES (NB_FLOATS | NB_INTS)
 
-/* Each backend's kernels, indexed by op; NULL fn where it has none. */
-extern const nb_kernel nb__cpu_kernels[NB_OP_COUNT];
+/* What the core needs of a device type: kernels, memory, transfers. */
+typedef struct nb_backend {
+    const nb_kernel *kernels; /* indexed by op; NULL fn where it has none */
+    /* Allocates nbytes on device into *ptr (and the allocator's record into
+     * *block), or fails naming fn, the size and what is free. */
+    nb_status (*alloc)(const char *fn, size_t nbytes, nb_device device, void **ptr, void **block);
+    void (*free)(void *ptr, size_t nbytes, nb_device device, void *block);
+    /* Copies nbytes between this backend's memory and the host, or within the
+     * backend (devices may differ); returns once dst may be read on its side. */
+    nb_status (*copy)(const char *fn, void *dst, nb_device dst_device, const void *src,
+                      nb_device src_device, size_t nbytes);
+    void (*release_cache)(nb_device device);
+} nb_backend;
+
+extern const nb_backend nb__cpu_backend;
+#ifdef NABLA_WITH_CUDA
+extern const nb_backend nb__cuda_backend;
+#endif
+/* The backend of a device type this build has, or NULL. */
+const nb_backend *nb__backend(nb_device_type type);
 
 /* Runs args->op's kernel for the device of args->out, or fails with
  * NB_ERR_UNSUPPORTED naming op, device and dtype. */
 nb_status nb__dispatch(const nb_op_args *args);
+
+/* An elementwise op's operands (out first, then args->in, each already of
+ * out's shape) with size-1 dims dropped and neighbouring dims merged where
+ * every operand is contiguous across them: contiguous tensors become one
+ * row. At least one dim; strides in elements. */
+typedef struct nb_map_plan {
+    int ndim, n_operands;
+    int64_t numel;
+    int64_t shape[NB_MAX_DIMS];
+    int64_t strides[NB_MAX_INPUTS + 1][NB_MAX_DIMS];
+    char *base[NB_MAX_INPUTS + 1];
+    nb_dtype dtype[NB_MAX_INPUTS + 1];
+} nb_map_plan;
+void nb__plan_map(const nb_op_args *args, nb_map_plan *plan);
 
 /* ---- autograd ---- */
 
@@ -225,4 +266,7 @@ nb_status nb__fill(nb_tensor *t, double value);
 /* Reduction over dims in mask with keepdim; shared by reductions and sum_to. */
 nb_status nb__reduce(nb_op op, const nb_tensor *x, uint32_t mask, bool keepdim, nb_tensor **out);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

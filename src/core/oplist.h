@@ -24,6 +24,7 @@
     NB_OP(RANDPERM, randperm, 0)       \
     /* copies and casts */            \
     NB_OP(COPY, copy, 1)               \
+    NB_OP(TO, to, 1)                   \
     /* elementwise unary */           \
     NB_OP(NEG, neg, 1)                 \
     NB_OP(ABS, abs, 1)                 \

@@ -8,7 +8,6 @@
 
 nb_device nb_cpu(void) { return (nb_device){NB_DEVICE_CPU, 0}; }
 nb_device nb_cuda(int index) { return (nb_device){NB_DEVICE_CUDA, index}; }
-int nb_cuda_device_count(void) { return 0; }
 
 const char *nb_device_str(nb_device device, char *buf, size_t size) {
     if (device.type == NB_DEVICE_CPU)
@@ -32,25 +31,18 @@ nb_status nb__check_device(const char *fn, nb_device device) {
     return NB_OK;
 }
 
-static const nb_allocator cpu_allocator = {nb__cpu_alloc, nb__cpu_free};
-
-static const nb_allocator *allocator_for(nb_device device) {
-    return device.type == NB_DEVICE_CPU ? &cpu_allocator : NULL;
-}
-
 /* ---- storage ---- */
 
 static nb_status storage_new(const char *fn, size_t nbytes, nb_device device, nb_storage **out) {
-    const nb_allocator *allocator = allocator_for(device);
-    NB_CHECK(allocator, NB_ERR_UNSUPPORTED, "%s: no allocator for device %s", fn,
+    const nb_backend *backend = nb__backend(device.type);
+    NB_CHECK(backend, NB_ERR_UNSUPPORTED, "%s: no allocator for device %s", fn,
              nb__device_name(device));
     nb_storage *s = malloc(sizeof *s);
     NB_CHECK(s, NB_ERR_OOM, "%s: out of host memory allocating a storage header", fn);
-    s->data = allocator->alloc(nbytes, device);
-    if (!s->data) {
+    nb_status status = backend->alloc(fn, nbytes, device, &s->data, &s->block);
+    if (status != NB_OK) {
         free(s);
-        return nb__error(NB_ERR_OOM, "%s: out of memory allocating %zu bytes on %s", fn, nbytes,
-                         nb__device_name(device));
+        return status;
     }
     s->refcount = 1;
     s->nbytes = nbytes;
@@ -61,7 +53,7 @@ static nb_status storage_new(const char *fn, size_t nbytes, nb_device device, nb
 
 static void storage_release(nb_storage *s) {
     if (s && __atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) == 0) {
-        allocator_for(s->device)->free(s->data, s->nbytes, s->device);
+        nb__backend(s->device.type)->free(s->data, s->nbytes, s->device, s->block);
         free(s);
     }
 }
@@ -205,20 +197,33 @@ nb_status nb__normalize_dim(const char *fn, int dim, int ndim, int *out) {
     return NB_OK;
 }
 
-/* ---- host transfers ---- */
+/* ---- transfers ---- */
+
+nb_status nb__transfer(const char *fn, nb_tensor *dst, const nb_tensor *src) {
+    NB_ASSERT(nb__is_contiguous(dst) && nb__is_contiguous(src) && dst->dtype == src->dtype);
+    size_t nbytes = (size_t)nb_numel(src) * nb_dtype_size(src->dtype);
+    if (nbytes == 0) return NB_OK;
+    nb_device to = dst->storage->device, from = src->storage->device;
+    /* the backend of the device side does the work: CUDA copies to and from the host */
+    const nb_backend *backend = nb__backend(to.type == NB_DEVICE_CPU ? from.type : to.type);
+    return backend->copy(fn, nb__data(dst), to, nb__data(src), from, nbytes);
+}
 
 nb_tensor *nb_from_host(const void *data, int ndim, const int64_t *shape, nb_dtype dtype,
                         nb_device device) {
     nb_tensor *t = NULL;
     if (nb__tensor_new("nb_from_host", ndim, shape, dtype, device, &t) != NB_OK) return NULL;
-    if (!data && nb_numel(t) > 0) {
+    size_t nbytes = (size_t)nb_numel(t) * nb_dtype_size(dtype);
+    if (!data && nbytes > 0) {
         nb__error(NB_ERR_INVALID, "nb_from_host: data is NULL for %lld elements",
                   (long long)nb_numel(t));
         nb_release(t);
         return NULL;
     }
-    if (nb_numel(t) > 0) memcpy(nb__data(t), data, (size_t)nb_numel(t) * nb_dtype_size(dtype));
-    return t;
+    nb_status status = nbytes ? nb__backend(device.type)->copy("nb_from_host", nb__data(t), device,
+                                                              data, nb_cpu(), nbytes)
+                              : NB_OK;
+    return nb__unwrap(status, t);
 }
 
 nb_status nb_to_host(const nb_tensor *t, void *dst, size_t nbytes) {
@@ -229,10 +234,16 @@ nb_status nb_to_host(const nb_tensor *t, void *dst, size_t nbytes) {
              "nb_to_host: a %s tensor of shape %s needs %zu bytes, got %zu",
              nb_dtype_name(t->dtype), nb__tensor_shape_str(t), need, nbytes);
     nb_tensor *dense = NULL;
-    NB_TRY(nb__result(nb_contiguous(t), &dense));
-    if (need) memcpy(dst, nb__data(dense), need);
+    bool was = nb_set_grad_enabled(false);
+    nb_status status = nb__result(nb_contiguous(t), &dense);
+    nb_set_grad_enabled(was);
+    NB_TRY(status);
+    nb_device device = t->storage->device;
+    if (need)
+        status = nb__backend(device.type)->copy("nb_to_host", dst, nb_cpu(), nb__data(dense),
+                                                device, need);
     nb_release(dense);
-    return NB_OK;
+    return status;
 }
 
 nb_status nb_item(const nb_tensor *t, double *value) {

@@ -1,4 +1,7 @@
-/* The CPU backend's kernel table: which kernel runs each op, for which dtypes. */
+/* The CPU backend: its kernel table (which kernel runs each op, for which
+ * dtypes), its allocator and host copies. */
+#include <string.h>
+
 #include "cpu.h"
 
 #define UNARY(ID) [NB_OP_##ID] = {nb__cpu_unary, NB_FLOATS | NB_INTS}
@@ -6,7 +9,7 @@
 #define BINARY(ID) [NB_OP_##ID] = {nb__cpu_binary, NB_FLOATS | NB_INTS}
 #define REDUCE(ID, dtypes) [NB_OP_##ID] = {nb__cpu_reduce, dtypes}
 
-const nb_kernel nb__cpu_kernels[NB_OP_COUNT] = {
+static const nb_kernel cpu_kernels[NB_OP_COUNT] = {
     [NB_OP_FILL] = {nb__cpu_fill, NB_ALL_DTYPES},
     [NB_OP_ARANGE] = {nb__cpu_range, NB_ALL_DTYPES},
     [NB_OP_LINSPACE] = {nb__cpu_range, NB_ALL_DTYPES},
@@ -38,3 +41,20 @@ const nb_kernel nb__cpu_kernels[NB_OP_COUNT] = {
     [NB_OP_SCATTER_ADD] = {nb__cpu_scatter_add, NB_ALL_DTYPES},
     [NB_OP_ONE_HOT] = {nb__cpu_one_hot, NB_INTS},
 };
+
+static nb_status cpu_copy(const char *fn, void *dst, nb_device dst_device, const void *src,
+                          nb_device src_device, size_t nbytes) {
+    (void)fn;
+    (void)dst_device;
+    (void)src_device;
+    memcpy(dst, src, nbytes);
+    return NB_OK;
+}
+
+static void cpu_release_cache(nb_device device) {
+    (void)device;
+    nb__cpu_release_cache();
+}
+
+const nb_backend nb__cpu_backend = {cpu_kernels, nb__cpu_alloc, nb__cpu_free, cpu_copy,
+                                    cpu_release_cache};

@@ -109,49 +109,7 @@ void nb__cpu_convert(nb_dtype dst_dtype, void *dst, int64_t dst_stride, nb_dtype
 
 /* ---- the elementwise engine ---- */
 
-typedef struct map_plan {
-    int ndim;
-    int64_t shape[NB_MAX_DIMS];
-    int64_t strides[NB_MAX_INPUTS + 1][NB_MAX_DIMS]; /* operand 0 is out */
-    char *base[NB_MAX_INPUTS + 1];
-    nb_dtype dtype[NB_MAX_INPUTS + 1];
-    int n_operands;
-} map_plan;
-
-/* Drops size-1 dims and merges neighbours that are contiguous in every
- * operand, so contiguous tensors become one long row. */
-static void plan_map(const nb_op_args *args, map_plan *plan) {
-    const nb_tensor *ops[NB_MAX_INPUTS + 1] = {args->out};
-    for (int i = 0; i < args->n_in; i++) ops[i + 1] = args->in[i];
-    plan->n_operands = args->n_in + 1;
-    plan->ndim = 0;
-    for (int k = 0; k < plan->n_operands; k++) {
-        plan->base[k] = nb__data(ops[k]);
-        plan->dtype[k] = ops[k]->dtype;
-    }
-    for (int d = 0; d < args->out->ndim; d++) {
-        if (args->out->shape[d] == 1) continue;
-        int last = plan->ndim - 1;
-        bool merge = last >= 0;
-        for (int k = 0; k < plan->n_operands && merge; k++)
-            merge = plan->strides[k][last] == ops[k]->strides[d] * args->out->shape[d];
-        if (merge) {
-            plan->shape[last] *= args->out->shape[d];
-            for (int k = 0; k < plan->n_operands; k++) plan->strides[k][last] = ops[k]->strides[d];
-            continue;
-        }
-        plan->shape[plan->ndim] = args->out->shape[d];
-        for (int k = 0; k < plan->n_operands; k++) plan->strides[k][plan->ndim] = ops[k]->strides[d];
-        plan->ndim++;
-    }
-    if (plan->ndim == 0) { /* one element */
-        plan->ndim = 1;
-        plan->shape[0] = 1;
-        for (int k = 0; k < plan->n_operands; k++) plan->strides[k][0] = 1;
-    }
-}
-
-static void map_chunk(const map_plan *plan, const nb_op_args *args, nb_dtype compute,
+static void map_chunk(const nb_map_plan *plan, const nb_op_args *args, nb_dtype compute,
                       nb_map_fn fn, int64_t row, int64_t start, int64_t len) {
     _Alignas(64) char buffers[NB_MAX_INPUTS + 1][NB_CPU_CHUNK * sizeof(double)];
     int last = plan->ndim - 1;
@@ -183,7 +141,7 @@ static void map_chunk(const map_plan *plan, const nb_op_args *args, nb_dtype com
 }
 
 /* Work item `item` is chunk (item % chunks_per_row) of row (item / chunks_per_row). */
-static void map_item(const map_plan *plan, const nb_op_args *args, nb_dtype compute, nb_map_fn fn,
+static void map_item(const nb_map_plan *plan, const nb_op_args *args, nb_dtype compute, nb_map_fn fn,
                      int64_t item, int64_t chunks_per_row) {
     int64_t row_len = plan->shape[plan->ndim - 1];
     int64_t start = (item % chunks_per_row) * NB_CPU_CHUNK;
@@ -192,8 +150,8 @@ static void map_item(const map_plan *plan, const nb_op_args *args, nb_dtype comp
 }
 
 void nb__cpu_map(const nb_op_args *args, nb_dtype compute, nb_map_fn fn) {
-    map_plan plan;
-    plan_map(args, &plan);
+    nb_map_plan plan;
+    nb__plan_map(args, &plan);
     int64_t row_len = plan.shape[plan.ndim - 1];
     int64_t rows = nb__numel(plan.ndim - 1, plan.shape);
     int64_t chunks_per_row = (row_len + NB_CPU_CHUNK - 1) / NB_CPU_CHUNK;

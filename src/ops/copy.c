@@ -1,6 +1,8 @@
-/* Copies and casts: cast, contiguous, clone, copy_. All run the copy kernel,
- * which converts dtypes and handles any strides; the gradient of a copy is the
- * incoming gradient cast back to the input's dtype. */
+/* Copies and casts: cast, contiguous, clone, copy_, and to (between devices).
+ * All but `to` run the copy kernel, which converts dtypes and handles any
+ * strides; the gradient of a copy is the incoming gradient cast back to the
+ * input's dtype, and that of `to` the gradient moved back to the input's
+ * device. */
 #include "../core/internal.h"
 
 nb_status nb__copy_into(nb_tensor *dst, const nb_tensor *src) {
@@ -48,6 +50,38 @@ nb_tensor *nb_contiguous(const nb_tensor *x) {
     return copy_as("nb_contiguous", x, x ? x->dtype : NB_F32);
 }
 
+/* A contiguous copy of x on device, with no autograd record. */
+static nb_status to_device(const nb_tensor *x, nb_device device, nb_tensor **out) {
+    nb_tensor *dense = NULL, *moved = NULL;
+    NB_TRY(nb__tensor_new("nb_to", x->ndim, x->shape, x->dtype, device, &moved));
+    bool was = nb_set_grad_enabled(false);
+    nb_status status = nb__result(nb_contiguous(x), &dense);
+    nb_set_grad_enabled(was);
+    if (status == NB_OK) status = nb__transfer("nb_to", moved, dense);
+    nb_release(dense);
+    *out = nb__unwrap(status, moved);
+    return status;
+}
+
+static nb_status to_backward(const nb_node *node, const nb_tensor *grad, const bool *needs,
+                             nb_tensor **grads) {
+    (void)needs;
+    return nb__result(nb_to(grad, node->inputs[0]->storage->device), &grads[0]);
+}
+
+nb_tensor *nb_to(const nb_tensor *x, nb_device device) {
+    if (!x) {
+        nb__error(NB_ERR_INVALID, "nb_to: tensor is NULL");
+        return NULL;
+    }
+    if (nb__check_device("nb_to", device) != NB_OK) return NULL;
+    if (nb__same_device(x->storage->device, device)) return nb_retain((nb_tensor *)x);
+    nb_tensor *out = NULL;
+    nb_status status = to_device(x, device, &out);
+    if (status == NB_OK) status = nb__record(out, NB_OP_TO, 1, &x, NULL, to_backward);
+    return nb__unwrap(status, out);
+}
+
 nb_status nb_copy_(nb_tensor *dst, const nb_tensor *src) {
     NB_CHECK(dst && src, NB_ERR_INVALID, "nb_copy_: %s is NULL", dst ? "src" : "dst");
     NB_CHECK(!(dst->requires_grad && nb_is_grad_enabled()), NB_ERR_AUTOGRAD,
@@ -57,5 +91,10 @@ nb_status nb_copy_(nb_tensor *dst, const nb_tensor *src) {
         NB_CHECK(dst->strides[d] != 0 || dst->shape[d] <= 1, NB_ERR_INVALID,
                  "nb_copy_: dst %s is a broadcast view (dim %d has stride 0): several elements "
                  "share one memory location", nb__tensor_shape_str(dst), d);
-    return nb__copy_into(dst, src);
+    if (nb__same_device(dst->storage->device, src->storage->device)) return nb__copy_into(dst, src);
+    nb_tensor *moved = NULL;
+    NB_TRY(to_device(src, dst->storage->device, &moved));
+    nb_status status = nb__copy_into(dst, moved);
+    nb_release(moved);
+    return status;
 }
