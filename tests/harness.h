@@ -105,6 +105,12 @@ inline Host read_tensor(const nb_tensor *t) {
     return h;
 }
 
+// Skips a CUDA test when no GPU is usable, printing nabla's reason.
+#define SKIP_WITHOUT_CUDA()                                                                   \
+    if (nb_cuda_device_count() == 0)                                                           \
+    GTEST_SKIP() << "no CUDA device: " << (nb_cuda_synchronize(0), nb_last_error())           \
+                 << "; the CUDA cases run where a GPU is present"
+
 struct Tolerance {
     double atol, rtol;
 };

@@ -249,23 +249,24 @@ double philox_uniform(uint64_t seed, int64_t i, double lo, double hi) {
     return lo + (hi - lo) * PhiloxRef::unit(w[0], w[1]);
 }
 
-nb_dtype g_dtype; // the dtype a zero-input case creates
+nb_dtype g_dtype;   // the dtype a zero-input case creates
+nb_device g_device; // the device cases run on
 
 void zero_input_cases() {
     g_cases.clear();
     add({NB_OP_FILL, "full", {}, {{}}, ALL,
-         [](const Tensors &) { return nb_full(2, Shape{3, 4}.data(), 2.5, g_dtype, nb_cpu()); },
+         [](const Tensors &) { return nb_full(2, Shape{3, 4}.data(), 2.5, g_dtype, g_device); },
          [](const std::vector<Host> &) { return Host({3, 4}, std::vector<double>(12, 2.5)); }, false});
     add({NB_OP_FILL, "zeros_ones", {}, {{}}, ALL,
          [](const Tensors &) {
-             T z(nb_zeros(1, Shape{3}.data(), g_dtype, nb_cpu()));
-             T o(nb_ones(1, Shape{2}.data(), g_dtype, nb_cpu()));
+             T z(nb_zeros(1, Shape{3}.data(), g_dtype, g_device));
+             T o(nb_ones(1, Shape{2}.data(), g_dtype, g_device));
              const nb_tensor *both[2] = {z, o};
              return nb_cat(2, both, 0);
          },
          [](const std::vector<Host> &) { return Host({5}, {0, 0, 0, 1, 1}); }, false});
     add({NB_OP_ARANGE, "arange_half_steps", {}, {{}}, FLOATS,
-         [](const Tensors &) { return nb_arange(-1, 3.5, 0.5, g_dtype, nb_cpu()); },
+         [](const Tensors &) { return nb_arange(-1, 3.5, 0.5, g_dtype, g_device); },
          [](const std::vector<Host> &) {
              Host h({9});
              for (int i = 0; i < 9; i++) h.v[i] = -1 + 0.5 * i;
@@ -273,10 +274,10 @@ void zero_input_cases() {
          },
          false});
     add({NB_OP_ARANGE, "arange_down", {}, {{}}, SIGNED,
-         [](const Tensors &) { return nb_arange(7, -3, -2, g_dtype, nb_cpu()); },
+         [](const Tensors &) { return nb_arange(7, -3, -2, g_dtype, g_device); },
          [](const std::vector<Host> &) { return Host({5}, {7, 5, 3, 1, -1}); }, false});
     add({NB_OP_LINSPACE, "linspace", {}, {{}}, FLOATS,
-         [](const Tensors &) { return nb_linspace(-1, 2, 7, g_dtype, nb_cpu()); },
+         [](const Tensors &) { return nb_linspace(-1, 2, 7, g_dtype, g_device); },
          [](const std::vector<Host> &) {
              Host h({7});
              for (int i = 0; i < 7; i++) h.v[i] = -1 + 3.0 * i / 6;
@@ -285,7 +286,7 @@ void zero_input_cases() {
          false});
     for (auto nm : std::vector<std::pair<int64_t, int64_t>>{{3, 4}, {4, 2}, {1, 1}})
         add({NB_OP_EYE, "eye_" + std::to_string(nm.first) + "x" + std::to_string(nm.second), {},
-             {{}}, ALL, [nm](const Tensors &) { return nb_eye(nm.first, nm.second, g_dtype, nb_cpu()); },
+             {{}}, ALL, [nm](const Tensors &) { return nb_eye(nm.first, nm.second, g_dtype, g_device); },
              [nm](const std::vector<Host> &) {
                  Host h({nm.first, nm.second});
                  for (int64_t i = 0; i < std::min(nm.first, nm.second); i++) h.v[i * nm.second + i] = 1;
@@ -302,7 +303,7 @@ void zero_input_cases() {
         };
     };
     add({NB_OP_UNIFORM, "uniform", {}, {{}}, FLOATS,
-         with_gen([](nb_generator *g) { return nb_uniform(2, Shape{3, 5}.data(), -2, 3, g_dtype, nb_cpu(), g); }),
+         with_gen([](nb_generator *g) { return nb_uniform(2, Shape{3, 5}.data(), -2, 3, g_dtype, g_device, g); }),
          [seed](const std::vector<Host> &) {
              Host h({3, 5});
              for (int i = 0; i < 15; i++) h.v[i] = philox_uniform(seed, i, -2, 3);
@@ -310,7 +311,7 @@ void zero_input_cases() {
          },
          false});
     add({NB_OP_NORMAL, "normal", {}, {{}}, FLOATS,
-         with_gen([](nb_generator *g) { return nb_normal(2, Shape{4, 3}.data(), 1, 2, g_dtype, nb_cpu(), g); }),
+         with_gen([](nb_generator *g) { return nb_normal(2, Shape{4, 3}.data(), 1, 2, g_dtype, g_device, g); }),
          [seed](const std::vector<Host> &) {
              Host h({4, 3});
              for (int i = 0; i < 12; i++) {
@@ -322,7 +323,7 @@ void zero_input_cases() {
          },
          false, 2});
     add({NB_OP_BERNOULLI, "bernoulli", {}, {{}}, ALL,
-         with_gen([](nb_generator *g) { return nb_bernoulli(2, Shape{5, 6}.data(), 0.3, g_dtype, nb_cpu(), g); }),
+         with_gen([](nb_generator *g) { return nb_bernoulli(2, Shape{5, 6}.data(), 0.3, g_dtype, g_device, g); }),
          [seed](const std::vector<Host> &) {
              Host h({5, 6});
              for (int i = 0; i < 30; i++) h.v[i] = philox_uniform(seed, i, 0, 1) < 0.3;
@@ -330,7 +331,7 @@ void zero_input_cases() {
          },
          false});
     add({NB_OP_RANDINT, "randint", {}, {{}}, {NB_I32, NB_I64, NB_F32, NB_F64},
-         with_gen([](nb_generator *g) { return nb_randint(-3, 9, 2, Shape{4, 4}.data(), g_dtype, nb_cpu(), g); }),
+         with_gen([](nb_generator *g) { return nb_randint(-3, 9, 2, Shape{4, 4}.data(), g_dtype, g_device, g); }),
          [seed](const std::vector<Host> &) {
              Host h({4, 4});
              for (int i = 0; i < 16; i++) {
@@ -341,7 +342,7 @@ void zero_input_cases() {
          },
          false});
     add({NB_OP_RANDPERM, "randperm", {}, {{}}, {NB_I64, NB_I32, NB_F32},
-         with_gen([](nb_generator *g) { return nb_randperm(10, g_dtype, nb_cpu(), g); }),
+         with_gen([](nb_generator *g) { return nb_randperm(10, g_dtype, g_device, g); }),
          [seed](const std::vector<Host> &) {
              std::vector<std::pair<uint64_t, int>> keyed;
              for (int i = 0; i < 10; i++) {
@@ -438,6 +439,17 @@ void elementwise_cases() {
          false});
     add({NB_OP_COPY, "cast_to_f64", {F(-3, 3)}, UNARY_SHAPES, ALL,
          [](const Tensors &t) { return nb_cast(t[0], NB_F64); },
+         [](const std::vector<Host> &h) { return h[0]; }, true});
+    // to the other device (a CUDA tensor to the CPU, a CPU one to cuda:0 if
+    // there is one) and back, so the gradient crosses devices twice
+    add({NB_OP_TO, "to_and_back", {F(-3, 3)}, UNARY_SHAPES, ALL,
+         [](const Tensors &t) {
+             nb_device here = nb_device_of(t[0]);
+             nb_device there = here.type == NB_DEVICE_CUDA ? nb_cpu()
+                               : nb_cuda_device_count() > 0 ? nb_cuda(0) : nb_cpu();
+             T moved(nb_to(t[0], there));
+             return moved.t ? nb_to(moved, here) : nullptr;
+         },
          [](const std::vector<Host> &h) { return h[0]; }, true});
 }
 
@@ -644,6 +656,81 @@ void join_and_index_cases() {
              false});
 }
 
+// Shapes large enough for the GPU kernels' fast paths: 16-byte vectors with
+// row and column broadcasts and a ragged tail, reductions split into parts
+// and over outer dims, softmax rows in and beyond shared memory, batched
+// matmul with a broadcast operand. No gradient checks: the small cases
+// cover the formulas.
+void large_cases() {
+    const std::vector<std::vector<Shape>> wide = {{{33, 64}, {64}}, {{33, 64}, {33, 1}}, {{1003}, {}}};
+    auto elementwise = [&](nb_op op, Binary fn, std::function<double(double, double)> f,
+                           std::vector<nb_dtype> dtypes) {
+        add({op, std::string(nb_op_name(op)) + "_wide", {F(-3, 3), F(0.5, 3)}, wide, dtypes,
+             [fn](const Tensors &t) { return fn(t[0], t[1]); },
+             [f](const std::vector<Host> &h) {
+                 return map_n(h, [f](const std::vector<double> &v) { return f(v[0], v[1]); });
+             },
+             false});
+    };
+    elementwise(NB_OP_ADD, nb_add, [](double a, double b) { return a + b; }, ALL);
+    elementwise(NB_OP_MUL, nb_mul, [](double a, double b) { return a * b; }, ALL);
+    elementwise(NB_OP_GT, nb_gt, [](double a, double b) { return a > b; }, NUMERIC);
+    add({NB_OP_WHERE, "where_wide", {M, F(-3, 3), F(-3, 3)}, {{{33, 64}, {33, 64}, {64}}}, ALL,
+         [](const Tensors &t) { return nb_where(t[0], t[1], t[2]); },
+         [](const std::vector<Host> &h) {
+             return map_n(h, [](const std::vector<double> &v) { return v[0] != 0 ? v[1] : v[2]; });
+         },
+         false});
+    struct Reduce {
+        Shape shape;
+        std::vector<int> dims;
+    };
+    for (const Reduce &r : std::vector<Reduce>{{{3, 20000}, {1}}, {{50000}, {}}, {{40, 300}, {0}}}) {
+        std::string tag = "_large_" + shape_str(r.shape) + "_dims" + std::to_string(r.dims.size());
+        add({NB_OP_SUM, "sum" + tag, {F(-2, 2)}, {{r.shape}}, {NB_F32, NB_F64, NB_BF16, NB_I32},
+             [r](const Tensors &t) { return nb_sum(t[0], (int)r.dims.size(), r.dims.data(), false); },
+             [r](const std::vector<Host> &h) { return reduce_ref(h[0], r.dims, false, fold_sum); },
+             false, 10});
+        add({NB_OP_ARGMAX, "argmax" + tag, {F(-2, 2)}, {{r.shape}}, {NB_F32, NB_F64},
+             [r](const Tensors &t) { return nb_argmax(t[0], (int)r.dims.size(), r.dims.data(), false); },
+             [r](const std::vector<Host> &h) {
+                 return reduce_ref(h[0], r.dims, false, [](const std::vector<double> &v) {
+                     return (double)(std::max_element(v.begin(), v.end()) - v.begin());
+                 });
+             },
+             false});
+        add({NB_OP_VAR, "var" + tag, {F(-2, 2)}, {{r.shape}}, {NB_F32, NB_F64},
+             [r](const Tensors &t) { return nb_var(t[0], (int)r.dims.size(), r.dims.data(), 1, false); },
+             [r](const std::vector<Host> &h) {
+                 return reduce_ref(h[0], r.dims, false,
+                                   [](const std::vector<double> &v) { return fold_var(v, 1); });
+             },
+             false, 10});
+    }
+    for (auto sd : std::vector<std::pair<Shape, int>>{{{4, 3000}, -1}, {{2, 20000}, -1}, {{300, 5}, 0}})
+        add({NB_OP_SOFTMAX, "softmax_large_" + shape_str(sd.first), {F(-3, 3)}, {{sd.first}}, FLOATS,
+             [sd](const Tensors &t) { return nb_softmax(t[0], sd.second); },
+             [sd](const std::vector<Host> &h) {
+                 Host out = h[0];
+                 int nd = (int)h[0].shape.size(), dim = (sd.second + nd) % nd;
+                 Host sums = reduce_ref(h[0], {dim}, true, [](const std::vector<double> &v) {
+                     double s = 0;
+                     for (double a : v) s += std::exp(a);
+                     return s;
+                 });
+                 for (int64_t i = 0; i < out.numel(); i++) {
+                     auto idx = out.unravel(i);
+                     idx[dim] = 0;
+                     out.v[i] = std::exp(h[0].v[i]) / sums.at(idx);
+                 }
+                 return out;
+             },
+             false});
+    add({NB_OP_MATMUL, "matmul_large_broadcast", {F(-1, 1), F(-1, 1)}, {{{2, 65, 130}, {130, 72}}},
+         FLOATS, [](const Tensors &t) { return nb_matmul(t[0], t[1]); },
+         [](const std::vector<Host> &h) { return matmul_ref(h[0], h[1]); }, false, 10});
+}
+
 void view_cases() {
     add({NB_OP_RESHAPE, "reshape", {F(-3, 3)}, {{{3, 4}}, {{2, 3, 2}}}, ALL,
          [](const Tensors &t) { return nb_reshape(t[0], 2, Shape{2, -1}.data()); },
@@ -698,6 +785,7 @@ const std::vector<Case> &all_cases() {
         linear_algebra_cases();
         join_and_index_cases();
         view_cases();
+        large_cases();
         built = true;
     }
     return g_cases;
@@ -730,60 +818,84 @@ Host random_input(const Input &in, const Shape &shape, const Shape &first, nb_dt
     return h;
 }
 
-// A tensor of h's values; strided makes it a step-2 slice of a wider tensor.
+// A tensor of h's values on g_device; strided makes it a step-2 slice of a
+// wider tensor.
 nb_tensor *place(const Host &h, nb_dtype dtype, bool strided) {
-    if (!strided || h.shape.empty()) return make_tensor(h, dtype);
+    if (!strided || h.shape.empty()) {
+        T made(make_tensor(h, dtype));
+        return made.t ? nb_to(made, g_device) : nullptr;
+    }
     Shape wide = h.shape;
     wide.back() *= 2;
     Host w(wide);
     for (int64_t i = 0; i < w.numel(); i++) w.v[i] = i % 2 ? 1 : h.v[i / 2];
-    T full(make_tensor(w, dtype));
+    T made(make_tensor(w, dtype));
+    T full(made.t ? nb_to(made, g_device) : nullptr);
     return full.t ? nb_slice(full, -1, 0, wide.back(), 2) : nullptr;
 }
 
-std::vector<nb_device> devices() {
-    std::vector<nb_device> out = {nb_cpu()};
+std::vector<nb_device> cuda_devices() {
+    std::vector<nb_device> out;
     for (int i = 0; i < nb_cuda_device_count(); i++) out.push_back(nb_cuda(i));
     return out;
 }
 
+// Every dtype, variant and layout of case c on device, against the reference.
+void run_case(const Case &c, size_t index, nb_device device) {
+    g_device = device;
+    for (nb_dtype dtype : c.dtypes)
+        for (size_t v = 0; v < c.variants.size(); v++)
+            for (bool strided : {false, true}) {
+                if (strided && c.inputs.empty()) continue;
+                std::string what = c.name + " " + nb_dtype_name(dtype) + " variant " +
+                                   std::to_string(v) + (strided ? " strided" : "") + " on " +
+                                   (device.type == NB_DEVICE_CUDA ? "cuda" : "cpu");
+                std::mt19937_64 rng(index * 1000 + v * 10 + dtype);
+                std::vector<T> owned;
+                Tensors inputs;
+                std::vector<Host> values;
+                const auto &shapes = c.variants[v];
+                for (size_t k = 0; k < c.inputs.size(); k++) {
+                    nb_dtype d = input_dtype(c.inputs[k], dtype);
+                    Host h = random_input(c.inputs[k], shapes[k], shapes[0], d, rng);
+                    owned.emplace_back(place(h, d, strided));
+                    ASSERT_NE(owned.back().t, nullptr) << what << ": " << nb_last_error();
+                    if (strided && !shapes[k].empty() && shapes[k].back() > 1) {
+                        ASSERT_FALSE(nb_is_contiguous(owned.back()));
+                    }
+                    inputs.push_back(owned.back());
+                    values.push_back(read_tensor(owned.back()));
+                }
+                g_dtype = dtype;
+                T out(c.run(inputs));
+                ASSERT_NE(out.t, nullptr) << what << ": " << nb_last_error();
+                ASSERT_EQ(nb_device_of(out).type, device.type) << what;
+                expect_close(read_tensor(out), c.ref(values), nb_dtype_of(out), c.tol_scale, what);
+            }
+}
+
 class OpCase : public ::testing::TestWithParam<size_t> {};
 
-TEST_P(OpCase, MatchesReference) {
-    const Case &c = all_cases()[GetParam()];
-    for (nb_device device : devices()) {
-        (void)device; // tensors are made on the CPU until the CUDA backend exists
-        for (nb_dtype dtype : c.dtypes)
-            for (size_t v = 0; v < c.variants.size(); v++)
-                for (bool strided : {false, true}) {
-                    if (strided && c.inputs.empty()) continue;
-                    std::string what = c.name + " " + nb_dtype_name(dtype) + " variant " +
-                                       std::to_string(v) + (strided ? " strided" : "");
-                    std::mt19937_64 rng(GetParam() * 1000 + v * 10 + dtype);
-                    std::vector<T> owned;
-                    Tensors inputs;
-                    std::vector<Host> values;
-                    const auto &shapes = c.variants[v];
-                    for (size_t k = 0; k < c.inputs.size(); k++) {
-                        nb_dtype d = input_dtype(c.inputs[k], dtype);
-                        Host h = random_input(c.inputs[k], shapes[k], shapes[0], d, rng);
-                        owned.emplace_back(place(h, d, strided));
-                        ASSERT_NE(owned.back().t, nullptr) << what << ": " << nb_last_error();
-                        if (strided && !shapes[k].empty() && shapes[k].back() > 1) {
-                            ASSERT_FALSE(nb_is_contiguous(owned.back()));
-                        }
-                        inputs.push_back(owned.back());
-                        values.push_back(read_tensor(owned.back()));
-                    }
-                    g_dtype = dtype;
-                    T out(c.run(inputs));
-                    ASSERT_NE(out.t, nullptr) << what << ": " << nb_last_error();
-                    expect_close(read_tensor(out), c.ref(values), nb_dtype_of(out), c.tol_scale, what);
-                }
-    }
+TEST_P(OpCase, MatchesReference) { run_case(all_cases()[GetParam()], GetParam(), nb_cpu()); }
+
+class CudaOpCase : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(CudaOpCase, MatchesReference) {
+    SKIP_WITHOUT_CUDA();
+    for (nb_device device : cuda_devices()) run_case(all_cases()[GetParam()], GetParam(), device);
 }
 
 class GradCase : public ::testing::TestWithParam<size_t> {};
+
+// The inputs of a gradient check: random values of each input in f64.
+std::vector<Host> grad_inputs(const Case &c, size_t v, std::mt19937_64 &rng) {
+    std::vector<Host> values;
+    const auto &shapes = c.variants[v];
+    for (size_t k = 0; k < c.inputs.size(); k++)
+        values.push_back(random_input(c.inputs[k], shapes[k], shapes[0],
+                                      input_dtype(c.inputs[k], NB_F64), rng));
+    return values;
+}
 
 // d/dx of sum(op(x) * r) by autograd against central differences, in f64.
 TEST_P(GradCase, MatchesFiniteDifferences) {
@@ -792,11 +904,8 @@ TEST_P(GradCase, MatchesFiniteDifferences) {
         for (bool strided : {false, true}) {
             std::string what = c.name + " variant " + std::to_string(v) + (strided ? " strided" : "");
             std::mt19937_64 rng(GetParam() * 77 + v);
-            const auto &shapes = c.variants[v];
-            std::vector<Host> values;
-            for (size_t k = 0; k < c.inputs.size(); k++)
-                values.push_back(random_input(c.inputs[k], shapes[k], shapes[0],
-                                              input_dtype(c.inputs[k], NB_F64), rng));
+            std::vector<Host> values = grad_inputs(c, v, rng);
+            g_device = nb_cpu();
             auto build = [&](std::vector<T> &owned, Tensors &inputs, bool track) {
                 owned.clear();
                 inputs.clear();
@@ -858,6 +967,78 @@ TEST_P(GradCase, MatchesFiniteDifferences) {
         }
 }
 
+// The gradients autograd gives each float input of case c on device for the
+// objective sum(op(x) * weights), in f64.
+std::vector<Host> autograd_grads(const Case &c, const std::vector<Host> &values,
+                                 const std::vector<double> &weights, nb_device device,
+                                 bool strided, const std::string &what) {
+    g_device = device;
+    g_dtype = NB_F64;
+    std::vector<T> owned;
+    Tensors inputs;
+    for (size_t k = 0; k < c.inputs.size(); k++) {
+        owned.emplace_back(place(values[k], input_dtype(c.inputs[k], NB_F64), strided));
+        if (c.inputs[k].kind == FLOAT) {
+            T leaf(nb_detach(owned.back()));
+            owned.back() = std::move(leaf);
+            EXPECT_EQ(nb_set_requires_grad(owned.back(), true), NB_OK) << what;
+        }
+        inputs.push_back(owned.back());
+    }
+    T out(c.run(inputs));
+    EXPECT_NE(out.t, nullptr) << what << ": " << nb_last_error();
+    std::vector<Host> grads(c.inputs.size());
+    if (!out.t) return grads;
+    Host w(Shape(nb_shape(out), nb_shape(out) + nb_ndim(out)), weights);
+    T host_weights(make_tensor(w, NB_F64));
+    T weight_tensor(nb_to(host_weights, device));
+    EXPECT_EQ(nb_backward(out, weight_tensor, false), NB_OK) << what << ": " << nb_last_error();
+    for (size_t k = 0; k < c.inputs.size(); k++) {
+        if (c.inputs[k].kind != FLOAT) continue;
+        T grad(nb_grad(owned[k]));
+        EXPECT_NE(grad.t, nullptr) << what << ": no gradient for input " << k;
+        if (grad.t) {
+            EXPECT_EQ(nb_device_of(grad).type, device.type) << what;
+            grads[k] = read_tensor(grad);
+        }
+    }
+    return grads;
+}
+
+class CudaGradCase : public ::testing::TestWithParam<size_t> {};
+
+// Gradients computed on CUDA against those computed on the CPU (which
+// GradCase checks against finite differences).
+TEST_P(CudaGradCase, MatchesCpuGradients) {
+    SKIP_WITHOUT_CUDA();
+    const Case &c = all_cases()[GetParam()];
+    for (nb_device device : cuda_devices())
+        for (size_t v = 0; v < c.variants.size(); v++)
+            for (bool strided : {false, true}) {
+                std::string what = c.name + " variant " + std::to_string(v) +
+                                   (strided ? " strided" : "") + " on cuda";
+                std::mt19937_64 rng(GetParam() * 77 + v);
+                std::vector<Host> values = grad_inputs(c, v, rng);
+                g_device = nb_cpu();
+                g_dtype = NB_F64;
+                std::vector<T> probe_inputs;
+                Tensors probe;
+                for (size_t k = 0; k < c.inputs.size(); k++) {
+                    probe_inputs.emplace_back(place(values[k], input_dtype(c.inputs[k], NB_F64), false));
+                    probe.push_back(probe_inputs.back());
+                }
+                T shape_probe(c.run(probe));
+                ASSERT_NE(shape_probe.t, nullptr) << what << ": " << nb_last_error();
+                std::vector<double> weights(nb_numel(shape_probe));
+                for (double &w : weights) w = std::uniform_real_distribution<double>(-1, 1)(rng);
+                auto on_cpu = autograd_grads(c, values, weights, nb_cpu(), strided, what);
+                auto on_cuda = autograd_grads(c, values, weights, device, strided, what);
+                for (size_t k = 0; k < c.inputs.size(); k++)
+                    if (c.inputs[k].kind == FLOAT)
+                        expect_close(on_cuda[k], on_cpu[k], NB_F64, 1000, what + " input " + std::to_string(k));
+            }
+}
+
 std::string case_name(const ::testing::TestParamInfo<size_t> &info) {
     std::string name = std::to_string(info.param) + "_" + all_cases()[info.param].name;
     for (char &ch : name)
@@ -873,7 +1054,10 @@ std::vector<size_t> gradient_checked() {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllOps, OpCase, ::testing::Range<size_t>(0, all_cases().size()), case_name);
+INSTANTIATE_TEST_SUITE_P(AllOps, CudaOpCase, ::testing::Range<size_t>(0, all_cases().size()), case_name);
 INSTANTIATE_TEST_SUITE_P(Differentiable, GradCase, ::testing::ValuesIn(gradient_checked()), case_name);
+INSTANTIATE_TEST_SUITE_P(Differentiable, CudaGradCase, ::testing::ValuesIn(gradient_checked()),
+                         case_name);
 
 TEST(OpHarness, EveryOpHasCasesAndEveryDifferentiableOpIsGradientChecked) {
     std::map<int, int> cases, graded;

@@ -191,6 +191,16 @@ typedef struct nb_map_plan {
 } nb_map_plan;
 void nb__plan_map(const nb_op_args *args, nb_map_plan *plan);
 
+/* A reduction's dims: the kept ones (the output's, in order) and the reduced
+ * ones, coalesced where contiguous; at least one reduced dim (size 1, stride
+ * 0 when every reduced dim has size 1). */
+typedef struct nb_reduce_plan {
+    int n_kept, n_reduced;
+    int64_t kept_shape[NB_MAX_DIMS], kept_stride[NB_MAX_DIMS];
+    int64_t red_shape[NB_MAX_DIMS], red_stride[NB_MAX_DIMS];
+} nb_reduce_plan;
+void nb__plan_reduce(const nb_tensor *x, uint32_t mask, nb_reduce_plan *plan);
+
 /* ---- autograd ---- */
 
 /* Computes the gradient of each input i with needs[i] set into grads[i] (a

@@ -11,6 +11,9 @@
  * src/cpu/<family>.c (and src/cuda/<family>.cu) registered in the backend's
  * table, and cases in tests/test_ops.cc.
  */
+#ifndef NABLA_OPLIST_H
+#define NABLA_OPLIST_H
+
 #define NB_OP_LIST(NB_OP)              \
     /* creation and randomness */     \
     NB_OP(FILL, fill, 0)               \
@@ -112,4 +115,5 @@ const char *nb_op_name(nb_op op);
 int nb_op_is_differentiable(nb_op op);
 #ifdef __cplusplus
 }
+#endif
 #endif

@@ -9,6 +9,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "oplist.h"
+
 #if defined(__CUDACC__)
 #define NB_HOST_DEVICE __host__ __device__
 #else
@@ -67,6 +69,20 @@ NB_HOST_DEVICE static inline double nb_philox_normal(nb_philox_block b, double m
 
 NB_HOST_DEVICE static inline uint64_t nb_philox_u64(nb_philox_block b) {
     return ((uint64_t)b.w[0] << 32) | b.w[1];
+}
+
+/* Element index of a draw of op (uniform, normal, bernoulli, randint) from
+ * (seed, offset); a and b are the bounds, mean and std, or p. */
+NB_HOST_DEVICE static inline double nb_philox_draw(nb_op op, uint64_t seed, uint64_t offset,
+                                                   uint64_t index, double a, double b) {
+    nb_philox_block block = nb_philox_at(seed, offset, index);
+    switch (op) {
+    case NB_OP_UNIFORM: return nb_philox_uniform(block, a, b);
+    case NB_OP_NORMAL: return nb_philox_normal(block, a, b);
+    case NB_OP_BERNOULLI: return nb_philox_unit(block.w[0], block.w[1]) < a ? 1.0 : 0.0;
+    default: /* randint: a and b hold the bounds, exact below 2^53 */
+        return a + (double)(nb_philox_u64(block) % (uint64_t)(b - a));
+    }
 }
 
 #endif

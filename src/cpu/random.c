@@ -5,20 +5,6 @@
 #include "../core/philox.h"
 #include "cpu.h"
 
-static double draw(const nb_op_args *args, int64_t i) {
-    uint64_t seed = args->attrs.random.seed, offset = args->attrs.random.offset;
-    double a = args->attrs.random.a, b = args->attrs.random.b;
-    nb_philox_block block = nb_philox_at(seed, offset, (uint64_t)i);
-    switch (args->op) {
-    case NB_OP_UNIFORM: return nb_philox_uniform(block, a, b);
-    case NB_OP_NORMAL: return nb_philox_normal(block, a, b);
-    case NB_OP_BERNOULLI: return nb_philox_unit(block.w[0], block.w[1]) < a ? 1.0 : 0.0;
-    case NB_OP_RANDINT: /* a and b hold the bounds, exact below 2^53 */
-        return a + (double)(nb_philox_u64(block) % (uint64_t)(b - a));
-    default: NB_ASSERT(!"not a random op"); return 0;
-    }
-}
-
 nb_status nb__cpu_random(const nb_op_args *args) {
     nb_tensor *out = args->out;
     int64_t n = nb_numel(out);
@@ -29,7 +15,10 @@ nb_status nb__cpu_random(const nb_op_args *args) {
         double values[NB_CPU_CHUNK];
         int64_t start = c * NB_CPU_CHUNK;
         int64_t len = n - start < NB_CPU_CHUNK ? n - start : NB_CPU_CHUNK;
-        for (int64_t i = 0; i < len; i++) values[i] = draw(args, start + i);
+        for (int64_t i = 0; i < len; i++)
+            values[i] = nb_philox_draw(args->op, args->attrs.random.seed, args->attrs.random.offset,
+                                       (uint64_t)(start + i), args->attrs.random.a,
+                                       args->attrs.random.b);
         nb__cpu_convert(out->dtype, nb__data(out) + start * (int64_t)size, 1, NB_F64, values, 1,
                         len);
     }

@@ -25,37 +25,6 @@ typedef struct accumulator {
     bool nan;            /* logsumexp saw a NaN */
 } accumulator;
 
-typedef struct reduce_plan {
-    int n_kept, n_reduced;
-    int64_t kept_shape[NB_MAX_DIMS], kept_stride[NB_MAX_DIMS];
-    int64_t red_shape[NB_MAX_DIMS], red_stride[NB_MAX_DIMS];
-} reduce_plan;
-
-static void plan_reduce(const nb_tensor *x, uint32_t mask, reduce_plan *plan) {
-    plan->n_kept = plan->n_reduced = 0;
-    for (int d = 0; d < x->ndim; d++) {
-        if (!(mask & (1u << d))) {
-            plan->kept_shape[plan->n_kept] = x->shape[d];
-            plan->kept_stride[plan->n_kept++] = x->strides[d];
-            continue;
-        }
-        if (x->shape[d] == 1) continue;
-        int last = plan->n_reduced - 1;
-        if (last >= 0 && plan->red_stride[last] == x->strides[d] * x->shape[d]) {
-            plan->red_shape[last] *= x->shape[d];
-            plan->red_stride[last] = x->strides[d];
-            continue;
-        }
-        plan->red_shape[plan->n_reduced] = x->shape[d];
-        plan->red_stride[plan->n_reduced++] = x->strides[d];
-    }
-    if (plan->n_reduced == 0) { /* a reduction over size-1 dims sees one element */
-        plan->red_shape[0] = 1;
-        plan->red_stride[0] = 0;
-        plan->n_reduced = 1;
-    }
-}
-
 static void start(nb_op op, accumulator *acc) {
     *acc = (accumulator){0};
     if (op == NB_OP_PROD) {
@@ -204,7 +173,7 @@ static void merge(nb_op op, double p, bool integer, accumulator *into, const acc
 
 /* Folds the reduced elements [first, last) (row-major over the reduced dims)
  * of the output that starts at base. acc->seen must equal first. */
-static void reduce_range(const nb_op_args *args, const reduce_plan *plan, const char *base,
+static void reduce_range(const nb_op_args *args, const nb_reduce_plan *plan, const char *base,
                          bool integer, int64_t first, int64_t last, accumulator *acc) {
     const nb_tensor *x = args->in[0];
     size_t size = nb_dtype_size(x->dtype);
@@ -230,7 +199,7 @@ static void reduce_range(const nb_op_args *args, const reduce_plan *plan, const 
 
 /* One output from many elements: ranges of the reduced elements fold on
  * separate threads, then merge in order. */
-static void reduce_split(const nb_op_args *args, const reduce_plan *plan, const char *base,
+static void reduce_split(const nb_op_args *args, const nb_reduce_plan *plan, const char *base,
                          bool integer, int64_t count, accumulator *acc) {
     int parts = omp_get_max_threads();
     if (parts > count / NB_CPU_PARALLEL_MIN + 1) parts = (int)(count / NB_CPU_PARALLEL_MIN + 1);
@@ -250,8 +219,8 @@ static void reduce_split(const nb_op_args *args, const reduce_plan *plan, const 
 nb_status nb__cpu_reduce(const nb_op_args *args) {
     const nb_tensor *x = args->in[0];
     nb_tensor *out = args->out;
-    reduce_plan plan;
-    plan_reduce(x, args->attrs.reduce.mask, &plan);
+    nb_reduce_plan plan;
+    nb__plan_reduce(x, args->attrs.reduce.mask, &plan);
     /* integer sums and products stay exact in int64 */
     bool integer = !nb_dtype_is_float(x->dtype) && (args->op == NB_OP_SUM || args->op == NB_OP_PROD);
     int64_t n_out = nb_numel(out), count = nb__numel(plan.n_reduced, plan.red_shape);

@@ -1,0 +1,51 @@
+// The CUDA backend: which kernel runs each op for which dtypes (the same
+// coverage as the CPU backend), the caching allocator and device copies.
+#include "cuda.cuh"
+
+#define UNARY(ID) k[NB_OP_##ID] = {nb__cuda_unary, NB_FLOATS | NB_INTS}
+#define UNARY_FLOAT(ID) k[NB_OP_##ID] = {nb__cuda_unary, NB_FLOATS}
+#define BINARY(ID) k[NB_OP_##ID] = {nb__cuda_binary, NB_FLOATS | NB_INTS}
+#define REDUCE(ID, dtypes) k[NB_OP_##ID] = {nb__cuda_reduce, dtypes}
+
+// C++ has no designated array initializers: the table is filled once.
+static nb_kernel kernels[NB_OP_COUNT];
+
+static const nb_kernel *kernel_table(void) {
+    nb_kernel *k = kernels;
+    k[NB_OP_FILL] = {nb__cuda_fill, NB_ALL_DTYPES};
+    k[NB_OP_ARANGE] = {nb__cuda_range, NB_ALL_DTYPES};
+    k[NB_OP_LINSPACE] = {nb__cuda_range, NB_ALL_DTYPES};
+    k[NB_OP_UNIFORM] = {nb__cuda_random, NB_FLOATS};
+    k[NB_OP_NORMAL] = {nb__cuda_random, NB_FLOATS};
+    k[NB_OP_BERNOULLI] = {nb__cuda_random, NB_ALL_DTYPES};
+    k[NB_OP_RANDINT] = {nb__cuda_random, NB_ALL_DTYPES};
+    k[NB_OP_RANDPERM] = {nb__cuda_randperm, NB_ALL_DTYPES};
+    k[NB_OP_COPY] = {nb__cuda_copy, NB_ALL_DTYPES};
+    UNARY(NEG), UNARY(ABS), UNARY_FLOAT(EXP), UNARY_FLOAT(LOG), UNARY_FLOAT(LOG1P);
+    UNARY_FLOAT(SQRT), UNARY_FLOAT(RSQRT), UNARY_FLOAT(SIN), UNARY_FLOAT(COS);
+    UNARY_FLOAT(TANH), UNARY_FLOAT(SIGMOID), UNARY(RELU), UNARY(SIGN), UNARY(FLOOR);
+    UNARY(CEIL), UNARY(ROUND), UNARY(LOGICAL_NOT), UNARY(CLAMP);
+    BINARY(ADD), BINARY(SUB), BINARY(MUL), BINARY(POW), BINARY(MAXIMUM), BINARY(MINIMUM);
+    k[NB_OP_DIV] = {nb__cuda_binary, NB_FLOATS};
+    BINARY(EQ), BINARY(NE), BINARY(LT), BINARY(LE), BINARY(GT), BINARY(GE);
+    BINARY(LOGICAL_AND), BINARY(LOGICAL_OR), BINARY(LOGICAL_XOR);
+    k[NB_OP_WHERE] = {nb__cuda_where, NB_ALL_DTYPES};
+    k[NB_OP_MASKED_FILL] = {nb__cuda_masked_fill, NB_ALL_DTYPES};
+    REDUCE(SUM, NB_ALL_DTYPES), REDUCE(MEAN, NB_FLOATS), REDUCE(PROD, NB_ALL_DTYPES);
+    REDUCE(MAX, NB_ALL_DTYPES), REDUCE(MIN, NB_ALL_DTYPES), REDUCE(ARGMAX, NB_ALL_DTYPES);
+    REDUCE(ARGMIN, NB_ALL_DTYPES), REDUCE(VAR, NB_FLOATS), REDUCE(STD, NB_FLOATS);
+    REDUCE(LOGSUMEXP, NB_FLOATS), REDUCE(NORM, NB_FLOATS);
+    k[NB_OP_MATMUL] = {nb__cuda_matmul, NB_FLOATS};
+    k[NB_OP_SOFTMAX] = {nb__cuda_softmax, NB_FLOATS};
+    k[NB_OP_LOG_SOFTMAX] = {nb__cuda_softmax, NB_FLOATS};
+    k[NB_OP_INDEX_SELECT] = {nb__cuda_index_select, NB_ALL_DTYPES};
+    k[NB_OP_GATHER] = {nb__cuda_gather, NB_ALL_DTYPES};
+    k[NB_OP_SCATTER_ADD] = {nb__cuda_scatter_add, NB_ALL_DTYPES};
+    k[NB_OP_ONE_HOT] = {nb__cuda_one_hot, NB_INTS};
+    return k;
+}
+
+static void release_cache(nb_device device) { nb__cuda_release_cache(device); }
+
+extern "C" const nb_backend nb__cuda_backend = {kernel_table(), nb__cuda_alloc, nb__cuda_free,
+                                               nb__cuda_copy_bytes, release_cache};

@@ -1,0 +1,36 @@
+// Creation kernels: fill (any strides, through double so every dtype gets
+// the correctly rounded, saturated value), arange and linspace.
+#include "map.cuh"
+
+struct nb_fill_fn {
+    double value;
+    template <typename C> __device__ C operator()(const C *) const { return (C)value; }
+};
+
+nb_status nb__cuda_fill(const nb_op_args *args) {
+    return nb__cuda_map_as<double>(args, nb_fill_fn{args->attrs.fill.value});
+}
+
+// arange: start + i*step; linspace: the same from the nearer end, so both
+// endpoints are exact.
+__global__ void nb_range_kernel(char *out, nb_dtype dtype, int64_t n, double start, double step,
+                                double end, bool symmetric) {
+    int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += stride) {
+        double v = symmetric && i >= n / 2 ? end - (double)(n - 1 - i) * step
+                                           : start + (double)i * step;
+        nb_store<double>(out + i * nb_size_of(dtype), dtype, v);
+    }
+}
+
+nb_status nb__cuda_range(const nb_op_args *args) {
+    const char *fn = nb__op_fn(args->op);
+    nb_tensor *out = args->out;
+    nb_cuda_ctx ctx;
+    NB_TRY(nb__cuda_begin(fn, out->storage->device.index, &ctx));
+    int64_t n = nb_numel(out);
+    nb_range_kernel<<<nb__cuda_blocks(&ctx, n, NB_CUDA_THREADS), NB_CUDA_THREADS, 0, ctx.handle>>>(
+        nb__data(out), out->dtype, n, args->attrs.range.start, args->attrs.range.step,
+        args->attrs.range.end, args->op == NB_OP_LINSPACE);
+    return nb__cuda_launched(fn);
+}

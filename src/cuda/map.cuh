@@ -1,0 +1,165 @@
+// The elementwise engine of the CUDA backend: runs a functor over every
+// element of an op's output, its inputs already broadcast to the output's
+// shape (src/core/plan.c merges the dims). Two kernels:
+//  - vector: every operand is of one storage type T or bool, and each
+//    operand's innermost stride is 1 (read 16 bytes at a time) or 0 (a
+//    broadcast value, read once per vector): contiguous, row- and
+//    column-broadcast operands all take this path;
+//  - any: arbitrary strides and dtypes, converting each element.
+// A functor F has `template <typename C> __device__ C operator()(const C *in)`
+// and computes in C (float, double or int64, see nb_compute).
+#pragma once
+
+#include "cuda.cuh"
+
+#define NB_MAP_MAX_OPERANDS (NB_MAX_INPUTS + 1)
+
+// 16-byte aligned packs of V values.
+template <typename T, int V> struct alignas(sizeof(T) * V) nb_pack {
+    T v[V];
+};
+
+template <typename C, typename F>
+__global__ void nb_map_any(nb_map_plan p, F f) {
+    int64_t step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < p.numel; i += step) {
+        int64_t offset[NB_MAP_MAX_OPERANDS] = {0, 0, 0, 0};
+        int64_t rest = i;
+        for (int d = p.ndim - 1; d >= 0; d--) {
+            int64_t c = rest % p.shape[d];
+            rest /= p.shape[d];
+            for (int k = 0; k < p.n_operands; k++) offset[k] += c * p.strides[k][d];
+        }
+        C in[NB_MAX_INPUTS];
+        for (int k = 1; k < p.n_operands; k++)
+            in[k - 1] = nb_load<C>(p.base[k] + offset[k] * nb_size_of(p.dtype[k]), p.dtype[k]);
+        nb_store<C>(p.base[0] + offset[0] * nb_size_of(p.dtype[0]), p.dtype[0], f(in));
+    }
+}
+
+// V values of operand k starting at element offset: a pack of T or of bool,
+// or one value repeated when the operand is broadcast along the row.
+template <typename T, int V, typename C>
+__device__ __forceinline__ void nb_load_pack(const nb_map_plan &p, int k, int64_t offset,
+                                             bool broadcast, C *out) {
+    if (p.dtype[k] == NB_BOOL) {
+        const bool *base = (const bool *)p.base[k] + offset;
+        if (broadcast) {
+            C x = nb_to_compute<C>(*base);
+            for (int j = 0; j < V; j++) out[j] = x;
+        } else {
+            nb_pack<bool, V> pack = *(const nb_pack<bool, V> *)base;
+            for (int j = 0; j < V; j++) out[j] = nb_to_compute<C>(pack.v[j]);
+        }
+        return;
+    }
+    const T *base = (const T *)p.base[k] + offset;
+    if (broadcast) {
+        C x = nb_to_compute<C>(*base);
+        for (int j = 0; j < V; j++) out[j] = x;
+    } else {
+        nb_pack<T, V> pack = *(const nb_pack<T, V> *)base;
+        for (int j = 0; j < V; j++) out[j] = nb_to_compute<C>(pack.v[j]);
+    }
+}
+
+template <typename T, int V, typename C>
+__device__ __forceinline__ void nb_store_pack(const nb_map_plan &p, int64_t offset, const C *values) {
+    if (p.dtype[0] == NB_BOOL) {
+        nb_pack<bool, V> pack;
+        for (int j = 0; j < V; j++) pack.v[j] = nb_to_storage<bool>(values[j]);
+        *(nb_pack<bool, V> *)((bool *)p.base[0] + offset) = pack;
+    } else {
+        nb_pack<T, V> pack;
+        for (int j = 0; j < V; j++) pack.v[j] = nb_to_storage<T>(values[j]);
+        *(nb_pack<T, V> *)((T *)p.base[0] + offset) = pack;
+    }
+}
+
+// One element of the vector kernel's tail (a row length not divisible by V).
+template <typename T, typename C, typename F>
+__device__ __forceinline__ void nb_map_one(const nb_map_plan &p, int64_t i, const F &f) {
+    C in[NB_MAX_INPUTS];
+    for (int k = 1; k < p.n_operands; k++) {
+        int64_t offset = nb_offset_of(i, p.ndim, p.shape, p.strides[k]);
+        in[k - 1] = p.dtype[k] == NB_BOOL ? nb_to_compute<C>(((const bool *)p.base[k])[offset])
+                                          : nb_to_compute<C>(((const T *)p.base[k])[offset]);
+    }
+    int64_t offset = nb_offset_of(i, p.ndim, p.shape, p.strides[0]);
+    if (p.dtype[0] == NB_BOOL) ((bool *)p.base[0])[offset] = nb_to_storage<bool>(f(in));
+    else ((T *)p.base[0])[offset] = nb_to_storage<T>(f(in));
+}
+
+// Vector v covers elements [v*V, v*V + V) of a row: plan_vector guarantees
+// rows hold whole vectors, except a 1-dim plan whose last partial vector is
+// done element by element.
+template <typename T, typename F>
+__global__ void nb_map_vector(nb_map_plan p, F f) {
+    using C = nb_compute_t<T>;
+    constexpr int V = 16 / sizeof(T);
+    int last = p.ndim - 1;
+    int64_t vectors = p.numel / V;
+    int64_t step = (int64_t)gridDim.x * blockDim.x;
+    int64_t first = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    for (int64_t v = first; v < vectors; v += step) {
+        int64_t i = v * V;
+        int64_t offset[NB_MAP_MAX_OPERANDS] = {0, 0, 0, 0};
+        int64_t rest = i;
+        for (int d = last; d >= 0; d--) {
+            int64_t c = rest % p.shape[d];
+            rest /= p.shape[d];
+            for (int k = 0; k < p.n_operands; k++) offset[k] += c * p.strides[k][d];
+        }
+        C in[NB_MAX_INPUTS][V];
+        for (int k = 1; k < p.n_operands; k++)
+            nb_load_pack<T, V>(p, k, offset[k], p.strides[k][last] == 0, in[k - 1]);
+        C out[V];
+        for (int j = 0; j < V; j++) {
+            C args[NB_MAX_INPUTS];
+            for (int k = 0; k < p.n_operands - 1; k++) args[k] = in[k][j];
+            out[j] = f(args);
+        }
+        nb_store_pack<T, V>(p, offset[0], out);
+    }
+    for (int64_t i = vectors * V + first; i < p.numel; i += step) nb_map_one<T, C>(p, i, f);
+}
+
+// Whether the vector kernel can run the plan with storage type T.
+bool nb__cuda_plan_vector(const nb_map_plan *p, nb_dtype t);
+
+// Runs functor f over args' operands on args->out's device: the vector
+// kernel when the operands allow it, else the any kernel computing in the
+// compute type of args->dtype.
+template <typename F> nb_status nb__cuda_map(const nb_op_args *args, F f) {
+    const char *fn = nb__op_fn(args->op);
+    nb_cuda_ctx ctx;
+    NB_TRY(nb__cuda_begin(fn, args->out->storage->device.index, &ctx));
+    nb_map_plan plan;
+    nb__plan_map(args, &plan);
+    unsigned threads = NB_CUDA_THREADS;
+    if (nb__cuda_plan_vector(&plan, args->dtype)) {
+        int64_t vectors = plan.numel / (16 / nb_dtype_size(args->dtype)) + 1;
+        unsigned blocks = nb__cuda_blocks(&ctx, vectors, threads);
+        NB_CUDA_SWITCH(args->dtype, T, (nb_map_vector<T, F><<<blocks, threads, 0, ctx.handle>>>(plan, f)));
+    } else {
+        unsigned blocks = nb__cuda_blocks(&ctx, plan.numel, threads);
+        if (args->dtype == NB_F64) nb_map_any<double, F><<<blocks, threads, 0, ctx.handle>>>(plan, f);
+        else if (nb_dtype_is_float(args->dtype)) nb_map_any<float, F><<<blocks, threads, 0, ctx.handle>>>(plan, f);
+        else nb_map_any<int64_t, F><<<blocks, threads, 0, ctx.handle>>>(plan, f);
+    }
+    return nb__cuda_launched(fn);
+}
+
+// Runs f with the any kernel in compute type C, whatever the dtypes: for
+// conversions and fills, which must round as the CPU does (through double
+// when a float is involved, else through int64).
+template <typename C, typename F> nb_status nb__cuda_map_as(const nb_op_args *args, F f) {
+    const char *fn = nb__op_fn(args->op);
+    nb_cuda_ctx ctx;
+    NB_TRY(nb__cuda_begin(fn, args->out->storage->device.index, &ctx));
+    nb_map_plan plan;
+    nb__plan_map(args, &plan);
+    unsigned blocks = nb__cuda_blocks(&ctx, plan.numel, NB_CUDA_THREADS);
+    nb_map_any<C, F><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(plan, f);
+    return nb__cuda_launched(fn);
+}

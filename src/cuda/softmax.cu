@@ -1,0 +1,167 @@
+// softmax and log_softmax along one dim of a contiguous input seen as
+// [outer, size, inner].
+//  - inner == 1 (the last dim): a block per row. One pass reads the row
+//    (16 bytes per load), keeps it in shared memory when it fits, and folds a
+//    running (max, sum) per thread, rescaling the sum when the max grows
+//    (Milakov and Gimelshein, "Online normalizer calculation for softmax",
+//    2018); the block merges the pairs, then the row is written once.
+//  - inner > 1: a thread per column, the same running pair over the column
+//    (neighbouring threads read neighbouring columns), then the write.
+#include <math_constants.h>
+
+#include "map.cuh"
+
+#define NB_SOFTMAX_CACHE_BYTES (48 << 10)
+
+template <typename A> struct nb_running {
+    A max, sum;
+};
+
+template <typename A> __device__ __forceinline__ nb_running<A> nb_running_add(nb_running<A> r, A v) {
+    if (v > r.max) {
+        r.sum = r.sum * exp(r.max - v) + (A)1;
+        r.max = v;
+    } else if (v == v && v != -(A)INFINITY) {
+        r.sum += exp(v - r.max);
+    } else if (v != v) {
+        r.sum = v; // NaN spreads to the whole row, as on the CPU
+    }
+    return r;
+}
+
+template <typename A>
+__device__ __forceinline__ nb_running<A> nb_running_merge(nb_running<A> a, nb_running<A> b) {
+    A max = a.max > b.max ? a.max : b.max;
+    if (max == -(A)INFINITY) return {max, a.sum + b.sum};
+    return {max, a.sum * exp(a.max - max) + b.sum * exp(b.max - max)};
+}
+
+// The pair of the whole block, in every thread.
+template <typename A> __device__ nb_running<A> nb_block_running(nb_running<A> r) {
+    __shared__ A maxes[32], sums[32];
+    for (int width = 16; width > 0; width /= 2) {
+        nb_running<A> other = {__shfl_down_sync(0xffffffffu, r.max, width),
+                               __shfl_down_sync(0xffffffffu, r.sum, width)};
+        r = nb_running_merge(r, other);
+    }
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    if (lane == 0) {
+        maxes[warp] = r.max;
+        sums[warp] = r.sum;
+    }
+    __syncthreads();
+    r = {maxes[0], sums[0]};
+    for (int w = 1; w < warps; w++) r = nb_running_merge(r, nb_running<A>{maxes[w], sums[w]});
+    __syncthreads(); // the arrays are reused by the next row
+    return r;
+}
+
+template <typename A> __device__ __forceinline__ A nb_softmax_value(A v, nb_running<A> r, A log_sum, bool log_space) {
+    return log_space ? v - log_sum : exp(v - r.max) / r.sum;
+}
+
+template <typename T>
+__global__ void nb_softmax_rows(const T *x, T *y, int64_t rows, int64_t size, bool log_space, bool cached,
+                                bool packed) {
+    using A = nb_compute_t<T>;
+    constexpr int V = 16 / sizeof(T);
+    extern __shared__ double nb_softmax_shared[];
+    A *cache = (A *)nb_softmax_shared;
+    int64_t packs = packed ? size / V : 0;
+    for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+        const T *in = x + row * size;
+        T *out = y + row * size;
+        nb_running<A> r = {-(A)INFINITY, 0};
+        for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+            nb_pack<T, V> pack = ((const nb_pack<T, V> *)in)[p];
+            for (int j = 0; j < V; j++) {
+                A v = nb_to_compute<A>(pack.v[j]);
+                if (cached) cache[p * V + j] = v;
+                r = nb_running_add(r, v);
+            }
+        }
+        for (int64_t i = packs * V + threadIdx.x; i < size; i += blockDim.x) {
+            A v = nb_to_compute<A>(in[i]);
+            if (cached) cache[i] = v;
+            r = nb_running_add(r, v);
+        }
+        r = nb_block_running(r);
+        A log_sum = r.max + log(r.sum);
+        for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+            nb_pack<T, V> pack, source;
+            if (!cached) source = ((const nb_pack<T, V> *)in)[p];
+            for (int j = 0; j < V; j++) {
+                A v = cached ? cache[p * V + j] : nb_to_compute<A>(source.v[j]);
+                pack.v[j] = nb_to_storage<T>(nb_softmax_value(v, r, log_sum, log_space));
+            }
+            ((nb_pack<T, V> *)out)[p] = pack;
+        }
+        for (int64_t i = packs * V + threadIdx.x; i < size; i += blockDim.x) {
+            A v = cached ? cache[i] : nb_to_compute<A>(in[i]);
+            out[i] = nb_to_storage<T>(nb_softmax_value(v, r, log_sum, log_space));
+        }
+        __syncthreads(); // the cache is reused by the next row
+    }
+}
+
+template <typename T>
+__global__ void nb_softmax_columns(const T *x, T *y, int64_t outer, int64_t size, int64_t inner,
+                                   bool log_space) {
+    using A = nb_compute_t<T>;
+    int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < outer * inner; c += stride) {
+        int64_t start = (c / inner) * size * inner + c % inner;
+        nb_running<A> r = {-(A)INFINITY, 0};
+        for (int64_t i = 0; i < size; i++) r = nb_running_add(r, nb_to_compute<A>(x[start + i * inner]));
+        A log_sum = r.max + log(r.sum);
+        for (int64_t i = 0; i < size; i++) {
+            A v = nb_to_compute<A>(x[start + i * inner]);
+            y[start + i * inner] = nb_to_storage<T>(nb_softmax_value(v, r, log_sum, log_space));
+        }
+    }
+}
+
+template <typename T>
+static void launch_softmax(const nb_cuda_ctx *ctx, const nb_tensor *x, nb_tensor *out,
+                           int64_t outer, int64_t size, int64_t inner, bool log_space) {
+    const T *in = (const T *)nb__data(x);
+    T *o = (T *)nb__data(out);
+    if (inner > 1) {
+        unsigned blocks = nb__cuda_blocks(ctx, outer * inner, NB_CUDA_THREADS);
+        nb_softmax_columns<T><<<blocks, NB_CUDA_THREADS, 0, ctx->handle>>>(in, o, outer, size,
+                                                                           inner, log_space);
+        return;
+    }
+    using A = nb_compute_t<T>;
+    constexpr int V = 16 / sizeof(T);
+    bool packed = size % V == 0 && (uintptr_t)in % 16 == 0 && (uintptr_t)o % 16 == 0;
+    bool cached = size * (int64_t)sizeof(A) <= NB_SOFTMAX_CACHE_BYTES;
+    unsigned threads = 32;
+    while (threads < 1024 && (int64_t)threads * V * 4 < size) threads *= 2;
+    int64_t rows = outer;
+    unsigned blocks = (unsigned)(rows < (int64_t)ctx->multiprocessors * 32 ? rows
+                                                                           : ctx->multiprocessors * 32);
+    size_t shared = cached ? (size_t)size * sizeof(A) : 0;
+    nb_softmax_rows<T><<<blocks, threads, shared, ctx->handle>>>(in, o, rows, size, log_space, cached,
+                                                                 packed);
+}
+
+nb_status nb__cuda_softmax(const nb_op_args *args) {
+    const char *fn = nb__op_fn(args->op);
+    const nb_tensor *x = args->in[0];
+    nb_tensor *out = args->out;
+    nb_cuda_ctx ctx;
+    NB_TRY(nb__cuda_begin(fn, out->storage->device.index, &ctx));
+    int dim = args->attrs.axis.dim;
+    int64_t size = x->ndim ? x->shape[dim] : 1;
+    int64_t inner = x->ndim ? nb__numel(x->ndim - dim - 1, x->shape + dim + 1) : 1;
+    int64_t outer = nb_numel(x) / size / inner;
+    bool log_space = args->op == NB_OP_LOG_SOFTMAX;
+    switch (x->dtype) {
+    case NB_F32: launch_softmax<float>(&ctx, x, out, outer, size, inner, log_space); break;
+    case NB_F64: launch_softmax<double>(&ctx, x, out, outer, size, inner, log_space); break;
+    case NB_F16: launch_softmax<__half>(&ctx, x, out, outer, size, inner, log_space); break;
+    default: launch_softmax<__nv_bfloat16>(&ctx, x, out, outer, size, inner, log_space); break;
+    }
+    return nb__cuda_launched(fn);
+}

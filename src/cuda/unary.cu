@@ -1,0 +1,49 @@
+// Elementwise unary kernels: the formulas of src/cpu/unary.c in the compute
+// type (float math for f32, f16 and bf16; wrapping int64 for integers).
+#include "map.cuh"
+
+struct nb_unary_fn {
+    nb_op op;
+    double lo, hi; // clamp bounds
+
+    template <typename C> __device__ C operator()(const C *in) const {
+        C a = in[0];
+        if constexpr (nb_is_float_v<C>) {
+            switch (op) {
+            case NB_OP_NEG: return -a;
+            case NB_OP_ABS: return fabs(a);
+            case NB_OP_EXP: return exp(a);
+            case NB_OP_LOG: return log(a);
+            case NB_OP_LOG1P: return log1p(a);
+            case NB_OP_SQRT: return sqrt(a);
+            case NB_OP_RSQRT: return (C)1 / sqrt(a);
+            case NB_OP_SIN: return sin(a);
+            case NB_OP_COS: return cos(a);
+            case NB_OP_TANH: return tanh(a);
+            case NB_OP_SIGMOID: return (C)1 / ((C)1 + exp(-a));
+            case NB_OP_RELU: return a < 0 ? (C)0 : a; // NaN passes through
+            case NB_OP_SIGN: return a > 0 ? (C)1 : a < 0 ? (C)-1 : a;
+            case NB_OP_FLOOR: return floor(a);
+            case NB_OP_CEIL: return ceil(a);
+            case NB_OP_ROUND: return rint(a); // half to even
+            case NB_OP_LOGICAL_NOT: return a == 0 ? (C)1 : (C)0;
+            case NB_OP_CLAMP: return a < (C)lo ? (C)lo : a > (C)hi ? (C)hi : a;
+            default: return a;
+            }
+        } else {
+            switch (op) {
+            case NB_OP_NEG: return (int64_t)(0 - (uint64_t)a);
+            case NB_OP_ABS: return a < 0 ? (int64_t)(0 - (uint64_t)a) : a;
+            case NB_OP_RELU: return a < 0 ? 0 : a;
+            case NB_OP_SIGN: return (a > 0) - (a < 0);
+            case NB_OP_LOGICAL_NOT: return a == 0;
+            case NB_OP_CLAMP: return a < lo ? (int64_t)lo : a > hi ? (int64_t)hi : a;
+            default: return a; // floor, ceil and round keep integers
+            }
+        }
+    }
+};
+
+nb_status nb__cuda_unary(const nb_op_args *args) {
+    return nb__cuda_map(args, nb_unary_fn{args->op, args->attrs.clamp.lo, args->attrs.clamp.hi});
+}
