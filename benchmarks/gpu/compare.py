@@ -1,0 +1,42 @@
+"""Pairs nabla's and PyTorch's JSON lines from one GPU run into a markdown
+table: each benchmark's figure side by side and nabla's ratio to PyTorch
+(above 1 means nabla is faster).
+
+    python3 benchmarks/gpu/compare.py nabla.jsonl torch.jsonl
+"""
+import json
+import sys
+
+
+def load(path):
+    rows, header = {}, {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            row = json.loads(line)
+            if "bench" in row:
+                rows[(row["bench"], row["dtype"], row["shape"])] = row
+            else:
+                header = row
+    return header, rows
+
+
+def main():
+    (nabla_header, nabla), (torch_header, torch) = load(sys.argv[1]), load(sys.argv[2])
+    print(f"Device: {nabla_header.get('device', '?')}; PyTorch {torch_header.get('torch', '?')}\n")
+    print("| bench | dtype | shape | nabla | PyTorch | nabla / PyTorch | nabla of copy bandwidth |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for key, row in nabla.items():
+        other = torch.get(key)
+        unit = "TFLOP/s" if "TFLOP/s" in row else "GB/s"
+        theirs = other[unit] if other else None
+        ratio = f"{row[unit] / theirs:.3f}" if theirs else "-"
+        of_copy = f"{row['of_copy']:.3f}" if "of_copy" in row else "-"
+        print(f"| {key[0]} | {key[1]} | {key[2]} | {row[unit]} {unit} | "
+              f"{theirs if theirs is not None else '-'} {unit if theirs else ''} | {ratio} | {of_copy} |")
+
+
+if __name__ == "__main__":
+    main()

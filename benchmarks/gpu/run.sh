@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Everything a session with a lent GPU runs, in one call: builds nabla with
+# CUDA for the GPU's architecture, runs the whole test suite (every op case
+# on CUDA included), then the CUDA benchmarks beside PyTorch, and writes the
+# logs and a comparison table to the output folder.
+#
+#   benchmarks/gpu/run.sh [OUT_DIR] [--quick]    # OUT_DIR defaults to $OUT, else gpu-out/
+#
+# On the lent machine: run ../shared/tools/gpu-deps.sh here first, carry
+# .gpudeps, and this script sources .gpudeps/env.sh itself.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out="${1:-${OUT:-gpu-out}}"
+quick=""
+[ "${2:-}" = "--quick" ] && quick="--quick"
+mkdir -p "$out"
+[ -f .gpudeps/env.sh ] && source .gpudeps/env.sh
+arch="${CUDA_ARCH:-90}"
+status=0
+
+{
+    nvidia-smi || true
+    nvcc --version | tail -1
+} >"$out/device.txt" 2>&1
+
+start=$(date +%s)
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+      >"$out/configure.log" 2>&1 &&
+    cmake --build build-gpu -j"$(nproc)" >"$out/build.log" 2>&1 || { echo "build failed"; tail -30 "$out/build.log"; exit 1; }
+echo "build: $(($(date +%s) - start)) s" | tee -a "$out/device.txt"
+
+ctest --test-dir build-gpu -j4 --output-on-failure >"$out/ctest.log" 2>&1 || status=1
+tail -5 "$out/ctest.log"
+build-gpu/tests/test_cuda >"$out/test_cuda.log" 2>&1 || status=1
+grep -E "^\[ cuda" "$out/test_cuda.log" || true
+
+build-gpu/benchmarks/bench_cuda $quick >"$out/bench_nabla.jsonl" 2>"$out/bench_nabla.err" || status=1
+python3 benchmarks/torch_ops.py $quick >"$out/bench_torch.jsonl" 2>"$out/bench_torch.err" || status=1
+python3 benchmarks/gpu/compare.py "$out/bench_nabla.jsonl" "$out/bench_torch.jsonl" \
+    | tee "$out/compare.md"
+exit $status
