@@ -165,6 +165,40 @@ static nb_status workspace(const char *fn, const nb_cuda_ctx *ctx) {
     return NB_OK;
 }
 
+// Asks cuBLASLt's heuristic for the best algorithm within the workspace and
+// the operands' alignments.
+static nb_status pick_algo(const char *fn, cublasLtHandle_t handle, cublasLtMatmulDesc_t desc,
+                           cublasLtMatrixLayout_t layouts[3], const gemm_key *key,
+                           cublasLtMatmulAlgo_t *algo) {
+    cublasLtMatmulPreference_t pref;
+    NB_CUBLAS_TRY(fn, cublasLtMatmulPreferenceCreate(&pref));
+    size_t limit = NB_GEMM_WORKSPACE;
+    uint32_t aligns[4] = {(uint32_t)key->align_a, (uint32_t)key->align_b, (uint32_t)key->align_d,
+                          (uint32_t)key->align_d};
+    const cublasLtMatmulPreferenceAttributes_t align_attrs[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &limit, sizeof limit);
+    for (int i = 0; i < 4 && status == CUBLAS_STATUS_SUCCESS; i++)
+        status = cublasLtMatmulPreferenceSetAttribute(pref, align_attrs[i], &aligns[i],
+                                                      sizeof aligns[i]);
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    if (status == CUBLAS_STATUS_SUCCESS)
+        status = cublasLtMatmulAlgoGetHeuristic(handle, desc, layouts[0], layouts[1], layouts[2],
+                                                layouts[2], pref, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    NB_CUBLAS_TRY(fn, status);
+    NB_CHECK(found > 0, NB_ERR_UNSUPPORTED,
+             "%s: cuBLASLt has no algorithm for %s [%lld,%lld]x[%lld,%lld] (batch %lld)", fn,
+             nb_dtype_name((nb_dtype)key->dtype),
+             (long long)key->m, (long long)key->k, (long long)key->k, (long long)key->n,
+             (long long)key->batch);
+    *algo = result.algo;
+    return NB_OK;
+}
+
 typedef struct gemm_call {
     gemm_operand a, b; // cuBLASLt's A is nabla's b, its B is nabla's a
     char *d;
@@ -231,32 +265,7 @@ static nb_status run_gemm(const char *fn, const nb_cuda_ctx *ctx, const gemm_cal
     cublasLtHandle_t handle = (cublasLtHandle_t)nb__cuda_blaslt(ctx->device);
     cublasLtMatmulAlgo_t algo;
     if (!cached_algo(&key, &algo)) {
-        cublasLtMatmulPreference_t pref;
-        NB_CUBLAS_TRY(fn, cublasLtMatmulPreferenceCreate(&pref));
-        size_t limit = NB_GEMM_WORKSPACE;
-        uint32_t aligns[3] = {(uint32_t)key.align_a, (uint32_t)key.align_b, (uint32_t)key.align_d};
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &limit,
-                                             sizeof limit);
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                                             &aligns[0], sizeof aligns[0]);
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                                             &aligns[1], sizeof aligns[1]);
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                                             &aligns[2], sizeof aligns[2]);
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
-                                             &aligns[2], sizeof aligns[2]);
-        cublasLtMatmulHeuristicResult_t result;
-        int found = 0;
-        cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle, desc, layouts[0], layouts[1],
-                                                               layouts[2], layouts[2], pref, 1,
-                                                               &result, &found);
-        cublasLtMatmulPreferenceDestroy(pref);
-        NB_CUBLAS_TRY(fn, status);
-        NB_CHECK(found > 0, NB_ERR_UNSUPPORTED,
-                 "%s: cuBLASLt has no algorithm for %s [%lld,%lld]x[%lld,%lld] (batch %lld)", fn,
-                 nb_dtype_name(c->dtype), (long long)c->m, (long long)c->k, (long long)c->k,
-                 (long long)c->n, (long long)c->batch);
-        algo = result.algo;
+        NB_TRY(pick_algo(fn, handle, desc, layouts, &key, &algo));
         remember_algo(&key, &algo);
     }
     NB_TRY(workspace(fn, ctx));
