@@ -371,6 +371,17 @@ void elementwise_cases() {
     unary(NB_OP_SIGMOID, nb_sigmoid, [](double a) { return 1 / (1 + std::exp(-a)); }, F(-5, 5),
           FLOATS, true);
     unary(NB_OP_RELU, nb_relu, [](double a) { return a > 0 ? a : 0; }, F(-2, 2), SIGNED, true);
+    unary(NB_OP_RELU6, nb_relu6, [](double a) { return std::min(std::max(a, 0.0), 6.0); }, F(-3, 9),
+          FLOATS, true);
+    add({NB_OP_LEAKY_RELU, "leaky_relu", {F(-3, 3)}, UNARY_SHAPES, FLOATS,
+         [](const Tensors &t) { return nb_leaky_relu(t[0], 0.1); },
+         [](const std::vector<Host> &h) { return map1(h[0], [](double a) { return a > 0 ? a : 0.1 * a; }); },
+         true});
+    unary(NB_OP_SILU, nb_silu, [](double a) { return a / (1 + std::exp(-a)); }, F(-5, 5), FLOATS, true);
+    unary(NB_OP_HARDSIGMOID, nb_hardsigmoid,
+          [](double a) { return std::min(std::max(a + 3, 0.0), 6.0) / 6; }, F(-5, 5), FLOATS, true);
+    unary(NB_OP_HARDSWISH, nb_hardswish,
+          [](double a) { return a * std::min(std::max(a + 3, 0.0), 6.0) / 6; }, F(-5, 5), FLOATS, true);
     // integral inputs put zeros in; continuous ones keep the gradient check off the jump
     unary(NB_OP_SIGN, nb_sign, [](double a) { return (double)((a > 0) - (a < 0)); }, I(-2, 2),
           SIGNED, false);

@@ -38,6 +38,14 @@ nb_tensor *nb_round(const nb_tensor *x); /* half to even; gradient 0 */
 nb_tensor *nb_logical_not(const nb_tensor *x); /* bool result */
 /* min(max(x, lo), hi); pass -INFINITY or INFINITY for no bound. */
 nb_tensor *nb_clamp(const nb_tensor *x, double lo, double hi);
+/* Activations (integer inputs compute in f32): min(max(x, 0), 6); x for
+ * x >= 0 else negative_slope * x; x * sigmoid(x); relu6(x + 3) / 6;
+ * x * relu6(x + 3) / 6. */
+nb_tensor *nb_relu6(const nb_tensor *x);
+nb_tensor *nb_leaky_relu(const nb_tensor *x, double negative_slope);
+nb_tensor *nb_silu(const nb_tensor *x);
+nb_tensor *nb_hardsigmoid(const nb_tensor *x);
+nb_tensor *nb_hardswish(const nb_tensor *x);
 /* x converted to dtype (a new tensor even when the dtype is the same). */
 nb_tensor *nb_cast(const nb_tensor *x, nb_dtype dtype);
 

@@ -121,6 +121,7 @@ const char *nb__op_fn(nb_op op);
 /* Attributes of one op call; the op's family decides which member is live. */
 typedef union nb_attrs {
     struct { double lo, hi; } clamp;
+    struct { double slope; } leaky_relu;
     struct { double value; } fill;                  /* fill, masked_fill */
     struct { double start, step, end; } range;      /* arange, linspace */
     struct { uint64_t seed, offset; double a, b; } random; /* a, b: bounds, mean/std or p */

@@ -47,6 +47,12 @@
     NB_OP(ROUND, round, 1)             \
     NB_OP(LOGICAL_NOT, logical_not, 0) \
     NB_OP(CLAMP, clamp, 1)             \
+    /* activations */                 \
+    NB_OP(RELU6, relu6, 1)             \
+    NB_OP(LEAKY_RELU, leaky_relu, 1)   \
+    NB_OP(SILU, silu, 1)               \
+    NB_OP(HARDSIGMOID, hardsigmoid, 1) \
+    NB_OP(HARDSWISH, hardswish, 1)     \
     /* elementwise binary */          \
     NB_OP(ADD, add, 1)                 \
     NB_OP(SUB, sub, 1)                 \

@@ -23,7 +23,12 @@
     X(CEIL, ceil(a))                               \
     X(ROUND, nearbyint(a))                         \
     X(LOGICAL_NOT, a == 0)                         \
-    X(CLAMP, a < lo ? lo : a > hi ? hi : a)
+    X(CLAMP, a < lo ? lo : a > hi ? hi : a)         \
+    X(RELU6, a < 0 ? 0 : a > 6 ? 6 : a)            \
+    X(LEAKY_RELU, a < 0 ? a * slope : a)           \
+    X(SILU, a / (1 + exp(-a)))                     \
+    X(HARDSIGMOID, a <= -3 ? 0 : a >= 3 ? 1 : a / 6 + (elem)0.5) \
+    X(HARDSWISH, a <= -3 ? 0 : a >= 3 ? a : a * (a + 3) / 6)
 
 /* Integers wrap like two's complement instead of overflowing. */
 #define UNARY_INT_OPS(X)                                     \
@@ -51,8 +56,10 @@
         T *restrict o = out;                                                                \
         const T *restrict x = in[0];                                                        \
         double lo = args->attrs.clamp.lo, hi = args->attrs.clamp.hi;                        \
+        elem slope = (elem)args->attrs.leaky_relu.slope;                                    \
         (void)lo;                                                                           \
         (void)hi;                                                                           \
+        (void)slope;                                                                        \
         switch (args->op) {                                                                 \
             OPS(UNARY_CASE)                                                                 \
         default: NB_ASSERT(!"unary op without a CPU loop");                                 \

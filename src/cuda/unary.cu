@@ -5,6 +5,7 @@
 struct nb_unary_fn {
     nb_op op;
     double lo, hi; // clamp bounds
+    double slope;  // leaky_relu
 
     template <typename C> __device__ C operator()(const C *in) const {
         C a = in[0];
@@ -28,6 +29,11 @@ struct nb_unary_fn {
             case NB_OP_ROUND: return rint(a); // half to even
             case NB_OP_LOGICAL_NOT: return a == 0 ? (C)1 : (C)0;
             case NB_OP_CLAMP: return a < (C)lo ? (C)lo : a > (C)hi ? (C)hi : a;
+            case NB_OP_RELU6: return a < 0 ? (C)0 : a > 6 ? (C)6 : a;
+            case NB_OP_LEAKY_RELU: return a < 0 ? a * (C)slope : a;
+            case NB_OP_SILU: return a / ((C)1 + exp(-a));
+            case NB_OP_HARDSIGMOID: return a <= -3 ? (C)0 : a >= 3 ? (C)1 : a / 6 + (C)0.5;
+            case NB_OP_HARDSWISH: return a <= -3 ? (C)0 : a >= 3 ? a : a * (a + 3) / 6;
             default: return a;
             }
         } else {
@@ -45,5 +51,8 @@ struct nb_unary_fn {
 };
 
 nb_status nb__cuda_unary(const nb_op_args *args) {
-    return nb__cuda_map(args, nb_unary_fn{args->op, args->attrs.clamp.lo, args->attrs.clamp.hi});
+    bool leaky = args->op == NB_OP_LEAKY_RELU;
+    return nb__cuda_map(args, nb_unary_fn{args->op, leaky ? 0 : args->attrs.clamp.lo,
+                                          leaky ? 0 : args->attrs.clamp.hi,
+                                          leaky ? args->attrs.leaky_relu.slope : 0});
 }

@@ -5,6 +5,8 @@
  *   log1p g/(1+x)   sqrt g/(2 sqrt x)    rsqrt -g/(2 x sqrt x)
  *   sin g*cos(x)    cos -g*sin(x)        tanh g*(1-tanh^2)  sigmoid g*s*(1-s)
  *   relu g*(x>0)    clamp g*(lo<=x<=hi)
+ *   relu6 g*(0<x<6)  leaky_relu g*(x>0 ? 1 : slope)  silu g*s*(1+x(1-s))
+ *   hardsigmoid g*(-3<x<3)/6    hardswish g*(x<-3 ? 0 : x<=3 ? (2x+3)/6 : 1)
  *   sign, floor, ceil, round: 0 (piecewise constant; PyTorch gives zeros too) */
 #include <math.h>
 
@@ -14,7 +16,9 @@
 static bool float_only(nb_op op) {
     switch (op) {
     case NB_OP_EXP: case NB_OP_LOG: case NB_OP_LOG1P: case NB_OP_SQRT: case NB_OP_RSQRT:
-    case NB_OP_SIN: case NB_OP_COS: case NB_OP_TANH: case NB_OP_SIGMOID: return true;
+    case NB_OP_SIN: case NB_OP_COS: case NB_OP_TANH: case NB_OP_SIGMOID: case NB_OP_RELU6:
+    case NB_OP_LEAKY_RELU: case NB_OP_SILU: case NB_OP_HARDSIGMOID: case NB_OP_HARDSWISH:
+        return true;
     default: return false;
     }
 }
@@ -53,6 +57,25 @@ static nb_status unary_backward(const nb_node *node, const nb_tensor *g, const b
         nb_tensor *inside = K(nb_logical_and(K(nb_ge(x, C(node->attrs.clamp.lo))),
                                              K(nb_le(x, C(node->attrs.clamp.hi)))));
         r = K(nb_mul(g, K(nb_cast(inside, x->dtype))));
+        break;
+    }
+    case NB_OP_RELU6: case NB_OP_HARDSIGMOID: { /* the slope inside (lo, hi), 0 outside */
+        bool six = node->op == NB_OP_RELU6;
+        nb_tensor *inside = K(nb_logical_and(K(nb_gt(x, C(six ? 0 : -3))), K(nb_lt(x, C(six ? 6 : 3)))));
+        r = K(nb_mul(g, K(nb_mul(K(nb_cast(inside, x->dtype)), C(six ? 1 : 1.0 / 6)))));
+        break;
+    }
+    case NB_OP_LEAKY_RELU:
+        r = K(nb_mul(g, K(nb_where(K(nb_gt(x, C(0))), C(1), C(node->attrs.leaky_relu.slope)))));
+        break;
+    case NB_OP_SILU:
+        y = K(nb_sigmoid(x));
+        r = K(nb_mul(g, K(nb_mul(y, K(nb_add(C(1), K(nb_mul(x, K(nb_sub(C(1), y))))))))));
+        break;
+    case NB_OP_HARDSWISH: {
+        nb_tensor *middle = K(nb_div(K(nb_add(K(nb_mul(x, C(2))), C(3))), C(6)));
+        nb_tensor *upper = K(nb_where(K(nb_le(x, C(3))), middle, C(1)));
+        r = K(nb_mul(g, K(nb_where(K(nb_lt(x, C(-3))), C(0), upper))));
         break;
     }
     default: NB_ASSERT(!"unary op without a gradient");
@@ -110,6 +133,22 @@ DEFINE_UNARY(floor, FLOOR)
 DEFINE_UNARY(ceil, CEIL)
 DEFINE_UNARY(round, ROUND)
 DEFINE_UNARY(logical_not, LOGICAL_NOT)
+DEFINE_UNARY(relu6, RELU6)
+DEFINE_UNARY(silu, SILU)
+DEFINE_UNARY(hardsigmoid, HARDSIGMOID)
+DEFINE_UNARY(hardswish, HARDSWISH)
+
+nb_tensor *nb_leaky_relu(const nb_tensor *x, double negative_slope) {
+    if (!isfinite(negative_slope)) {
+        nb__error(NB_ERR_INVALID, "nb_leaky_relu: negative_slope must be finite, got %g",
+                  negative_slope);
+        return NULL;
+    }
+    nb_attrs attrs = {.leaky_relu = {negative_slope}};
+    nb_tensor *out = NULL;
+    unary(NB_OP_LEAKY_RELU, x, &attrs, &out);
+    return out;
+}
 
 nb_tensor *nb_clamp(const nb_tensor *x, double lo, double hi) {
     if (isnan(lo) || isnan(hi) || lo > hi) {
