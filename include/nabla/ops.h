@@ -104,6 +104,18 @@ nb_tensor *nb_matmul(const nb_tensor *a, const nb_tensor *b);
 nb_tensor *nb_softmax(const nb_tensor *x, int dim);
 nb_tensor *nb_log_softmax(const nb_tensor *x, int dim);
 
+/* ---- losses ---- */
+typedef enum nb_reduction { NB_REDUCTION_MEAN, NB_REDUCTION_SUM, NB_REDUCTION_NONE } nb_reduction;
+/* Cross-entropy of logits [N, C] (float) against class indices targets [N]
+ * (i32 or i64), as one fused, numerically stable op (log-sum-exp with the
+ * row maximum subtracted): per row
+ *   (1 - s) * (lse - x[t]) + s * (lse - mean_j x[j]),   s = label_smoothing,
+ * 0 for rows whose target is ignore_index (PyTorch uses -100). MEAN divides
+ * the sum by the rows not ignored; NONE gives the [N] losses. Differentiable
+ * in logits: g * (softmax(x) - (1 - s) onehot(t) - s / C). */
+nb_tensor *nb_cross_entropy(const nb_tensor *logits, const nb_tensor *targets,
+                            nb_reduction reduction, double label_smoothing, int64_t ignore_index);
+
 /* ---- joining and splitting ---- */
 /* Concatenates n tensors along dim; all other dims must agree. */
 nb_tensor *nb_cat(int n, const nb_tensor *const *tensors, int dim);

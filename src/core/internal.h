@@ -130,6 +130,7 @@ typedef union nb_attrs {
     struct { int dim; int64_t start, step; } slice;
     struct { int dims[NB_MAX_DIMS]; } permute;
     struct { int64_t num_classes; } one_hot;
+    struct { double smoothing; int64_t ignore_index; int reduction; } cross_entropy;
 } nb_attrs;
 
 typedef struct nb_op_args {

@@ -89,6 +89,9 @@
     NB_OP(MATMUL, matmul, 1)           \
     NB_OP(SOFTMAX, softmax, 1)         \
     NB_OP(LOG_SOFTMAX, log_softmax, 1) \
+    /* losses */                      \
+    NB_OP(CROSS_ENTROPY, cross_entropy, 1) \
+    NB_OP(CROSS_ENTROPY_BACKWARD, cross_entropy_backward, 0) \
     /* joining and splitting */       \
     NB_OP(CAT, cat, 1)                 \
     NB_OP(STACK, stack, 1)             \

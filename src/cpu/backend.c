@@ -42,6 +42,8 @@ static const nb_kernel cpu_kernels[NB_OP_COUNT] = {
     [NB_OP_GATHER] = {nb__cpu_gather, NB_ALL_DTYPES},
     [NB_OP_SCATTER_ADD] = {nb__cpu_scatter_add, NB_ALL_DTYPES},
     [NB_OP_ONE_HOT] = {nb__cpu_one_hot, NB_INTS},
+    [NB_OP_CROSS_ENTROPY] = {nb__cpu_cross_entropy, NB_FLOATS},
+    [NB_OP_CROSS_ENTROPY_BACKWARD] = {nb__cpu_cross_entropy_backward, NB_FLOATS},
 };
 
 static nb_status cpu_copy(const char *fn, void *dst, nb_device dst_device, const void *src,

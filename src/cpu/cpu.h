@@ -43,5 +43,7 @@ nb_status nb__cpu_index_select(const nb_op_args *args);
 nb_status nb__cpu_gather(const nb_op_args *args);
 nb_status nb__cpu_scatter_add(const nb_op_args *args);
 nb_status nb__cpu_one_hot(const nb_op_args *args);
+nb_status nb__cpu_cross_entropy(const nb_op_args *args);
+nb_status nb__cpu_cross_entropy_backward(const nb_op_args *args);
 
 #endif

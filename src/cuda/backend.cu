@@ -44,6 +44,8 @@ static const nb_kernel *kernel_table(void) {
     k[NB_OP_GATHER] = {nb__cuda_gather, NB_ALL_DTYPES};
     k[NB_OP_SCATTER_ADD] = {nb__cuda_scatter_add, NB_ALL_DTYPES};
     k[NB_OP_ONE_HOT] = {nb__cuda_one_hot, NB_INTS};
+    k[NB_OP_CROSS_ENTROPY] = {nb__cuda_cross_entropy, NB_FLOATS};
+    k[NB_OP_CROSS_ENTROPY_BACKWARD] = {nb__cuda_cross_entropy_backward, NB_FLOATS};
     return k;
 }
 

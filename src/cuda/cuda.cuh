@@ -241,6 +241,8 @@ nb_status nb__cuda_index_select(const nb_op_args *args);
 nb_status nb__cuda_gather(const nb_op_args *args);
 nb_status nb__cuda_scatter_add(const nb_op_args *args);
 nb_status nb__cuda_one_hot(const nb_op_args *args);
+nb_status nb__cuda_cross_entropy(const nb_op_args *args);
+nb_status nb__cuda_cross_entropy_backward(const nb_op_args *args);
 // out = a @ b, plus bias [n] over out's last dim when bias is not NULL
 // (cuBLASLt's bias epilogue); operands as the matmul kernel takes them.
 nb_status nb__cuda_gemm(const char *fn, const nb_tensor *a, const nb_tensor *b,

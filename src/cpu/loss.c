@@ -1,0 +1,111 @@
+/* Cross-entropy kernels: a row of logits per iteration, read once into a
+ * double buffer (src/ops/loss.c has the formulas). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "cpu.h"
+
+/* Reads the targets as int64 and checks each (but ignore_index) is a class. */
+static nb_status load_targets(const nb_tensor *targets, int64_t classes, int64_t ignore,
+                              int64_t **out) {
+    int64_t n = nb_numel(targets);
+    int64_t *values = malloc((size_t)(n ? n : 1) * sizeof *values);
+    NB_CHECK(values, NB_ERR_OOM, "nb_cross_entropy: out of host memory for %lld targets",
+             (long long)n);
+    size_t size = nb_dtype_size(targets->dtype);
+    for (int64_t i = 0; i < n; i++) {
+        nb__cpu_convert(NB_I64, &values[i], 1, targets->dtype,
+                        nb__data(targets) + i * targets->strides[0] * (int64_t)size, 1, 1);
+        if (values[i] != ignore && (values[i] < 0 || values[i] >= classes)) {
+            int64_t bad = values[i];
+            free(values);
+            return nb__error(NB_ERR_INDEX,
+                             "nb_cross_entropy: target %lld out of range [0, %lld) at row %lld",
+                             (long long)bad, (long long)classes, (long long)i);
+        }
+    }
+    *out = values;
+    return NB_OK;
+}
+
+/* (loss, lse) of one row of logits. */
+static void row_loss(const double *x, int64_t classes, int64_t target, const nb_attrs *attrs,
+                     double *loss, double *lse) {
+    double max = -INFINITY, sum = 0, total = 0;
+    for (int64_t j = 0; j < classes; j++) max = x[j] > max ? x[j] : max;
+    double shift = max == -INFINITY ? 0 : max;
+    for (int64_t j = 0; j < classes; j++) {
+        sum += exp(x[j] - shift);
+        total += x[j];
+    }
+    *lse = shift + log(sum);
+    double s = attrs->cross_entropy.smoothing;
+    *loss = target == attrs->cross_entropy.ignore_index
+                ? 0
+                : (1 - s) * (*lse - x[target]) + s * (*lse - total / (double)classes);
+}
+
+/* Runs body for each row r with the row converted to double in `row`. */
+#define FOR_EACH_ROW(logits, failed, body)                                                  \
+    do {                                                                                    \
+        int64_t rows_ = (logits)->shape[0], classes_ = (logits)->shape[1];                  \
+        size_t elem_ = nb_dtype_size((logits)->dtype);                                      \
+        _Pragma("omp parallel reduction(|| : failed) if (rows_ * classes_ >= NB_CPU_PARALLEL_MIN)") \
+        {                                                                                   \
+            double *row = malloc((size_t)classes_ * sizeof *row);                           \
+            failed = !row;                                                                  \
+            _Pragma("omp for schedule(static)")                                             \
+            for (int64_t r = 0; r < rows_; r++) {                                           \
+                if (!row) continue;                                                         \
+                nb__cpu_convert(NB_F64, row, 1, (logits)->dtype,                            \
+                                nb__data(logits) + r * classes_ * (int64_t)elem_, 1, classes_); \
+                body                                                                        \
+            }                                                                               \
+            free(row);                                                                      \
+        }                                                                                   \
+    } while (0)
+
+nb_status nb__cpu_cross_entropy(const nb_op_args *args) {
+    const nb_tensor *logits = args->in[0];
+    nb_tensor *out = args->out;
+    int64_t classes = logits->shape[1], *targets;
+    NB_TRY(load_targets(args->in[1], classes, args->attrs.cross_entropy.ignore_index, &targets));
+    bool failed = false;
+    FOR_EACH_ROW(logits, failed, {
+        double pair[2];
+        row_loss(row, classes, targets[r], &args->attrs, &pair[0], &pair[1]);
+        nb__cpu_convert(out->dtype, nb__data(out) + 2 * r * (int64_t)nb_dtype_size(out->dtype), 1,
+                        NB_F64, pair, 1, 2);
+    });
+    free(targets);
+    NB_CHECK(!failed, NB_ERR_OOM, "nb_cross_entropy: out of host memory for a row of %lld",
+             (long long)classes);
+    return NB_OK;
+}
+
+nb_status nb__cpu_cross_entropy_backward(const nb_op_args *args) {
+    const nb_tensor *logits = args->in[0], *packed = args->in[2];
+    nb_tensor *dx = args->out;
+    int64_t classes = logits->shape[1], *targets;
+    int64_t ignore = args->attrs.cross_entropy.ignore_index;
+    NB_TRY(load_targets(args->in[1], classes, ignore, &targets));
+    double s = args->attrs.cross_entropy.smoothing;
+    size_t out_size = nb_dtype_size(dx->dtype), packed_size = nb_dtype_size(packed->dtype);
+    bool failed = false;
+    FOR_EACH_ROW(logits, failed, {
+        double pair[2]; /* weight, lse */
+        nb__cpu_convert(NB_F64, pair, 1, packed->dtype,
+                        nb__data(packed) + 2 * r * (int64_t)packed_size, 1, 2);
+        bool ignored = targets[r] == ignore;
+        for (int64_t j = 0; j < classes; j++) {
+            double onehot = j == targets[r] ? 1 - s : 0;
+            row[j] = ignored ? 0 : pair[0] * (exp(row[j] - pair[1]) - s / (double)classes - onehot);
+        }
+        nb__cpu_convert(dx->dtype, nb__data(dx) + r * classes * (int64_t)out_size, 1, NB_F64, row,
+                        1, classes);
+    });
+    free(targets);
+    NB_CHECK(!failed, NB_ERR_OOM, "nb_cross_entropy: out of host memory for a row of %lld",
+             (long long)classes);
+    return NB_OK;
+}

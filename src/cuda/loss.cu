@@ -1,0 +1,133 @@
+// Cross-entropy kernels, a block per row of logits: the forward folds the
+// online (max, sum) pair and the row's sum in one read and writes (loss, lse);
+// the backward reads the row once and writes its gradient (src/ops/loss.c
+// has the formulas). A target out of range is reported at the next
+// synchronization; its row's loss is NaN.
+#include "online.cuh"
+
+typedef struct nb_ce_args {
+    const char *targets;
+    nb_dtype target_dtype;
+    int64_t target_stride, rows, classes, ignore;
+    double smoothing;
+    nb_cuda_error_slot *errors;
+} nb_ce_args;
+
+__device__ __forceinline__ int64_t nb_target(const nb_ce_args &a, int64_t row) {
+    return nb_load<int64_t>(a.targets + row * a.target_stride * nb_size_of(a.target_dtype),
+                            a.target_dtype);
+}
+
+template <typename T, typename A>
+__global__ void nb_cross_entropy_rows(const T *x, A *out, nb_ce_args a) {
+    for (int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
+        const T *in = x + row * a.classes;
+        nb_running<A> r = {-(A)INFINITY, 0};
+        A total = 0;
+        for (int64_t j = threadIdx.x; j < a.classes; j += blockDim.x) {
+            A v = nb_to_compute<A>(in[j]);
+            r = nb_running_add(r, v);
+            total += v;
+        }
+        r = nb_block_running(r);
+        total = nb_block_sum(total);
+        if (threadIdx.x != 0) continue;
+        A lse = r.max + log(r.sum), s = (A)a.smoothing, loss = 0;
+        int64_t t = nb_target(a, row);
+        if (t != a.ignore && (t < 0 || t >= a.classes)) {
+            nb_report_index(a.errors, NB_OP_CROSS_ENTROPY, t, a.classes, row);
+            loss = (A)NAN;
+        } else if (t != a.ignore) {
+            loss = (1 - s) * (lse - nb_to_compute<A>(in[t])) + s * (lse - total / (A)a.classes);
+        }
+        out[2 * row] = loss;
+        out[2 * row + 1] = lse;
+    }
+}
+
+template <typename T, typename A>
+__global__ void nb_cross_entropy_grad(const T *x, const A *weight_lse, T *dx, nb_ce_args a) {
+    for (int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
+        int64_t t = nb_target(a, row);
+        A w = weight_lse[2 * row], lse = weight_lse[2 * row + 1], s = (A)a.smoothing;
+        bool ignored = t == a.ignore;
+        for (int64_t j = threadIdx.x; j < a.classes; j += blockDim.x) {
+            A v = nb_to_compute<A>(x[row * a.classes + j]);
+            A onehot = j == t ? 1 - s : 0;
+            A g = ignored ? 0 : w * (exp(v - lse) - s / (A)a.classes - onehot);
+            dx[row * a.classes + j] = nb_to_storage<T>(g);
+        }
+    }
+}
+
+static nb_ce_args ce_args(const nb_op_args *args, const nb_cuda_ctx *ctx) {
+    const nb_tensor *logits = args->in[0], *targets = args->in[1];
+    nb_ce_args a;
+    a.targets = nb__data(targets);
+    a.target_dtype = targets->dtype;
+    a.target_stride = targets->strides[0];
+    a.rows = logits->shape[0];
+    a.classes = logits->shape[1];
+    a.ignore = args->attrs.cross_entropy.ignore_index;
+    a.smoothing = args->attrs.cross_entropy.smoothing;
+    a.errors = ctx->errors;
+    return a;
+}
+
+static void launch_shape(const nb_cuda_ctx *ctx, int64_t rows, int64_t classes, unsigned *blocks,
+                         unsigned *threads) {
+    *threads = 32;
+    while (*threads < 512 && (int64_t)*threads * 4 < classes) *threads *= 2;
+    int64_t most = (int64_t)ctx->multiprocessors * 32;
+    *blocks = (unsigned)(rows < most ? rows : most);
+}
+
+template <typename T> static void launch_forward(const nb_op_args *args, const nb_cuda_ctx *ctx) {
+    nb_ce_args a = ce_args(args, ctx);
+    unsigned blocks, threads;
+    launch_shape(ctx, a.rows, a.classes, &blocks, &threads);
+    const T *x = (const T *)nb__data(args->in[0]);
+    if (args->out->dtype == NB_F64)
+        nb_cross_entropy_rows<T, double><<<blocks, threads, 0, ctx->handle>>>(x, (double *)nb__data(args->out), a);
+    else
+        nb_cross_entropy_rows<T, float><<<blocks, threads, 0, ctx->handle>>>(x, (float *)nb__data(args->out), a);
+}
+
+template <typename T> static void launch_backward(const nb_op_args *args, const nb_cuda_ctx *ctx) {
+    nb_ce_args a = ce_args(args, ctx);
+    unsigned blocks, threads;
+    launch_shape(ctx, a.rows, a.classes, &blocks, &threads);
+    const T *x = (const T *)nb__data(args->in[0]);
+    T *dx = (T *)nb__data(args->out);
+    const nb_tensor *packed = args->in[2];
+    if (packed->dtype == NB_F64)
+        nb_cross_entropy_grad<T, double><<<blocks, threads, 0, ctx->handle>>>(
+            x, (const double *)nb__data(packed), dx, a);
+    else
+        nb_cross_entropy_grad<T, float><<<blocks, threads, 0, ctx->handle>>>(
+            x, (const float *)nb__data(packed), dx, a);
+}
+
+nb_status nb__cuda_cross_entropy(const nb_op_args *args) {
+    nb_cuda_ctx ctx;
+    NB_TRY(nb__cuda_begin("nb_cross_entropy", args->out->storage->device.index, &ctx));
+    switch (args->in[0]->dtype) {
+    case NB_F32: launch_forward<float>(args, &ctx); break;
+    case NB_F64: launch_forward<double>(args, &ctx); break;
+    case NB_F16: launch_forward<__half>(args, &ctx); break;
+    default: launch_forward<__nv_bfloat16>(args, &ctx); break;
+    }
+    return nb__cuda_launched("nb_cross_entropy");
+}
+
+nb_status nb__cuda_cross_entropy_backward(const nb_op_args *args) {
+    nb_cuda_ctx ctx;
+    NB_TRY(nb__cuda_begin("nb_cross_entropy", args->out->storage->device.index, &ctx));
+    switch (args->in[0]->dtype) {
+    case NB_F32: launch_backward<float>(args, &ctx); break;
+    case NB_F64: launch_backward<double>(args, &ctx); break;
+    case NB_F16: launch_backward<__half>(args, &ctx); break;
+    default: launch_backward<__nv_bfloat16>(args, &ctx); break;
+    }
+    return nb__cuda_launched("nb_cross_entropy");
+}
