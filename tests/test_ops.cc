@@ -682,6 +682,67 @@ Host cross_entropy_rows(const Host &x, const Host &t, double s, int64_t ignore) 
     return out;
 }
 
+// (x - mean) / sqrt(var + eps) * w + b per channel (dim 1) of x, the
+// statistics over every other dim (batch_norm) or given per channel.
+Host channel_norm_ref(const Host &x, const std::vector<double> &mean, const std::vector<double> &var,
+                      const Host *w, const Host *b, double eps) {
+    Host out(x.shape);
+    for (int64_t i = 0; i < x.numel(); i++) {
+        int64_t c = x.unravel(i)[1];
+        out.v[i] = (x.v[i] - mean[c]) / std::sqrt(var[c] + eps) * (w ? w->v[c] : 1) + (b ? b->v[c] : 0);
+    }
+    return out;
+}
+
+void norm_cases() {
+    const std::vector<std::vector<Shape>> shapes = {{{4, 3, 5}, {3}, {3}}, {{6, 2}, {2}, {2}},
+                                                   {{2, 3, 2, 2}, {3}, {3}}};
+    add({NB_OP_BATCH_NORM, "batch_norm_train", {F(-2, 2), F(0.5, 1.5), F(-1, 1)}, shapes, FLOATS,
+         [](const Tensors &t) { return nb_batch_norm(t[0], nullptr, nullptr, t[1], t[2], true, 0.1, 1e-5); },
+         [](const std::vector<Host> &h) {
+             int64_t c = h[0].shape[1];
+             std::vector<double> mean(c), var(c), count(c);
+             for (int64_t i = 0; i < h[0].numel(); i++) {
+                 int64_t k = h[0].unravel(i)[1];
+                 mean[k] += h[0].v[i];
+                 count[k]++;
+             }
+             for (int64_t k = 0; k < c; k++) mean[k] /= count[k];
+             for (int64_t i = 0; i < h[0].numel(); i++) {
+                 int64_t k = h[0].unravel(i)[1];
+                 var[k] += (h[0].v[i] - mean[k]) * (h[0].v[i] - mean[k]) / count[k];
+             }
+             return channel_norm_ref(h[0], mean, var, &h[1], &h[2], 1e-5);
+         },
+         true, 3});
+    add({NB_OP_BATCH_NORM, "batch_norm_eval", {F(-2, 2), F(-1, 1), F(0.5, 2), F(0.5, 1.5), F(-1, 1)},
+         {{{4, 3, 5}, {3}, {3}, {3}, {3}}}, FLOATS,
+         [](const Tensors &t) { return nb_batch_norm(t[0], t[1], t[2], t[3], t[4], false, 0.1, 1e-3); },
+         [](const std::vector<Host> &h) { return channel_norm_ref(h[0], h[1].v, h[2].v, &h[3], &h[4], 1e-3); },
+         true, 3});
+    add({NB_OP_GROUP_NORM, "group_norm", {F(-2, 2), F(0.5, 1.5), F(-1, 1)},
+         {{{2, 4, 3}, {4}, {4}}, {{3, 6, 2, 2}, {6}, {6}}}, FLOATS,
+         [](const Tensors &t) { return nb_group_norm(t[0], 2, t[1], t[2], 1e-5); },
+         [](const std::vector<Host> &h) {
+             const Host &x = h[0];
+             int64_t n = x.shape[0], c = x.shape[1], per = x.numel() / n / c, g = 2;
+             Host out(x.shape);
+             for (int64_t s = 0; s < n; s++)
+                 for (int64_t k = 0; k < g; k++) {
+                     int64_t first = (s * c + k * (c / g)) * per, len = (c / g) * per;
+                     double mean = 0, var = 0;
+                     for (int64_t i = 0; i < len; i++) mean += x.v[first + i] / len;
+                     for (int64_t i = 0; i < len; i++) var += (x.v[first + i] - mean) * (x.v[first + i] - mean) / len;
+                     for (int64_t i = 0; i < len; i++) {
+                         int64_t ch = k * (c / g) + i / per;
+                         out.v[first + i] = (x.v[first + i] - mean) / std::sqrt(var + 1e-5) * h[1].v[ch] + h[2].v[ch];
+                     }
+                 }
+             return out;
+         },
+         true, 3});
+}
+
 void loss_cases() {
     struct Config {
         nb_reduction reduction;
@@ -868,6 +929,7 @@ const std::vector<Case> &all_cases() {
         view_cases();
         large_cases();
         loss_cases();
+        norm_cases();
         built = true;
     }
     return g_cases;

@@ -104,6 +104,21 @@ nb_tensor *nb_matmul(const nb_tensor *a, const nb_tensor *b);
 nb_tensor *nb_softmax(const nb_tensor *x, int dim);
 nb_tensor *nb_log_softmax(const nb_tensor *x, int dim);
 
+/* ---- normalization over x [N, C, ...] ---- */
+/* Batch normalization per channel (dim 1). Training normalizes with the
+ * batch's mean and biased variance and, when running_mean and running_var are
+ * not NULL, updates them in place: running = (1 - momentum) running + momentum
+ * batch (the variance unbiased). Evaluation (training false) normalizes with
+ * the running statistics. weight and bias [C] may be NULL (no affine).
+ * Statistics are f32 for f16/bf16 inputs. */
+nb_tensor *nb_batch_norm(const nb_tensor *x, nb_tensor *running_mean, nb_tensor *running_var,
+                         const nb_tensor *weight, const nb_tensor *bias, bool training,
+                         double momentum, double eps);
+/* Group normalization: each sample's C/groups-channel groups normalized over
+ * their channels and positions, then weight and bias [C] (may be NULL). */
+nb_tensor *nb_group_norm(const nb_tensor *x, int groups, const nb_tensor *weight,
+                         const nb_tensor *bias, double eps);
+
 /* ---- losses ---- */
 typedef enum nb_reduction { NB_REDUCTION_MEAN, NB_REDUCTION_SUM, NB_REDUCTION_NONE } nb_reduction;
 /* Cross-entropy of logits [N, C] (float) against class indices targets [N]

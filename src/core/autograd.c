@@ -330,5 +330,5 @@ nb_tensor *nb__keep_sum_to(nb_scratch *s, const nb_tensor *t, const nb_tensor *l
 }
 
 nb_tensor *nb__scalar_like(const nb_tensor *t, double value) {
-    return nb_scalar(value, t->dtype, t->storage->device);
+    return t ? nb_scalar(value, t->dtype, t->storage->device) : NULL; /* NULL: a step failed */
 }

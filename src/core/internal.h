@@ -242,7 +242,7 @@ nb_status nb__sum_to(const nb_tensor *grad, int ndim, const int64_t *shape, nb_t
  *   return nb__scratch_finish(&s, r, &grads[0]);
  * The first failure's status and message survive the calls made after it. */
 typedef struct nb_scratch {
-    nb_tensor *items[32];
+    nb_tensor *items[64];
     int count;
     nb_status status;
     char message[512];

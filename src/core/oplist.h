@@ -89,6 +89,9 @@
     NB_OP(MATMUL, matmul, 1)           \
     NB_OP(SOFTMAX, softmax, 1)         \
     NB_OP(LOG_SOFTMAX, log_softmax, 1) \
+    /* normalization (built from other ops) */ \
+    NB_OP(BATCH_NORM, batch_norm, 1)   \
+    NB_OP(GROUP_NORM, group_norm, 1)   \
     /* losses */                      \
     NB_OP(CROSS_ENTROPY, cross_entropy, 1) \
     NB_OP(CROSS_ENTROPY_BACKWARD, cross_entropy_backward, 0) \
