@@ -4,6 +4,8 @@
 
 #include "harness.h"
 
+#include "../src/core/window.h"
+
 namespace {
 
 Shape shape_of(const nb_tensor *t) { return Shape(nb_shape(t), nb_shape(t) + nb_ndim(t)); }
@@ -356,3 +358,41 @@ TEST(Random, DistributionsHaveTheirMoments) {
 }
 
 } // namespace
+
+// The CUDA average-pool backward visits, for each input position, the
+// outputs nb_window_covering names; every window holding the position must
+// be among them.
+TEST(Window, CoveringRangeHoldsEveryWindowContainingAPosition) {
+    int checked = 0;
+    for (int adaptive = 0; adaptive < 2; adaptive++)
+        for (int64_t in = 1; in <= 12; in++)
+            for (int kernel = 1; kernel <= 4; kernel++)
+                for (int stride = 1; stride <= 3; stride++)
+                    for (int padding = 0; padding <= kernel / 2; padding++)
+                        for (int dilation = 1; dilation <= (adaptive ? 1 : 2); dilation++) {
+                            nb_window w = {};
+                            w.in[0] = in;
+                            w.kernel[0] = kernel, w.stride[0] = stride, w.padding[0] = padding;
+                            w.dilation[0] = dilation, w.adaptive = adaptive;
+                            int64_t span = (int64_t)(kernel - 1) * dilation + 1;
+                            w.out[0] = adaptive ? kernel + stride : (in + 2 * padding - span) / stride + 1;
+                            if (w.out[0] < 1) continue;
+                            for (int64_t p = 0; p < in; p++) {
+                                int64_t lo, hi;
+                                nb_window_covering(&w, 0, p, &lo, &hi);
+                                for (int64_t i = 0; i < w.out[0]; i++) {
+                                    int64_t first, last;
+                                    nb_window_range(&w, 0, i, &first, &last);
+                                    if (first <= p && p < last) {
+                                        EXPECT_TRUE(lo <= i && i < hi)
+                                            << "in " << in << " kernel " << kernel << " stride " << stride
+                                            << " padding " << padding << " dilation " << dilation
+                                            << " adaptive " << adaptive << ": output " << i
+                                            << " covers " << p << " but the range is [" << lo << ", " << hi << ")";
+                                        checked++;
+                                    }
+                                }
+                            }
+                        }
+    EXPECT_GT(checked, 1000);
+}

@@ -743,6 +743,274 @@ void norm_cases() {
          true, 3});
 }
 
+struct ConvConfig {
+    int stride[2], padding[2], dilation[2], groups;
+    int output_padding[2];
+};
+
+// Direct convolution in double: padding is the top/left offset.
+Host conv_ref(const Host &x, const Host &w, const Host *b, const ConvConfig &k, int64_t ho, int64_t wo) {
+    int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3];
+    int64_t o = w.shape[0], cg = w.shape[1], kh = w.shape[2], kw = w.shape[3], og = o / k.groups;
+    Host out({n, o, ho, wo});
+    for (int64_t s = 0; s < n; s++)
+        for (int64_t oc = 0; oc < o; oc++)
+            for (int64_t oy = 0; oy < ho; oy++)
+                for (int64_t ox = 0; ox < wo; ox++) {
+                    double acc = b ? b->v[oc] : 0;
+                    for (int64_t ic = 0; ic < cg; ic++)
+                        for (int64_t i = 0; i < kh; i++)
+                            for (int64_t j = 0; j < kw; j++) {
+                                int64_t y = oy * k.stride[0] - k.padding[0] + i * k.dilation[0];
+                                int64_t xx = ox * k.stride[1] - k.padding[1] + j * k.dilation[1];
+                                if (y < 0 || y >= h || xx < 0 || xx >= wd) continue;
+                                int64_t channel = (oc / og) * cg + ic;
+                                acc += x.at({s, channel, y, xx}) * w.at({oc, ic, i, j});
+                            }
+                    out.v[out.ravel({s, oc, oy, ox})] = acc;
+                }
+    (void)c;
+    return out;
+}
+
+// Transposed convolution in double, by scattering each input pixel.
+Host conv_transpose_ref(const Host &x, const Host &w, const Host *b, const ConvConfig &k) {
+    int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3];
+    int64_t og = w.shape[1], kh = w.shape[2], kw = w.shape[3], cg = c / k.groups, o = og * k.groups;
+    int64_t ho = (h - 1) * k.stride[0] - 2 * k.padding[0] + (kh - 1) * k.dilation[0] + k.output_padding[0] + 1;
+    int64_t wo = (wd - 1) * k.stride[1] - 2 * k.padding[1] + (kw - 1) * k.dilation[1] + k.output_padding[1] + 1;
+    Host out({n, o, ho, wo});
+    for (int64_t i = 0; i < out.numel(); i++) out.v[i] = b ? b->v[out.unravel(i)[1]] : 0;
+    for (int64_t s = 0; s < n; s++)
+        for (int64_t ic = 0; ic < c; ic++)
+            for (int64_t iy = 0; iy < h; iy++)
+                for (int64_t ix = 0; ix < wd; ix++)
+                    for (int64_t oc = 0; oc < og; oc++)
+                        for (int64_t i = 0; i < kh; i++)
+                            for (int64_t j = 0; j < kw; j++) {
+                                int64_t y = iy * k.stride[0] - k.padding[0] + i * k.dilation[0];
+                                int64_t xx = ix * k.stride[1] - k.padding[1] + j * k.dilation[1];
+                                if (y < 0 || y >= ho || xx < 0 || xx >= wo) continue;
+                                out.v[out.ravel({s, (ic / cg) * og + oc, y, xx})] +=
+                                    x.at({s, ic, iy, ix}) * w.at({ic, oc, i, j});
+                            }
+    return out;
+}
+
+void conv_cases() {
+    struct Conv {
+        const char *name;
+        Shape x, w;
+        ConvConfig k;
+        bool same;
+    };
+    for (const Conv &c : std::vector<Conv>{
+             {"3x3_pad1", {2, 3, 5, 6}, {4, 3, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1, {0, 0}}, false},
+             {"stride2", {2, 2, 7, 7}, {3, 2, 3, 2}, {{2, 2}, {0, 0}, {1, 1}, 1, {0, 0}}, false},
+             {"groups2", {1, 4, 5, 5}, {6, 2, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 2, {0, 0}}, false},
+             {"depthwise", {2, 3, 6, 5}, {3, 1, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 3, {0, 0}}, false},
+             {"depthwise_mult2_stride2", {1, 2, 7, 6}, {4, 1, 3, 3}, {{2, 2}, {1, 1}, {1, 1}, 2, {0, 0}}, false},
+             {"dilation2", {1, 2, 8, 7}, {2, 2, 3, 3}, {{1, 1}, {2, 2}, {2, 2}, 1, {0, 0}}, false},
+             {"1x1", {2, 5, 4, 4}, {3, 5, 1, 1}, {{1, 1}, {0, 0}, {1, 1}, 1, {0, 0}}, false},
+             {"same_even_kernel", {1, 2, 5, 5}, {2, 2, 2, 2}, {{1, 1}, {0, 0}, {1, 1}, 1, {0, 0}}, true}}) {
+        add({NB_OP_CONV2D, std::string("conv2d_") + c.name, {F(-1, 1), F(-1, 1), F(-1, 1)},
+             {{c.x, c.w, {c.w[0]}}}, FLOATS,
+             [c](const Tensors &t) {
+                 int same[2] = {NB_PADDING_SAME, 0};
+                 return nb_conv2d(t[0], t[1], t[2], c.k.stride, c.same ? same : c.k.padding,
+                                  c.k.dilation, c.k.groups);
+             },
+             [c](const std::vector<Host> &h) {
+                 ConvConfig k = c.k;
+                 int64_t kh = c.w[2], kw = c.w[3];
+                 int total[2] = {(int)((kh - 1) * k.dilation[0]), (int)((kw - 1) * k.dilation[1])};
+                 if (c.same) k.padding[0] = total[0] / 2, k.padding[1] = total[1] / 2;
+                 int pad_total[2] = {c.same ? total[0] : 2 * k.padding[0], c.same ? total[1] : 2 * k.padding[1]};
+                 int64_t ho = (c.x[2] + pad_total[0] - (kh - 1) * k.dilation[0] - 1) / k.stride[0] + 1;
+                 int64_t wo = (c.x[3] + pad_total[1] - (kw - 1) * k.dilation[1] - 1) / k.stride[1] + 1;
+                 return conv_ref(h[0], h[1], &h[2], k, ho, wo);
+             },
+             true, 5});
+    }
+    for (const Conv &c : std::vector<Conv>{
+             {"stride2_outpad1", {2, 3, 4, 4}, {3, 2, 3, 3}, {{2, 2}, {1, 1}, {1, 1}, 1, {1, 1}}, false},
+             {"groups2", {1, 4, 3, 3}, {4, 1, 2, 2}, {{1, 1}, {0, 0}, {1, 1}, 2, {0, 0}}, false},
+             {"dilation2", {1, 2, 3, 4}, {2, 3, 3, 2}, {{1, 2}, {1, 0}, {2, 2}, 1, {0, 1}}, false}}) {
+        add({NB_OP_CONV_TRANSPOSE2D, std::string("conv_transpose2d_") + c.name,
+             {F(-1, 1), F(-1, 1), F(-1, 1)}, {{c.x, c.w, {c.w[1] * c.k.groups}}}, FLOATS,
+             [c](const Tensors &t) {
+                 return nb_conv_transpose2d(t[0], t[1], t[2], c.k.stride, c.k.padding,
+                                            c.k.output_padding, c.k.dilation, c.k.groups);
+             },
+             [c](const std::vector<Host> &h) { return conv_transpose_ref(h[0], h[1], &h[2], c.k); },
+             true, 5});
+    }
+    // unfold and fold against their definitions, each the other's gradient
+    int kernel[2] = {2, 3}, stride[2] = {2, 1}, padding[2] = {1, 0}, dilation[2] = {1, 2};
+    add({NB_OP_UNFOLD, "unfold", {F(-1, 1)}, {{{2, 3, 5, 6}}}, ALL,
+         [=](const Tensors &t) { return nb_unfold(t[0], kernel, dilation, padding, stride); },
+         [=](const std::vector<Host> &h) {
+             const Host &x = h[0];
+             int64_t n = x.shape[0], c = x.shape[1], H = x.shape[2], W = x.shape[3];
+             int64_t ho = (H + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) / stride[0] + 1;
+             int64_t wo = (W + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) / stride[1] + 1;
+             Host out({n, c * kernel[0] * kernel[1], ho * wo});
+             for (int64_t s = 0; s < n; s++)
+                 for (int64_t r = 0; r < out.shape[1]; r++)
+                     for (int64_t l = 0; l < ho * wo; l++) {
+                         int64_t ch = r / (kernel[0] * kernel[1]), i = r / kernel[1] % kernel[0], j = r % kernel[1];
+                         int64_t y = l / wo * stride[0] - padding[0] + i * dilation[0];
+                         int64_t xx = l % wo * stride[1] - padding[1] + j * dilation[1];
+                         out.v[out.ravel({s, r, l})] = y >= 0 && y < H && xx >= 0 && xx < W ? x.at({s, ch, y, xx}) : 0;
+                     }
+             return out;
+         },
+         true});
+    int fold_kernel[2] = {2, 2}, fold_stride[2] = {1, 1}, fold_pad[2] = {0, 0}, fold_dil[2] = {1, 1};
+    add({NB_OP_FOLD, "fold", {F(-1, 1)}, {{{2, 12, 12}}}, FLOATS,
+         [=](const Tensors &t) {
+             int64_t size[2] = {4, 5};
+             return nb_fold(t[0], size, fold_kernel, fold_dil, fold_pad, fold_stride);
+         },
+         [=](const std::vector<Host> &h) {
+             Host out({2, 3, 4, 5});
+             for (int64_t s = 0; s < 2; s++)
+                 for (int64_t r = 0; r < 12; r++)
+                     for (int64_t l = 0; l < 12; l++) {
+                         int64_t ch = r / 4, i = r / 2 % 2, j = r % 2, y = l / 4 + i, xx = l % 4 + j;
+                         out.v[out.ravel({s, ch, y, xx})] += h[0].at({s, r, l});
+                     }
+             return out;
+         },
+         true});
+}
+
+// Windows of a 2-D pool in double: rows [y0, y1) of output row i.
+struct PoolRef {
+    int kernel[2], stride[2], padding[2];
+    bool adaptive;
+    int64_t out[2];
+    void range(int d, int64_t i, int64_t in, int64_t *lo, int64_t *hi, double *area) const {
+        if (adaptive) {
+            *lo = i * in / out[d];
+            *hi = ((i + 1) * in + out[d] - 1) / out[d];
+            *area = (double)(*hi - *lo);
+        } else {
+            *lo = i * stride[d] - padding[d];
+            *hi = *lo + kernel[d];
+            *area = kernel[d];
+        }
+        *lo = std::max<int64_t>(*lo, 0);
+        *hi = std::min<int64_t>(*hi, in);
+    }
+    int64_t out_size(int d, int64_t in) const {
+        return adaptive ? out[d] : (in + 2 * padding[d] - kernel[d]) / stride[d] + 1;
+    }
+    // fn(window values, area, first index of the max) per output element
+    Host apply(const Host &x, const std::function<double(const std::vector<double> &, double, int64_t)> &fn) const {
+        int64_t H = x.shape[2], W = x.shape[3], ho = out_size(0, H), wo = out_size(1, W);
+        Host out({x.shape[0], x.shape[1], ho, wo});
+        for (int64_t i = 0; i < out.numel(); i++) {
+            auto idx = out.unravel(i);
+            int64_t y0, y1, x0, x1;
+            double ah, aw;
+            range(0, idx[2], H, &y0, &y1, &ah);
+            range(1, idx[3], W, &x0, &x1, &aw);
+            std::vector<double> v;
+            int64_t best = -1;
+            double best_v = -INFINITY;
+            for (int64_t y = y0; y < y1; y++)
+                for (int64_t xx = x0; xx < x1; xx++) {
+                    double a = x.at({idx[0], idx[1], y, xx});
+                    v.push_back(a);
+                    if (best < 0 || a > best_v) best = y * W + xx, best_v = a;
+                }
+            out.v[i] = fn(v, ah * aw, best);
+        }
+        return out;
+    }
+};
+
+void pool_cases() {
+    const std::vector<PoolRef> pools = {{{2, 2}, {2, 2}, {0, 0}, false, {0, 0}},
+                                        {{3, 3}, {2, 2}, {1, 1}, false, {0, 0}},
+                                        {{2, 3}, {1, 2}, {1, 0}, false, {0, 0}}};
+    const std::vector<std::vector<Shape>> images = {{{2, 3, 5, 6}}, {{1, 2, 7, 7}}};
+    for (size_t k = 0; k < pools.size(); k++) {
+        PoolRef p = pools[k];
+        std::string tag = std::to_string(k);
+        add({NB_OP_MAX_POOL2D, "max_pool2d_" + tag, {F(-2, 2)}, images, FLOATS,
+             [p](const Tensors &t) { return nb_max_pool2d(t[0], p.kernel, p.stride, p.padding); },
+             [p](const std::vector<Host> &h) {
+                 return p.apply(h[0], [](const std::vector<double> &v, double, int64_t) {
+                     return *std::max_element(v.begin(), v.end());
+                 });
+             },
+             true});
+        add({NB_OP_MAX_POOL2D, "max_pool2d_indices_" + tag, {F(-2, 2)}, images, FLOATS,
+             [p](const Tensors &t) -> nb_tensor * {
+                 nb_tensor *indices = nullptr;
+                 T values(nb_max_pool2d_with_indices(t[0], p.kernel, p.stride, p.padding, &indices));
+                 return values.t ? indices : nullptr;
+             },
+             [p](const std::vector<Host> &h) {
+                 return p.apply(h[0], [](const std::vector<double> &, double, int64_t best) { return (double)best; });
+             },
+             false});
+        add({NB_OP_AVG_POOL2D, "avg_pool2d_" + tag, {F(-2, 2)}, images, FLOATS,
+             [p](const Tensors &t) { return nb_avg_pool2d(t[0], p.kernel, p.stride, p.padding); },
+             [p](const std::vector<Host> &h) {
+                 return p.apply(h[0], [](const std::vector<double> &v, double area, int64_t) {
+                     return std::accumulate(v.begin(), v.end(), 0.0) / area;
+                 });
+             },
+             true});
+    }
+    for (auto out : std::vector<std::pair<int64_t, int64_t>>{{3, 4}, {1, 1}, {5, 7}}) {
+        PoolRef p = {{1, 1}, {1, 1}, {0, 0}, true, {out.first, out.second}};
+        add({NB_OP_AVG_POOL2D, "adaptive_avg_pool2d_" + std::to_string(out.first) + "x" + std::to_string(out.second),
+             {F(-2, 2)}, {{{1, 2, 5, 7}}}, FLOATS,
+             [out](const Tensors &t) { return nb_adaptive_avg_pool2d(t[0], out.first, out.second); },
+             [p](const std::vector<Host> &h) {
+                 return p.apply(h[0], [](const std::vector<double> &v, double area, int64_t) {
+                     return std::accumulate(v.begin(), v.end(), 0.0) / area;
+                 });
+             },
+             true});
+    }
+    // the backward kernel through autograd: d sum(avg_pool(x)) / dx
+    PoolRef p = pools[1];
+    add({NB_OP_AVG_POOL2D_BACKWARD, "avg_pool2d_backward", {F(-2, 2)}, {{{1, 2, 7, 7}}}, FLOATS,
+         [p](const Tensors &t) -> nb_tensor * {
+             T leaf(nb_detach(t[0]));
+             if (!leaf.t || nb_set_requires_grad(leaf, true) != NB_OK) return nullptr;
+             T y(nb_avg_pool2d(leaf, p.kernel, p.stride, p.padding));
+             T total(y.t ? nb_sum(y, 0, nullptr, false) : nullptr);
+             if (!total.t || nb_backward(total, nullptr, false) != NB_OK) return nullptr;
+             return nb_grad(leaf);
+         },
+         [p](const std::vector<Host> &h) {
+             const Host &x = h[0];
+             Host g(x.shape);
+             int64_t H = x.shape[2], W = x.shape[3];
+             for (int64_t oy = 0; oy < p.out_size(0, H); oy++)
+                 for (int64_t ox = 0; ox < p.out_size(1, W); ox++) {
+                     int64_t y0, y1, x0, x1;
+                     double ah, aw;
+                     p.range(0, oy, H, &y0, &y1, &ah);
+                     p.range(1, ox, W, &x0, &x1, &aw);
+                     for (int64_t c = 0; c < x.shape[1]; c++)
+                         for (int64_t y = y0; y < y1; y++)
+                             for (int64_t xx = x0; xx < x1; xx++) g.v[g.ravel({0, c, y, xx})] += 1 / (ah * aw);
+                 }
+             return g;
+         },
+         false});
+    add({NB_OP_MEAN, "global_avg_pool2d", {F(-2, 2)}, {{{2, 3, 4, 5}}}, FLOATS,
+         [](const Tensors &t) { return nb_global_avg_pool2d(t[0]); },
+         [](const std::vector<Host> &h) { return reduce_ref(h[0], {2, 3}, true, fold_mean); }, true});
+}
+
 void loss_cases() {
     struct Config {
         nb_reduction reduction;
@@ -930,6 +1198,8 @@ const std::vector<Case> &all_cases() {
         large_cases();
         loss_cases();
         norm_cases();
+        conv_cases();
+        pool_cases();
         built = true;
     }
     return g_cases;

@@ -104,6 +104,44 @@ nb_tensor *nb_matmul(const nb_tensor *a, const nb_tensor *b);
 nb_tensor *nb_softmax(const nb_tensor *x, int dim);
 nb_tensor *nb_log_softmax(const nb_tensor *x, int dim);
 
+/* ---- convolution and pooling over images [N, C, H, W] ----
+ * Pairs are [height, width]; NULL gives the default (stride 1, padding 0,
+ * dilation 1). padding[0] = NB_PADDING_SAME keeps the size (stride 1; an odd
+ * total padding puts the extra row and column after, as PyTorch). */
+#define NB_PADDING_SAME (-1)
+/* weight [C_out, C_in/groups, kh, kw], bias [C_out] or NULL; groups ==
+ * C_in is a depthwise convolution. f32 and f64 on the CPU, also f16 and bf16
+ * on CUDA. Output [N, C_out, (H + 2p - d(k-1) - 1)/s + 1, ...]. */
+nb_tensor *nb_conv2d(const nb_tensor *x, const nb_tensor *weight, const nb_tensor *bias,
+                     const int stride[2], const int padding[2], const int dilation[2], int groups);
+/* The adjoint of conv2d (its input gradient): weight [C_in, C_out/groups,
+ * kh, kw]; output [N, C_out, (H-1)s - 2p + d(k-1) + output_padding + 1, ...]. */
+nb_tensor *nb_conv_transpose2d(const nb_tensor *x, const nb_tensor *weight, const nb_tensor *bias,
+                               const int stride[2], const int padding[2],
+                               const int output_padding[2], const int dilation[2], int groups);
+/* im2col, as torch.nn.functional.unfold: [N, C*kh*kw, L] sliding blocks
+ * (L output positions, channel-major rows). fold sums such columns back into
+ * [N, C, output_size]; each is the other's gradient. */
+nb_tensor *nb_unfold(const nb_tensor *x, const int kernel[2], const int dilation[2],
+                     const int padding[2], const int stride[2]);
+nb_tensor *nb_fold(const nb_tensor *cols, const int64_t output_size[2], const int kernel[2],
+                   const int dilation[2], const int padding[2], const int stride[2]);
+
+/* Max pooling (stride NULL: the kernel; padding at most half the kernel,
+ * never chosen). The first NaN, else the first maximum, wins; indices (may
+ * be NULL) receives y * W + x of each choice, i64. */
+nb_tensor *nb_max_pool2d(const nb_tensor *x, const int kernel[2], const int stride[2],
+                         const int padding[2]);
+nb_tensor *nb_max_pool2d_with_indices(const nb_tensor *x, const int kernel[2], const int stride[2],
+                                      const int padding[2], nb_tensor **indices);
+/* Average pooling; the divisor is the kernel area, padding included. */
+nb_tensor *nb_avg_pool2d(const nb_tensor *x, const int kernel[2], const int stride[2],
+                         const int padding[2]);
+/* Averages over out_h x out_w bins [floor(i H / out_h), ceil((i + 1) H / out_h)). */
+nb_tensor *nb_adaptive_avg_pool2d(const nb_tensor *x, int64_t out_h, int64_t out_w);
+/* The mean over H and W: [N, C, 1, 1]. */
+nb_tensor *nb_global_avg_pool2d(const nb_tensor *x);
+
 /* ---- normalization over x [N, C, ...] ---- */
 /* Batch normalization per channel (dim 1). Training normalizes with the
  * batch's mean and biased variance and, when running_mean and running_var are

@@ -6,6 +6,7 @@
 #include <nabla/nabla.h>
 
 #include "oplist.h"
+#include "window.h"
 
 /* The CUDA backend's .cu files include this header as C++. */
 #ifdef __cplusplus
@@ -131,6 +132,7 @@ typedef union nb_attrs {
     struct { int dims[NB_MAX_DIMS]; } permute;
     struct { int64_t num_classes; } one_hot;
     struct { double smoothing; int64_t ignore_index; int reduction; } cross_entropy;
+    nb_window window; /* unfold, fold, pooling */
 } nb_attrs;
 
 typedef struct nb_op_args {

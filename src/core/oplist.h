@@ -89,6 +89,14 @@
     NB_OP(MATMUL, matmul, 1)           \
     NB_OP(SOFTMAX, softmax, 1)         \
     NB_OP(LOG_SOFTMAX, log_softmax, 1) \
+    /* convolution and pooling */     \
+    NB_OP(UNFOLD, unfold, 1)           \
+    NB_OP(FOLD, fold, 1)               \
+    NB_OP(CONV2D, conv2d, 1)           \
+    NB_OP(CONV_TRANSPOSE2D, conv_transpose2d, 1) \
+    NB_OP(MAX_POOL2D, max_pool2d, 0)   \
+    NB_OP(AVG_POOL2D, avg_pool2d, 1)   \
+    NB_OP(AVG_POOL2D_BACKWARD, avg_pool2d_backward, 0) \
     /* normalization (built from other ops) */ \
     NB_OP(BATCH_NORM, batch_norm, 1)   \
     NB_OP(GROUP_NORM, group_norm, 1)   \

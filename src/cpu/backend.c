@@ -43,6 +43,11 @@ static const nb_kernel cpu_kernels[NB_OP_COUNT] = {
     [NB_OP_SCATTER_ADD] = {nb__cpu_scatter_add, NB_ALL_DTYPES},
     [NB_OP_ONE_HOT] = {nb__cpu_one_hot, NB_INTS},
     [NB_OP_CROSS_ENTROPY] = {nb__cpu_cross_entropy, NB_FLOATS},
+    [NB_OP_UNFOLD] = {nb__cpu_unfold, NB_ALL_DTYPES},
+    [NB_OP_FOLD] = {nb__cpu_fold, NB_FLOATS},
+    [NB_OP_MAX_POOL2D] = {nb__cpu_max_pool2d, NB_FLOATS},
+    [NB_OP_AVG_POOL2D] = {nb__cpu_avg_pool2d, NB_FLOATS},
+    [NB_OP_AVG_POOL2D_BACKWARD] = {nb__cpu_avg_pool2d_backward, NB_FLOATS},
     [NB_OP_CROSS_ENTROPY_BACKWARD] = {nb__cpu_cross_entropy_backward, NB_FLOATS},
 };
 

@@ -44,6 +44,11 @@ nb_status nb__cpu_gather(const nb_op_args *args);
 nb_status nb__cpu_scatter_add(const nb_op_args *args);
 nb_status nb__cpu_one_hot(const nb_op_args *args);
 nb_status nb__cpu_cross_entropy(const nb_op_args *args);
+nb_status nb__cpu_unfold(const nb_op_args *args);
+nb_status nb__cpu_fold(const nb_op_args *args);
+nb_status nb__cpu_max_pool2d(const nb_op_args *args);
+nb_status nb__cpu_avg_pool2d(const nb_op_args *args);
+nb_status nb__cpu_avg_pool2d_backward(const nb_op_args *args);
 nb_status nb__cpu_cross_entropy_backward(const nb_op_args *args);
 
 #endif

@@ -46,6 +46,11 @@ static const nb_kernel *kernel_table(void) {
     k[NB_OP_ONE_HOT] = {nb__cuda_one_hot, NB_INTS};
     k[NB_OP_CROSS_ENTROPY] = {nb__cuda_cross_entropy, NB_FLOATS};
     k[NB_OP_CROSS_ENTROPY_BACKWARD] = {nb__cuda_cross_entropy_backward, NB_FLOATS};
+    k[NB_OP_UNFOLD] = {nb__cuda_unfold, NB_ALL_DTYPES};
+    k[NB_OP_FOLD] = {nb__cuda_fold, NB_FLOATS};
+    k[NB_OP_MAX_POOL2D] = {nb__cuda_pool, NB_FLOATS};
+    k[NB_OP_AVG_POOL2D] = {nb__cuda_pool, NB_FLOATS};
+    k[NB_OP_AVG_POOL2D_BACKWARD] = {nb__cuda_pool, NB_FLOATS};
     return k;
 }
 

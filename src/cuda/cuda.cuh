@@ -243,6 +243,9 @@ nb_status nb__cuda_scatter_add(const nb_op_args *args);
 nb_status nb__cuda_one_hot(const nb_op_args *args);
 nb_status nb__cuda_cross_entropy(const nb_op_args *args);
 nb_status nb__cuda_cross_entropy_backward(const nb_op_args *args);
+nb_status nb__cuda_unfold(const nb_op_args *args);
+nb_status nb__cuda_fold(const nb_op_args *args);
+nb_status nb__cuda_pool(const nb_op_args *args); // max_pool2d, avg_pool2d and its backward
 // out = a @ b, plus bias [n] over out's last dim when bias is not NULL
 // (cuBLASLt's bias epilogue); operands as the matmul kernel takes them.
 nb_status nb__cuda_gemm(const char *fn, const nb_tensor *a, const nb_tensor *b,

@@ -1,0 +1,103 @@
+/* unfold (im2col) and fold (col2im) kernels; src/ops/conv.c builds the
+ * convolutions from them and matmul. unfold only moves elements, so it works
+ * on any dtype by element size; fold sums in double, a plane per thread. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+
+/* Copies the row oy of one (channel, kernel offset) block into dst: Wo
+ * elements of `size` bytes sampled along x with the window's stride. */
+#define DEFINE_SAMPLE_ROW(T)                                                                 \
+    static void sample_row_##T(char *dst, const char *src_row, int64_t x_stride,             \
+                               const nb_window *w, int64_t kx) {                             \
+        T *out = (T *)dst;                                                                   \
+        const T *in = (const T *)src_row;                                                    \
+        for (int64_t ox = 0; ox < w->out[1]; ox++) {                                          \
+            int64_t x = ox * w->stride[1] - w->padding[1] + kx * w->dilation[1];              \
+            out[ox] = x >= 0 && x < w->in[1] ? in[x * x_stride] : (T)0;                      \
+        }                                                                                    \
+    }
+DEFINE_SAMPLE_ROW(uint8_t)
+DEFINE_SAMPLE_ROW(uint16_t)
+DEFINE_SAMPLE_ROW(uint32_t)
+DEFINE_SAMPLE_ROW(uint64_t)
+
+typedef void (*sample_fn)(char *, const char *, int64_t, const nb_window *, int64_t);
+
+nb_status nb__cpu_unfold(const nb_op_args *args) {
+    const nb_tensor *x = args->in[0];
+    nb_tensor *col = args->out;
+    const nb_window *w = &args->attrs.window;
+    int64_t batch = x->shape[0], channels = x->shape[1];
+    int64_t kernel = (int64_t)w->kernel[0] * w->kernel[1], positions = w->out[0] * w->out[1];
+    size_t size = nb_dtype_size(x->dtype);
+    sample_fn sample = size == 1 ? sample_row_uint8_t : size == 2 ? sample_row_uint16_t
+                       : size == 4 ? sample_row_uint32_t : sample_row_uint64_t;
+    int64_t items = channels * kernel * batch;
+#pragma omp parallel for schedule(static) if (items * positions >= NB_CPU_PARALLEL_MIN)
+    for (int64_t item = 0; item < items; item++) {
+        int64_t r = item / batch, n = item % batch;
+        int64_t c = r / kernel, ky = (r % kernel) / w->kernel[1], kx = r % w->kernel[1];
+        char *dst = nb__data(col) + (r * batch + n) * positions * (int64_t)size;
+        const char *plane = nb__data(x) + (n * x->strides[0] + c * x->strides[1]) * (int64_t)size;
+        for (int64_t oy = 0; oy < w->out[0]; oy++) {
+            int64_t y = oy * w->stride[0] - w->padding[0] + ky * w->dilation[0];
+            char *row = dst + oy * w->out[1] * (int64_t)size;
+            if (y < 0 || y >= w->in[0])
+                memset(row, 0, (size_t)w->out[1] * size);
+            else
+                sample(row, plane + y * x->strides[2] * (int64_t)size, x->strides[3], w, kx);
+        }
+    }
+    return NB_OK;
+}
+
+/* Adds one column row (Wo values) into the plane's row y. */
+static void scatter_row(double *plane_row, const double *values, const nb_window *w, int64_t kx) {
+    for (int64_t ox = 0; ox < w->out[1]; ox++) {
+        int64_t x = ox * w->stride[1] - w->padding[1] + kx * w->dilation[1];
+        if (x >= 0 && x < w->in[1]) plane_row[x] += values[ox];
+    }
+}
+
+nb_status nb__cpu_fold(const nb_op_args *args) {
+    const nb_tensor *col = args->in[0]; /* [C*kh*kw, N, L], any strides */
+    nb_tensor *x = args->out;           /* [N, C, H, W], contiguous */
+    const nb_window *w = &args->attrs.window;
+    int64_t batch = x->shape[0], channels = x->shape[1], pixels = w->in[0] * w->in[1];
+    int64_t kernel = (int64_t)w->kernel[0] * w->kernel[1];
+    size_t col_size = nb_dtype_size(col->dtype), x_size = nb_dtype_size(x->dtype);
+    bool failed = false;
+#pragma omp parallel reduction(|| : failed) if (nb_numel(col) >= NB_CPU_PARALLEL_MIN)
+    {
+        double *plane = malloc((size_t)(pixels + w->out[1]) * sizeof *plane);
+        failed = !plane;
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < batch * channels; item++) {
+            if (!plane) continue;
+            int64_t n = item / channels, c = item % channels;
+            double *values = plane + pixels;
+            memset(plane, 0, (size_t)pixels * sizeof *plane);
+            for (int64_t k = 0; k < kernel; k++) {
+                int64_t r = c * kernel + k, ky = k / w->kernel[1], kx = k % w->kernel[1];
+                for (int64_t oy = 0; oy < w->out[0]; oy++) {
+                    int64_t y = oy * w->stride[0] - w->padding[0] + ky * w->dilation[0];
+                    if (y < 0 || y >= w->in[0]) continue;
+                    int64_t at = r * col->strides[0] + n * col->strides[1] +
+                                 oy * w->out[1] * col->strides[2];
+                    nb__cpu_convert(NB_F64, values, 1, col->dtype,
+                                    nb__data(col) + at * (int64_t)col_size, col->strides[2],
+                                    w->out[1]);
+                    scatter_row(plane + y * w->in[1], values, w, kx);
+                }
+            }
+            nb__cpu_convert(x->dtype, nb__data(x) + item * pixels * (int64_t)x_size, 1, NB_F64,
+                            plane, 1, pixels);
+        }
+        free(plane);
+    }
+    NB_CHECK(!failed, NB_ERR_OOM, "nb_fold: out of host memory for a plane of %lld",
+             (long long)pixels);
+    return NB_OK;
+}

@@ -1,0 +1,99 @@
+// unfold (im2col) and fold (col2im) kernels; src/ops/conv.c builds the
+// convolutions from them and cuBLASLt matmuls. unfold moves elements by
+// size (any dtype); fold gathers, for each image pixel, the column entries
+// whose windows cover it (no atomics), summing in the compute type.
+#include "cuda.cuh"
+
+typedef struct nb_image_geometry {
+    int64_t strides[4]; // of the image [N, C, H, W], in elements
+    int64_t batch, channels;
+} nb_image_geometry;
+
+template <typename T>
+__global__ void nb_unfold_kernel(const T *x, nb_image_geometry g, nb_window w, T *col, int64_t total) {
+    int64_t kernel = (int64_t)w.kernel[0] * w.kernel[1], positions = w.out[0] * w.out[1];
+    int64_t step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += step) {
+        int64_t l = i % positions, n = i / positions % g.batch, r = i / positions / g.batch;
+        int64_t c = r / kernel, ky = r % kernel / w.kernel[1], kx = r % w.kernel[1];
+        int64_t y = l / w.out[1] * w.stride[0] - w.padding[0] + ky * w.dilation[0];
+        int64_t xx = l % w.out[1] * w.stride[1] - w.padding[1] + kx * w.dilation[1];
+        bool inside = y >= 0 && y < w.in[0] && xx >= 0 && xx < w.in[1];
+        col[i] = inside ? x[n * g.strides[0] + c * g.strides[1] + y * g.strides[2] + xx * g.strides[3]]
+                        : T(0);
+    }
+}
+
+template <typename T>
+__global__ void nb_fold_kernel(const T *col, nb_cuda_geometry cg, nb_window w, T *x, int64_t batch,
+                               int64_t channels) {
+    using C = nb_compute_t<T>;
+    int64_t pixels = w.in[0] * w.in[1], total = batch * channels * pixels;
+    int64_t kernel = (int64_t)w.kernel[0] * w.kernel[1];
+    int64_t step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += step) {
+        int64_t xx = i % w.in[1], y = i / w.in[1] % w.in[0];
+        int64_t c = i / pixels % channels, n = i / pixels / channels;
+        C sum = 0;
+        for (int64_t ky = 0; ky < w.kernel[0]; ky++) {
+            int64_t top = y + w.padding[0] - ky * w.dilation[0];
+            if (top < 0 || top % w.stride[0]) continue;
+            int64_t oy = top / w.stride[0];
+            if (oy >= w.out[0]) continue;
+            for (int64_t kx = 0; kx < w.kernel[1]; kx++) {
+                int64_t left = xx + w.padding[1] - kx * w.dilation[1];
+                if (left < 0 || left % w.stride[1]) continue;
+                int64_t ox = left / w.stride[1];
+                if (ox >= w.out[1]) continue;
+                int64_t r = c * kernel + ky * w.kernel[1] + kx;
+                sum += nb_to_compute<C>(col[r * cg.strides[0] + n * cg.strides[1] +
+                                            (oy * w.out[1] + ox) * cg.strides[2]]);
+            }
+        }
+        x[i] = nb_to_storage<T>(sum);
+    }
+}
+
+nb_status nb__cuda_unfold(const nb_op_args *args) {
+    const nb_tensor *x = args->in[0];
+    nb_cuda_ctx ctx;
+    NB_TRY(nb__cuda_begin("nb_unfold", args->out->storage->device.index, &ctx));
+    nb_image_geometry g = {{x->strides[0], x->strides[1], x->strides[2], x->strides[3]},
+                           x->shape[0], x->shape[1]};
+    int64_t total = nb_numel(args->out);
+    unsigned blocks = nb__cuda_blocks(&ctx, total, NB_CUDA_THREADS);
+    NB_CUDA_SWITCH(x->dtype, T,
+                   (nb_unfold_kernel<T><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(
+                       (const T *)nb__data(x), g, args->attrs.window, (T *)nb__data(args->out),
+                       total)));
+    return nb__cuda_launched("nb_unfold");
+}
+
+nb_status nb__cuda_fold(const nb_op_args *args) {
+    const nb_tensor *col = args->in[0];
+    nb_tensor *x = args->out;
+    nb_cuda_ctx ctx;
+    NB_TRY(nb__cuda_begin("nb_fold", x->storage->device.index, &ctx));
+    unsigned blocks = nb__cuda_blocks(&ctx, nb_numel(x), NB_CUDA_THREADS);
+    nb_cuda_geometry cg = nb__cuda_geometry(col);
+    switch (x->dtype) {
+    case NB_F32:
+        nb_fold_kernel<float><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(
+            (const float *)nb__data(col), cg, args->attrs.window, (float *)nb__data(x), x->shape[0], x->shape[1]);
+        break;
+    case NB_F64:
+        nb_fold_kernel<double><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(
+            (const double *)nb__data(col), cg, args->attrs.window, (double *)nb__data(x), x->shape[0], x->shape[1]);
+        break;
+    case NB_F16:
+        nb_fold_kernel<__half><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(
+            (const __half *)nb__data(col), cg, args->attrs.window, (__half *)nb__data(x), x->shape[0], x->shape[1]);
+        break;
+    default:
+        nb_fold_kernel<__nv_bfloat16><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(
+            (const __nv_bfloat16 *)nb__data(col), cg, args->attrs.window, (__nv_bfloat16 *)nb__data(x),
+            x->shape[0], x->shape[1]);
+        break;
+    }
+    return nb__cuda_launched("nb_fold");
+}
