@@ -499,7 +499,28 @@ void reduction_cases() {
                   F(-2, 2), FLOATS, true, "_p" + std::to_string((int)std::min(p, 99.0)));
 }
 
+Host linear_ref(const Host &x, const Host &w, const Host *b) {
+    int64_t in = w.shape[1], out = w.shape[0], rows = x.numel() / in;
+    Shape shape = x.shape;
+    shape.back() = out;
+    Host y(shape);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t o = 0; o < out; o++) {
+            double acc = b ? b->v[o] : 0;
+            for (int64_t i = 0; i < in; i++) acc += x.v[r * in + i] * w.v[o * in + i];
+            y.v[r * out + o] = acc;
+        }
+    return y;
+}
+
 void linear_algebra_cases() {
+    add({NB_OP_LINEAR, "linear", {F(-1, 1), F(-1, 1), F(-1, 1)},
+         {{{3, 4}, {5, 4}, {5}}, {{2, 3, 4}, {5, 4}, {5}}, {{4}, {2, 4}, {2}}, {{0, 3}, {2, 3}, {2}}},
+         FLOATS, [](const Tensors &t) { return nb_linear(t[0], t[1], t[2]); },
+         [](const std::vector<Host> &h) { return linear_ref(h[0], h[1], &h[2]); }, true, 3});
+    add({NB_OP_LINEAR, "linear_no_bias", {F(-1, 1), F(-1, 1)}, {{{3, 4}, {5, 4}}, {{2, 1, 4}, {3, 4}}},
+         FLOATS, [](const Tensors &t) { return nb_linear(t[0], t[1], nullptr); },
+         [](const std::vector<Host> &h) { return linear_ref(h[0], h[1], nullptr); }, true, 3});
     add({NB_OP_MATMUL, "matmul", {F(-1, 1), F(-1, 1)},
          {{{3, 4}, {4, 5}}, {{4}, {4, 5}}, {{3, 4}, {4}}, {{4}, {4}}, {{2, 3, 4}, {4, 5}},
           {{2, 1, 3, 4}, {3, 4, 2}}, {{1, 3}, {3, 1}}, {{3, 0}, {0, 2}}},

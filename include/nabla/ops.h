@@ -99,6 +99,9 @@ nb_tensor *nb_norm(const nb_tensor *x, double p, int ndims, const int *dims, boo
  * operand is a row (left) or a column (right) vector whose dim is dropped.
  * f32 and f64 call OpenBLAS; f16 and bf16 compute in f32. */
 nb_tensor *nb_matmul(const nb_tensor *a, const nb_tensor *b);
+/* x [..., in] @ weight^T + bias: weight [out, in], bias [out] or NULL;
+ * [..., out]. On CUDA the bias rides in cuBLASLt's epilogue. */
+nb_tensor *nb_linear(const nb_tensor *x, const nb_tensor *weight, const nb_tensor *bias);
 
 /* ---- softmax along dim: shape of x ---- */
 nb_tensor *nb_softmax(const nb_tensor *x, int dim);

@@ -87,6 +87,7 @@
     NB_OP(NORM, norm, 1)               \
     /* linear algebra, softmax */     \
     NB_OP(MATMUL, matmul, 1)           \
+    NB_OP(LINEAR, linear, 1)           \
     NB_OP(SOFTMAX, softmax, 1)         \
     NB_OP(LOG_SOFTMAX, log_softmax, 1) \
     /* convolution and pooling */     \

@@ -36,6 +36,7 @@ static const nb_kernel cpu_kernels[NB_OP_COUNT] = {
     REDUCE(ARGMIN, NB_ALL_DTYPES), REDUCE(VAR, NB_FLOATS), REDUCE(STD, NB_FLOATS),
     REDUCE(LOGSUMEXP, NB_FLOATS), REDUCE(NORM, NB_FLOATS),
     [NB_OP_MATMUL] = {nb__cpu_matmul, NB_FLOATS},
+    [NB_OP_LINEAR] = {nb__cpu_linear, NB_FLOATS},
     [NB_OP_SOFTMAX] = {nb__cpu_softmax, NB_FLOATS},
     [NB_OP_LOG_SOFTMAX] = {nb__cpu_softmax, NB_FLOATS},
     [NB_OP_INDEX_SELECT] = {nb__cpu_index_select, NB_ALL_DTYPES},

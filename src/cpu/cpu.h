@@ -38,6 +38,7 @@ nb_status nb__cpu_where(const nb_op_args *args);
 nb_status nb__cpu_masked_fill(const nb_op_args *args);
 nb_status nb__cpu_reduce(const nb_op_args *args);
 nb_status nb__cpu_matmul(const nb_op_args *args);
+nb_status nb__cpu_linear(const nb_op_args *args);
 nb_status nb__cpu_softmax(const nb_op_args *args);
 nb_status nb__cpu_index_select(const nb_op_args *args);
 nb_status nb__cpu_gather(const nb_op_args *args);

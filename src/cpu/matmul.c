@@ -70,6 +70,42 @@ static const void *operand(const matrix_view *m, nb_dtype dtype, nb_dtype comput
     return scratch;
 }
 
+/* out [rows, out] = x [rows, in] @ weight^T (in[1] is the transposed view)
+ * + bias: the matmul kernel, then the bias added row by row. */
+nb_status nb__cpu_linear(const nb_op_args *args) {
+    nb_op_args product = *args;
+    product.op = NB_OP_MATMUL;
+    product.n_in = 2;
+    NB_TRY(nb__cpu_matmul(&product));
+    const nb_tensor *bias = args->n_in > 2 ? args->in[2] : NULL;
+    if (!bias) return NB_OK;
+    nb_tensor *out = args->out;
+    int64_t rows = out->shape[0], cols = out->shape[1];
+    size_t size = nb_dtype_size(out->dtype);
+    double *b = malloc((size_t)cols * sizeof *b);
+    NB_CHECK(b, NB_ERR_OOM, "nb_linear: out of host memory for a bias of %lld", (long long)cols);
+    nb__cpu_convert(NB_F64, b, 1, bias->dtype, nb__data(bias), bias->strides[0], cols);
+    bool failed = false;
+#pragma omp parallel reduction(|| : failed) if (rows * cols >= NB_CPU_PARALLEL_MIN)
+    {
+        double *row = malloc((size_t)cols * sizeof *row);
+        failed = !row;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!row) continue;
+            char *at = nb__data(out) + r * cols * (int64_t)size;
+            nb__cpu_convert(NB_F64, row, 1, out->dtype, at, 1, cols);
+            for (int64_t c = 0; c < cols; c++) row[c] += b[c];
+            nb__cpu_convert(out->dtype, at, 1, NB_F64, row, 1, cols);
+        }
+        free(row);
+    }
+    free(b);
+    NB_CHECK(!failed, NB_ERR_OOM, "nb_linear: out of host memory for a row of %lld",
+             (long long)cols);
+    return NB_OK;
+}
+
 nb_status nb__cpu_matmul(const nb_op_args *args) {
     const nb_tensor *a = args->in[0], *b = args->in[1];
     nb_tensor *out = args->out;

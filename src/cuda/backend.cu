@@ -38,6 +38,7 @@ static const nb_kernel *kernel_table(void) {
     REDUCE(ARGMIN, NB_ALL_DTYPES), REDUCE(VAR, NB_FLOATS), REDUCE(STD, NB_FLOATS);
     REDUCE(LOGSUMEXP, NB_FLOATS), REDUCE(NORM, NB_FLOATS);
     k[NB_OP_MATMUL] = {nb__cuda_matmul, NB_FLOATS};
+    k[NB_OP_LINEAR] = {nb__cuda_linear, NB_FLOATS};
     k[NB_OP_SOFTMAX] = {nb__cuda_softmax, NB_FLOATS};
     k[NB_OP_LOG_SOFTMAX] = {nb__cuda_softmax, NB_FLOATS};
     k[NB_OP_INDEX_SELECT] = {nb__cuda_index_select, NB_ALL_DTYPES};

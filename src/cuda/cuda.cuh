@@ -236,6 +236,7 @@ nb_status nb__cuda_where(const nb_op_args *args);
 nb_status nb__cuda_masked_fill(const nb_op_args *args);
 nb_status nb__cuda_reduce(const nb_op_args *args);
 nb_status nb__cuda_matmul(const nb_op_args *args);
+nb_status nb__cuda_linear(const nb_op_args *args);
 nb_status nb__cuda_softmax(const nb_op_args *args);
 nb_status nb__cuda_index_select(const nb_op_args *args);
 nb_status nb__cuda_gather(const nb_op_args *args);

@@ -318,3 +318,9 @@ nb_status nb__cuda_gemm(const char *fn, const nb_tensor *a, const nb_tensor *b,
 nb_status nb__cuda_matmul(const nb_op_args *args) {
     return nb__cuda_gemm("nb_matmul", args->in[0], args->in[1], NULL, args->out);
 }
+
+// x [rows, in] @ weight^T (in[1], the transposed view) + bias in the epilogue.
+nb_status nb__cuda_linear(const nb_op_args *args) {
+    return nb__cuda_gemm("nb_linear", args->in[0], args->in[1], args->n_in > 2 ? args->in[2] : NULL,
+                         args->out);
+}

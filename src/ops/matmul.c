@@ -116,3 +116,94 @@ nb_tensor *nb_matmul(const nb_tensor *a, const nb_tensor *b) {
     nb_status status = matmul_impl(a, b, &out);
     return nb__unwrap(status, out);
 }
+
+/* ---- linear: x [..., in] @ weight^T [in, out] + bias [out] ----
+ * One kernel: on CUDA, cuBLASLt adds the bias in its epilogue. Gradients
+ * (x2 and g2 with the leading dims flattened): dx = g2 @ weight,
+ * dweight = g2^T @ x2, dbias = the sum of g2 over rows. */
+
+static nb_status linear_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
+                                 nb_tensor **grads) {
+    const nb_tensor *x = node->inputs[0], *weight = node->inputs[1];
+    int64_t in = weight->shape[1], out = weight->shape[0];
+    int64_t rows = in ? nb_numel(x) / in : 0;
+    int64_t x_shape[2] = {rows, in}, g_shape[2] = {rows, out};
+    nb_scratch s = {0};
+#define K(expr) nb__keep(&s, (expr))
+    nb_tensor *g2 = K(nb_reshape(g, 2, g_shape));
+    if (needs[0]) {
+        nb_tensor *dx = K(nb_reshape(K(nb_matmul(g2, weight)), x->ndim, x->shape));
+        if (s.status == NB_OK) grads[0] = nb_retain(dx);
+    }
+    if (needs[1]) {
+        nb_tensor *dw = K(nb_matmul(K(nb_transpose(g2, 0, 1)), K(nb_reshape(x, 2, x_shape))));
+        if (s.status == NB_OK) grads[1] = nb_retain(dw);
+    }
+    if (needs[2]) {
+        int first = 0;
+        nb_tensor *db = K(nb_sum(g2, 1, &first, false));
+        if (s.status == NB_OK) grads[2] = nb_retain(db);
+    }
+#undef K
+    return nb__scratch_finish(&s, NULL, NULL);
+}
+
+static nb_status check_linear(const nb_tensor *x, const nb_tensor *weight, const nb_tensor *bias) {
+    const char *fn = "nb_linear";
+    NB_CHECK(x && weight, NB_ERR_INVALID, "%s: %s is NULL", fn, x ? "weight" : "x");
+    NB_CHECK(x->ndim >= 1 && weight->ndim == 2 && x->shape[x->ndim - 1] == weight->shape[1],
+             NB_ERR_SHAPE, "%s: needs x [..., in] and weight [out, in], got %s and %s", fn,
+             nb__tensor_shape_str(x), nb__tensor_shape_str(weight));
+    NB_CHECK(nb_dtype_is_float(x->dtype) && x->dtype == weight->dtype, NB_ERR_DTYPE,
+             "%s: x and weight must share a float dtype, got %s and %s", fn,
+             nb_dtype_name(x->dtype), nb_dtype_name(weight->dtype));
+    NB_CHECK(nb__same_device(x->storage->device, weight->storage->device), NB_ERR_DEVICE,
+             "%s: x is on %s but weight on %s", fn, nb__device_name(x->storage->device),
+             nb__device_name(weight->storage->device));
+    if (!bias) return NB_OK;
+    NB_CHECK(bias->ndim == 1 && bias->shape[0] == weight->shape[0] && bias->dtype == x->dtype &&
+                 nb__same_device(bias->storage->device, x->storage->device),
+             NB_ERR_SHAPE, "%s: bias must be [%lld] of x's dtype and device, got %s %s", fn,
+             (long long)weight->shape[0], nb_dtype_name(bias->dtype), nb__tensor_shape_str(bias));
+    return NB_OK;
+}
+
+nb_tensor *nb_linear(const nb_tensor *x, const nb_tensor *weight, const nb_tensor *bias) {
+    if (check_linear(x, weight, bias) != NB_OK) return NULL;
+    int64_t in = weight->shape[1], out_features = weight->shape[0];
+    int64_t rows = in ? nb_numel(x) / in : nb__numel(x->ndim - 1, x->shape);
+    int64_t x_shape[2] = {rows, in}, y_shape[NB_MAX_DIMS];
+    memcpy(y_shape, x->shape, sizeof y_shape);
+    y_shape[x->ndim - 1] = out_features;
+    nb_scratch s = {0};
+    bool was = nb_set_grad_enabled(false);
+    nb_tensor *x2 = nb__keep(&s, nb_reshape(x, 2, x_shape));
+    nb_tensor *wt = nb__keep(&s, nb_transpose(weight, 0, 1));
+    nb_tensor *dense_bias = bias ? nb__keep(&s, nb_contiguous(bias)) : NULL; /* the epilogue reads it densely */
+    nb_set_grad_enabled(was);
+    nb_tensor *y = NULL;
+    int64_t flat[2] = {rows, out_features};
+    if (s.status == NB_OK &&
+        nb__tensor_new("nb_linear", 2, flat, x->dtype, x->storage->device, &y) == NB_OK) {
+        nb__keep(&s, y);
+        nb_op_args args = {.op = NB_OP_LINEAR, .dtype = x->dtype, .out = y, .in = {x2, wt, dense_bias},
+                           .n_in = bias ? 3 : 2};
+        if (nb__dispatch(&args) != NB_OK) nb__keep(&s, NULL);
+    } else {
+        nb__keep(&s, NULL);
+    }
+    nb_tensor *shaped = NULL;
+    if (s.status == NB_OK) {
+        int64_t strides[NB_MAX_DIMS];
+        nb__contiguous_strides(x->ndim, y_shape, strides);
+        if (nb__tensor_view(y, x->ndim, y_shape, strides, 0, &shaped) != NB_OK) shaped = NULL;
+        nb__keep(&s, shaped);
+    }
+    if (s.status == NB_OK) {
+        const nb_tensor *inputs[3] = {x, weight, bias};
+        if (nb__record(shaped, NB_OP_LINEAR, 3, inputs, NULL, linear_backward) != NB_OK)
+            nb__keep(&s, NULL);
+    }
+    nb_tensor *result = NULL;
+    return nb__scratch_finish(&s, shaped, &result) == NB_OK ? result : NULL;
+}
