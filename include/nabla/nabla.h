@@ -14,6 +14,8 @@
 #include "autograd.h"
 #include "cuda.h"
 #include "dtype.h"
+#include "nn.h"
+#include "optim.h"
 #include "ops.h"
 #include "random.h"
 #include "status.h"

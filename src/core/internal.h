@@ -133,6 +133,11 @@ typedef union nb_attrs {
     struct { int64_t num_classes; } one_hot;
     struct { double smoothing; int64_t ignore_index; int reduction; } cross_entropy;
     nb_window window; /* unfold, fold, pooling */
+    struct {
+        double lr, momentum, beta1, beta2, eps, weight_decay;
+        double bias_correction1, bias_correction2; /* 1 - beta^step */
+        bool nesterov, decoupled, first;
+    } optim;
 } nb_attrs;
 
 typedef struct nb_op_args {
@@ -279,6 +284,13 @@ nb_status nb__copy_into(nb_tensor *dst, const nb_tensor *src);
 nb_status nb__fill(nb_tensor *t, double value);
 /* Reduction over dims in mask with keepdim; shared by reductions and sum_to. */
 nb_status nb__reduce(nb_op op, const nb_tensor *x, uint32_t mask, bool keepdim, nb_tensor **out);
+
+/* Optimizer updates in place (src/ops/optim.c): the kernels write param and
+ * the state tensors (contiguous, f32, or f64 for f64 parameters). */
+nb_status nb__sgd_step(nb_tensor *param, const nb_tensor *grad, nb_tensor *momentum_buffer,
+                       const nb_attrs *attrs);
+nb_status nb__adam_step(nb_tensor *param, const nb_tensor *grad, nb_tensor *m, nb_tensor *v,
+                        const nb_attrs *attrs);
 
 #ifdef __cplusplus
 }

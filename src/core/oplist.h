@@ -104,6 +104,9 @@
     /* losses */                      \
     NB_OP(CROSS_ENTROPY, cross_entropy, 1) \
     NB_OP(CROSS_ENTROPY_BACKWARD, cross_entropy_backward, 0) \
+    /* optimizer updates (in place) */ \
+    NB_OP(SGD_STEP, sgd_step, 0)       \
+    NB_OP(ADAM_STEP, adam_step, 0)     \
     /* joining and splitting */       \
     NB_OP(CAT, cat, 1)                 \
     NB_OP(STACK, stack, 1)             \

@@ -288,7 +288,7 @@ static nb_status conv2d_backward(const nb_node *node, const nb_tensor *g, const 
     nb_tensor *dw = NULL, *dx = NULL;
     if (needs[0] && nb__tensor_new("nb_conv2d", 4, x->shape, x->dtype, x->storage->device, &dx) != NB_OK)
         K(NULL);
-    K(dx);
+    if (dx) K(dx);
     int64_t w_shape[3] = {groups, og, rows};
     nb_tensor *wg = K(nb_reshape(weight, 3, w_shape));
     int perm[4] = {1, 0, 2, 3};
@@ -316,7 +316,7 @@ static nb_status conv2d_backward(const nb_node *node, const nb_tensor *g, const 
         }
         if (nb__scratch_finish(t, NULL, NULL) != NB_OK) K(NULL);
     }
-    K(dw);
+    if (dw) K(dw);
     if (needs[1] && s->status == NB_OK) grads[1] = nb_reshape(dw, 4, weight->shape);
     if (needs[0] && s->status == NB_OK) grads[0] = nb_retain(dx);
     if (needs[2] && s->status == NB_OK && bias_grad(g, node->inputs[2], &grads[2]) != NB_OK) K(NULL);
@@ -412,7 +412,7 @@ static nb_status conv_transpose2d_backward(const nb_node *node, const nb_tensor 
     if (needs[0] && nb__tensor_new("nb_conv_transpose2d", 4, x->shape, x->dtype,
                                    x->storage->device, &dx) != NB_OK)
         K(NULL);
-    K(dx);
+    if (dx) K(dx);
     int64_t w_shape[3] = {groups, c.in_channels / groups, rows};
     nb_tensor *wg = K(nb_reshape(weight, 3, w_shape));
     int perm[4] = {1, 0, 2, 3};
@@ -436,7 +436,7 @@ static nb_status conv_transpose2d_backward(const nb_node *node, const nb_tensor 
         }
         if (nb__scratch_finish(t, NULL, NULL) != NB_OK) K(NULL);
     }
-    K(dw);
+    if (dw) K(dw);
     if (needs[1] && s->status == NB_OK) grads[1] = nb_reshape(dw, 4, weight->shape);
     if (needs[0] && s->status == NB_OK) grads[0] = nb_retain(dx);
     if (needs[2] && s->status == NB_OK && bias_grad(g, node->inputs[2], &grads[2]) != NB_OK) K(NULL);

@@ -1,0 +1,105 @@
+/* Layers: small modules that own named parameters and buffers, with a
+ * train/eval mode, composed with nb_nn_sequential.
+ *
+ *   nb_module *net = nb_nn_sequential(3, (nb_module *[]){
+ *       nb_nn_linear(784, 128, true, NB_F32, nb_cpu(), gen),
+ *       nb_nn_activation(NB_ACT_RELU),
+ *       nb_nn_linear(128, 10, true, NB_F32, nb_cpu(), gen)});
+ *   nb_tensor *logits = nb_module_forward(net, x);
+ *   ...
+ *   nb_module_free(net);   // frees the children too
+ *
+ * Parameters are leaf tensors that require gradients; weights of linear and
+ * convolution layers start Kaiming-normal (std sqrt(2 / fan_in)), biases at
+ * zero, norm weights at one. A constructor returns NULL (with the reason in
+ * nb_last_error) on bad arguments; nb_nn_sequential takes ownership of its
+ * children even when it fails.
+ */
+#ifndef NABLA_NN_H
+#define NABLA_NN_H
+
+#include "ops.h"
+#include "random.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nb_module nb_module;
+
+/* A parameter or buffer with its dotted path ("0.weight", "block.bn1.running_mean"). */
+typedef struct nb_named_tensor {
+    char name[128];
+    nb_tensor *tensor; /* borrowed: valid while the module lives */
+} nb_named_tensor;
+
+typedef enum nb_activation {
+    NB_ACT_RELU,
+    NB_ACT_RELU6,
+    NB_ACT_LEAKY_RELU, /* negative slope 0.01 */
+    NB_ACT_SILU,
+    NB_ACT_HARDSIGMOID,
+    NB_ACT_HARDSWISH,
+    NB_ACTIVATION_COUNT
+} nb_activation;
+
+/* ---- layers (gen may be NULL: the default generator) ---- */
+nb_module *nb_nn_linear(int64_t in_features, int64_t out_features, bool bias, nb_dtype dtype,
+                        nb_device device, nb_generator *gen);
+/* Square kernels; padding may be NB_PADDING_SAME. */
+nb_module *nb_nn_conv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride,
+                        int padding, int dilation, int groups, bool bias, nb_dtype dtype,
+                        nb_device device, nb_generator *gen);
+nb_module *nb_nn_conv_transpose2d(int64_t in_channels, int64_t out_channels, int kernel, int stride,
+                                  int padding, int output_padding, int groups, bool bias,
+                                  nb_dtype dtype, nb_device device, nb_generator *gen);
+/* MobileNet's block: depthwise kernel x kernel conv (stride, "same"-style
+ * padding kernel / 2) -> BatchNorm -> activation -> pointwise 1x1 conv ->
+ * BatchNorm -> activation; children depthwise, bn1, act1, pointwise, bn2, act2. */
+nb_module *nb_nn_depthwise_separable_conv2d(int64_t in_channels, int64_t out_channels, int kernel,
+                                            int stride, nb_activation activation, nb_dtype dtype,
+                                            nb_device device, nb_generator *gen);
+/* BatchNorm over [N, C] or [N, C, L] (1d) and [N, C, H, W] (2d): weight,
+ * bias (if affine), running_mean and running_var buffers. */
+nb_module *nb_nn_batch_norm1d(int64_t features, double eps, double momentum, bool affine,
+                              nb_dtype dtype, nb_device device);
+nb_module *nb_nn_batch_norm2d(int64_t channels, double eps, double momentum, bool affine,
+                              nb_dtype dtype, nb_device device);
+nb_module *nb_nn_group_norm(int groups, int64_t channels, double eps, bool affine, nb_dtype dtype,
+                            nb_device device);
+nb_module *nb_nn_max_pool2d(int kernel, int stride, int padding);
+nb_module *nb_nn_avg_pool2d(int kernel, int stride, int padding);
+nb_module *nb_nn_adaptive_avg_pool2d(int64_t out_h, int64_t out_w);
+/* Inverted dropout: zeroes each element with probability p and scales the
+ * rest by 1 / (1 - p) in training; the identity in evaluation. */
+nb_module *nb_nn_dropout(double p, nb_generator *gen);
+/* [N, ...] -> [N, prod(...)]. */
+nb_module *nb_nn_flatten(void);
+nb_module *nb_nn_activation(nb_activation activation);
+/* Runs children in order; children are named "0", "1", ... */
+nb_module *nb_nn_sequential(int n, nb_module *const *children);
+
+/* ---- using modules ---- */
+nb_tensor *nb_module_forward(nb_module *m, const nb_tensor *x);
+/* Training (true, the default) or evaluation mode, for m and its children. */
+void nb_module_train(nb_module *m, bool training);
+bool nb_module_is_training(const nb_module *m);
+/* "Linear", "Sequential", ... */
+const char *nb_module_type(const nb_module *m);
+/* Writes up to max parameters (buffers) in order and returns how many m
+ * has in all. */
+int nb_module_parameters(const nb_module *m, nb_named_tensor *out, int max);
+int nb_module_buffers(const nb_module *m, nb_named_tensor *out, int max);
+/* Frees m and its children (NULL is fine). */
+void nb_module_free(nb_module *m);
+
+/* ---- initializers (in place, without autograd) ---- */
+/* Normal with std gain / sqrt(fan_in), gain sqrt(2) for ReLU networks (He et al., 2015). */
+nb_status nb_init_kaiming_normal(nb_tensor *t, int64_t fan_in, nb_generator *gen);
+nb_status nb_init_constant(nb_tensor *t, double value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

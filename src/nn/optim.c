@@ -1,0 +1,209 @@
+/* Optimizer objects over the fused update kernels of src/ops/optim.c,
+ * gradient clipping and the warmup + cosine schedule. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "nn.h"
+
+typedef enum optimizer_kind { SGD, ADAM, ADAMW } optimizer_kind;
+
+struct nb_optimizer {
+    optimizer_kind kind;
+    int n;
+    nb_tensor **params;
+    nb_tensor **state1, **state2; /* momentum buffer or first moment; second moment */
+    double lr, momentum, beta1, beta2, eps, weight_decay;
+    bool nesterov;
+    int64_t steps;
+};
+
+static nb_optimizer *create(optimizer_kind kind, const char *fn, nb_tensor *const *params, int n,
+                            double lr) {
+    if (n < 0 || (n > 0 && !params) || !(lr >= 0)) {
+        nb__error(NB_ERR_INVALID, "%s: needs parameters and lr >= 0, got %d parameters and lr %g",
+                  fn, n, lr);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!params[i] || !nb_dtype_is_float(params[i]->dtype) || !nb__is_contiguous(params[i])) {
+            nb__error(NB_ERR_INVALID, "%s: parameter %d is %s", fn, i,
+                      params[i] ? "not a contiguous float tensor" : "NULL");
+            return NULL;
+        }
+    }
+    nb_optimizer *opt = calloc(1, sizeof *opt);
+    size_t count = (size_t)(n ? n : 1);
+    if (opt) {
+        opt->params = calloc(count, sizeof *opt->params);
+        opt->state1 = calloc(count, sizeof *opt->state1);
+        opt->state2 = calloc(count, sizeof *opt->state2);
+    }
+    if (!opt || !opt->params || !opt->state1 || !opt->state2) {
+        if (opt) nb_optimizer_free(opt);
+        nb__error(NB_ERR_OOM, "%s: out of host memory for %d parameters", fn, n);
+        return NULL;
+    }
+    opt->kind = kind;
+    opt->n = n;
+    opt->lr = lr;
+    for (int i = 0; i < n; i++) opt->params[i] = nb_retain(params[i]);
+    return opt;
+}
+
+nb_optimizer *nb_sgd_create(nb_tensor *const *params, int n, double lr, double momentum,
+                            double weight_decay, bool nesterov) {
+    if (!(momentum >= 0) || !(weight_decay >= 0) || (nesterov && momentum == 0)) {
+        nb__error(NB_ERR_INVALID, "nb_sgd_create: needs momentum >= 0, weight_decay >= 0 and "
+                  "momentum > 0 for Nesterov, got %g, %g", momentum, weight_decay);
+        return NULL;
+    }
+    nb_optimizer *opt = create(SGD, "nb_sgd_create", params, n, lr);
+    if (opt) {
+        opt->momentum = momentum;
+        opt->weight_decay = weight_decay;
+        opt->nesterov = nesterov;
+    }
+    return opt;
+}
+
+static nb_optimizer *adam(optimizer_kind kind, const char *fn, nb_tensor *const *params, int n,
+                          double lr, double beta1, double beta2, double eps, double weight_decay) {
+    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && eps > 0 && weight_decay >= 0)) {
+        nb__error(NB_ERR_INVALID, "%s: needs betas in [0, 1), eps > 0 and weight_decay >= 0, got "
+                  "%g, %g, %g, %g", fn, beta1, beta2, eps, weight_decay);
+        return NULL;
+    }
+    nb_optimizer *opt = create(kind, fn, params, n, lr);
+    if (opt) {
+        opt->beta1 = beta1;
+        opt->beta2 = beta2;
+        opt->eps = eps;
+        opt->weight_decay = weight_decay;
+    }
+    return opt;
+}
+
+nb_optimizer *nb_adam_create(nb_tensor *const *params, int n, double lr, double beta1,
+                             double beta2, double eps, double weight_decay) {
+    return adam(ADAM, "nb_adam_create", params, n, lr, beta1, beta2, eps, weight_decay);
+}
+
+nb_optimizer *nb_adamw_create(nb_tensor *const *params, int n, double lr, double beta1,
+                              double beta2, double eps, double weight_decay) {
+    return adam(ADAMW, "nb_adamw_create", params, n, lr, beta1, beta2, eps, weight_decay);
+}
+
+/* A zero state tensor for param (f32, f64 for f64 parameters), kept in *slot. */
+static nb_status state(nb_tensor *param, nb_tensor **slot) {
+    if (*slot) return NB_OK;
+    nb_dtype dtype = param->dtype == NB_F64 ? NB_F64 : NB_F32;
+    return nb__result(nb_zeros(param->ndim, param->shape, dtype, param->storage->device), slot);
+}
+
+static nb_status step_one(nb_optimizer *opt, int i, const nb_attrs *attrs) {
+    nb_tensor *param = opt->params[i];
+    nb_tensor *grad = NULL;
+    NB_TRY(nb__result(nb_contiguous(param->grad), &grad));
+    nb_status status = NB_OK;
+    if (opt->kind == SGD) {
+        nb_attrs a = *attrs;
+        a.optim.first = !opt->state1[i];
+        if (opt->momentum > 0) status = state(param, &opt->state1[i]);
+        if (status == NB_OK) status = nb__sgd_step(param, grad, opt->state1[i], &a);
+    } else {
+        status = state(param, &opt->state1[i]);
+        if (status == NB_OK) status = state(param, &opt->state2[i]);
+        if (status == NB_OK) status = nb__adam_step(param, grad, opt->state1[i], opt->state2[i], attrs);
+    }
+    nb_release(grad);
+    return status;
+}
+
+nb_status nb_optimizer_step(nb_optimizer *opt) {
+    NB_CHECK(opt, NB_ERR_INVALID, "nb_optimizer_step: optimizer is NULL");
+    opt->steps++;
+    nb_attrs attrs = {.optim = {.lr = opt->lr, .momentum = opt->momentum, .beta1 = opt->beta1,
+                                .beta2 = opt->beta2, .eps = opt->eps,
+                                .weight_decay = opt->weight_decay,
+                                .bias_correction1 = 1 - pow(opt->beta1, (double)opt->steps),
+                                .bias_correction2 = 1 - pow(opt->beta2, (double)opt->steps),
+                                .nesterov = opt->nesterov, .decoupled = opt->kind == ADAMW}};
+    bool was = nb_set_grad_enabled(false);
+    nb_status status = NB_OK;
+    for (int i = 0; i < opt->n && status == NB_OK; i++)
+        if (opt->params[i]->grad) status = step_one(opt, i, &attrs);
+    nb_set_grad_enabled(was);
+    return status;
+}
+
+void nb_optimizer_zero_grad(nb_optimizer *opt) {
+    for (int i = 0; opt && i < opt->n; i++) {
+        nb_release(opt->params[i]->grad);
+        opt->params[i]->grad = NULL;
+    }
+}
+
+void nb_optimizer_set_lr(nb_optimizer *opt, double lr) {
+    if (opt) opt->lr = lr;
+}
+
+double nb_optimizer_get_lr(const nb_optimizer *opt) { return opt ? opt->lr : 0; }
+
+void nb_optimizer_free(nb_optimizer *opt) {
+    if (!opt) return;
+    for (int i = 0; i < opt->n; i++) {
+        nb_release(opt->params[i]);
+        nb_release(opt->state1[i]);
+        nb_release(opt->state2[i]);
+    }
+    free(opt->params);
+    free(opt->state1);
+    free(opt->state2);
+    free(opt);
+}
+
+/* ---- clipping and schedule ---- */
+
+nb_tensor *nb_clip_grad_norm(nb_tensor *const *params, int n, double max_norm) {
+    if (n < 0 || (n > 0 && !params) || !(max_norm > 0)) {
+        nb__error(NB_ERR_INVALID, "nb_clip_grad_norm: needs parameters and max_norm > 0, got %d "
+                  "and %g", n, max_norm);
+        return NULL;
+    }
+    nb_scratch s = {0};
+#define K(expr) nb__keep(&s, (expr))
+    bool was = nb_set_grad_enabled(false);
+    nb_tensor *squares = NULL; /* the running sum of squared norms, f32 */
+    for (int i = 0; i < n && s.status == NB_OK; i++) {
+        if (!params[i] || !params[i]->grad) continue;
+        nb_tensor *norm = K(nb_cast(K(nb_norm(params[i]->grad, 2, 0, NULL, false)), NB_F32));
+        nb_tensor *square = K(nb_mul(norm, norm));
+        squares = squares ? K(nb_add(squares, square)) : square;
+    }
+    nb_tensor *total = squares ? K(nb_sqrt(squares)) : K(nb_scalar(0, NB_F32, nb_cpu()));
+    nb_tensor *coef = squares ? K(nb_clamp(K(nb_div(K(nb__scalar_like(total, max_norm)),
+                                                    K(nb_add(total, K(nb__scalar_like(total, 1e-6)))))),
+                                           -INFINITY, 1))
+                              : NULL;
+    for (int i = 0; i < n && coef && s.status == NB_OK; i++) {
+        nb_tensor *grad = params[i] ? params[i]->grad : NULL;
+        if (!grad) continue;
+        nb_tensor *scaled = K(nb_mul(grad, K(nb_cast(coef, grad->dtype))));
+        if (scaled) { /* the scaled gradient replaces the old one */
+            params[i]->grad = nb_retain(scaled);
+            nb_release(grad);
+        }
+    }
+    nb_set_grad_enabled(was);
+#undef K
+    nb_tensor *out = NULL;
+    return nb__scratch_finish(&s, total, &out) == NB_OK ? out : NULL;
+}
+
+double nb_lr_warmup_cosine(int64_t step, int64_t warmup_steps, int64_t total_steps, double max_lr,
+                           double min_lr) {
+    if (step < warmup_steps) return max_lr * (double)(step + 1) / (double)warmup_steps;
+    if (step >= total_steps || total_steps <= warmup_steps) return min_lr;
+    double progress = (double)(step - warmup_steps) / (double)(total_steps - warmup_steps);
+    return min_lr + 0.5 * (max_lr - min_lr) * (1 + cos(3.14159265358979323846 * progress));
+}

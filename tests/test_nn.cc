@@ -1,0 +1,242 @@
+// Layers, initializers, optimizers and schedules against formulas computed
+// here, and a short training run whose loss must fall.
+#include "harness.h"
+
+namespace {
+
+std::vector<std::string> names_of(const nb_module *m, bool params) {
+    nb_named_tensor named[64];
+    int n = params ? nb_module_parameters(m, named, 64) : nb_module_buffers(m, named, 64);
+    std::vector<std::string> out;
+    for (int i = 0; i < n && i < 64; i++) out.push_back(named[i].name);
+    return out;
+}
+
+struct Module {
+    nb_module *m;
+    explicit Module(nb_module *p) : m(p) {}
+    ~Module() { nb_module_free(m); }
+    operator nb_module *() const { return m; }
+};
+
+TEST(Modules, SequentialNamesItsParametersByPath) {
+    nb_generator *gen = nb_generator_create(1);
+    nb_module *layers[3] = {nb_nn_linear(4, 8, true, NB_F32, nb_cpu(), gen),
+                            nb_nn_activation(NB_ACT_RELU),
+                            nb_nn_linear(8, 2, false, NB_F32, nb_cpu(), gen)};
+    Module net(nb_nn_sequential(3, layers));
+    nb_generator_free(gen);
+    ASSERT_NE(net.m, nullptr) << nb_last_error();
+    EXPECT_EQ(names_of(net, true), (std::vector<std::string>{"0.weight", "0.bias", "2.weight"}));
+    EXPECT_STREQ(nb_module_type(net), "Sequential");
+    Host x({3, 4});
+    for (int64_t i = 0; i < x.numel(); i++) x.v[i] = std::sin((double)i);
+    T input(make_tensor(x, NB_F32));
+    T y(nb_module_forward(net, input));
+    ASSERT_NE(y.t, nullptr) << nb_last_error();
+    // the same computation with the ops and the module's own parameters
+    nb_named_tensor p[3];
+    nb_module_parameters(net, p, 3);
+    T h(nb_linear(input, p[0].tensor, p[1].tensor));
+    T r(nb_relu(h));
+    T expected(nb_linear(r, p[2].tensor, nullptr));
+    expect_close(read_tensor(y), read_tensor(expected), NB_F32, 1, "sequential");
+    for (int i = 0; i < 3; i++) EXPECT_TRUE(nb_requires_grad(p[i].tensor));
+}
+
+TEST(Modules, DepthwiseSeparableBlockIsMobileNets) {
+    Module block(nb_nn_depthwise_separable_conv2d(4, 6, 3, 2, NB_ACT_RELU6, NB_F32, nb_cpu(), nullptr));
+    ASSERT_NE(block.m, nullptr) << nb_last_error();
+    EXPECT_EQ(names_of(block, true),
+              (std::vector<std::string>{"depthwise.weight", "bn1.weight", "bn1.bias", "pointwise.weight",
+                                        "bn2.weight", "bn2.bias"}));
+    EXPECT_EQ(names_of(block, false),
+              (std::vector<std::string>{"bn1.running_mean", "bn1.running_var", "bn2.running_mean",
+                                        "bn2.running_var"}));
+    nb_named_tensor p[6];
+    nb_module_parameters(block, p, 6);
+    EXPECT_EQ(shape_str(Shape(nb_shape(p[0].tensor), nb_shape(p[0].tensor) + 4)), "[4,1,3,3]");
+    EXPECT_EQ(shape_str(Shape(nb_shape(p[3].tensor), nb_shape(p[3].tensor) + 4)), "[6,4,1,1]");
+    int64_t shape[4] = {2, 4, 9, 9};
+    T x(nb_normal(4, shape, 0, 1, NB_F32, nb_cpu(), nullptr));
+    T y(nb_module_forward(block, x));
+    ASSERT_NE(y.t, nullptr) << nb_last_error();
+    EXPECT_EQ(shape_str(Shape(nb_shape(y), nb_shape(y) + 4)), "[2,6,5,5]");
+    Host v = read_tensor(y);
+    for (double a : v.v) EXPECT_TRUE(a >= 0 && a <= 6); // ReLU6 at the end
+}
+
+TEST(Modules, BatchNormTracksRunningStatisticsAndUsesThemInEval) {
+    Module bn(nb_nn_batch_norm2d(2, 1e-5, 0.1, true, NB_F32, nb_cpu()));
+    Host x({3, 2, 2, 2});
+    for (int64_t i = 0; i < x.numel(); i++) x.v[i] = std::cos(0.7 * (double)i) * 2 + (x.unravel(i)[1] ? 3 : -1);
+    T input(make_tensor(x, NB_F64));
+    T input32(nb_cast(input, NB_F32));
+    T y(nb_module_forward(bn, input32));
+    ASSERT_NE(y.t, nullptr) << nb_last_error();
+    double mean[2] = {0, 0}, var[2] = {0, 0};
+    for (int64_t i = 0; i < x.numel(); i++) mean[x.unravel(i)[1]] += x.v[i] / 12;
+    for (int64_t i = 0; i < x.numel(); i++) {
+        int64_t c = x.unravel(i)[1];
+        var[c] += (x.v[i] - mean[c]) * (x.v[i] - mean[c]);
+    }
+    nb_named_tensor buffers[2];
+    ASSERT_EQ(nb_module_buffers(bn, buffers, 2), 2);
+    Host rm = read_tensor(buffers[0].tensor), rv = read_tensor(buffers[1].tensor);
+    for (int c = 0; c < 2; c++) {
+        EXPECT_NEAR(rm.v[c], 0.1 * mean[c], 1e-5);
+        EXPECT_NEAR(rv.v[c], 0.9 + 0.1 * var[c] / 11, 1e-5); // unbiased
+    }
+    nb_module_train(bn, false);
+    EXPECT_FALSE(nb_module_is_training(bn));
+    T z(nb_module_forward(bn, input32));
+    Host out = read_tensor(z);
+    for (int64_t i = 0; i < x.numel(); i++) {
+        int64_t c = x.unravel(i)[1];
+        EXPECT_NEAR(out.v[i], (x.v[i] - rm.v[c]) / std::sqrt(rv.v[c] + 1e-5), 1e-4);
+    }
+}
+
+TEST(Modules, DropoutIsInvertedInTrainingAndTheIdentityInEval) {
+    nb_generator *gen = nb_generator_create(5);
+    Module drop(nb_nn_dropout(0.25, gen));
+    int64_t n = 100000;
+    T x(nb_full(1, &n, 2.0, NB_F32, nb_cpu()));
+    T y(nb_module_forward(drop, x));
+    Host v = read_tensor(y);
+    int64_t zeros = 0;
+    for (double a : v.v) {
+        EXPECT_TRUE(a == 0 || std::fabs(a - 2 / 0.75) < 1e-6) << a;
+        zeros += a == 0;
+    }
+    EXPECT_NEAR((double)zeros / n, 0.25, 0.01);
+    nb_module_train(drop, false);
+    T same(nb_module_forward(drop, x));
+    EXPECT_EQ(read_tensor(same).v, read_tensor(x).v);
+    nb_generator_free(gen);
+    EXPECT_EQ(nb_nn_dropout(1.0, nullptr), nullptr);
+    EXPECT_EQ(nb_last_status(), NB_ERR_INVALID);
+}
+
+TEST(Init, KaimingNormalHasHesStandardDeviation) {
+    nb_generator *gen = nb_generator_create(3);
+    Module linear(nb_nn_linear(500, 400, true, NB_F32, nb_cpu(), gen));
+    nb_generator_free(gen);
+    nb_named_tensor p[2];
+    ASSERT_EQ(nb_module_parameters(linear, p, 2), 2);
+    Host w = read_tensor(p[0].tensor), b = read_tensor(p[1].tensor);
+    double mean = 0, sq = 0;
+    for (double a : w.v) mean += a / w.numel();
+    for (double a : w.v) sq += (a - mean) * (a - mean) / w.numel();
+    EXPECT_NEAR(mean, 0, 0.002);
+    EXPECT_NEAR(std::sqrt(sq), std::sqrt(2.0 / 500), 0.01 * std::sqrt(2.0 / 500));
+    for (double a : b.v) EXPECT_EQ(a, 0);
+}
+
+TEST(Optim, ClipGradNormScalesToTheLimitAndReturnsTheNorm) {
+    Host a({2, 2}, {3, 0, 0, 0}), b({3}, {0, 4, 0});
+    T pa(make_tensor(a, NB_F32)), pb(make_tensor(b, NB_F32));
+    ASSERT_EQ(nb_set_requires_grad(pa, true), NB_OK);
+    ASSERT_EQ(nb_set_requires_grad(pb, true), NB_OK);
+    // gradients equal to the values: d/dp sum(p^2 / 2)
+    T qa(nb_mul(pa, pa)), qb(nb_mul(pb, pb));
+    T sa(nb_sum(qa, 0, nullptr, false)), sb(nb_sum(qb, 0, nullptr, false));
+    T total(nb_add(sa, sb));
+    T half(nb_scalar(0.5, NB_F32, nb_cpu()));
+    T loss(nb_mul(total, half));
+    ASSERT_EQ(nb_backward(loss, nullptr, false), NB_OK);
+    nb_tensor *params[2] = {pa, pb};
+    T norm(nb_clip_grad_norm(params, 2, 1.0));
+    ASSERT_NE(norm.t, nullptr) << nb_last_error();
+    double value;
+    ASSERT_EQ(nb_item(norm, &value), NB_OK);
+    EXPECT_NEAR(value, 5, 1e-5);
+    T ga(nb_grad(pa)), gb(nb_grad(pb));
+    EXPECT_NEAR(read_tensor(ga).v[0], 3 / (5 + 1e-6), 1e-6);
+    EXPECT_NEAR(read_tensor(gb).v[1], 4 / (5 + 1e-6), 1e-6);
+    EXPECT_EQ(nb_clip_grad_norm(params, 2, 0), nullptr);
+    EXPECT_EQ(nb_last_status(), NB_ERR_INVALID);
+}
+
+TEST(Optim, WarmupThenCosine) {
+    EXPECT_DOUBLE_EQ(nb_lr_warmup_cosine(0, 10, 110, 1.0, 0.1), 0.1);
+    EXPECT_DOUBLE_EQ(nb_lr_warmup_cosine(9, 10, 110, 1.0, 0.1), 1.0);
+    EXPECT_DOUBLE_EQ(nb_lr_warmup_cosine(10, 10, 110, 1.0, 0.1), 1.0);
+    EXPECT_NEAR(nb_lr_warmup_cosine(60, 10, 110, 1.0, 0.1), 0.55, 1e-12);
+    EXPECT_DOUBLE_EQ(nb_lr_warmup_cosine(110, 10, 110, 1.0, 0.1), 0.1);
+    EXPECT_DOUBLE_EQ(nb_lr_warmup_cosine(500, 10, 110, 1.0, 0.1), 0.1);
+}
+
+TEST(Optim, ZeroGradDropsGradientsAndBadArgumentsFail) {
+    int64_t n = 3;
+    T p(nb_ones(1, &n, NB_F32, nb_cpu()));
+    ASSERT_EQ(nb_set_requires_grad(p, true), NB_OK);
+    T s(nb_sum(p, 0, nullptr, false));
+    ASSERT_EQ(nb_backward(s, nullptr, false), NB_OK);
+    nb_tensor *params[1] = {p};
+    nb_optimizer *opt = nb_sgd_create(params, 1, 0.1, 0, 0, false);
+    ASSERT_NE(opt, nullptr);
+    nb_optimizer_set_lr(opt, 0.2);
+    EXPECT_DOUBLE_EQ(nb_optimizer_get_lr(opt), 0.2);
+    ASSERT_EQ(nb_optimizer_step(opt), NB_OK);
+    EXPECT_EQ(read_tensor(p).v, std::vector<double>(3, 1 - 0.2f));
+    nb_optimizer_zero_grad(opt);
+    EXPECT_EQ(nb_grad(p), nullptr);
+    ASSERT_EQ(nb_optimizer_step(opt), NB_OK) << "no gradient: nothing to do";
+    nb_optimizer_free(opt);
+    EXPECT_EQ(nb_adam_create(params, 1, 0.1, 1.5, 0.999, 1e-8, 0), nullptr);
+    EXPECT_NE(std::string(nb_last_error()).find("nb_adam_create"), std::string::npos);
+    EXPECT_EQ(nb_sgd_create(params, 1, 0.1, 0, 0, true), nullptr);
+    EXPECT_EQ(nb_last_status(), NB_ERR_INVALID);
+}
+
+// Two classes of 8x8 single-channel images, bright top or bright bottom:
+// a conv net must drive its loss well down in a few dozen steps.
+TEST(Training, SmallConvNetLossFalls) {
+    nb_generator *gen = nb_generator_create(11);
+    nb_module *layers[7] = {nb_nn_conv2d(1, 4, 3, 1, 1, 1, 1, true, NB_F32, nb_cpu(), gen),
+                            nb_nn_batch_norm2d(4, 1e-5, 0.1, true, NB_F32, nb_cpu()),
+                            nb_nn_activation(NB_ACT_RELU),
+                            nb_nn_max_pool2d(2, 2, 0),
+                            nb_nn_flatten(),
+                            nb_nn_dropout(0.1, gen),
+                            nb_nn_linear(64, 2, true, NB_F32, nb_cpu(), gen)};
+    Module net(nb_nn_sequential(7, layers));
+    ASSERT_NE(net.m, nullptr) << nb_last_error();
+    nb_named_tensor named[16];
+    int n = nb_module_parameters(net, named, 16);
+    std::vector<nb_tensor *> params;
+    for (int i = 0; i < n; i++) params.push_back(named[i].tensor);
+    nb_optimizer *opt = nb_sgd_create(params.data(), n, 0.05, 0.9, 1e-4, false);
+    Host images({16, 1, 8, 8});
+    std::vector<int64_t> labels(16);
+    std::mt19937_64 rng(2);
+    for (int64_t s = 0; s < 16; s++) {
+        labels[s] = s % 2;
+        for (int64_t i = 0; i < 64; i++) {
+            bool top = i < 32;
+            images.v[s * 64 + i] = (top == (labels[s] == 0) ? 1.0 : 0.0) +
+                                   0.3 * std::uniform_real_distribution<double>(-1, 1)(rng);
+        }
+    }
+    T x(make_tensor(images, NB_F32));
+    T y(nb_from_host(labels.data(), 1, Shape{16}.data(), NB_I64, nb_cpu()));
+    double first = 0, last = 0;
+    for (int step = 0; step < 40; step++) {
+        nb_optimizer_zero_grad(opt);
+        T logits(nb_module_forward(net, x));
+        T loss(nb_cross_entropy(logits, y, NB_REDUCTION_MEAN, 0, -100));
+        ASSERT_NE(loss.t, nullptr) << nb_last_error();
+        ASSERT_EQ(nb_backward(loss, nullptr, false), NB_OK) << nb_last_error() << " at step " << step;
+        ASSERT_EQ(nb_optimizer_step(opt), NB_OK) << nb_last_error();
+        double value;
+        ASSERT_EQ(nb_item(loss, &value), NB_OK);
+        if (step == 0) first = value;
+        last = value;
+    }
+    nb_optimizer_free(opt);
+    nb_generator_free(gen);
+    EXPECT_LT(last, 0.25 * first) << "loss " << first << " -> " << last;
+}
+
+} // namespace
