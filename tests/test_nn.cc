@@ -240,3 +240,29 @@ TEST(Training, SmallConvNetLossFalls) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(Loss, AllRowsIgnoredGiveANaNMeanAndZeroGradients) {
+    Host x({2, 3}, {0.5, -1, 2, 1, 0, -0.5});
+    T logits(make_tensor(x, NB_F32));
+    ASSERT_EQ(nb_set_requires_grad(logits, true), NB_OK);
+    int64_t targets[2] = {7, 7};
+    T t(nb_from_host(targets, 1, Shape{2}.data(), NB_I64, nb_cpu()));
+    T loss(nb_cross_entropy(logits, t, NB_REDUCTION_MEAN, 0, 7));
+    ASSERT_NE(loss.t, nullptr) << nb_last_error();
+    double value;
+    ASSERT_EQ(nb_item(loss, &value), NB_OK);
+    EXPECT_TRUE(std::isnan(value));
+    ASSERT_EQ(nb_backward(loss, nullptr, false), NB_OK);
+    T g(nb_grad(logits));
+    EXPECT_EQ(read_tensor(g).v, std::vector<double>(6, 0.0));
+    int64_t bad[2] = {0, 3};
+    T tb(nb_from_host(bad, 1, Shape{2}.data(), NB_I64, nb_cpu()));
+    EXPECT_EQ(nb_cross_entropy(logits, tb, NB_REDUCTION_MEAN, 0, -100), nullptr);
+    EXPECT_EQ(nb_last_status(), NB_ERR_INDEX);
+    EXPECT_NE(std::string(nb_last_error()).find("target 3 out of range [0, 3)"), std::string::npos)
+        << nb_last_error();
+}
+
+} // namespace

@@ -73,6 +73,10 @@ static nb_status loss_rows(const nb_tensor *logits, const nb_tensor *targets, co
         status = nb__dispatch(&args);
     }
     nb_release(dense);
+    if (status != NB_OK) {
+        nb_release(*rows);
+        *rows = NULL;
+    }
     return status;
 }
 
