@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what nabla needs on Debian: a C toolchain, CMake, OpenBLAS,
-# googletest, OpenMP (with gcc) and ccache. Runs apt-get through sudo when not root.
+# googletest, OpenMP (with gcc), ccache, zlib and the Fashion-MNIST data set
+# (/usr/share/datasets/fashion-mnist). Runs apt-get through sudo when not root.
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends \
-    build-essential cmake pkg-config ccache libopenblas-dev libgtest-dev >/dev/null
+    build-essential cmake pkg-config ccache libopenblas-dev libgtest-dev zlib1g-dev \
+    dataset-fashion-mnist >/dev/null
 echo "install-deps: done"

@@ -13,6 +13,7 @@
 
 #include "autograd.h"
 #include "cuda.h"
+#include "data.h"
 #include "dtype.h"
 #include "nn.h"
 #include "optim.h"

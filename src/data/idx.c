@@ -1,0 +1,117 @@
+/* IDX files, read through zlib (which also reads uncompressed files), and
+ * Fashion-MNIST. An IDX file is: two zero bytes, a type byte (0x08 for
+ * unsigned bytes), the number of dims, each dim as a big-endian 32-bit
+ * integer, then the values in row-major order. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <zlib.h>
+
+#include "../core/internal.h"
+
+#define NB_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+#define NB_FASHION_MNIST_MEAN 0.2860
+#define NB_FASHION_MNIST_STD 0.3530
+
+/* Reads exactly n bytes, or fails saying what was read. */
+static nb_status read_exact(gzFile file, const char *path, void *buf, size_t n, const char *what) {
+    int got = gzread(file, buf, (unsigned)n);
+    if (got == (int)n) return NB_OK;
+    int code;
+    const char *message = gzerror(file, &code);
+    return nb__error(NB_ERR_IO, "nb_idx_read: %s: %s (%s): wanted %zu bytes, got %d", path,
+                     code < 0 ? "unreadable" : "truncated", code < 0 ? message : what, n, got);
+}
+
+static nb_status read_header(gzFile file, const char *path, int *ndim, int64_t *shape) {
+    unsigned char magic[4];
+    NB_TRY(read_exact(file, path, magic, 4, "the header"));
+    NB_CHECK(magic[0] == 0 && magic[1] == 0 && magic[2] == 0x08 && magic[3] >= 1 &&
+                 magic[3] <= NB_MAX_DIMS,
+             NB_ERR_IO,
+             "nb_idx_read: %s: not an IDX file of bytes (header %02x %02x %02x %02x; expected "
+             "00 00 08 and 1 to %d dims)", path, magic[0], magic[1], magic[2], magic[3], NB_MAX_DIMS);
+    *ndim = magic[3];
+    for (int d = 0; d < *ndim; d++) {
+        unsigned char b[4];
+        NB_TRY(read_exact(file, path, b, 4, "the dims"));
+        shape[d] = ((int64_t)b[0] << 24) | ((int64_t)b[1] << 16) | ((int64_t)b[2] << 8) | b[3];
+        NB_CHECK(shape[d] > 0 && shape[d] < (1 << 30), NB_ERR_IO,
+                 "nb_idx_read: %s: dim %d has size %lld", path, d, (long long)shape[d]);
+    }
+    return NB_OK;
+}
+
+static nb_status read_file(gzFile file, const char *path, nb_tensor **out) {
+    int ndim = 0;
+    int64_t shape[NB_MAX_DIMS];
+    NB_TRY(read_header(file, path, &ndim, shape));
+    NB_TRY(nb__tensor_new("nb_idx_read", ndim, shape, NB_U8, nb_cpu(), out));
+    size_t n = (size_t)nb_numel(*out);
+    nb_status status = read_exact(file, path, nb__data(*out), n, "the values");
+    unsigned char extra;
+    if (status == NB_OK && gzread(file, &extra, 1) != 0)
+        status = nb__error(NB_ERR_IO, "nb_idx_read: %s: more bytes than its dims %s hold", path,
+                           nb__shape_str(ndim, shape));
+    if (status != NB_OK) {
+        nb_release(*out);
+        *out = NULL;
+    }
+    return status;
+}
+
+nb_status nb_idx_read(const char *path, nb_tensor **out) {
+    NB_CHECK(path && out, NB_ERR_INVALID, "nb_idx_read: %s is NULL", path ? "out" : "path");
+    *out = NULL;
+    gzFile file = gzopen(path, "rb");
+    NB_CHECK(file, NB_ERR_IO, "nb_idx_read: cannot open %s", path);
+    nb_status status = read_file(file, path, out);
+    gzclose(file);
+    return status;
+}
+
+static nb_status read_split(const char *dir, const char *name, nb_tensor **out) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return nb_idx_read(path, out);
+}
+
+/* pixels [N, 28, 28] u8 -> [N, 1, 28, 28] f32, (p / 255 - mean) / std. */
+static nb_status normalize(const nb_tensor *pixels, nb_tensor **images) {
+    NB_CHECK(pixels->ndim == 3 && pixels->shape[1] == 28 && pixels->shape[2] == 28, NB_ERR_IO,
+             "nb_fashion_mnist_load: images have shape %s, expected [N,28,28]",
+             nb__tensor_shape_str(pixels));
+    nb_scratch s = {0};
+    int64_t shape[4] = {pixels->shape[0], 1, 28, 28};
+    nb_tensor *x = nb__keep(&s, nb_cast(pixels, NB_F32));
+    nb_tensor *scale = nb__keep(&s, nb_scalar(1 / (255 * NB_FASHION_MNIST_STD), NB_F32, nb_cpu()));
+    nb_tensor *shift = nb__keep(&s, nb_scalar(NB_FASHION_MNIST_MEAN / NB_FASHION_MNIST_STD, NB_F32, nb_cpu()));
+    nb_tensor *y = nb__keep(&s, nb_sub(nb__keep(&s, nb_mul(x, scale)), shift));
+    return nb__scratch_finish(&s, nb__keep(&s, nb_reshape(y, 4, shape)), images);
+}
+
+nb_status nb_fashion_mnist_load(const char *dir, bool train, nb_tensor **images,
+                                nb_tensor **labels) {
+    NB_CHECK(images && labels, NB_ERR_INVALID, "nb_fashion_mnist_load: an output is NULL");
+    *images = *labels = NULL;
+    if (!dir) dir = getenv("NABLA_FASHION_MNIST_DIR");
+    if (!dir) dir = NB_FASHION_MNIST_DIR;
+    const char *prefix = train ? "train" : "t10k";
+    char image_name[64], label_name[64];
+    snprintf(image_name, sizeof image_name, "%s-images-idx3-ubyte.gz", prefix);
+    snprintf(label_name, sizeof label_name, "%s-labels-idx1-ubyte.gz", prefix);
+    nb_tensor *pixels = NULL, *bytes = NULL;
+    nb_status status = read_split(dir, image_name, &pixels);
+    if (status == NB_OK) status = read_split(dir, label_name, &bytes);
+    if (status == NB_OK && (bytes->ndim != 1 || bytes->shape[0] != pixels->shape[0]))
+        status = nb__error(NB_ERR_IO, "nb_fashion_mnist_load: %s/%s has %s labels for %lld images",
+                           dir, label_name, nb__tensor_shape_str(bytes), (long long)pixels->shape[0]);
+    if (status == NB_OK) status = normalize(pixels, images);
+    if (status == NB_OK) status = nb__result(nb_cast(bytes, NB_I64), labels);
+    if (status != NB_OK) {
+        nb_release(*images);
+        *images = NULL;
+    }
+    nb_release(pixels);
+    nb_release(bytes);
+    return status;
+}
