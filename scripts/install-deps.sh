@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what nabla needs on Debian: a C toolchain, CMake, OpenBLAS,
+# Installs what nabla needs on Debian: a C toolchain, CMake, OpenBLAS (its
+# OpenMP build, which shares nabla's thread pool),
 # googletest, OpenMP (with gcc), ccache, zlib and the Fashion-MNIST data set
 # (/usr/share/datasets/fashion-mnist). Runs apt-get through sudo when not root.
 set -euo pipefail
@@ -8,6 +9,7 @@ sudo=""
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends \
-    build-essential cmake pkg-config ccache libopenblas-dev libgtest-dev zlib1g-dev \
+    build-essential cmake pkg-config ccache libopenblas-dev libopenblas-openmp-dev \
+    libgtest-dev zlib1g-dev \
     dataset-fashion-mnist >/dev/null
 echo "install-deps: done"

@@ -866,6 +866,46 @@ void conv_cases() {
              [c](const std::vector<Host> &h) { return conv_transpose_ref(h[0], h[1], &h[2], c.k); },
              true, 5});
     }
+    // the depthwise kernels, forward and (through autograd) both gradients,
+    // against the direct convolution and finite differences of it
+    Conv dw = {"depthwise", {2, 3, 6, 5}, {6, 1, 3, 3}, {{2, 1}, {1, 2}, {1, 2}, 3, {0, 0}}, false};
+    auto dw_ref = [dw](const std::vector<Host> &h) {
+        int64_t ho = (dw.x[2] + 2 * dw.k.padding[0] - 2 * dw.k.dilation[0] - 1) / dw.k.stride[0] + 1;
+        int64_t wo = (dw.x[3] + 2 * dw.k.padding[1] - 2 * dw.k.dilation[1] - 1) / dw.k.stride[1] + 1;
+        return conv_ref(h[0], h[1], nullptr, dw.k, ho, wo);
+    };
+    add({NB_OP_DEPTHWISE_CONV2D, "depthwise_conv2d", {F(-1, 1), F(-1, 1)}, {{dw.x, dw.w}}, FLOATS,
+         [dw](const Tensors &t) { return nb_conv2d(t[0], t[1], nullptr, dw.k.stride, dw.k.padding, dw.k.dilation, 3); },
+         dw_ref, true, 5});
+    for (int which : {0, 1}) {
+        add({which ? NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD : NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD,
+             which ? "depthwise_conv2d_weight_grad" : "depthwise_conv2d_input_grad", {F(-1, 1), F(-1, 1)},
+             {{dw.x, dw.w}}, {NB_F32, NB_F64},
+             [dw, which](const Tensors &t) -> nb_tensor * {
+                 T x(nb_detach(t[0])), w(nb_detach(t[1]));
+                 if (nb_set_requires_grad(which ? w : x, true) != NB_OK) return nullptr;
+                 T y(nb_conv2d(x, w, nullptr, dw.k.stride, dw.k.padding, dw.k.dilation, 3));
+                 T total(y.t ? nb_sum(y, 0, nullptr, false) : nullptr);
+                 if (!total.t || nb_backward(total, nullptr, false) != NB_OK) return nullptr;
+                 return nb_grad(which ? w : x);
+             },
+             [dw_ref, which](const std::vector<Host> &h) { // d sum(conv) / d input by perturbing each element
+                 std::vector<Host> in = h;
+                 Host &target = in[which];
+                 Host grad(target.shape);
+                 for (int64_t i = 0; i < target.numel(); i++) {
+                     double saved = target.v[i], sum[2] = {0, 0};
+                     for (int side = 0; side < 2; side++) {
+                         target.v[i] = saved + (side ? 1 : -1);
+                         for (double v : dw_ref(in).v) sum[side] += v;
+                     }
+                     target.v[i] = saved;
+                     grad.v[i] = (sum[1] - sum[0]) / 2; // exact: the sum is linear in each input
+                 }
+                 return grad;
+             },
+             false, 5});
+    }
     // unfold and fold against their definitions, each the other's gradient
     int kernel[2] = {2, 3}, stride[2] = {2, 1}, padding[2] = {1, 0}, dilation[2] = {1, 2};
     add({NB_OP_UNFOLD, "unfold", {F(-1, 1)}, {{{2, 3, 5, 6}}}, ALL,

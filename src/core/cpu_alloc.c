@@ -2,10 +2,13 @@
  * Writing a freshly mapped buffer costs a page fault per 4 KiB (the kernel
  * zeroes each page), which for a 64 MiB tensor is slower than the op writing
  * it. Freed blocks of at least NB_CPU_CACHE_MIN bytes are kept, binned by size
- * (rounded up to 64 KiB below 2 MiB, to 2 MiB above), and handed back to the next request of that bin, so a
- * training loop that frees and re-creates tensors of one shape reuses warm
- * memory. The cache holds at most NABLA_CPU_CACHE_MB MiB (default 1024; 0
- * turns it off); an allocation that fails empties it and retries. */
+ * (rounded up to 64 KiB below 2 MiB, to 2 MiB above), and handed back to the
+ * next request of that bin, so a training loop that frees and re-creates
+ * tensors of one shape reuses warm memory. The cache holds at most
+ * NABLA_CPU_CACHE_MB MiB (default 1024; 0 turns it off): a block that does
+ * not fit evicts blocks of the sizes used least recently (an evaluation pass
+ * with other shapes does not leave the training sizes out). An allocation
+ * that fails empties the cache and retries. */
 #define _DEFAULT_SOURCE
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,19 +20,23 @@
 #define NB_CPU_CACHE_MIN ((size_t)128 << 10) /* glibc maps blocks this large afresh */
 #define NB_CPU_SMALL_BIN ((size_t)64 << 10)
 #define NB_CPU_BIN ((size_t)2 << 20)
-#define NB_CPU_CACHE_SLOTS 64
+#define NB_CPU_CACHE_SIZES 256 /* distinct block sizes kept */
 
-typedef struct cached_block {
-    void *ptr;
+/* The free blocks of one size, a stack. */
+typedef struct size_bucket {
     size_t size;
-} cached_block;
+    void **blocks;
+    int count, capacity;
+    uint64_t last_used; /* the cache's clock when a block last came or went */
+} size_bucket;
 
 static struct {
     pthread_mutex_t lock;
-    cached_block blocks[NB_CPU_CACHE_SLOTS];
-    int count;
+    size_bucket buckets[NB_CPU_CACHE_SIZES];
+    int n_buckets;
     size_t bytes, limit;
     bool limit_read;
+    uint64_t clock;
 } cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static size_t cache_limit(void) {
@@ -47,17 +54,62 @@ static size_t block_size(size_t nbytes) {
     return (nbytes + bin - 1) / bin * bin;
 }
 
+/* The bucket of size, created when create is set and there is room. */
+static size_bucket *bucket_of(size_t size, bool create) {
+    for (int i = 0; i < cache.n_buckets; i++)
+        if (cache.buckets[i].size == size) return &cache.buckets[i];
+    if (!create || cache.n_buckets == NB_CPU_CACHE_SIZES) return NULL;
+    size_bucket *b = &cache.buckets[cache.n_buckets++];
+    *b = (size_bucket){.size = size};
+    return b;
+}
+
 static void *take_cached(size_t size) {
     void *ptr = NULL;
     pthread_mutex_lock(&cache.lock);
-    for (int i = cache.count - 1; i >= 0 && !ptr; i--) {
-        if (cache.blocks[i].size != size) continue;
-        ptr = cache.blocks[i].ptr;
+    size_bucket *b = bucket_of(size, false);
+    if (b && b->count > 0) {
+        ptr = b->blocks[--b->count];
         cache.bytes -= size;
-        cache.blocks[i] = cache.blocks[--cache.count];
+        b->last_used = ++cache.clock;
     }
     pthread_mutex_unlock(&cache.lock);
     return ptr;
+}
+
+/* Frees one block of the least recently used bucket other than keep;
+ * false when there is none. The caller holds the lock. */
+static bool evict_one(const size_bucket *keep) {
+    size_bucket *oldest = NULL;
+    for (int i = 0; i < cache.n_buckets; i++) {
+        size_bucket *b = &cache.buckets[i];
+        if (b != keep && b->count > 0 && (!oldest || b->last_used < oldest->last_used)) oldest = b;
+    }
+    if (!oldest) return false;
+    free(oldest->blocks[--oldest->count]);
+    cache.bytes -= oldest->size;
+    return true;
+}
+
+/* Keeps ptr for reuse, evicting older sizes to make room; the caller holds
+ * the lock. */
+static bool keep_locked(void *ptr, size_t size) {
+    if (size > cache_limit()) return false;
+    size_bucket *b = bucket_of(size, true);
+    if (!b) return false;
+    while (cache.bytes + size > cache_limit())
+        if (!evict_one(b)) return false;
+    b->last_used = ++cache.clock;
+    if (b->count == b->capacity) {
+        int capacity = b->capacity ? 2 * b->capacity : 8;
+        void **grown = realloc(b->blocks, (size_t)capacity * sizeof *grown);
+        if (!grown) return false;
+        b->blocks = grown;
+        b->capacity = capacity;
+    }
+    b->blocks[b->count++] = ptr;
+    cache.bytes += size;
+    return true;
 }
 
 static void *fresh_block(size_t size) {
@@ -72,8 +124,11 @@ static void *fresh_block(size_t size) {
 size_t nb__cpu_release_cache(void) {
     pthread_mutex_lock(&cache.lock);
     size_t released = cache.bytes;
-    for (int i = 0; i < cache.count; i++) free(cache.blocks[i].ptr);
-    cache.count = 0;
+    for (int i = 0; i < cache.n_buckets; i++) {
+        for (int k = 0; k < cache.buckets[i].count; k++) free(cache.buckets[i].blocks[k]);
+        free(cache.buckets[i].blocks);
+    }
+    cache.n_buckets = 0;
     cache.bytes = 0;
     pthread_mutex_unlock(&cache.lock);
     return released;
@@ -108,13 +163,9 @@ void nb__cpu_free(void *ptr, size_t nbytes, nb_device device, void *block) {
     size_t size = block_size(nbytes);
     if (ptr && size >= NB_CPU_CACHE_MIN) {
         pthread_mutex_lock(&cache.lock);
-        bool keep = cache.count < NB_CPU_CACHE_SLOTS && cache.bytes + size <= cache_limit();
-        if (keep) {
-            cache.blocks[cache.count++] = (cached_block){ptr, size};
-            cache.bytes += size;
-        }
+        bool kept = keep_locked(ptr, size);
         pthread_mutex_unlock(&cache.lock);
-        if (keep) return;
+        if (kept) return;
     }
     free(ptr);
 }

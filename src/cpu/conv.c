@@ -101,3 +101,92 @@ nb_status nb__cpu_fold(const nb_op_args *args) {
              (long long)pixels);
     return NB_OK;
 }
+
+/* ---- depthwise convolution: each input channel c feeds output channels
+ * c*m .. c*m + m - 1 (m = C_out / C), one kernel each; planes in double ---- */
+
+
+static void load_kernel(const nb_tensor *w, int64_t oc, double *k) {
+    int64_t kk = w->shape[2] * w->shape[3];
+    nb__cpu_convert(NB_F64, k, 1, w->dtype,
+                    nb__data(w) + oc * kk * (int64_t)nb_dtype_size(w->dtype), 1, kk);
+}
+
+/* For each tap (ky, kx) and output position, the input position it reads:
+ * calls visit(oy, ox, iy, ix, tap) for taps inside the image. */
+#define FOR_EACH_TAP(w, body)                                                                 \
+    for (int64_t ky = 0; ky < (w)->kernel[0]; ky++)                                           \
+        for (int64_t kx = 0; kx < (w)->kernel[1]; kx++)                                       \
+            for (int64_t oy = 0; oy < (w)->out[0]; oy++) {                                    \
+                int64_t iy = oy * (w)->stride[0] - (w)->padding[0] + ky * (w)->dilation[0];   \
+                if (iy < 0 || iy >= (w)->in[0]) continue;                                     \
+                for (int64_t ox = 0; ox < (w)->out[1]; ox++) {                                \
+                    int64_t ix = ox * (w)->stride[1] - (w)->padding[1] + kx * (w)->dilation[1]; \
+                    if (ix < 0 || ix >= (w)->in[1]) continue;                                 \
+                    int64_t tap = ky * (w)->kernel[1] + kx;                                   \
+                    body                                                                      \
+                }                                                                             \
+            }
+
+nb_status nb__cpu_depthwise(const nb_op_args *args) {
+    const nb_window *w = &args->attrs.window;
+    const nb_tensor *a = args->in[0], *b = args->in[1];
+    nb_tensor *out = args->out;
+    bool weight_grad = args->op == NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD;
+    /* forward: a = x, b = weight; input grad: a = g, b = weight; weight grad: a = g, b = x */
+    const nb_tensor *x = args->op == NB_OP_DEPTHWISE_CONV2D ? a : weight_grad ? b : out;
+    const nb_tensor *g = args->op == NB_OP_DEPTHWISE_CONV2D ? out : a;
+    int64_t batch = x->shape[0], channels = x->shape[1], outs = g->shape[1];
+    int64_t m = outs / channels, kk = (int64_t)w->kernel[0] * w->kernel[1];
+    int64_t in_pixels = w->in[0] * w->in[1], out_pixels = w->out[0] * w->out[1];
+    int64_t items = weight_grad ? outs : batch * channels;
+    size_t size = nb_dtype_size(out->dtype);
+    bool failed = false;
+#pragma omp parallel reduction(|| : failed) if (nb_numel(x) >= NB_CPU_PARALLEL_MIN)
+    {
+        double *xp = malloc((size_t)(in_pixels + out_pixels + kk) * sizeof *xp);
+        double *gp = xp + in_pixels, *k = gp + out_pixels;
+        failed = !xp;
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < items; item++) {
+            if (!xp) continue;
+            if (weight_grad) { /* item = output channel; sum over the batch */
+                int64_t oc = item, c = oc / m;
+                for (int64_t t = 0; t < kk; t++) k[t] = 0;
+                for (int64_t n = 0; n < batch; n++) {
+                    nb__cpu_load_plane(x, n, c, xp);
+                    nb__cpu_load_plane(g, n, oc, gp);
+                    FOR_EACH_TAP(w, k[tap] += gp[oy * w->out[1] + ox] * xp[iy * w->in[1] + ix];)
+                }
+                nb__cpu_convert(out->dtype, nb__data(out) + oc * kk * (int64_t)size, 1, NB_F64, k, 1, kk);
+                continue;
+            }
+            int64_t n = item / channels, c = item % channels;
+            if (args->op == NB_OP_DEPTHWISE_CONV2D) {
+                nb__cpu_load_plane(x, n, c, xp);
+                for (int64_t j = 0; j < m; j++) {
+                    int64_t oc = c * m + j;
+                    load_kernel(b, oc, k);
+                    for (int64_t i = 0; i < out_pixels; i++) gp[i] = 0;
+                    FOR_EACH_TAP(w, gp[oy * w->out[1] + ox] += k[tap] * xp[iy * w->in[1] + ix];)
+                    nb__cpu_convert(out->dtype, nb__data(out) + (n * outs + oc) * out_pixels * (int64_t)size,
+                                    1, NB_F64, gp, 1, out_pixels);
+                }
+            } else { /* input grad: scatter each output channel's gradient back */
+                for (int64_t i = 0; i < in_pixels; i++) xp[i] = 0;
+                for (int64_t j = 0; j < m; j++) {
+                    int64_t oc = c * m + j;
+                    load_kernel(b, oc, k);
+                    nb__cpu_load_plane(g, n, oc, gp);
+                    FOR_EACH_TAP(w, xp[iy * w->in[1] + ix] += k[tap] * gp[oy * w->out[1] + ox];)
+                }
+                nb__cpu_convert(out->dtype, nb__data(out) + item * in_pixels * (int64_t)size, 1,
+                                NB_F64, xp, 1, in_pixels);
+            }
+        }
+        free(xp);
+    }
+    NB_CHECK(!failed, NB_ERR_OOM, "nb_conv2d: out of host memory for a plane of %lld",
+             (long long)in_pixels);
+    return NB_OK;
+}

@@ -19,6 +19,9 @@ nb_dtype nb__cpu_compute_dtype(nb_dtype d);
 void nb__cpu_convert(nb_dtype dst_dtype, void *dst, int64_t dst_stride, nb_dtype src_dtype,
                      const void *src, int64_t src_stride, int64_t n);
 
+/* Plane (n, c) of a 4-D tensor with any strides, as dense doubles. */
+void nb__cpu_load_plane(const nb_tensor *t, int64_t n, int64_t c, double *plane);
+
 /* A chunk loop: n elements of compute dtype, contiguous, out and in[i]. */
 typedef void (*nb_map_fn)(int64_t n, void *out, const void *const *in, const nb_op_args *args);
 
@@ -47,6 +50,8 @@ nb_status nb__cpu_one_hot(const nb_op_args *args);
 nb_status nb__cpu_cross_entropy(const nb_op_args *args);
 nb_status nb__cpu_unfold(const nb_op_args *args);
 nb_status nb__cpu_fold(const nb_op_args *args);
+/* depthwise_conv2d and its input and weight gradients */
+nb_status nb__cpu_depthwise(const nb_op_args *args);
 nb_status nb__cpu_max_pool2d(const nb_op_args *args);
 nb_status nb__cpu_optim_step(const nb_op_args *args); /* sgd_step and adam_step */
 nb_status nb__cpu_avg_pool2d(const nb_op_args *args);

@@ -165,3 +165,12 @@ void nb__cpu_map(const nb_op_args *args, nb_dtype compute, nb_map_fn fn) {
     for (int64_t item = 0; item < items; item++)
         map_item(&plan, args, compute, fn, item, chunks_per_row);
 }
+
+void nb__cpu_load_plane(const nb_tensor *t, int64_t n, int64_t c, double *plane) {
+    size_t size = nb_dtype_size(t->dtype);
+    for (int64_t y = 0; y < t->shape[2]; y++)
+        nb__cpu_convert(NB_F64, plane + y * t->shape[3], 1, t->dtype,
+                        nb__data(t) + (n * t->strides[0] + c * t->strides[1] + y * t->strides[2]) *
+                                          (int64_t)size,
+                        t->strides[3], t->shape[3]);
+}

@@ -4,15 +4,6 @@
 
 #include "cpu.h"
 
-/* Copies plane (n, c) of t into a dense double buffer. */
-static void load_plane(const nb_tensor *t, int64_t n, int64_t c, double *plane) {
-    size_t size = nb_dtype_size(t->dtype);
-    for (int64_t y = 0; y < t->shape[2]; y++)
-        nb__cpu_convert(NB_F64, plane + y * t->shape[3], 1, t->dtype,
-                        nb__data(t) + (n * t->strides[0] + c * t->strides[1] + y * t->strides[2]) *
-                                          (int64_t)size,
-                        t->strides[3], t->shape[3]);
-}
 
 /* The index of window (oy, ox)'s maximum: the first NaN, else the first max. */
 static int64_t window_max(const double *plane, const nb_window *w, int64_t oy, int64_t ox) {
@@ -53,7 +44,7 @@ static nb_status for_each_plane(const char *fn_name, const nb_op_args *args, int
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < planes; p++) {
             if (!in) continue;
-            load_plane(src, p / src->shape[1], p % src->shape[1], in);
+            nb__cpu_load_plane(src, p / src->shape[1], p % src->shape[1], in);
             fn(args, p, in, in + in_pixels);
         }
         free(in);

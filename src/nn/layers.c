@@ -116,14 +116,15 @@ nb_module *nb_nn_conv_transpose2d(int64_t in_channels, int64_t out_channels, int
 nb_module *nb_nn_depthwise_separable_conv2d(int64_t in_channels, int64_t out_channels, int kernel,
                                             int stride, nb_activation activation, nb_dtype dtype,
                                             nb_device device, nb_generator *gen) {
-    nb_module *parts[6] = {
-        nb_nn_conv2d(in_channels, in_channels, kernel, stride, kernel / 2, 1, (int)in_channels,
-                     false, dtype, device, gen),
-        nb_nn_batch_norm2d(in_channels, 1e-5, 0.1, true, dtype, device),
-        nb_nn_activation(activation),
-        nb_nn_conv2d(in_channels, out_channels, 1, 1, 0, 1, 1, false, dtype, device, gen),
-        nb_nn_batch_norm2d(out_channels, 1e-5, 0.1, true, dtype, device),
-        nb_nn_activation(activation)};
+    /* one statement each: the weights draw from gen in this order */
+    nb_module *parts[6];
+    parts[0] = nb_nn_conv2d(in_channels, in_channels, kernel, stride, kernel / 2, 1,
+                            (int)in_channels, false, dtype, device, gen);
+    parts[1] = nb_nn_batch_norm2d(in_channels, 1e-5, 0.1, true, dtype, device);
+    parts[2] = nb_nn_activation(activation);
+    parts[3] = nb_nn_conv2d(in_channels, out_channels, 1, 1, 0, 1, 1, false, dtype, device, gen);
+    parts[4] = nb_nn_batch_norm2d(out_channels, 1e-5, 0.1, true, dtype, device);
+    parts[5] = nb_nn_activation(activation);
     const char *names[6] = {"depthwise", "bn1", "act1", "pointwise", "bn2", "act2"};
     return nb__sequential_named("DepthwiseSeparableConv2d", 6, parts, names);
 }

@@ -10,7 +10,13 @@
  *   conv_transpose2d  y = fold(W^T @ x)   (the input gradient of conv2d)
  *     backward        dx = W @ unfold(g),  dW = x @ unfold(g)^T
  * and the bias gradient is g summed over batch and positions. The backward
- * recomputes the columns chunk by chunk instead of keeping them. */
+ * recomputes the columns chunk by chunk instead of keeping them.
+ * Without groups the product runs per sample on a strided view of the
+ * columns ([n, C*kh*kw, L] inside [C*kh*kw, n, L]), so the output lands in
+ * [N, C_out, L] order without a copy; a 1x1 convolution with stride 1 and no
+ * padding skips unfold and multiplies x itself. Depthwise convolutions
+ * (groups == C_in) have direct kernels for forward, input and weight
+ * gradients. */
 #include <string.h>
 
 #include "../core/internal.h"
@@ -112,6 +118,31 @@ static int64_t chunk_of(int64_t batch, int64_t column_rows, int64_t positions) {
     int64_t per_sample = column_rows * positions;
     int64_t chunk = per_sample > 0 ? NB_CONV_COLUMN_BUDGET / per_sample : batch;
     return chunk < 1 ? 1 : chunk > batch ? batch : chunk;
+}
+
+/* Whether the convolution is a 1x1 with stride 1 and no padding: x [n, C, L]
+ * is its own column matrix. */
+static bool is_pointwise(const nb_window *w) {
+    return w->kernel[0] == 1 && w->kernel[1] == 1 && w->stride[0] == 1 && w->stride[1] == 1 &&
+           w->padding[0] == 0 && w->padding[1] == 0 && w->in[0] == w->out[0] && w->in[1] == w->out[1];
+}
+
+static bool is_depthwise(const nb_tensor *x, int groups) {
+    return groups > 1 && groups == x->shape[1];
+}
+
+/* Runs a depthwise kernel: op from a and b into a new tensor of shape. */
+static nb_status depthwise(nb_op op, const nb_tensor *a, const nb_tensor *b, const nb_window *w,
+                           const int64_t *shape, nb_tensor **out) {
+    NB_TRY(nb__tensor_new("nb_conv2d", 4, shape, a->dtype, a->storage->device, out));
+    nb_op_args args = {.op = op, .dtype = a->dtype, .out = *out, .in = {a, b}, .n_in = 2};
+    args.attrs.window = *w;
+    nb_status status = nb__dispatch(&args);
+    if (status != NB_OK) {
+        nb_release(*out);
+        *out = NULL;
+    }
+    return status;
 }
 
 /* ---- unfold and fold ---- */
@@ -225,11 +256,31 @@ typedef struct conv_shape {
     nb_window w;
 } conv_shape;
 
+/* The columns of samples [n0, n1) as [n, rows, L] (a strided view of the
+ * unfold kernel's [rows, n, L], or x itself for a pointwise convolution). */
+static nb_tensor *sample_columns(nb_scratch *s, const nb_tensor *x, const nb_window *w, int64_t n0,
+                                 int64_t n1) {
+    int64_t n = n1 - n0, positions = w->out[0] * w->out[1];
+    nb_tensor *xs = K(nb_slice(x, 0, n0, n1, 1)), *col = NULL;
+    if (is_pointwise(w)) {
+        int64_t shape[3] = {n, x->shape[1], positions};
+        return K(nb_reshape(xs, 3, shape));
+    }
+    if (xs && unfold_kernel(xs, w, &col) != NB_OK) col = NULL;
+    int perm[3] = {1, 0, 2};
+    return K(nb_permute(K(col), perm));
+}
+
 /* [n, O, Ho, Wo] of samples [n0, n1) of x: W @ unfold(x) per group. */
 static nb_tensor *conv_chunk(nb_scratch *s, const nb_tensor *x, const nb_tensor *weight,
                              const conv_shape *c, int64_t n0, int64_t n1) {
     int64_t n = n1 - n0, g = c->groups, positions = c->w.out[0] * c->w.out[1];
     int64_t rows = c->in_channels / g * c->w.kernel[0] * c->w.kernel[1];
+    if (g == 1) {
+        int64_t w_shape[2] = {c->out_channels, rows}, y_shape[4] = {n, c->out_channels, c->w.out[0], c->w.out[1]};
+        nb_tensor *y = K(nb_matmul(K(nb_reshape(weight, 2, w_shape)), sample_columns(s, x, &c->w, n0, n1)));
+        return K(nb_reshape(y, 4, y_shape));
+    }
     nb_tensor *col = NULL;
     nb_tensor *xs = K(nb_slice(x, 0, n0, n1, 1));
     if (xs && unfold_kernel(xs, &c->w, &col) != NB_OK) col = NULL;
@@ -277,44 +328,107 @@ static void accumulate(nb_scratch *t, nb_tensor **total, nb_tensor *part) {
     *total = sum;
 }
 
+/* Depthwise: the input and weight gradients from their kernels. */
+static nb_status depthwise_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
+                                    nb_tensor **grads) {
+    const nb_tensor *x = node->inputs[0], *weight = node->inputs[1];
+    nb_tensor *gc = NULL, *dense = NULL; /* the kernels read weights densely */
+    NB_TRY(nb__result(nb_contiguous(g), &gc));
+    nb_status status = nb__result(nb_contiguous(weight), &dense);
+    if (status == NB_OK && needs[0])
+        status = depthwise(NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD, gc, dense, &node->attrs.window,
+                           x->shape, &grads[0]);
+    if (status == NB_OK && needs[1])
+        status = depthwise(NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD, gc, x, &node->attrs.window,
+                           weight->shape, &grads[1]);
+    if (status == NB_OK && needs[2]) status = bias_grad(g, node->inputs[2], &grads[2]);
+    nb_release(gc);
+    nb_release(dense);
+    return status;
+}
+
+/* Samples [n0, n1) of an ungrouped convolution's gradients: dW (when
+ * want_dw) summed into *dw, dx (when not NULL) written into its slice. */
+static void ungrouped_chunk(nb_scratch *t, const nb_tensor *x, const nb_tensor *weight,
+                            const nb_tensor *g, const conv_shape *c, int64_t n0, int64_t n1,
+                            nb_tensor **dw, nb_tensor *dx, bool want_dw) {
+    int64_t n = n1 - n0, positions = c->w.out[0] * c->w.out[1];
+    int64_t rows = c->in_channels * c->w.kernel[0] * c->w.kernel[1];
+    int64_t g_shape[3] = {n, c->out_channels, positions}, w_shape[2] = {c->out_channels, rows};
+    nb_tensor *gc = nb__keep(t, nb_reshape(nb__keep(t, nb_slice(g, 0, n0, n1, 1)), 3, g_shape));
+    if (want_dw) {
+        nb_tensor *cols = sample_columns(t, x, &c->w, n0, n1);
+        nb_tensor *part = nb__keep(t, nb_matmul(gc, nb__keep(t, nb_transpose(cols, 1, 2))));
+        int first = 0;
+        accumulate(t, dw, nb__keep(t, nb_sum(part, 1, &first, false)));
+    }
+    if (!dx) return;
+    nb_tensor *w2 = nb__keep(t, nb_reshape(weight, 2, w_shape));
+    nb_tensor *dcol = nb__keep(t, nb_matmul(nb__keep(t, nb_transpose(w2, 0, 1)), gc));
+    nb_tensor *dxs = NULL;
+    if (is_pointwise(&c->w)) {
+        int64_t shape[4] = {n, x->shape[1], x->shape[2], x->shape[3]};
+        dxs = nb__keep(t, nb_reshape(dcol, 4, shape));
+    } else {
+        int perm[3] = {1, 0, 2};
+        nb_tensor *view = nb__keep(t, nb_permute(dcol, perm));
+        if (view && fold_kernel(view, &c->w, n, c->in_channels, &dxs) != NB_OK) dxs = NULL;
+        nb__keep(t, dxs);
+    }
+    nb_tensor *target = nb__keep(t, nb_slice(dx, 0, n0, n1, 1));
+    if (t->status == NB_OK && nb__copy_into(target, dxs) != NB_OK) nb__keep(t, NULL);
+}
+
+/* Samples [n0, n1) of a grouped convolution's gradients. */
+static void grouped_chunk(nb_scratch *t, const nb_tensor *x, const nb_tensor *weight,
+                          const nb_tensor *g, const conv_shape *c, int64_t n0, int64_t n1,
+                          nb_tensor **dw, nb_tensor *dx, bool want_dw) {
+    int64_t n = n1 - n0, groups = c->groups, og = c->out_channels / groups;
+    int64_t positions = c->w.out[0] * c->w.out[1];
+    int64_t rows = c->in_channels / groups * c->w.kernel[0] * c->w.kernel[1];
+    int64_t g_shape[3] = {groups, og, n * positions}, w_shape[3] = {groups, og, rows};
+    int perm[4] = {1, 0, 2, 3};
+    nb_tensor *gc = nb__keep(t, nb_reshape(nb__keep(t, nb_contiguous(nb__keep(t, nb_permute(
+                                 nb__keep(t, nb_slice(g, 0, n0, n1, 1)), perm)))), 3, g_shape));
+    if (want_dw) {
+        nb_tensor *col = NULL, *xs = nb__keep(t, nb_slice(x, 0, n0, n1, 1));
+        if (xs && unfold_kernel(xs, &c->w, &col) != NB_OK) col = NULL;
+        int64_t col_shape[3] = {groups, rows, n * positions};
+        nb_tensor *cols = nb__keep(t, nb_reshape(nb__keep(t, col), 3, col_shape));
+        accumulate(t, dw, nb__keep(t, nb_matmul(gc, nb__keep(t, nb_transpose(cols, 1, 2)))));
+    }
+    if (!dx) return;
+    nb_tensor *wg = nb__keep(t, nb_reshape(weight, 3, w_shape));
+    nb_tensor *dcol = nb__keep(t, nb_matmul(nb__keep(t, nb_transpose(wg, 1, 2)), gc));
+    int64_t dcol_shape[3] = {c->in_channels * c->w.kernel[0] * c->w.kernel[1], n, positions};
+    nb_tensor *view = nb__keep(t, nb_reshape(dcol, 3, dcol_shape)), *dxs = NULL;
+    if (view && fold_kernel(view, &c->w, n, c->in_channels, &dxs) != NB_OK) dxs = NULL;
+    nb__keep(t, dxs);
+    nb_tensor *target = nb__keep(t, nb_slice(dx, 0, n0, n1, 1));
+    if (t->status == NB_OK && nb__copy_into(target, dxs) != NB_OK) nb__keep(t, NULL);
+}
+
 static nb_status conv2d_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
                                  nb_tensor **grads) {
     const nb_tensor *x = node->inputs[0], *weight = node->inputs[1];
     conv_shape c = shape_of_node(node, x, weight, false);
-    int64_t groups = c.groups, og = c.out_channels / groups, positions = c.w.out[0] * c.w.out[1];
-    int64_t rows = c.in_channels / groups * c.w.kernel[0] * c.w.kernel[1];
-    int64_t chunk = chunk_of(c.batch, rows * groups, positions);
+    if (is_depthwise(x, (int)c.groups)) return depthwise_backward(node, g, needs, grads);
+    int64_t rows = c.in_channels * c.w.kernel[0] * c.w.kernel[1];
+    int64_t chunk = chunk_of(c.batch, rows, c.w.out[0] * c.w.out[1]);
     nb_scratch scratch = {0}, *s = &scratch;
     nb_tensor *dw = NULL, *dx = NULL;
     if (needs[0] && nb__tensor_new("nb_conv2d", 4, x->shape, x->dtype, x->storage->device, &dx) != NB_OK)
         K(NULL);
     if (dx) K(dx);
-    int64_t w_shape[3] = {groups, og, rows};
-    nb_tensor *wg = K(nb_reshape(weight, 3, w_shape));
-    int perm[4] = {1, 0, 2, 3};
     for (int64_t n0 = 0; n0 < c.batch && s->status == NB_OK; n0 += chunk) {
-        int64_t n1 = n0 + chunk < c.batch ? n0 + chunk : c.batch, n = n1 - n0;
-        nb_scratch inner = {0}, *t = &inner;
-        int64_t g_shape[3] = {groups, og, n * positions};
-        nb_tensor *gc = nb__keep(t, nb_reshape(nb__keep(t, nb_contiguous(nb__keep(t, nb_permute(
-                                     nb__keep(t, nb_slice(g, 0, n0, n1, 1)), perm)))), 3, g_shape));
-        if (needs[1]) {
-            nb_tensor *col = NULL, *xs = nb__keep(t, nb_slice(x, 0, n0, n1, 1));
-            if (xs && unfold_kernel(xs, &c.w, &col) != NB_OK) col = NULL;
-            int64_t col_shape[3] = {groups, rows, n * positions};
-            nb_tensor *cols = nb__keep(t, nb_reshape(nb__keep(t, col), 3, col_shape));
-            accumulate(t, &dw, nb__keep(t, nb_matmul(gc, nb__keep(t, nb_transpose(cols, 1, 2)))));
+        int64_t n1 = n0 + chunk < c.batch ? n0 + chunk : c.batch;
+        nb_scratch inner = {0};
+        if (c.groups == 1) {
+            ungrouped_chunk(&inner, x, weight, g, &c, n0, n1, &dw, needs[0] ? dx : NULL, needs[1]);
+        } else {
+            grouped_chunk(&inner, x, weight, g, &c, n0, n1, &dw, needs[0] ? dx : NULL, needs[1]);
         }
-        if (needs[0]) {
-            nb_tensor *dcol = nb__keep(t, nb_matmul(nb__keep(t, nb_transpose(wg, 1, 2)), gc));
-            int64_t dcol_shape[3] = {c.in_channels * c.w.kernel[0] * c.w.kernel[1], n, positions};
-            nb_tensor *view = nb__keep(t, nb_reshape(dcol, 3, dcol_shape)), *dxs = NULL;
-            if (view && fold_kernel(view, &c.w, n, c.in_channels, &dxs) != NB_OK) dxs = NULL;
-            nb__keep(t, dxs);
-            nb_tensor *target = nb__keep(t, nb_slice(dx, 0, n0, n1, 1));
-            if (t->status == NB_OK && nb__copy_into(target, dxs) != NB_OK) nb__keep(t, NULL);
-        }
-        if (nb__scratch_finish(t, NULL, NULL) != NB_OK) K(NULL);
+        if (nb__scratch_finish(&inner, NULL, NULL) != NB_OK) K(NULL);
     }
     if (dw) K(dw);
     if (needs[1] && s->status == NB_OK) grads[1] = nb_reshape(dw, 4, weight->shape);
@@ -352,6 +466,35 @@ static nb_status check_conv(const char *fn, const nb_tensor *x, const nb_tensor 
     return NB_OK;
 }
 
+/* conv2d without bias or autograd: the depthwise kernel, one product for a
+ * batch whose columns fit the budget, else chunks copied into the output. */
+static nb_tensor *conv_forward(nb_scratch *s, const nb_tensor *x, const nb_tensor *weight,
+                               const conv_shape *c) {
+    int64_t out_shape[4] = {c->batch, c->out_channels, c->w.out[0], c->w.out[1]};
+    nb_tensor *y = NULL;
+    if (is_depthwise(x, (int)c->groups)) {
+        nb_tensor *dense = K(nb_contiguous(weight));
+        if (dense && depthwise(NB_OP_DEPTHWISE_CONV2D, x, dense, &c->w, out_shape, &y) != NB_OK)
+            y = NULL;
+        return K(y);
+    }
+    int64_t rows = c->in_channels * c->w.kernel[0] * c->w.kernel[1];
+    int64_t chunk = chunk_of(c->batch, rows, c->w.out[0] * c->w.out[1]);
+    if (chunk >= c->batch && c->groups == 1) return conv_chunk(s, x, weight, c, 0, c->batch);
+    if (nb__tensor_new("nb_conv2d", 4, out_shape, x->dtype, x->storage->device, &y) != NB_OK)
+        return K(NULL);
+    K(y);
+    for (int64_t n0 = 0; n0 < c->batch && s->status == NB_OK; n0 += chunk) {
+        int64_t n1 = n0 + chunk < c->batch ? n0 + chunk : c->batch;
+        nb_scratch inner = {0};
+        nb_tensor *part = conv_chunk(&inner, x, weight, c, n0, n1);
+        nb_tensor *target = nb__keep(&inner, nb_slice(y, 0, n0, n1, 1));
+        if (inner.status == NB_OK && nb__copy_into(target, part) != NB_OK) nb__keep(&inner, NULL);
+        if (nb__scratch_finish(&inner, NULL, NULL) != NB_OK) K(NULL);
+    }
+    return y;
+}
+
 nb_tensor *nb_conv2d(const nb_tensor *x, const nb_tensor *weight, const nb_tensor *bias,
                      const int stride[2], const int padding[2], const int dilation[2], int groups) {
     const char *fn = "nb_conv2d";
@@ -363,21 +506,8 @@ nb_tensor *nb_conv2d(const nb_tensor *x, const nb_tensor *weight, const nb_tenso
         return NULL;
     c.w.groups = groups;
     nb_scratch scratch = {0}, *s = &scratch;
-    int64_t out_shape[4] = {c.batch, c.out_channels, c.w.out[0], c.w.out[1]};
-    nb_tensor *y = NULL;
-    if (nb__tensor_new(fn, 4, out_shape, x->dtype, x->storage->device, &y) != NB_OK) y = NULL;
-    K(y);
     bool was = nb_set_grad_enabled(false);
-    int64_t rows = c.in_channels * c.w.kernel[0] * c.w.kernel[1];
-    int64_t chunk = chunk_of(c.batch, rows, c.w.out[0] * c.w.out[1]);
-    for (int64_t n0 = 0; n0 < c.batch && s->status == NB_OK; n0 += chunk) {
-        int64_t n1 = n0 + chunk < c.batch ? n0 + chunk : c.batch;
-        nb_scratch inner = {0};
-        nb_tensor *part = conv_chunk(&inner, x, weight, &c, n0, n1);
-        nb_tensor *target = nb__keep(&inner, nb_slice(y, 0, n0, n1, 1));
-        if (inner.status == NB_OK && nb__copy_into(target, part) != NB_OK) nb__keep(&inner, NULL);
-        if (nb__scratch_finish(&inner, NULL, NULL) != NB_OK) K(NULL);
-    }
+    nb_tensor *y = conv_forward(s, x, weight, &c);
     y = add_bias(s, y, bias);
     nb_set_grad_enabled(was);
     if (s->status == NB_OK) {

@@ -1,0 +1,227 @@
+/* Trains a small CNN of depthwise-separable blocks on Fashion-MNIST:
+ *   conv 3x3 (1 -> 32) -> BatchNorm -> ReLU
+ *   DepthwiseSeparableConv2d 32 -> 64, stride 2      [64, 14, 14]
+ *   DepthwiseSeparableConv2d 64 -> 128, stride 2     [128, 7, 7]
+ *   DepthwiseSeparableConv2d 128 -> 128              [128, 7, 7]
+ *   global average pool -> Dropout(0.2) -> Linear(128, 10)
+ * with AdamW (peak lr 0.01), linear warmup then cosine decay, cross-entropy with label
+ * smoothing 0.1; prints a progress line (epoch, step, loss, images/s), the
+ * test accuracy after each epoch, and writes the loss curve as CSV.
+ * benchmarks/torch_cnn.py is the same model and schedule in PyTorch.
+ *
+ *   train_cnn [--device cpu|cuda] [--epochs N] [--batch N] [--lr RATE] [--seed S]
+ *             [--data DIR] [--csv PATH] [--limit N] [--help]
+ */
+#define _POSIX_C_SOURCE 199309L
+#include <nabla/nabla.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHECK(expr)                                                  \
+    do {                                                             \
+        if (!(expr)) {                                               \
+            fprintf(stderr, "\ntrain_cnn: %s\n", nb_last_error());   \
+            exit(1);                                                 \
+        }                                                            \
+    } while (0)
+
+typedef struct options {
+    nb_device device;
+    int epochs;
+    int64_t batch, limit;
+    double lr;
+    uint64_t seed;
+    const char *data, *csv;
+} options;
+
+static void usage(FILE *to) {
+    fprintf(to,
+            "usage: train_cnn [--device cpu|cuda] [--epochs N] [--batch N] [--lr RATE] [--seed S]\n"
+            "                 [--data DIR] [--csv PATH] [--limit N]\n"
+            "  --device   cpu or cuda (default: cuda when a GPU is present, else cpu)\n"
+            "  --epochs   passes over the 60000 training images (default 1)\n"
+            "  --batch    images per step (default 64)\n"
+            "  --lr       AdamW's peak learning rate (default 0.01)\n"
+            "  --seed     seeds initialization, shuffling and dropout (default 1)\n"
+            "  --data     the Fashion-MNIST directory (default: $NABLA_FASHION_MNIST_DIR,\n"
+            "             else /usr/share/datasets/fashion-mnist)\n"
+            "  --csv      where to write the loss curve (default train_cnn_loss.csv)\n"
+            "  --limit    train on the first N images only (default: all)\n");
+}
+
+static options parse(int argc, char **argv) {
+    options o = {nb_cuda_available() ? nb_cuda(0) : nb_cpu(), 1, 64, 0, 1e-2, 1, NULL,
+                 "train_cnn_loss.csv"};
+    for (int i = 1; i < argc; i += 2) {
+        const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(arg, "--help")) {
+            usage(stdout);
+            exit(0);
+        }
+        bool known = value != NULL;
+        if (!known) break;
+        if (!strcmp(arg, "--device") && (!strcmp(value, "cpu") || !strcmp(value, "cuda")))
+            o.device = !strcmp(value, "cuda") ? nb_cuda(0) : nb_cpu();
+        else if (!strcmp(arg, "--epochs")) o.epochs = atoi(value);
+        else if (!strcmp(arg, "--batch")) o.batch = atoll(value);
+        else if (!strcmp(arg, "--lr")) o.lr = atof(value);
+        else if (!strcmp(arg, "--seed")) o.seed = strtoull(value, NULL, 10);
+        else if (!strcmp(arg, "--data")) o.data = value;
+        else if (!strcmp(arg, "--csv")) o.csv = value;
+        else if (!strcmp(arg, "--limit")) o.limit = atoll(value);
+        else known = false;
+        if (!known) {
+            fprintf(stderr, "train_cnn: bad argument %s %s\n", arg, value);
+            usage(stderr);
+            exit(2);
+        }
+    }
+    if (argc % 2 == 0 || o.epochs < 1 || o.batch < 1 || !(o.lr > 0)) {
+        usage(stderr);
+        exit(2);
+    }
+    return o;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* One statement per layer: the weights draw from gen in this order (the
+ * PyTorch twin replays the generator's offsets to get the same data order). */
+static nb_module *build_model(nb_device device, nb_generator *gen) {
+    nb_module *layers[8], *head[3];
+    layers[0] = nb_nn_conv2d(1, 32, 3, 1, 1, 1, 1, false, NB_F32, device, gen);
+    layers[1] = nb_nn_batch_norm2d(32, 1e-5, 0.1, true, NB_F32, device);
+    layers[2] = nb_nn_activation(NB_ACT_RELU);
+    layers[3] = nb_nn_depthwise_separable_conv2d(32, 64, 3, 2, NB_ACT_RELU, NB_F32, device, gen);
+    layers[4] = nb_nn_depthwise_separable_conv2d(64, 128, 3, 2, NB_ACT_RELU, NB_F32, device, gen);
+    layers[5] = nb_nn_depthwise_separable_conv2d(128, 128, 3, 1, NB_ACT_RELU, NB_F32, device, gen);
+    layers[6] = nb_nn_adaptive_avg_pool2d(1, 1);
+    layers[7] = nb_nn_flatten();
+    head[0] = nb_nn_sequential(8, layers);
+    head[1] = nb_nn_dropout(0.2, gen);
+    head[2] = nb_nn_linear(128, 10, true, NB_F32, device, gen);
+    nb_module *model = nb_nn_sequential(3, head);
+    CHECK(model);
+    return model;
+}
+
+/* Percent of test images whose largest logit is their label. */
+static double test_accuracy(nb_module *model, const nb_tensor *images, const nb_tensor *labels,
+                            nb_device device) {
+    nb_module_train(model, false);
+    bool was = nb_set_grad_enabled(false);
+    nb_batches *batches = nb_batches_create(images, labels, 1000, false, false, NULL);
+    CHECK(batches);
+    nb_tensor *x, *y;
+    double correct = 0, total = 0;
+    while (nb_batches_next(batches, &x, &y)) {
+        nb_tensor *gx = nb_to(x, device), *gy = nb_to(y, device);
+        nb_tensor *logits = nb_module_forward(model, gx);
+        CHECK(logits);
+        int last = 1;
+        nb_tensor *guess = nb_argmax(logits, 1, &last, false);
+        nb_tensor *same = nb_eq(guess, gy), *hits = nb_cast(same, NB_F64);
+        CHECK(hits);
+        nb_tensor *count = nb_sum(hits, 0, NULL, false);
+        double value;
+        CHECK(count && nb_item(count, &value) == NB_OK);
+        correct += value;
+        total += (double)nb_numel(y);
+        nb_tensor *temps[] = {x, y, gx, gy, logits, guess, same, hits, count};
+        for (size_t i = 0; i < sizeof temps / sizeof temps[0]; i++) nb_release(temps[i]);
+    }
+    nb_batches_free(batches);
+    nb_set_grad_enabled(was);
+    nb_module_train(model, true);
+    return 100 * correct / total;
+}
+
+int main(int argc, char **argv) {
+    options o = parse(argc, argv);
+    char device_name[16];
+    nb_device_str(o.device, device_name, sizeof device_name);
+    nb_tensor *train_x, *train_y, *test_x, *test_y;
+    CHECK(nb_fashion_mnist_load(o.data, true, &train_x, &train_y) == NB_OK);
+    CHECK(nb_fashion_mnist_load(o.data, false, &test_x, &test_y) == NB_OK);
+    if (o.limit > 0 && o.limit < nb_size(train_x, 0)) {
+        nb_tensor *x = nb_slice(train_x, 0, 0, o.limit, 1), *y = nb_slice(train_y, 0, 0, o.limit, 1);
+        CHECK(x && y);
+        nb_release(train_x);
+        nb_release(train_y);
+        train_x = x;
+        train_y = y;
+    }
+    nb_generator *gen = nb_generator_create(o.seed);
+    nb_module *model = build_model(o.device, gen);
+    nb_named_tensor named[64];
+    int n_params = nb_module_parameters(model, named, 64);
+    nb_tensor *params[64];
+    int64_t count = 0;
+    for (int i = 0; i < n_params; i++) {
+        params[i] = named[i].tensor;
+        count += nb_numel(params[i]);
+    }
+    nb_optimizer *opt = nb_adamw_create(params, n_params, o.lr, 0.9, 0.999, 1e-8, 5e-4);
+    CHECK(opt);
+    nb_batches *batches = nb_batches_create(train_x, train_y, o.batch, true, false, gen);
+    CHECK(batches);
+    int64_t steps_per_epoch = nb_batches_count(batches), total_steps = steps_per_epoch * o.epochs;
+    FILE *csv = fopen(o.csv, "w");
+    if (!csv) fprintf(stderr, "train_cnn: cannot write %s; no loss curve\n", o.csv);
+    else fprintf(csv, "step,epoch,loss,lr\n");
+    printf("train_cnn: %lld parameters, %lld training images, batch %lld, %d epochs on %s\n",
+           (long long)count, (long long)nb_size(train_x, 0), (long long)o.batch, o.epochs,
+           device_name);
+    bool tty = isatty(fileno(stdout));
+    int64_t step = 0;
+    for (int epoch = 1; epoch <= o.epochs; epoch++) {
+        double start = now_s(), images = 0;
+        nb_tensor *x, *y;
+        for (int64_t i = 0; nb_batches_next(batches, &x, &y); i++, step++) {
+            nb_tensor *gx = nb_to(x, o.device), *gy = nb_to(y, o.device);
+            CHECK(gx && gy);
+            double lr = nb_lr_warmup_cosine(step, total_steps / 20 + 1, total_steps, o.lr, o.lr / 100);
+            nb_optimizer_set_lr(opt, lr);
+            nb_optimizer_zero_grad(opt);
+            nb_tensor *logits = nb_module_forward(model, gx);
+            CHECK(logits);
+            nb_tensor *loss = nb_cross_entropy(logits, gy, NB_REDUCTION_MEAN, 0.1, -100);
+            CHECK(loss && nb_backward(loss, NULL, false) == NB_OK);
+            CHECK(nb_optimizer_step(opt) == NB_OK);
+            images += (double)nb_size(x, 0);
+            bool report = i % 50 == 0 || i + 1 == steps_per_epoch;
+            if (report || csv) {
+                double value;
+                CHECK(nb_item(loss, &value) == NB_OK);
+                if (csv) fprintf(csv, "%lld,%d,%.6f,%.6g\n", (long long)step, epoch, value, lr);
+                if (report)
+                    printf(tty ? "\repoch %d  step %lld/%lld  loss %.4f  %.0f images/s   "
+                               : "epoch %d  step %lld/%lld  loss %.4f  %.0f images/s\n",
+                           epoch, (long long)i + 1, (long long)steps_per_epoch, value,
+                           images / (now_s() - start));
+                fflush(stdout);
+            }
+            nb_tensor *temps[] = {x, y, gx, gy, logits, loss};
+            for (size_t k = 0; k < sizeof temps / sizeof temps[0]; k++) nb_release(temps[k]);
+        }
+        double seconds = now_s() - start;
+        double accuracy = test_accuracy(model, test_x, test_y, o.device);
+        printf("%sepoch %d: %.1f s, %.0f images/s, test accuracy %.2f%%\n", tty ? "\n" : "", epoch,
+               seconds, images / seconds, accuracy);
+    }
+    if (csv) fclose(csv);
+    nb_batches_free(batches);
+    nb_optimizer_free(opt);
+    nb_module_free(model);
+    nb_generator_free(gen);
+    nb_tensor *data[] = {train_x, train_y, test_x, test_y};
+    for (size_t i = 0; i < 4; i++) nb_release(data[i]);
+    return 0;
+}
