@@ -112,21 +112,36 @@ static void load_kernel(const nb_tensor *w, int64_t oc, double *k) {
                     nb__data(w) + oc * kk * (int64_t)nb_dtype_size(w->dtype), 1, kk);
 }
 
-/* For each tap (ky, kx) and output position, the input position it reads:
- * calls visit(oy, ox, iy, ix, tap) for taps inside the image. */
+/* The outputs [*first, *last) along d whose tap at offset reads inside the
+ * input: 0 <= o * stride - padding + offset < in. */
+static void tap_range(const nb_window *w, int d, int64_t offset, int64_t *first, int64_t *last) {
+    int64_t shift = offset - w->padding[d], s = w->stride[d];
+    int64_t lo = shift >= 0 ? 0 : (-shift + s - 1) / s;
+    int64_t hi = w->in[d] - shift <= 0 ? 0 : (w->in[d] - shift - 1) / s + 1;
+    *first = lo;
+    *last = hi < w->out[d] ? hi : w->out[d];
+}
+
+/* For each tap (ky, kx) and each output (oy, ox) whose tap reads inside the
+ * image, runs body with iy, ix (the input read) and tap; the ranges are
+ * worked out per tap so the inner loop has no branch. */
 #define FOR_EACH_TAP(w, body)                                                                 \
-    for (int64_t ky = 0; ky < (w)->kernel[0]; ky++)                                           \
-        for (int64_t kx = 0; kx < (w)->kernel[1]; kx++)                                       \
-            for (int64_t oy = 0; oy < (w)->out[0]; oy++) {                                    \
+    for (int64_t ky = 0; ky < (w)->kernel[0]; ky++) {                                         \
+        int64_t oy0, oy1;                                                                     \
+        tap_range(w, 0, ky * (w)->dilation[0], &oy0, &oy1);                                    \
+        for (int64_t kx = 0; kx < (w)->kernel[1]; kx++) {                                     \
+            int64_t ox0, ox1, tap = ky * (w)->kernel[1] + kx;                                 \
+            tap_range(w, 1, kx * (w)->dilation[1], &ox0, &ox1);                                \
+            int64_t sx = (w)->stride[1], bx = kx * (w)->dilation[1] - (w)->padding[1];        \
+            for (int64_t oy = oy0; oy < oy1; oy++) {                                          \
                 int64_t iy = oy * (w)->stride[0] - (w)->padding[0] + ky * (w)->dilation[0];   \
-                if (iy < 0 || iy >= (w)->in[0]) continue;                                     \
-                for (int64_t ox = 0; ox < (w)->out[1]; ox++) {                                \
-                    int64_t ix = ox * (w)->stride[1] - (w)->padding[1] + kx * (w)->dilation[1]; \
-                    if (ix < 0 || ix >= (w)->in[1]) continue;                                 \
-                    int64_t tap = ky * (w)->kernel[1] + kx;                                   \
+                for (int64_t ox = ox0; ox < ox1; ox++) {                                      \
+                    int64_t ix = ox * sx + bx;                                                \
                     body                                                                      \
                 }                                                                             \
-            }
+            }                                                                                 \
+        }                                                                                     \
+    }
 
 nb_status nb__cpu_depthwise(const nb_op_args *args) {
     const nb_window *w = &args->attrs.window;

@@ -49,6 +49,9 @@ static const nb_kernel *kernel_table(void) {
     k[NB_OP_CROSS_ENTROPY_BACKWARD] = {nb__cuda_cross_entropy_backward, NB_FLOATS};
     k[NB_OP_UNFOLD] = {nb__cuda_unfold, NB_ALL_DTYPES};
     k[NB_OP_FOLD] = {nb__cuda_fold, NB_FLOATS};
+    k[NB_OP_DEPTHWISE_CONV2D] = {nb__cuda_depthwise, NB_FLOATS};
+    k[NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD] = {nb__cuda_depthwise, NB_FLOATS};
+    k[NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD] = {nb__cuda_depthwise, NB_FLOATS};
     k[NB_OP_MAX_POOL2D] = {nb__cuda_pool, NB_FLOATS};
     k[NB_OP_SGD_STEP] = {nb__cuda_optim_step, NB_FLOATS};
     k[NB_OP_ADAM_STEP] = {nb__cuda_optim_step, NB_FLOATS};
