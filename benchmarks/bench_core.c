@@ -14,21 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-static int compare_doubles(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *values, int n) {
-    qsort(values, (size_t)n, sizeof *values, compare_doubles);
-    return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
+#include "bench.h"
 
 static void die(const char *what) {
     fprintf(stderr, "bench_core: %s: %s\n", what, nb_last_error());
@@ -45,16 +31,16 @@ static void time_pair(timed_fn fn_a, timed_fn fn_b, void *ctx, int repeat, doubl
     fn_a(ctx);
     fn_b(ctx);
     for (int r = 0; r < repeat; r++) {
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         fn_a(ctx);
-        double t1 = now_ms();
+        double t1 = bench_now_ms();
         fn_b(ctx);
-        double t2 = now_ms();
+        double t2 = bench_now_ms();
         a[r] = t1 - t0;
         b[r] = t2 - t1;
     }
-    *ms_a = median(a, repeat);
-    *ms_b = median(b, repeat);
+    *ms_a = bench_median(a, repeat);
+    *ms_b = bench_median(b, repeat);
     free(a);
     free(b);
 }
@@ -141,15 +127,15 @@ static void bench_overhead(int repeat) {
     if (!a || !b) die("overhead inputs");
     double *ns = malloc((size_t)repeat * sizeof *ns);
     for (int r = -1; r < repeat; r++) {
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         for (int i = 0; i < calls; i++) nb_release(nb_add(a, b));
-        double per_op = (now_ms() - t0) * 1e6 / calls;
+        double per_op = (bench_now_ms() - t0) * 1e6 / calls;
         if (r >= 0) ns[r] = per_op;
     }
     printf("{\"bench\": \"op_overhead\", \"impl\": \"nabla\", \"device\": \"cpu\", \"shape\": "
            "\"1\", \"dtype\": \"f32\", \"op\": \"add\", \"ns_per_op\": %.1f, \"ms\": %.6f, "
            "\"ref_impl\": null, \"ref_ms\": null}\n",
-           median(ns, repeat), median(ns, repeat) * 1e-6);
+           bench_median(ns, repeat), bench_median(ns, repeat) * 1e-6);
     free(ns);
     nb_release(a);
     nb_release(b);

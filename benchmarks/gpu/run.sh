@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Everything a session with a lent GPU runs, in one call: builds nabla with
 # CUDA for the GPU's architecture, runs the whole test suite (every op case
-# on CUDA included), then the CUDA benchmarks beside PyTorch, and writes the
-# logs and a comparison table to the output folder.
+# on CUDA included), then the CUDA benchmarks beside PyTorch (core ops,
+# convolutions and BatchNorm in f32 and bf16 at batch 64 and 256) and the
+# CNN example beside its PyTorch twin, and writes the logs and comparison
+# tables to the output folder. --quick shortens every part.
 #
 #   benchmarks/gpu/run.sh [OUT_DIR] [--quick]    # OUT_DIR defaults to $OUT, else gpu-out/
 #
@@ -38,4 +40,26 @@ build-gpu/benchmarks/bench_cuda $quick >"$out/bench_nabla.jsonl" 2>"$out/bench_n
 python3 benchmarks/torch_ops.py $quick >"$out/bench_torch.jsonl" 2>"$out/bench_torch.err" || status=1
 python3 benchmarks/gpu/compare.py "$out/bench_nabla.jsonl" "$out/bench_torch.jsonl" \
     | tee "$out/compare.md"
+
+batches="64 256"
+[ -n "$quick" ] && batches="64"
+for dtype in f32 bf16; do
+    for batch in $batches; do
+        tag="conv_${dtype}_b${batch}"
+        build-gpu/benchmarks/bench_conv --device cuda --dtype $dtype --batch $batch \
+            >"$out/${tag}_nabla.jsonl" 2>"$out/${tag}_nabla.err" || status=1
+        python3 benchmarks/torch_conv.py --device cuda --dtype $dtype --batch $batch \
+            >"$out/${tag}_torch.jsonl" 2>"$out/${tag}_torch.err" || status=1
+        python3 benchmarks/gpu/compare.py "$out/${tag}_nabla.jsonl" "$out/${tag}_torch.jsonl" \
+            >"$out/${tag}.md"
+    done
+done
+cat "$out"/conv_*.md
+
+epochs=10
+[ -n "$quick" ] && epochs=1
+build-gpu/examples/train_cnn --device cuda --epochs $epochs --csv "$out/train_cnn_loss.csv" \
+    >"$out/train_cnn.log" 2>&1 || status=1
+python3 benchmarks/torch_cnn.py --device cuda --epochs $epochs >"$out/torch_cnn.log" 2>&1 || status=1
+grep -h "test accuracy\|test_accuracy" "$out/train_cnn.log" "$out/torch_cnn.log"
 exit $status
