@@ -715,27 +715,74 @@ Host channel_norm_ref(const Host &x, const std::vector<double> &mean, const std:
     return out;
 }
 
+// Per-channel (dim 1) batch mean and biased variance of x.
+void batch_stats(const Host &x, std::vector<double> &mean, std::vector<double> &var) {
+    int64_t c = x.shape[1];
+    std::vector<double> count(c);
+    mean.assign(c, 0);
+    var.assign(c, 0);
+    for (int64_t i = 0; i < x.numel(); i++) {
+        int64_t k = x.unravel(i)[1];
+        mean[k] += x.v[i];
+        count[k]++;
+    }
+    for (int64_t k = 0; k < c; k++) mean[k] /= count[k];
+    for (int64_t i = 0; i < x.numel(); i++) {
+        int64_t k = x.unravel(i)[1];
+        var[k] += (x.v[i] - mean[k]) * (x.v[i] - mean[k]) / count[k];
+    }
+}
+
 void norm_cases() {
     const std::vector<std::vector<Shape>> shapes = {{{4, 3, 5}, {3}, {3}}, {{6, 2}, {2}, {2}},
                                                    {{2, 3, 2, 2}, {3}, {3}}};
-    add({NB_OP_BATCH_NORM, "batch_norm_train", {F(-2, 2), F(0.5, 1.5), F(-1, 1)}, shapes, FLOATS,
-         [](const Tensors &t) { return nb_batch_norm(t[0], nullptr, nullptr, t[1], t[2], true, 0.1, 1e-5); },
-         [](const std::vector<Host> &h) {
-             int64_t c = h[0].shape[1];
-             std::vector<double> mean(c), var(c), count(c);
-             for (int64_t i = 0; i < h[0].numel(); i++) {
-                 int64_t k = h[0].unravel(i)[1];
-                 mean[k] += h[0].v[i];
-                 count[k]++;
-             }
-             for (int64_t k = 0; k < c; k++) mean[k] /= count[k];
-             for (int64_t i = 0; i < h[0].numel(); i++) {
-                 int64_t k = h[0].unravel(i)[1];
-                 var[k] += (h[0].v[i] - mean[k]) * (h[0].v[i] - mean[k]) / count[k];
-             }
-             return channel_norm_ref(h[0], mean, var, &h[1], &h[2], 1e-5);
-         },
-         true, 3});
+    auto train = [](const Tensors &t) { return nb_batch_norm(t[0], nullptr, nullptr, t[1], t[2], true, 0.1, 1e-5); };
+    auto train_ref = [](const std::vector<Host> &h) {
+        std::vector<double> mean, var;
+        batch_stats(h[0], mean, var);
+        return channel_norm_ref(h[0], mean, var, &h[1], &h[2], 1e-5);
+    };
+    add({NB_OP_BATCH_NORM, "batch_norm_train", {F(-2, 2), F(0.5, 1.5), F(-1, 1)}, shapes, FLOATS, train,
+         train_ref, true, 3});
+    // the stage kernels: statistics and normalization run in every training forward
+    for (nb_op op : {NB_OP_BATCH_NORM_STATS, NB_OP_BATCH_NORM_APPLY})
+        add({op, nb_op_name(op), {F(-2, 2), F(0.5, 1.5), F(-1, 1)}, shapes, FLOATS, train, train_ref, false, 3});
+    // the backward stages, through autograd with an incoming gradient r:
+    // dweight = sum r xhat (the reduce stage), dx from the apply stage
+    for (nb_op op : {NB_OP_BATCH_NORM_BACKWARD_REDUCE, NB_OP_BATCH_NORM_BACKWARD_APPLY}) {
+        bool input = op == NB_OP_BATCH_NORM_BACKWARD_APPLY;
+        add({op, nb_op_name(op), {F(-2, 2), F(0.5, 1.5), F(-1, 1), F(-1, 1)},
+             {{{4, 3, 5}, {3}, {3}, {4, 3, 5}}, {{2, 3, 2, 2}, {3}, {3}, {2, 3, 2, 2}}}, {NB_F32, NB_F64},
+             [input](const Tensors &t) -> nb_tensor * {
+                 T x(nb_detach(t[0])), w(nb_detach(t[1]));
+                 if (nb_set_requires_grad(x, true) != NB_OK || nb_set_requires_grad(w, true) != NB_OK) return nullptr;
+                 T y(nb_batch_norm(x, nullptr, nullptr, w, t[2], true, 0.1, 1e-5));
+                 if (!y.t || nb_backward(y, t[3], false) != NB_OK) return nullptr;
+                 return nb_grad(input ? x : w);
+             },
+             [input](const std::vector<Host> &h) {
+                 const Host &x = h[0], &r = h[3];
+                 std::vector<double> mean, var;
+                 batch_stats(x, mean, var);
+                 int64_t c = x.shape[1];
+                 double n = (double)(x.numel() / c);
+                 std::vector<double> sum_r(c), sum_rx(c);
+                 auto xhat = [&](int64_t i, int64_t k) { return (x.v[i] - mean[k]) / std::sqrt(var[k] + 1e-5); };
+                 for (int64_t i = 0; i < x.numel(); i++) {
+                     int64_t k = x.unravel(i)[1];
+                     sum_r[k] += r.v[i];
+                     sum_rx[k] += r.v[i] * xhat(i, k);
+                 }
+                 if (!input) return Host({c}, sum_rx);
+                 Host dx(x.shape);
+                 for (int64_t i = 0; i < x.numel(); i++) {
+                     int64_t k = x.unravel(i)[1];
+                     dx.v[i] = h[1].v[k] / std::sqrt(var[k] + 1e-5) / n * (n * r.v[i] - sum_r[k] - xhat(i, k) * sum_rx[k]);
+                 }
+                 return dx;
+             },
+             false, 3});
+    }
     add({NB_OP_BATCH_NORM, "batch_norm_eval", {F(-2, 2), F(-1, 1), F(0.5, 2), F(0.5, 1.5), F(-1, 1)},
          {{{4, 3, 5}, {3}, {3}, {3}, {3}}}, FLOATS,
          [](const Tensors &t) { return nb_batch_norm(t[0], t[1], t[2], t[3], t[4], false, 0.1, 1e-3); },

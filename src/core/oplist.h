@@ -103,6 +103,10 @@
     NB_OP(AVG_POOL2D_BACKWARD, avg_pool2d_backward, 0) \
     /* normalization (built from other ops) */ \
     NB_OP(BATCH_NORM, batch_norm, 1)   \
+    NB_OP(BATCH_NORM_STATS, batch_norm_stats, 0) \
+    NB_OP(BATCH_NORM_APPLY, batch_norm_apply, 0) \
+    NB_OP(BATCH_NORM_BACKWARD_REDUCE, batch_norm_backward_reduce, 0) \
+    NB_OP(BATCH_NORM_BACKWARD_APPLY, batch_norm_backward_apply, 0) \
     NB_OP(GROUP_NORM, group_norm, 1)   \
     /* losses */                      \
     NB_OP(CROSS_ENTROPY, cross_entropy, 1) \

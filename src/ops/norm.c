@@ -1,8 +1,10 @@
-/* Normalization: batch_norm and group_norm, written with nabla ops so they
- * run on every backend. Statistics are taken in f32 for f16 and bf16 inputs.
+/* Normalization: batch_norm and group_norm. Statistics are taken in f32 for
+ * f16 and bf16 inputs.
  *
- * batch_norm in training runs in stages, so that SyncBatchNorm can combine
- * the statistics of several processes with one all-reduce per direction:
+ * batch_norm in training runs in stages, each a kernel over x seen as
+ * [N, C, S] except the tiny per-channel combination, so that SyncBatchNorm
+ * can combine the statistics of several processes with one all-reduce per
+ * direction:
  *   1. per-channel statistics of x: count, mean and m2 = sum((x - mean)^2)
  *   2. combine statistics (Chan et al.'s pairwise update; one source here)
  *   3. normalize: y = (x - mean) * invstd * weight + bias, invstd = 1/sqrt(var + eps)
@@ -12,10 +14,10 @@
  *      dweight = sum_dy_xhat, dbias = sum_dy.
  * Training also updates the running statistics in place:
  *   running = (1 - momentum) running + momentum batch (the variance unbiased).
- * In evaluation, y = (x - running_mean) / sqrt(running_var + eps) * weight + bias.
- * group_norm normalizes each sample's groups of channels (with all spatial
- * positions) and then applies a per-channel affine; autograd differentiates
- * its ops. */
+ * In evaluation, y = (x - running_mean) / sqrt(running_var + eps) * weight + bias
+ * with nabla ops, which autograd differentiates. group_norm normalizes each
+ * sample's groups of channels (with all spatial positions) and then applies
+ * a per-channel affine, also with nabla ops. */
 #include <math.h>
 
 #include "../core/internal.h"
@@ -29,24 +31,45 @@ static nb_tensor *per_channel(nb_scratch *s, const nb_tensor *t, const nb_tensor
     return t ? K(nb_reshape(t, x->ndim, shape)) : NULL;
 }
 
-/* The dims batch_norm reduces over: all but the channel dim 1. */
-static int reduced_dims(const nb_tensor *x, int *dims) {
-    int n = 0;
-    for (int d = 0; d < x->ndim; d++)
-        if (d != 1) dims[n++] = d;
-    return n;
-}
-
 static nb_dtype stats_dtype(nb_dtype d) { return d == NB_F64 ? NB_F64 : NB_F32; }
 
-/* Stage 1: per-channel mean and m2 of x, in the statistics dtype. */
+/* Runs the stage kernel op on a (b and params may be NULL) into a new
+ * tensor of shape and dtype, kept in s; NULL once a step has failed. */
+static nb_tensor *stage(nb_scratch *s, nb_op op, const nb_tensor *a, const nb_tensor *b,
+                        const nb_tensor *params, int ndim, const int64_t *shape, nb_dtype dtype) {
+    nb_tensor *out = NULL;
+    if (s->status != NB_OK) return NULL;
+    if (nb__tensor_new("nb_batch_norm", ndim, shape, dtype, a->storage->device, &out) != NB_OK)
+        return K(NULL);
+    K(out);
+    nb_op_args args = {.op = op, .dtype = a->dtype, .out = out, .in = {a}, .n_in = 1};
+    if (b) args.in[args.n_in++] = b;
+    if (params) args.in[args.n_in++] = params;
+    return nb__dispatch(&args) == NB_OK ? out : K(NULL);
+}
+
+/* Row i of a [k, C] tensor of per-channel values, as [C]. */
+static nb_tensor *row(nb_scratch *s, const nb_tensor *t, int64_t i) {
+    return K(nb_squeeze(K(nb_slice(t, 0, i, i + 1, 1)), 0));
+}
+
+/* n per-channel [C] tensors stacked into [n, C] of dtype (NULL rows: fill). */
+static nb_tensor *pack(nb_scratch *s, int n, const nb_tensor *const *rows, const double *fill,
+                       int64_t channels, nb_dtype dtype, nb_device device) {
+    const nb_tensor *items[5];
+    for (int i = 0; i < n; i++)
+        items[i] = rows[i] ? K(nb_cast(rows[i], dtype)) : K(nb_full(1, &channels, fill[i], dtype, device));
+    return s->status == NB_OK ? K(nb_stack(n, items, 0)) : NULL;
+}
+
+/* Stage 1: per-channel mean and m2 of x (contiguous), in the statistics dtype. */
 static void channel_stats(nb_scratch *s, const nb_tensor *x, nb_tensor **mean, nb_tensor **m2,
                           double *count) {
-    int dims[NB_MAX_DIMS], n = reduced_dims(x, dims);
-    nb_tensor *xs = K(nb_cast(x, stats_dtype(x->dtype)));
+    int64_t shape[2] = {2, x->shape[1]};
     *count = (double)(nb_numel(x) / x->shape[1]);
-    *mean = K(nb_mean(xs, n, dims, false));
-    *m2 = K(nb_mul(K(nb_var(xs, n, dims, 0, false)), K(nb__scalar_like(*mean, *count))));
+    nb_tensor *stats = stage(s, NB_OP_BATCH_NORM_STATS, x, NULL, NULL, 2, shape, stats_dtype(x->dtype));
+    *mean = stats ? row(s, stats, 0) : NULL;
+    *m2 = stats ? row(s, stats, 1) : NULL;
 }
 
 /* Stage 2: the biased variance of the combined sources; with one source the
@@ -55,7 +78,17 @@ static nb_tensor *combine_stats(nb_scratch *s, nb_tensor *m2, double count) {
     return K(nb_div(m2, K(nb__scalar_like(m2, count))));
 }
 
-/* Stage 3 (and evaluation): (x - mean) * invstd * weight + bias. */
+/* Stage 3: (x - mean) * invstd * weight + bias in one pass over x (contiguous). */
+static nb_tensor *apply_stats(nb_scratch *s, const nb_tensor *x, const nb_tensor *mean,
+                              const nb_tensor *invstd, const nb_tensor *weight,
+                              const nb_tensor *bias) {
+    const nb_tensor *rows[4] = {mean, invstd, weight, bias};
+    const double fill[4] = {0, 0, 1, 0};
+    nb_tensor *params = pack(s, 4, rows, fill, x->shape[1], mean->dtype, x->storage->device);
+    return stage(s, NB_OP_BATCH_NORM_APPLY, x, NULL, params, x->ndim, x->shape, x->dtype);
+}
+
+/* Evaluation: (x - mean) * invstd * weight + bias with nabla ops. */
 static nb_tensor *normalize(nb_scratch *s, const nb_tensor *x, const nb_tensor *mean,
                             const nb_tensor *invstd, const nb_tensor *weight, const nb_tensor *bias) {
     nb_tensor *scale = per_channel(s, invstd, x);
@@ -75,33 +108,35 @@ static void update_running(nb_scratch *s, nb_tensor *running, const nb_tensor *v
     if (blended && nb__copy_into(running, blended) != NB_OK) K(NULL);
 }
 
-/* Stages 4 and 5. The node saves x, weight, bias, mean and invstd (weight and
- * bias may be NULL). */
+/* Stages 4 and 5. The node saves x, weight, bias, mean and invstd (weight
+ * and bias may be NULL). */
 static nb_status batch_norm_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
                                      nb_tensor **grads) {
     const nb_tensor *x = node->inputs[0], *weight = node->inputs[1];
     const nb_tensor *mean = node->inputs[3], *invstd = node->inputs[4];
     nb_scratch scratch = {0}, *s = &scratch;
-    int dims[NB_MAX_DIMS], nd = reduced_dims(x, dims);
-    double n = (double)(nb_numel(x) / x->shape[1]);
-    nb_dtype sd = mean->dtype;
-    nb_tensor *gs = K(nb_cast(g, sd)), *xs = K(nb_cast(x, sd));
-    nb_tensor *xhat = K(nb_mul(K(nb_sub(xs, per_channel(s, mean, x))), per_channel(s, invstd, x)));
-    nb_tensor *sum_dy = K(nb_sum(gs, nd, dims, false));
-    nb_tensor *sum_dy_xhat = K(nb_sum(K(nb_mul(gs, xhat)), nd, dims, false));
-    if (needs[0]) {
-        nb_tensor *scale = K(nb_div(invstd, K(nb__scalar_like(invstd, n))));
-        if (weight) scale = K(nb_mul(scale, K(nb_cast(weight, sd))));
-        nb_tensor *inner = K(nb_sub(K(nb_sub(K(nb_mul(gs, K(nb__scalar_like(gs, n)))),
-                                             per_channel(s, sum_dy, x))),
-                                    K(nb_mul(xhat, per_channel(s, sum_dy_xhat, x)))));
-        nb_tensor *dx = K(nb_cast(K(nb_mul(inner, per_channel(s, scale, x))), x->dtype));
-        if (s->status == NB_OK) grads[0] = nb_retain(dx);
+    int64_t channels = x->shape[1], sums_shape[2] = {2, channels};
+    nb_device device = x->storage->device;
+    nb_tensor *gc = K(nb_contiguous(g));
+    x = K(nb_contiguous(x)); /* the kernels read [N, C, S] densely */
+    const nb_tensor *stats[2] = {mean, invstd};
+    const double none[5] = {0, 0, 1, 0, 0};
+    nb_tensor *params = pack(s, 2, stats, none, channels, mean->dtype, device);
+    nb_tensor *sums = gc ? stage(s, NB_OP_BATCH_NORM_BACKWARD_REDUCE, gc, x, params, 2, sums_shape,
+                                 mean->dtype)
+                         : NULL;
+    nb_tensor *sum_dy = sums ? row(s, sums, 0) : NULL, *sum_dy_xhat = sums ? row(s, sums, 1) : NULL;
+    if (needs[0] && s->status == NB_OK) {
+        const nb_tensor *rows[5] = {mean, invstd, weight, sum_dy, sum_dy_xhat};
+        nb_tensor *all = pack(s, 5, rows, none, channels, mean->dtype, device);
+        nb_tensor *dx = stage(s, NB_OP_BATCH_NORM_BACKWARD_APPLY, gc, x, all, x->ndim, x->shape,
+                              x->dtype);
+        if (dx) grads[0] = nb_retain(dx);
     }
     if (needs[1] && s->status == NB_OK) grads[1] = nb_cast(sum_dy_xhat, weight->dtype);
     if (needs[2] && s->status == NB_OK) grads[2] = nb_cast(sum_dy, node->inputs[2]->dtype);
     for (int i = 1; i < 3; i++)
-        if (needs[i] && !grads[i]) K(NULL);
+        if (needs[i] && !grads[i] && s->status == NB_OK) K(NULL);
     return nb__scratch_finish(s, NULL, NULL);
 }
 
@@ -161,12 +196,12 @@ nb_tensor *nb_batch_norm(const nb_tensor *x, nb_tensor *running_mean, nb_tensor 
         return nb__scratch_finish(s, y, &out) == NB_OK ? out : NULL;
     }
     bool was = nb_set_grad_enabled(false);
-    nb_tensor *mean, *m2;
-    double count;
-    channel_stats(s, x, &mean, &m2, &count);
+    nb_tensor *mean = NULL, *m2 = NULL, *dense = K(nb_contiguous(x));
+    double count = 0;
+    if (dense) channel_stats(s, dense, &mean, &m2, &count);
     nb_tensor *var = combine_stats(s, m2, count);
     nb_tensor *invstd = K(nb_rsqrt(K(nb_add(var, K(nb__scalar_like(var, eps))))));
-    nb_tensor *y = normalize(s, x, mean, invstd, weight, bias);
+    nb_tensor *y = s->status == NB_OK ? apply_stats(s, dense, mean, invstd, weight, bias) : NULL;
     update_running(s, running_mean, mean, momentum);
     if (running_var && s->status == NB_OK)
         update_running(s, running_var, K(nb_mul(var, K(nb__scalar_like(var, count / (count - 1))))),
