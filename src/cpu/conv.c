@@ -106,12 +106,6 @@ nb_status nb__cpu_fold(const nb_op_args *args) {
  * c*m .. c*m + m - 1 (m = C_out / C), one kernel each; planes in double ---- */
 
 
-static void load_kernel(const nb_tensor *w, int64_t oc, double *k) {
-    int64_t kk = w->shape[2] * w->shape[3];
-    nb__cpu_convert(NB_F64, k, 1, w->dtype,
-                    nb__data(w) + oc * kk * (int64_t)nb_dtype_size(w->dtype), 1, kk);
-}
-
 /* The outputs [*first, *last) along d whose tap at offset reads inside the
  * input: 0 <= o * stride - padding + offset < in. */
 static void tap_range(const nb_window *w, int d, int64_t offset, int64_t *first, int64_t *last) {
@@ -143,65 +137,98 @@ static void tap_range(const nb_window *w, int d, int64_t offset, int64_t *first,
         }                                                                                     \
     }
 
+/* The operands of a depthwise kernel: forward a = x, b = weight; input grad
+ * a = g, b = weight; weight grad a = g, b = x. */
+typedef struct depthwise_operands {
+    const nb_tensor *x, *g, *weight;
+    int64_t batch, channels, outs, m, kk, in_pixels, out_pixels;
+} depthwise_operands;
+
+/* One work item in compute type real (RD its dtype): a (sample, channel)
+ * plane for forward and input grad, an output channel for the weight grad.
+ * xp, gp and k hold an input plane, an output plane and a kernel. */
+#define DEFINE_DEPTHWISE_ITEM(name, real, RD)                                                      \
+    static void name(const nb_op_args *args, const depthwise_operands *d, int64_t item, real *xp, \
+                     real *gp, real *k) {                                                         \
+        const nb_window *w = &args->attrs.window;                                                 \
+        nb_tensor *out = args->out;                                                               \
+        size_t size = nb_dtype_size(out->dtype);                                                  \
+        size_t wsize = d->weight ? nb_dtype_size(d->weight->dtype) : 0;                           \
+        if (args->op == NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD) { /* sum over the batch */            \
+            int64_t oc = item, c = oc / d->m;                                                     \
+            for (int64_t t = 0; t < d->kk; t++) k[t] = 0;                                         \
+            for (int64_t n = 0; n < d->batch; n++) {                                              \
+                nb__cpu_load_plane(d->x, n, c, RD, xp);                                           \
+                nb__cpu_load_plane(d->g, n, oc, RD, gp);                                          \
+                FOR_EACH_TAP(w, k[tap] += gp[oy * w->out[1] + ox] * xp[iy * w->in[1] + ix];)      \
+            }                                                                                     \
+            nb__cpu_convert(out->dtype, nb__data(out) + oc * d->kk * (int64_t)size, 1, RD, k, 1, d->kk); \
+            return;                                                                               \
+        }                                                                                         \
+        int64_t n = item / d->channels, c = item % d->channels;                                   \
+        bool forward = args->op == NB_OP_DEPTHWISE_CONV2D;                                        \
+        if (forward) nb__cpu_load_plane(d->x, n, c, RD, xp);                                      \
+        else                                                                                      \
+            for (int64_t i = 0; i < d->in_pixels; i++) xp[i] = 0;                                 \
+        for (int64_t j = 0; j < d->m; j++) {                                                      \
+            int64_t oc = c * d->m + j;                                                            \
+            nb__cpu_convert(RD, k, 1, d->weight->dtype,                                           \
+                            nb__data(d->weight) + oc * d->kk * (int64_t)wsize, 1, d->kk);         \
+            if (forward) {                                                                        \
+                for (int64_t i = 0; i < d->out_pixels; i++) gp[i] = 0;                            \
+                FOR_EACH_TAP(w, gp[oy * w->out[1] + ox] += k[tap] * xp[iy * w->in[1] + ix];)      \
+                nb__cpu_convert(out->dtype,                                                       \
+                                nb__data(out) + (n * d->outs + oc) * d->out_pixels * (int64_t)size, \
+                                1, RD, gp, 1, d->out_pixels);                                     \
+            } else { /* input grad: scatter each output channel's gradient back */                \
+                nb__cpu_load_plane(d->g, n, oc, RD, gp);                                          \
+                FOR_EACH_TAP(w, xp[iy * w->in[1] + ix] += k[tap] * gp[oy * w->out[1] + ox];)      \
+            }                                                                                     \
+        }                                                                                         \
+        if (!forward)                                                                             \
+            nb__cpu_convert(out->dtype, nb__data(out) + item * d->in_pixels * (int64_t)size, 1,   \
+                            RD, xp, 1, d->in_pixels);                                             \
+    }
+
+DEFINE_DEPTHWISE_ITEM(depthwise_item_f32, float, NB_F32)
+DEFINE_DEPTHWISE_ITEM(depthwise_item_f64, double, NB_F64)
+
 nb_status nb__cpu_depthwise(const nb_op_args *args) {
     const nb_window *w = &args->attrs.window;
     const nb_tensor *a = args->in[0], *b = args->in[1];
-    nb_tensor *out = args->out;
     bool weight_grad = args->op == NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD;
-    /* forward: a = x, b = weight; input grad: a = g, b = weight; weight grad: a = g, b = x */
-    const nb_tensor *x = args->op == NB_OP_DEPTHWISE_CONV2D ? a : weight_grad ? b : out;
-    const nb_tensor *g = args->op == NB_OP_DEPTHWISE_CONV2D ? out : a;
-    int64_t batch = x->shape[0], channels = x->shape[1], outs = g->shape[1];
-    int64_t m = outs / channels, kk = (int64_t)w->kernel[0] * w->kernel[1];
-    int64_t in_pixels = w->in[0] * w->in[1], out_pixels = w->out[0] * w->out[1];
-    int64_t items = weight_grad ? outs : batch * channels;
-    size_t size = nb_dtype_size(out->dtype);
+    depthwise_operands d;
+    d.x = args->op == NB_OP_DEPTHWISE_CONV2D ? a : weight_grad ? b : args->out;
+    d.g = args->op == NB_OP_DEPTHWISE_CONV2D ? args->out : a;
+    d.weight = weight_grad ? NULL : b;
+    d.batch = d.x->shape[0];
+    d.channels = d.x->shape[1];
+    d.outs = d.g->shape[1];
+    d.m = d.outs / d.channels;
+    d.kk = (int64_t)w->kernel[0] * w->kernel[1];
+    d.in_pixels = w->in[0] * w->in[1];
+    d.out_pixels = w->out[0] * w->out[1];
+    int64_t items = weight_grad ? d.outs : d.batch * d.channels;
+    bool wide = nb__cpu_compute_dtype(args->out->dtype) == NB_F64;
     bool failed = false;
-#pragma omp parallel reduction(|| : failed) if (nb_numel(x) >= NB_CPU_PARALLEL_MIN)
+#pragma omp parallel reduction(|| : failed) if (nb_numel(d.x) >= NB_CPU_PARALLEL_MIN)
     {
-        double *xp = malloc((size_t)(in_pixels + out_pixels + kk) * sizeof *xp);
-        double *gp = xp + in_pixels, *k = gp + out_pixels;
-        failed = !xp;
+        double *buffer = malloc((size_t)(d.in_pixels + d.out_pixels + d.kk) * sizeof(double));
+        failed = !buffer;
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < items; item++) {
-            if (!xp) continue;
-            if (weight_grad) { /* item = output channel; sum over the batch */
-                int64_t oc = item, c = oc / m;
-                for (int64_t t = 0; t < kk; t++) k[t] = 0;
-                for (int64_t n = 0; n < batch; n++) {
-                    nb__cpu_load_plane(x, n, c, xp);
-                    nb__cpu_load_plane(g, n, oc, gp);
-                    FOR_EACH_TAP(w, k[tap] += gp[oy * w->out[1] + ox] * xp[iy * w->in[1] + ix];)
-                }
-                nb__cpu_convert(out->dtype, nb__data(out) + oc * kk * (int64_t)size, 1, NB_F64, k, 1, kk);
-                continue;
-            }
-            int64_t n = item / channels, c = item % channels;
-            if (args->op == NB_OP_DEPTHWISE_CONV2D) {
-                nb__cpu_load_plane(x, n, c, xp);
-                for (int64_t j = 0; j < m; j++) {
-                    int64_t oc = c * m + j;
-                    load_kernel(b, oc, k);
-                    for (int64_t i = 0; i < out_pixels; i++) gp[i] = 0;
-                    FOR_EACH_TAP(w, gp[oy * w->out[1] + ox] += k[tap] * xp[iy * w->in[1] + ix];)
-                    nb__cpu_convert(out->dtype, nb__data(out) + (n * outs + oc) * out_pixels * (int64_t)size,
-                                    1, NB_F64, gp, 1, out_pixels);
-                }
-            } else { /* input grad: scatter each output channel's gradient back */
-                for (int64_t i = 0; i < in_pixels; i++) xp[i] = 0;
-                for (int64_t j = 0; j < m; j++) {
-                    int64_t oc = c * m + j;
-                    load_kernel(b, oc, k);
-                    nb__cpu_load_plane(g, n, oc, gp);
-                    FOR_EACH_TAP(w, xp[iy * w->in[1] + ix] += k[tap] * gp[oy * w->out[1] + ox];)
-                }
-                nb__cpu_convert(out->dtype, nb__data(out) + item * in_pixels * (int64_t)size, 1,
-                                NB_F64, xp, 1, in_pixels);
+            if (!buffer) continue;
+            if (wide) {
+                double *xp = buffer;
+                depthwise_item_f64(args, &d, item, xp, xp + d.in_pixels, xp + d.in_pixels + d.out_pixels);
+            } else {
+                float *xp = (float *)buffer;
+                depthwise_item_f32(args, &d, item, xp, xp + d.in_pixels, xp + d.in_pixels + d.out_pixels);
             }
         }
-        free(xp);
+        free(buffer);
     }
     NB_CHECK(!failed, NB_ERR_OOM, "nb_conv2d: out of host memory for a plane of %lld",
-             (long long)in_pixels);
+             (long long)d.in_pixels);
     return NB_OK;
 }

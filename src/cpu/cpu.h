@@ -19,8 +19,8 @@ nb_dtype nb__cpu_compute_dtype(nb_dtype d);
 void nb__cpu_convert(nb_dtype dst_dtype, void *dst, int64_t dst_stride, nb_dtype src_dtype,
                      const void *src, int64_t src_stride, int64_t n);
 
-/* Plane (n, c) of a 4-D tensor with any strides, as dense doubles. */
-void nb__cpu_load_plane(const nb_tensor *t, int64_t n, int64_t c, double *plane);
+/* Plane (n, c) of a 4-D tensor with any strides, dense, converted to as. */
+void nb__cpu_load_plane(const nb_tensor *t, int64_t n, int64_t c, nb_dtype as, void *plane);
 
 /* A chunk loop: n elements of compute dtype, contiguous, out and in[i]. */
 typedef void (*nb_map_fn)(int64_t n, void *out, const void *const *in, const nb_op_args *args);

@@ -166,10 +166,10 @@ void nb__cpu_map(const nb_op_args *args, nb_dtype compute, nb_map_fn fn) {
         map_item(&plan, args, compute, fn, item, chunks_per_row);
 }
 
-void nb__cpu_load_plane(const nb_tensor *t, int64_t n, int64_t c, double *plane) {
-    size_t size = nb_dtype_size(t->dtype);
+void nb__cpu_load_plane(const nb_tensor *t, int64_t n, int64_t c, nb_dtype as, void *plane) {
+    size_t size = nb_dtype_size(t->dtype), plane_size = nb_dtype_size(as);
     for (int64_t y = 0; y < t->shape[2]; y++)
-        nb__cpu_convert(NB_F64, plane + y * t->shape[3], 1, t->dtype,
+        nb__cpu_convert(as, (char *)plane + y * t->shape[3] * (int64_t)plane_size, 1, t->dtype,
                         nb__data(t) + (n * t->strides[0] + c * t->strides[1] + y * t->strides[2]) *
                                           (int64_t)size,
                         t->strides[3], t->shape[3]);

@@ -44,7 +44,7 @@ static nb_status for_each_plane(const char *fn_name, const nb_op_args *args, int
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < planes; p++) {
             if (!in) continue;
-            nb__cpu_load_plane(src, p / src->shape[1], p % src->shape[1], in);
+            nb__cpu_load_plane(src, p / src->shape[1], p % src->shape[1], NB_F64, in);
             fn(args, p, in, in + in_pixels);
         }
         free(in);
