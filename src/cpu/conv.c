@@ -148,8 +148,8 @@ typedef struct depthwise_operands {
  * plane for forward and input grad, an output channel for the weight grad.
  * xp, gp and k hold an input plane, an output plane and a kernel. */
 #define DEFINE_DEPTHWISE_ITEM(name, real, RD)                                                      \
-    static void name(const nb_op_args *args, const depthwise_operands *d, int64_t item, real *xp, \
-                     real *gp, real *k) {                                                         \
+    static void name(const nb_op_args *args, const depthwise_operands *d, int64_t item,         \
+                     real *restrict xp, real *restrict gp, real *restrict k) {                 \
         const nb_window *w = &args->attrs.window;                                                 \
         nb_tensor *out = args->out;                                                               \
         size_t size = nb_dtype_size(out->dtype);                                                  \
