@@ -106,6 +106,53 @@ nb_status nb__cpu_linear(const nb_op_args *args) {
     return NB_OK;
 }
 
+/* Scratch for packing one batch's operands (and its result when out's
+ * dtype differs from the compute dtype). */
+typedef struct gemm_scratch {
+    void *a, *b, *c;
+} gemm_scratch;
+
+static bool scratch_new(gemm_scratch *s, int64_t m, int64_t k, int64_t n, size_t size, bool with_c) {
+    s->a = malloc((size_t)(m * k) * size + 1);
+    s->b = malloc((size_t)(k * n) * size + 1);
+    s->c = with_c ? malloc((size_t)(m * n) * size + 1) : NULL;
+    return s->a && s->b && (!with_c || s->c);
+}
+
+static void scratch_free(gemm_scratch *s) {
+    free(s->a);
+    free(s->b);
+    free(s->c);
+}
+
+/* One batch: out's matrix batch = a's @ b's, packed when BLAS cannot read
+ * an operand in place. */
+static void gemm_batch(const nb_op_args *args, nb_dtype compute, int64_t batch, gemm_scratch *s) {
+    const nb_tensor *a = args->in[0], *b = args->in[1];
+    nb_tensor *out = args->out;
+    int64_t m = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], n = b->shape[b->ndim - 1];
+    size_t size = nb_dtype_size(compute);
+    bool convert_out = out->dtype != compute;
+    char *c = nb__data(out) + batch * m * n * (int64_t)nb_dtype_size(out->dtype);
+    void *target = convert_out ? s->c : c;
+    if (k == 0) {
+        memset(target, 0, (size_t)(m * n) * size);
+    } else {
+        matrix_view ma = batch_matrix(a, batch), mb = batch_matrix(b, batch);
+        CBLAS_TRANSPOSE ta, tb;
+        int64_t lda, ldb;
+        const void *pa = operand(&ma, a->dtype, compute, s->a, &ta, &lda);
+        const void *pb = operand(&mb, b->dtype, compute, s->b, &tb, &ldb);
+        gemm(compute, ta, tb, m, n, k, pa, lda, pb, ldb, target);
+    }
+    if (convert_out) nb__cpu_convert(out->dtype, c, 1, compute, s->c, 1, m * n);
+}
+
+/* Many small products run a batch per thread, each GEMM on one thread (the
+ * OpenMP build of OpenBLAS does not fork inside a parallel region); large
+ * ones run one at a time on all threads. */
+#define NB_GEMM_SMALL_FLOPS ((int64_t)1 << 24)
+
 nb_status nb__cpu_matmul(const nb_op_args *args) {
     const nb_tensor *a = args->in[0], *b = args->in[1];
     nb_tensor *out = args->out;
@@ -114,33 +161,18 @@ nb_status nb__cpu_matmul(const nb_op_args *args) {
     nb_dtype compute = args->dtype == NB_F64 ? NB_F64 : NB_F32;
     size_t size = nb_dtype_size(compute);
     bool convert_out = out->dtype != compute;
-    void *scratch_a = malloc((size_t)(m * k) * size + 1);
-    void *scratch_b = malloc((size_t)(k * n) * size + 1);
-    void *scratch_c = convert_out ? malloc((size_t)(m * n) * size + 1) : NULL;
-    if (!scratch_a || !scratch_b || (convert_out && !scratch_c)) {
-        free(scratch_a);
-        free(scratch_b);
-        free(scratch_c);
-        return nb__error(NB_ERR_OOM, "nb_matmul: out of host memory for [%lld,%lld]x[%lld,%lld]",
-                         (long long)m, (long long)k, (long long)k, (long long)n);
+    bool by_batch = batches > 1 && 2 * m * n * k < NB_GEMM_SMALL_FLOPS;
+    bool failed = false;
+#pragma omp parallel reduction(|| : failed) if (by_batch)
+    {
+        gemm_scratch s;
+        failed = !scratch_new(&s, m, k, n, size, convert_out);
+#pragma omp for schedule(static)
+        for (int64_t batch = 0; batch < batches; batch++)
+            if (!failed) gemm_batch(args, compute, batch, &s);
+        scratch_free(&s);
     }
-    for (int64_t batch = 0; batch < batches; batch++) {
-        char *c = nb__data(out) + batch * m * n * (int64_t)nb_dtype_size(out->dtype);
-        void *target = convert_out ? scratch_c : c;
-        if (k == 0) {
-            memset(target, 0, (size_t)(m * n) * size);
-        } else {
-            matrix_view ma = batch_matrix(a, batch), mb = batch_matrix(b, batch);
-            CBLAS_TRANSPOSE ta, tb;
-            int64_t lda, ldb;
-            const void *pa = operand(&ma, a->dtype, compute, scratch_a, &ta, &lda);
-            const void *pb = operand(&mb, b->dtype, compute, scratch_b, &tb, &ldb);
-            gemm(compute, ta, tb, m, n, k, pa, lda, pb, ldb, target);
-        }
-        if (convert_out) nb__cpu_convert(out->dtype, c, 1, compute, scratch_c, 1, m * n);
-    }
-    free(scratch_a);
-    free(scratch_b);
-    free(scratch_c);
+    NB_CHECK(!failed, NB_ERR_OOM, "nb_matmul: out of host memory for [%lld,%lld]x[%lld,%lld]",
+             (long long)m, (long long)k, (long long)k, (long long)n);
     return NB_OK;
 }
