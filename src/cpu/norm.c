@@ -1,15 +1,11 @@
 /* BatchNorm's stage kernels over x contiguous [N, C, S] (src/ops/norm.c has
  * the formulas): the per-channel reductions run a channel per thread, the
- * elementwise stages a row (n, c) per iteration, in double. */
+ * elementwise stages a row (n, c) per iteration. Rows are read in the
+ * compute type (float for f32, f16 and bf16, double for f64); sums and
+ * per-channel parameters are double. */
 #include <stdlib.h>
 
 #include "cpu.h"
-
-/* Row (n, c) of t [N, C, S] as S doubles. */
-static void load_row(const nb_tensor *t, int64_t row, int64_t s, double *out) {
-    nb__cpu_convert(NB_F64, out, 1, t->dtype, nb__data(t) + row * s * (int64_t)nb_dtype_size(t->dtype),
-                    1, s);
-}
 
 /* The packed per-channel parameters [k, C] as doubles, k rows. */
 static double *load_params(const nb_tensor *p) {
@@ -18,58 +14,73 @@ static double *load_params(const nb_tensor *p) {
     return v;
 }
 
-/* stats: (mean, m2) of each channel, rows merged with Chan et al.'s update;
- * backward reduce: (sum g, sum g xhat). */
-static void reduce_channel(const nb_op_args *args, const double *p, int64_t c, int64_t n,
-                           int64_t channels, int64_t s, double *a, double *b, double *out) {
-    bool stats = args->op == NB_OP_BATCH_NORM_STATS;
-    double count = 0, mean = 0, m2 = 0, sum_g = 0, sum_gx = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t row = i * channels + c;
-        load_row(args->in[0], row, s, a);
-        if (stats) {
-            double row_mean = 0, row_m2 = 0;
-            for (int64_t k = 0; k < s; k++) row_mean += a[k];
-            row_mean /= (double)s;
-            for (int64_t k = 0; k < s; k++) row_m2 += (a[k] - row_mean) * (a[k] - row_mean);
-            double total = count + (double)s, delta = row_mean - mean;
-            m2 += row_m2 + delta * delta * count * (double)s / total;
-            mean += delta * (double)s / total;
-            count = total;
-        } else {
-            load_row(args->in[1], row, s, b);
-            for (int64_t k = 0; k < s; k++) {
-                sum_g += a[k];
-                sum_gx += a[k] * (b[k] - p[c]) * p[channels + c];
-            }
-        }
-    }
-    out[0] = stats ? mean : sum_g;
-    out[1] = stats ? m2 : sum_gx;
+/* Row (n, c) of t [N, C, S] converted to as. */
+static void load_row(const nb_tensor *t, int64_t row, int64_t s, nb_dtype as, void *out) {
+    nb__cpu_convert(as, out, 1, t->dtype, nb__data(t) + row * s * (int64_t)nb_dtype_size(t->dtype),
+                    1, s);
 }
 
-/* apply: (x - mean) invstd w + b; backward apply:
- * w invstd / n (n g - sum_g - xhat sum_gx). */
-static void apply_row(const nb_op_args *args, const double *p, int64_t row, int64_t channels,
-                      int64_t s, double count, double *a, double *b) {
-    int64_t c = row % channels;
-    const double *mean = p, *invstd = p + channels, *weight = p + 2 * channels;
-    if (args->op == NB_OP_BATCH_NORM_APPLY) {
-        load_row(args->in[0], row, s, a);
-        double scale = invstd[c] * weight[c], shift = p[3 * channels + c] - mean[c] * scale;
-        for (int64_t k = 0; k < s; k++) a[k] = a[k] * scale + shift;
-    } else {
-        load_row(args->in[0], row, s, a); /* g */
-        load_row(args->in[1], row, s, b); /* x */
-        double sum_g = p[3 * channels + c], sum_gx = p[4 * channels + c];
-        double scale = weight[c] * invstd[c] / count;
-        for (int64_t k = 0; k < s; k++)
-            a[k] = scale * (count * a[k] - sum_g - (b[k] - mean[c]) * invstd[c] * sum_gx);
+/* reduce: stats (mean, m2) of channel c, rows merged with Chan et al.'s
+ * update, or the backward sums (sum g, sum g xhat). apply: a row of
+ * (x - mean) invstd w + b, or of w invstd / n (n g - sum_g - xhat sum_gx).
+ * real is the compute type, RD its dtype; a and b hold a row each. */
+#define DEFINE_BN_LOOPS(suffix, real, RD)                                                       \
+    static void reduce_##suffix(const nb_op_args *args, const double *p, int64_t c, int64_t n,  \
+                                int64_t channels, int64_t s, real *restrict a,                  \
+                                real *restrict b, double *out) {                                 \
+        bool stats = args->op == NB_OP_BATCH_NORM_STATS;                                        \
+        double count = 0, mean = 0, m2 = 0, sum_g = 0, sum_gx = 0;                              \
+        for (int64_t i = 0; i < n; i++) {                                                       \
+            int64_t row = i * channels + c;                                                     \
+            load_row(args->in[0], row, s, RD, a);                                               \
+            if (stats) {                                                                        \
+                double row_mean = 0, row_m2 = 0;                                                \
+                for (int64_t k = 0; k < s; k++) row_mean += a[k];                               \
+                row_mean /= (double)s;                                                          \
+                for (int64_t k = 0; k < s; k++) row_m2 += (a[k] - row_mean) * (a[k] - row_mean); \
+                double total = count + (double)s, delta = row_mean - mean;                      \
+                m2 += row_m2 + delta * delta * count * (double)s / total;                       \
+                mean += delta * (double)s / total;                                              \
+                count = total;                                                                  \
+            } else {                                                                            \
+                load_row(args->in[1], row, s, RD, b);                                           \
+                real shift = (real)p[c], scale = (real)p[channels + c];                         \
+                double row_g = 0, row_gx = 0;                                                   \
+                for (int64_t k = 0; k < s; k++) {                                               \
+                    row_g += a[k];                                                              \
+                    row_gx += a[k] * (b[k] - shift) * scale;                                    \
+                }                                                                               \
+                sum_g += row_g;                                                                 \
+                sum_gx += row_gx;                                                               \
+            }                                                                                   \
+        }                                                                                       \
+        out[0] = stats ? mean : sum_g;                                                          \
+        out[1] = stats ? m2 : sum_gx;                                                           \
+    }                                                                                           \
+    static void apply_##suffix(const nb_op_args *args, const double *p, int64_t row,            \
+                               int64_t channels, int64_t s, double count, real *restrict a,     \
+                               real *restrict b) {                                              \
+        int64_t c = row % channels;                                                             \
+        double mean = p[c], invstd = p[channels + c], weight = p[2 * channels + c];             \
+        load_row(args->in[0], row, s, RD, a);                                                   \
+        if (args->op == NB_OP_BATCH_NORM_APPLY) {                                               \
+            real scale = (real)(invstd * weight), shift = (real)(p[3 * channels + c] - mean * invstd * weight); \
+            for (int64_t k = 0; k < s; k++) a[k] = a[k] * scale + shift;                        \
+        } else {                                                                                \
+            load_row(args->in[1], row, s, RD, b); /* x; a holds g */                            \
+            real scale = (real)(weight * invstd / count), n = (real)count;                      \
+            real sum_g = (real)p[3 * channels + c], sum_gx = (real)p[4 * channels + c];         \
+            real mu = (real)mean, inv = (real)invstd;                                           \
+            for (int64_t k = 0; k < s; k++)                                                     \
+                a[k] = scale * (n * a[k] - sum_g - (b[k] - mu) * inv * sum_gx);                 \
+        }                                                                                       \
+        nb_tensor *out = args->out;                                                             \
+        nb__cpu_convert(out->dtype, nb__data(out) + row * s * (int64_t)nb_dtype_size(out->dtype), \
+                        1, RD, a, 1, s);                                                        \
     }
-    nb_tensor *out = args->out;
-    nb__cpu_convert(out->dtype, nb__data(out) + row * s * (int64_t)nb_dtype_size(out->dtype), 1,
-                    NB_F64, a, 1, s);
-}
+
+DEFINE_BN_LOOPS(f32, float, NB_F32)
+DEFINE_BN_LOOPS(f64, double, NB_F64)
 
 nb_status nb__cpu_batch_norm(const nb_op_args *args) {
     const nb_tensor *x = args->op == NB_OP_BATCH_NORM_STATS || args->op == NB_OP_BATCH_NORM_APPLY
@@ -81,6 +92,7 @@ nb_status nb__cpu_batch_norm(const nb_op_args *args) {
     double *pairs = reduce ? malloc((size_t)(2 * channels) * sizeof *pairs) : NULL;
     bool failed = (packed && !p) || (reduce && !pairs);
     int64_t items = reduce ? channels : n * channels;
+    bool wide = nb__cpu_compute_dtype(x->dtype) == NB_F64;
 #pragma omp parallel reduction(|| : failed) if (!failed && nb_numel(x) >= NB_CPU_PARALLEL_MIN)
     {
         double *a = malloc((size_t)(2 * s) * sizeof *a), *b = a ? a + s : NULL;
@@ -88,13 +100,14 @@ nb_status nb__cpu_batch_norm(const nb_op_args *args) {
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < items; item++) {
             if (!a || (packed && !p) || (reduce && !pairs)) continue;
+            double out[2];
+            if (reduce && wide) reduce_f64(args, p, item, n, channels, s, a, b, out);
+            else if (reduce) reduce_f32(args, p, item, n, channels, s, (float *)a, (float *)b, out);
+            else if (wide) apply_f64(args, p, item, channels, s, (double)(n * s), a, b);
+            else apply_f32(args, p, item, channels, s, (double)(n * s), (float *)a, (float *)b);
             if (reduce) {
-                double out[2];
-                reduce_channel(args, p, item, n, channels, s, a, b, out);
                 pairs[item] = out[0];
                 pairs[channels + item] = out[1];
-            } else {
-                apply_row(args, p, item, channels, s, (double)(n * s), a, b);
             }
         }
         free(a);
