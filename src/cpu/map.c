@@ -168,6 +168,12 @@ void nb__cpu_map(const nb_op_args *args, nb_dtype compute, nb_map_fn fn) {
 
 void nb__cpu_load_plane(const nb_tensor *t, int64_t n, int64_t c, nb_dtype as, void *plane) {
     size_t size = nb_dtype_size(t->dtype), plane_size = nb_dtype_size(as);
+    if (t->strides[3] == 1 && t->strides[2] == t->shape[3]) { /* a dense plane: one call */
+        nb__cpu_convert(as, plane, 1, t->dtype,
+                        nb__data(t) + (n * t->strides[0] + c * t->strides[1]) * (int64_t)size, 1,
+                        t->shape[2] * t->shape[3]);
+        return;
+    }
     for (int64_t y = 0; y < t->shape[2]; y++)
         nb__cpu_convert(as, (char *)plane + y * t->shape[3] * (int64_t)plane_size, 1, t->dtype,
                         nb__data(t) + (n * t->strides[0] + c * t->strides[1] + y * t->strides[2]) *

@@ -14,10 +14,13 @@ static double *load_params(const nb_tensor *p) {
     return v;
 }
 
-/* Row (n, c) of t [N, C, S] converted to as. */
-static void load_row(const nb_tensor *t, int64_t row, int64_t s, nb_dtype as, void *out) {
-    nb__cpu_convert(as, out, 1, t->dtype, nb__data(t) + row * s * (int64_t)nb_dtype_size(t->dtype),
-                    1, s);
+/* Row (n, c) of t [N, C, S] in dtype as: read in place when t has that
+ * dtype, else converted into buffer. */
+static const void *load_row(const nb_tensor *t, int64_t row, int64_t s, nb_dtype as, void *buffer) {
+    const char *at = nb__data(t) + row * s * (int64_t)nb_dtype_size(t->dtype);
+    if (t->dtype == as) return at;
+    nb__cpu_convert(as, buffer, 1, t->dtype, at, 1, s);
+    return buffer;
 }
 
 /* reduce: stats (mean, m2) of channel c, rows merged with Chan et al.'s
@@ -26,29 +29,29 @@ static void load_row(const nb_tensor *t, int64_t row, int64_t s, nb_dtype as, vo
  * real is the compute type, RD its dtype; a and b hold a row each. */
 #define DEFINE_BN_LOOPS(suffix, real, RD)                                                       \
     static void reduce_##suffix(const nb_op_args *args, const double *p, int64_t c, int64_t n,  \
-                                int64_t channels, int64_t s, real *restrict a,                  \
-                                real *restrict b, double *out) {                                 \
+                                int64_t channels, int64_t s, real *a,                           \
+                                real *b, double *out) {                                          \
         bool stats = args->op == NB_OP_BATCH_NORM_STATS;                                        \
         double count = 0, mean = 0, m2 = 0, sum_g = 0, sum_gx = 0;                              \
         for (int64_t i = 0; i < n; i++) {                                                       \
             int64_t row = i * channels + c;                                                     \
-            load_row(args->in[0], row, s, RD, a);                                               \
+            const real *x = load_row(args->in[0], row, s, RD, a);                               \
             if (stats) {                                                                        \
                 double row_mean = 0, row_m2 = 0;                                                \
-                for (int64_t k = 0; k < s; k++) row_mean += a[k];                               \
+                for (int64_t k = 0; k < s; k++) row_mean += x[k];                               \
                 row_mean /= (double)s;                                                          \
-                for (int64_t k = 0; k < s; k++) row_m2 += (a[k] - row_mean) * (a[k] - row_mean); \
+                for (int64_t k = 0; k < s; k++) row_m2 += (x[k] - row_mean) * (x[k] - row_mean); \
                 double total = count + (double)s, delta = row_mean - mean;                      \
                 m2 += row_m2 + delta * delta * count * (double)s / total;                       \
                 mean += delta * (double)s / total;                                              \
                 count = total;                                                                  \
             } else {                                                                            \
-                load_row(args->in[1], row, s, RD, b);                                           \
+                const real *xs = load_row(args->in[1], row, s, RD, b), *g = x;                  \
                 real shift = (real)p[c], scale = (real)p[channels + c];                         \
                 double row_g = 0, row_gx = 0;                                                   \
                 for (int64_t k = 0; k < s; k++) {                                               \
-                    row_g += a[k];                                                              \
-                    row_gx += a[k] * (b[k] - shift) * scale;                                    \
+                    row_g += g[k];                                                              \
+                    row_gx += g[k] * (xs[k] - shift) * scale;                                   \
                 }                                                                               \
                 sum_g += row_g;                                                                 \
                 sum_gx += row_gx;                                                               \
@@ -58,21 +61,21 @@ static void load_row(const nb_tensor *t, int64_t row, int64_t s, nb_dtype as, vo
         out[1] = stats ? m2 : sum_gx;                                                           \
     }                                                                                           \
     static void apply_##suffix(const nb_op_args *args, const double *p, int64_t row,            \
-                               int64_t channels, int64_t s, double count, real *restrict a,     \
-                               real *restrict b) {                                              \
+                               int64_t channels, int64_t s, double count, real *a,              \
+                               real *b) {                                                       \
         int64_t c = row % channels;                                                             \
         double mean = p[c], invstd = p[channels + c], weight = p[2 * channels + c];             \
-        load_row(args->in[0], row, s, RD, a);                                                   \
+        const real *in = load_row(args->in[0], row, s, RD, a);                                  \
         if (args->op == NB_OP_BATCH_NORM_APPLY) {                                               \
             real scale = (real)(invstd * weight), shift = (real)(p[3 * channels + c] - mean * invstd * weight); \
-            for (int64_t k = 0; k < s; k++) a[k] = a[k] * scale + shift;                        \
+            for (int64_t k = 0; k < s; k++) a[k] = in[k] * scale + shift;                       \
         } else {                                                                                \
-            load_row(args->in[1], row, s, RD, b); /* x; a holds g */                            \
+            const real *xs = load_row(args->in[1], row, s, RD, b); /* in holds g */            \
             real scale = (real)(weight * invstd / count), n = (real)count;                      \
             real sum_g = (real)p[3 * channels + c], sum_gx = (real)p[4 * channels + c];         \
             real mu = (real)mean, inv = (real)invstd;                                           \
             for (int64_t k = 0; k < s; k++)                                                     \
-                a[k] = scale * (n * a[k] - sum_g - (b[k] - mu) * inv * sum_gx);                 \
+                a[k] = scale * (n * in[k] - sum_g - (xs[k] - mu) * inv * sum_gx);               \
         }                                                                                       \
         nb_tensor *out = args->out;                                                             \
         nb__cpu_convert(out->dtype, nb__data(out) + row * s * (int64_t)nb_dtype_size(out->dtype), \
