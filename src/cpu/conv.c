@@ -148,6 +148,27 @@ typedef struct depthwise_operands {
  * plane for forward and input grad, an output channel for the weight grad.
  * xp, gp and k hold an input plane, an output plane and a kernel. */
 #define DEFINE_DEPTHWISE_ITEM(name, real, RD)                                                      \
+    /* k[tap] += sum over outputs of g * the input the tap reads, per tap */                    \
+    static void weight_grad_taps_##name(const nb_window *w, const real *restrict xp,             \
+                                        const real *restrict gp, real *restrict k) {             \
+        for (int64_t ky = 0; ky < w->kernel[0]; ky++) {                                          \
+            int64_t oy0, oy1;                                                                    \
+            tap_range(w, 0, ky * w->dilation[0], &oy0, &oy1);                                     \
+            for (int64_t kx = 0; kx < w->kernel[1]; kx++) {                                      \
+                int64_t ox0, ox1, sx = w->stride[1];                                             \
+                tap_range(w, 1, kx * w->dilation[1], &ox0, &ox1);                                 \
+                real sum = 0;                                                                    \
+                for (int64_t oy = oy0; oy < oy1; oy++) {                                         \
+                    int64_t iy = oy * w->stride[0] - w->padding[0] + ky * w->dilation[0];        \
+                    const real *g = gp + oy * w->out[1];                                         \
+                    int64_t base = iy * w->in[1] + kx * w->dilation[1] - w->padding[1];          \
+                    _Pragma("omp simd reduction(+ : sum)")                                       \
+                    for (int64_t ox = ox0; ox < ox1; ox++) sum += g[ox] * xp[base + ox * sx];    \
+                }                                                                                \
+                k[ky * w->kernel[1] + kx] += sum;                                                \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
     static void name(const nb_op_args *args, const depthwise_operands *d, int64_t item,         \
                      real *restrict xp, real *restrict gp, real *restrict k) {                 \
         const nb_window *w = &args->attrs.window;                                                 \
@@ -160,7 +181,7 @@ typedef struct depthwise_operands {
             for (int64_t n = 0; n < d->batch; n++) {                                              \
                 nb__cpu_load_plane(d->x, n, c, RD, xp);                                           \
                 nb__cpu_load_plane(d->g, n, oc, RD, gp);                                          \
-                FOR_EACH_TAP(w, k[tap] += gp[oy * w->out[1] + ox] * xp[iy * w->in[1] + ix];)      \
+                weight_grad_taps_##name(w, xp, gp, k);                                          \
             }                                                                                     \
             nb__cpu_convert(out->dtype, nb__data(out) + oc * d->kk * (int64_t)size, 1, RD, k, 1, d->kk); \
             return;                                                                               \

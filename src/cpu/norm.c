@@ -37,9 +37,11 @@ static const void *load_row(const nb_tensor *t, int64_t row, int64_t s, nb_dtype
             int64_t row = i * channels + c;                                                     \
             const real *x = load_row(args->in[0], row, s, RD, a);                               \
             if (stats) {                                                                        \
-                double row_mean = 0, row_m2 = 0;                                                \
-                for (int64_t k = 0; k < s; k++) row_mean += x[k];                               \
-                row_mean /= (double)s;                                                          \
+                real row_sum = 0, row_m2 = 0; /* a row in the compute type: it vectorizes */ \
+                _Pragma("omp simd reduction(+ : row_sum)")                                      \
+                for (int64_t k = 0; k < s; k++) row_sum += x[k];                                \
+                real row_mean = row_sum / (real)s;                                              \
+                _Pragma("omp simd reduction(+ : row_m2)")                                       \
                 for (int64_t k = 0; k < s; k++) row_m2 += (x[k] - row_mean) * (x[k] - row_mean); \
                 double total = count + (double)s, delta = row_mean - mean;                      \
                 m2 += row_m2 + delta * delta * count * (double)s / total;                       \
@@ -48,7 +50,8 @@ static const void *load_row(const nb_tensor *t, int64_t row, int64_t s, nb_dtype
             } else {                                                                            \
                 const real *xs = load_row(args->in[1], row, s, RD, b), *g = x;                  \
                 real shift = (real)p[c], scale = (real)p[channels + c];                         \
-                double row_g = 0, row_gx = 0;                                                   \
+                real row_g = 0, row_gx = 0;                                                     \
+                _Pragma("omp simd reduction(+ : row_g, row_gx)")                                \
                 for (int64_t k = 0; k < s; k++) {                                               \
                     row_g += g[k];                                                              \
                     row_gx += g[k] * (xs[k] - shift) * scale;                                   \
