@@ -178,35 +178,37 @@ typedef struct depthwise_operands {
         if (args->op == NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD) { /* sum over the batch */            \
             int64_t oc = item, c = oc / d->m;                                                     \
             for (int64_t t = 0; t < d->kk; t++) k[t] = 0;                                         \
-            for (int64_t n = 0; n < d->batch; n++) {                                              \
-                nb__cpu_load_plane(d->x, n, c, RD, xp);                                           \
-                nb__cpu_load_plane(d->g, n, oc, RD, gp);                                          \
-                weight_grad_taps_##name(w, xp, gp, k);                                          \
-            }                                                                                     \
+            for (int64_t n = 0; n < d->batch; n++)                                                \
+                weight_grad_taps_##name(w, nb__cpu_plane(d->x, n, c, RD, xp),                     \
+                                        nb__cpu_plane(d->g, n, oc, RD, gp), k);                   \
             nb__cpu_convert(out->dtype, nb__data(out) + oc * d->kk * (int64_t)size, 1, RD, k, 1, d->kk); \
             return;                                                                               \
         }                                                                                         \
         int64_t n = item / d->channels, c = item % d->channels;                                   \
-        bool forward = args->op == NB_OP_DEPTHWISE_CONV2D;                                        \
-        if (forward) nb__cpu_load_plane(d->x, n, c, RD, xp);                                      \
-        else                                                                                      \
-            for (int64_t i = 0; i < d->in_pixels; i++) xp[i] = 0;                                 \
+        bool forward = args->op == NB_OP_DEPTHWISE_CONV2D, direct = out->dtype == RD;             \
+        /* input grad: the plane of dx, written in place when out is of the compute type */      \
+        real *restrict dx = direct && !forward                                                    \
+                                ? (real *)(nb__data(out) + item * d->in_pixels * (int64_t)size)  \
+                                : xp;                                                             \
+        const real *restrict x = forward ? nb__cpu_plane(d->x, n, c, RD, xp) : NULL;              \
+        if (!forward)                                                                             \
+            for (int64_t i = 0; i < d->in_pixels; i++) dx[i] = 0;                                 \
         for (int64_t j = 0; j < d->m; j++) {                                                      \
             int64_t oc = c * d->m + j;                                                            \
             nb__cpu_convert(RD, k, 1, d->weight->dtype,                                           \
                             nb__data(d->weight) + oc * d->kk * (int64_t)wsize, 1, d->kk);         \
             if (forward) {                                                                        \
-                for (int64_t i = 0; i < d->out_pixels; i++) gp[i] = 0;                            \
-                FOR_EACH_TAP(w, gp[oy * w->out[1] + ox] += k[tap] * xp[iy * w->in[1] + ix];)      \
-                nb__cpu_convert(out->dtype,                                                       \
-                                nb__data(out) + (n * d->outs + oc) * d->out_pixels * (int64_t)size, \
-                                1, RD, gp, 1, d->out_pixels);                                     \
+                char *at = nb__data(out) + (n * d->outs + oc) * d->out_pixels * (int64_t)size;    \
+                real *restrict y = direct ? (real *)at : gp;                                      \
+                for (int64_t i = 0; i < d->out_pixels; i++) y[i] = 0;                             \
+                FOR_EACH_TAP(w, y[oy * w->out[1] + ox] += k[tap] * x[iy * w->in[1] + ix];)        \
+                if (!direct) nb__cpu_convert(out->dtype, at, 1, RD, gp, 1, d->out_pixels);        \
             } else { /* input grad: scatter each output channel's gradient back */                \
-                nb__cpu_load_plane(d->g, n, oc, RD, gp);                                          \
-                FOR_EACH_TAP(w, xp[iy * w->in[1] + ix] += k[tap] * gp[oy * w->out[1] + ox];)      \
+                const real *restrict g = nb__cpu_plane(d->g, n, oc, RD, gp);                      \
+                FOR_EACH_TAP(w, dx[iy * w->in[1] + ix] += k[tap] * g[oy * w->out[1] + ox];)      \
             }                                                                                     \
         }                                                                                         \
-        if (!forward)                                                                             \
+        if (!forward && !direct)                                                                  \
             nb__cpu_convert(out->dtype, nb__data(out) + item * d->in_pixels * (int64_t)size, 1,   \
                             RD, xp, 1, d->in_pixels);                                             \
     }

@@ -21,6 +21,9 @@ void nb__cpu_convert(nb_dtype dst_dtype, void *dst, int64_t dst_stride, nb_dtype
 
 /* Plane (n, c) of a 4-D tensor with any strides, dense, converted to as. */
 void nb__cpu_load_plane(const nb_tensor *t, int64_t n, int64_t c, nb_dtype as, void *plane);
+/* The same plane read in place when it is dense and of dtype as, else
+ * loaded into buffer. */
+const void *nb__cpu_plane(const nb_tensor *t, int64_t n, int64_t c, nb_dtype as, void *buffer);
 
 /* A chunk loop: n elements of compute dtype, contiguous, out and in[i]. */
 typedef void (*nb_map_fn)(int64_t n, void *out, const void *const *in, const nb_op_args *args);

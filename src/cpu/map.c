@@ -166,6 +166,13 @@ void nb__cpu_map(const nb_op_args *args, nb_dtype compute, nb_map_fn fn) {
         map_item(&plan, args, compute, fn, item, chunks_per_row);
 }
 
+const void *nb__cpu_plane(const nb_tensor *t, int64_t n, int64_t c, nb_dtype as, void *buffer) {
+    if (t->dtype == as && t->strides[3] == 1 && t->strides[2] == t->shape[3])
+        return nb__data(t) + (n * t->strides[0] + c * t->strides[1]) * (int64_t)nb_dtype_size(as);
+    nb__cpu_load_plane(t, n, c, as, buffer);
+    return buffer;
+}
+
 void nb__cpu_load_plane(const nb_tensor *t, int64_t n, int64_t c, nb_dtype as, void *plane) {
     size_t size = nb_dtype_size(t->dtype), plane_size = nb_dtype_size(as);
     if (t->strides[3] == 1 && t->strides[2] == t->shape[3]) { /* a dense plane: one call */
