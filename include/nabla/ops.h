@@ -76,7 +76,8 @@ nb_tensor *nb_masked_fill(const nb_tensor *x, const nb_tensor *mask, double valu
 
 /* ---- reductions over a set of dims ----
  * ndims == 0 (dims may be NULL) reduces over every dim. keepdim keeps the
- * reduced dims with size 1. Float inputs accumulate in double. */
+ * reduced dims with size 1. Float inputs accumulate in double on the CPU; on
+ * CUDA, f32, f16 and bf16 accumulate in float and f64 in double. */
 nb_tensor *nb_sum(const nb_tensor *x, int ndims, const int *dims, bool keepdim);  /* ints give i64 */
 nb_tensor *nb_mean(const nb_tensor *x, int ndims, const int *dims, bool keepdim); /* floats only */
 nb_tensor *nb_prod(const nb_tensor *x, int ndims, const int *dims, bool keepdim); /* ints give i64 */
