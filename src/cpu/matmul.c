@@ -149,8 +149,8 @@ static void gemm_batch(const nb_op_args *args, nb_dtype compute, int64_t batch, 
 }
 
 /* Many small products run a batch per thread, each GEMM on one thread (the
- * OpenMP build of OpenBLAS does not fork inside a parallel region); large
- * ones run one at a time on all threads. */
+ * OpenMP build of OpenBLAS does not fork inside a parallel region, even an
+ * inactive one); large ones run one at a time on all threads. */
 #define NB_GEMM_SMALL_FLOPS ((int64_t)1 << 24)
 
 nb_status nb__cpu_matmul(const nb_op_args *args) {
@@ -161,15 +161,21 @@ nb_status nb__cpu_matmul(const nb_op_args *args) {
     nb_dtype compute = args->dtype == NB_F64 ? NB_F64 : NB_F32;
     size_t size = nb_dtype_size(compute);
     bool convert_out = out->dtype != compute;
-    bool by_batch = batches > 1 && 2 * m * n * k < NB_GEMM_SMALL_FLOPS;
     bool failed = false;
-#pragma omp parallel reduction(|| : failed) if (by_batch)
-    {
+    if (batches > 1 && 2 * m * n * k < NB_GEMM_SMALL_FLOPS) {
+#pragma omp parallel reduction(|| : failed)
+        {
+            gemm_scratch s;
+            failed = !scratch_new(&s, m, k, n, size, convert_out);
+#pragma omp for schedule(static)
+            for (int64_t batch = 0; batch < batches; batch++)
+                if (!failed) gemm_batch(args, compute, batch, &s);
+            scratch_free(&s);
+        }
+    } else { /* outside any parallel region, so each GEMM uses every thread */
         gemm_scratch s;
         failed = !scratch_new(&s, m, k, n, size, convert_out);
-#pragma omp for schedule(static)
-        for (int64_t batch = 0; batch < batches; batch++)
-            if (!failed) gemm_batch(args, compute, batch, &s);
+        for (int64_t batch = 0; batch < batches && !failed; batch++) gemm_batch(args, compute, batch, &s);
         scratch_free(&s);
     }
     NB_CHECK(!failed, NB_ERR_OOM, "nb_matmul: out of host memory for [%lld,%lld]x[%lld,%lld]",
