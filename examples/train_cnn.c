@@ -112,6 +112,26 @@ static nb_module *build_model(nb_device device, nb_generator *gen) {
     return model;
 }
 
+#define REPORT_EVERY 50
+
+/* Reads the n pending losses of steps last - n + 1 .. last with one
+ * transfer (one wait for the device per report, not per step), writes them
+ * to the CSV, releases them and returns the last. */
+static double flush_losses(FILE *csv, nb_tensor **losses, const double *rates, int n,
+                           int64_t last, int epoch) {
+    nb_tensor *all = nb_stack(n, (const nb_tensor *const *)losses, 0);
+    nb_tensor *values = all ? nb_cast(all, NB_F64) : NULL;
+    double host[REPORT_EVERY];
+    CHECK(values && nb_to_host(values, host, (size_t)n * sizeof *host) == NB_OK);
+    for (int i = 0; i < n; i++) {
+        if (csv) fprintf(csv, "%lld,%d,%.6f,%.6g\n", (long long)(last - n + 1 + i), epoch, host[i], rates[i]);
+        nb_release(losses[i]);
+    }
+    nb_release(all);
+    nb_release(values);
+    return host[n - 1];
+}
+
 /* Percent of test images whose largest logit is their label. */
 static double test_accuracy(nb_module *model, const nb_tensor *images, const nb_tensor *labels,
                             nb_device device) {
@@ -181,6 +201,9 @@ int main(int argc, char **argv) {
            device_name);
     bool tty = isatty(fileno(stdout));
     int64_t step = 0;
+    nb_tensor *pending[REPORT_EVERY]; /* the losses since the last report, still on the device */
+    double rates[REPORT_EVERY];
+    int n_pending = 0;
     for (int epoch = 1; epoch <= o.epochs; epoch++) {
         double start = now_s(), images = 0;
         nb_tensor *x, *y;
@@ -196,16 +219,15 @@ int main(int argc, char **argv) {
             CHECK(loss && nb_backward(loss, NULL, false) == NB_OK);
             CHECK(nb_optimizer_step(opt) == NB_OK);
             images += (double)nb_size(x, 0);
-            bool report = i % 50 == 0 || i + 1 == steps_per_epoch;
-            if (report || csv) {
-                double value;
-                CHECK(nb_item(loss, &value) == NB_OK);
-                if (csv) fprintf(csv, "%lld,%d,%.6f,%.6g\n", (long long)step, epoch, value, lr);
-                if (report)
-                    printf(tty ? "\repoch %d  step %lld/%lld  loss %.4f  %.0f images/s   "
-                               : "epoch %d  step %lld/%lld  loss %.4f  %.0f images/s\n",
-                           epoch, (long long)i + 1, (long long)steps_per_epoch, value,
-                           images / (now_s() - start));
+            pending[n_pending] = nb_retain(loss);
+            rates[n_pending++] = lr;
+            if (i % REPORT_EVERY == 0 || i + 1 == steps_per_epoch) {
+                double value = flush_losses(csv, pending, rates, n_pending, step, epoch);
+                n_pending = 0;
+                printf(tty ? "\repoch %d  step %lld/%lld  loss %.4f  %.0f images/s   "
+                           : "epoch %d  step %lld/%lld  loss %.4f  %.0f images/s\n",
+                       epoch, (long long)i + 1, (long long)steps_per_epoch, value,
+                       images / (now_s() - start));
                 fflush(stdout);
             }
             nb_tensor *temps[] = {x, y, gx, gy, logits, loss};
