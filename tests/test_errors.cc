@@ -216,3 +216,84 @@ TEST(Errors, StatusNamesAndClearing) {
 }
 
 } // namespace
+
+namespace {
+
+// The CNN path's ops, layers and optimizers reject bad shapes, dtypes and
+// settings with messages naming the function and the values.
+TEST(Errors, CnnPath) {
+    const int64_t img[4] = {2, 3, 5, 5}, w3[4] = {4, 3, 3, 3}, w_bad[4] = {4, 2, 3, 3}, c3[1] = {3};
+    T x = ones(img, 4), w = ones(w3, 4), wb = ones(w_bad, 4), flat = ones(S23, 2);
+    T xi(nb_ones(4, img, NB_I32, nb_cpu()));
+    const int big[2] = {7, 7}, s0[2] = {0, 1}, k2[2] = {2, 2}, k4[2] = {4, 4}, p3[2] = {3, 3};
+    EXPECT_FAILS(nb_conv2d(flat, w, nullptr, nullptr, nullptr, nullptr, 1), NB_ERR_SHAPE,
+                 "nb_conv2d: x must be [N, C, H, W], got [2,3]");
+    EXPECT_FAILS(nb_conv2d(x, wb, nullptr, nullptr, nullptr, nullptr, 1), NB_ERR_SHAPE,
+                 "nb_conv2d: x [2,3,5,5], weight [4,2,3,3] and groups 1 do not fit");
+    EXPECT_FAILS(nb_conv2d(xi, w, nullptr, nullptr, nullptr, nullptr, 1), NB_ERR_DTYPE,
+                 "must share a float dtype, got i32 and f32");
+    EXPECT_FAILS(nb_conv2d(x, w, nullptr, s0, nullptr, nullptr, 1), NB_ERR_INVALID,
+                 "needs stride >= 1");
+    T wide = ones((const int64_t[]){1, 3, 7, 7}, 4);
+    EXPECT_FAILS(nb_conv2d(x, wide, nullptr, nullptr, nullptr, nullptr, 1), NB_ERR_SHAPE,
+                 "kernel [7,7] (dilation [1,1]) does not fit an image of [5,5]");
+    const int same[2] = {NB_PADDING_SAME, 0}, two[2] = {2, 2};
+    EXPECT_FAILS(nb_conv2d(x, w, nullptr, two, same, nullptr, 1), NB_ERR_INVALID,
+                 "padding 'same' needs stride 1");
+    T bias_bad = ones(c3, 1);
+    EXPECT_FAILS(nb_conv2d(x, w, bias_bad, nullptr, nullptr, nullptr, 1), NB_ERR_SHAPE,
+                 "bias must be [4]");
+    T wt = ones((const int64_t[]){3, 2, 3, 3}, 4);
+    EXPECT_FAILS(nb_conv_transpose2d(x, wt, nullptr, two, nullptr, (const int[]){2, 2}, nullptr, 1),
+                 NB_ERR_INVALID, "output_padding [2,2] must be smaller than stride or dilation");
+    EXPECT_FAILS(nb_max_pool2d(x, big, nullptr, nullptr), NB_ERR_SHAPE,
+                 "nb_max_pool2d: kernel [7,7] does not fit x [2,3,5,5]");
+    EXPECT_FAILS(nb_avg_pool2d(x, k2, nullptr, p3), NB_ERR_INVALID,
+                 "nb_avg_pool2d: needs stride >= 1 and 0 <= padding <= kernel / 2");
+    EXPECT_FAILS(nb_adaptive_avg_pool2d(x, 0, 2), NB_ERR_INVALID, "at least 1x1, got 0x2");
+    EXPECT_FAILS(nb_unfold(x, k4, nullptr, nullptr, (const int[]){1, 0}), NB_ERR_INVALID,
+                 "nb_unfold: needs stride >= 1");
+    EXPECT_FAILS(nb_fold(flat, (const int64_t[]){4, 4}, k2, nullptr, nullptr, nullptr),
+                 NB_ERR_INVALID, "nb_fold: needs cols [N, C*kh*kw, L]");
+    EXPECT_FAILS(nb_batch_norm(x, nullptr, nullptr, nullptr, nullptr, false, 0.1, 1e-5),
+                 NB_ERR_INVALID, "nb_batch_norm: evaluation needs running_mean and running_var");
+    T four = ones((const int64_t[]){4}, 1);
+    EXPECT_FAILS(nb_batch_norm(x, nullptr, nullptr, four, nullptr, true, 0.1, 1e-5), NB_ERR_SHAPE,
+                 "nb_batch_norm: weight must be [3] (the channels of x [2,3,5,5]), got [4]");
+    EXPECT_FAILS(nb_batch_norm(x, nullptr, nullptr, nullptr, nullptr, true, 2, 1e-5),
+                 NB_ERR_INVALID, "momentum in [0, 1]");
+    EXPECT_FAILS(nb_group_norm(x, 2, nullptr, nullptr, 1e-5), NB_ERR_SHAPE,
+                 "nb_group_norm: needs a float x [N, C, ...] with C divisible by groups 2");
+    EXPECT_FAILS(nb_linear(flat, w, nullptr), NB_ERR_SHAPE,
+                 "nb_linear: needs x [..., in] and weight [out, in], got [2,3] and [4,3,3,3]");
+    T targets(nb_zeros(1, (const int64_t[]){3}, NB_I64, nb_cpu()));
+    EXPECT_FAILS(nb_cross_entropy(flat, targets, NB_REDUCTION_MEAN, 0, -100), NB_ERR_SHAPE,
+                 "nb_cross_entropy: needs logits [N, C] and targets [N], got [2,3] and [3]");
+    EXPECT_FAILS(nb_cross_entropy(flat, flat, NB_REDUCTION_MEAN, 0, -100), NB_ERR_DTYPE,
+                 "targets must be i32 or i64, got f32");
+    EXPECT_FAILS(nb_leaky_relu(flat, INFINITY), NB_ERR_INVALID, "negative_slope must be finite");
+    // layers and optimizers
+    EXPECT_EQ(nb_nn_conv2d(3, 4, 3, 1, 1, 1, 2, true, NB_F32, nb_cpu(), nullptr), nullptr);
+    EXPECT_NE(std::string(nb_last_error()).find("nb_nn_conv2d: needs positive sizes, channels "
+                                                "divisible by groups 2"),
+              std::string::npos)
+        << nb_last_error();
+    EXPECT_EQ(nb_nn_linear(0, 4, true, NB_F32, nb_cpu(), nullptr), nullptr);
+    EXPECT_EQ(nb_last_status(), NB_ERR_INVALID);
+    nb_module *bn = nb_nn_batch_norm2d(3, 1e-5, 0.1, true, NB_F32, nb_cpu());
+    EXPECT_FAILS(nb_module_forward(bn, flat), NB_ERR_SHAPE, "BatchNorm2d: needs x of 4 to 4 dims, got [2,3]");
+    nb_module_free(bn);
+    nb_module *layers[2] = {nb_nn_flatten(), nullptr};
+    EXPECT_EQ(nb_nn_sequential(2, layers), nullptr); // frees the flatten it was given
+    T leaf_int(nb_zeros(1, c3, NB_I32, nb_cpu()));
+    nb_tensor *params[1] = {leaf_int};
+    EXPECT_EQ(nb_sgd_create(params, 1, 0.1, 0, 0, false), nullptr);
+    EXPECT_NE(std::string(nb_last_error()).find("nb_sgd_create: parameter 0 is not a contiguous float tensor"),
+              std::string::npos)
+        << nb_last_error();
+    EXPECT_STATUS(nb_optimizer_step(nullptr), NB_ERR_INVALID, "nb_optimizer_step: optimizer is NULL");
+    // the inputs are intact
+    EXPECT_EQ(read_tensor(x).v, std::vector<double>(150, 1.0));
+}
+
+} // namespace
