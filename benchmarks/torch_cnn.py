@@ -24,8 +24,13 @@ MASK = 0xFFFFFFFF
 
 
 def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
+    """An IDX file of bytes, read from path or, when that is missing, path + ".gz"."""
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            data = f.read()
+    else:
+        with gzip.open(path + ".gz", "rb") as f:
+            data = f.read()
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
@@ -33,8 +38,8 @@ def read_idx(path):
 
 def load(directory, train):
     prefix = "train" if train else "t10k"
-    images = read_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz")).astype(np.float32)
-    labels = read_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz")).astype(np.int64)
+    images = read_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte")).astype(np.float32)
+    labels = read_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte")).astype(np.int64)
     images = (images / 255.0 - MEAN) / STD
     return torch.from_numpy(images.astype(np.float32)).unsqueeze(1), torch.from_numpy(labels)
 

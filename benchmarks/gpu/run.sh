@@ -17,6 +17,21 @@ quick=""
 [ "${2:-}" = "--quick" ] && quick="--quick"
 mkdir -p "$out"
 [ -f .gpudeps/env.sh ] && source .gpudeps/env.sh
+# Decompressed copies of the data set: the loader reads them first, so a
+# build without zlib (headers the GPU machine may lack) reads them too.
+if [ -n "${NABLA_FASHION_MNIST_DIR:-}" ] && [ -d "$NABLA_FASHION_MNIST_DIR" ]; then
+    raw="${TMPDIR:-/tmp}/nabla-fashion-mnist"
+    mkdir -p "$raw"
+    python3 - "$NABLA_FASHION_MNIST_DIR" "$raw" <<'PY'
+import gzip, os, shutil, sys
+src, dst = sys.argv[1], sys.argv[2]
+for name in os.listdir(src):
+    if name.endswith(".gz"):
+        with gzip.open(os.path.join(src, name)) as f, open(os.path.join(dst, name[:-3]), "wb") as g:
+            shutil.copyfileobj(f, g)
+PY
+    export NABLA_FASHION_MNIST_DIR="$raw"
+fi
 arch="${CUDA_ARCH:-90}"
 status=0
 

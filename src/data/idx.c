@@ -1,30 +1,56 @@
-/* IDX files, read through zlib (which also reads uncompressed files), and
- * Fashion-MNIST. An IDX file is: two zero bytes, a type byte (0x08 for
- * unsigned bytes), the number of dims, each dim as a big-endian 32-bit
- * integer, then the values in row-major order. */
+/* IDX files and Fashion-MNIST. An IDX file is: two zero bytes, a type byte
+ * (0x08 for unsigned bytes), the number of dims, each dim as a big-endian
+ * 32-bit integer, then the values in row-major order. Files are read
+ * through zlib, which also reads uncompressed files; a build without zlib
+ * reads uncompressed files only. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <zlib.h>
+#include <string.h>
 
 #include "../core/internal.h"
+
+#ifdef NABLA_WITH_ZLIB
+#include <zlib.h>
+typedef gzFile idx_file;
+static idx_file idx_open(const char *path) { return gzopen(path, "rb"); }
+static int idx_read(idx_file f, void *buf, size_t n) { return gzread(f, buf, (unsigned)n); }
+static const char *idx_error(idx_file f, int *failed) {
+    int code;
+    const char *message = gzerror(f, &code);
+    *failed = code < 0;
+    return message;
+}
+static void idx_close(idx_file f) { gzclose(f); }
+#else
+typedef FILE *idx_file;
+static idx_file idx_open(const char *path) { return fopen(path, "rb"); }
+static int idx_read(idx_file f, void *buf, size_t n) { return (int)fread(buf, 1, n, f); }
+static const char *idx_error(idx_file f, int *failed) {
+    *failed = ferror(f);
+    return *failed ? "read error" : "";
+}
+static void idx_close(idx_file f) { fclose(f); }
+#endif
 
 #define NB_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 #define NB_FASHION_MNIST_MEAN 0.2860
 #define NB_FASHION_MNIST_STD 0.3530
 
 /* Reads exactly n bytes, or fails saying what was read. */
-static nb_status read_exact(gzFile file, const char *path, void *buf, size_t n, const char *what) {
-    int got = gzread(file, buf, (unsigned)n);
+static nb_status read_exact(idx_file file, const char *path, void *buf, size_t n, const char *what) {
+    int got = idx_read(file, buf, n);
     if (got == (int)n) return NB_OK;
-    int code;
-    const char *message = gzerror(file, &code);
+    int failed;
+    const char *message = idx_error(file, &failed);
     return nb__error(NB_ERR_IO, "nb_idx_read: %s: %s (%s): wanted %zu bytes, got %d", path,
-                     code < 0 ? "unreadable" : "truncated", code < 0 ? message : what, n, got);
+                     failed ? "unreadable" : "truncated", failed ? message : what, n, got);
 }
 
-static nb_status read_header(gzFile file, const char *path, int *ndim, int64_t *shape) {
+static nb_status read_header(idx_file file, const char *path, int *ndim, int64_t *shape) {
     unsigned char magic[4];
     NB_TRY(read_exact(file, path, magic, 4, "the header"));
+    NB_CHECK(magic[0] != 0x1f || magic[1] != 0x8b, NB_ERR_IO,
+             "nb_idx_read: %s is gzip-compressed and nabla was built without zlib", path);
     NB_CHECK(magic[0] == 0 && magic[1] == 0 && magic[2] == 0x08 && magic[3] >= 1 &&
                  magic[3] <= NB_MAX_DIMS,
              NB_ERR_IO,
@@ -41,7 +67,7 @@ static nb_status read_header(gzFile file, const char *path, int *ndim, int64_t *
     return NB_OK;
 }
 
-static nb_status read_file(gzFile file, const char *path, nb_tensor **out) {
+static nb_status read_file(idx_file file, const char *path, nb_tensor **out) {
     int ndim = 0;
     int64_t shape[NB_MAX_DIMS];
     NB_TRY(read_header(file, path, &ndim, shape));
@@ -49,7 +75,7 @@ static nb_status read_file(gzFile file, const char *path, nb_tensor **out) {
     size_t n = (size_t)nb_numel(*out);
     nb_status status = read_exact(file, path, nb__data(*out), n, "the values");
     unsigned char extra;
-    if (status == NB_OK && gzread(file, &extra, 1) != 0)
+    if (status == NB_OK && idx_read(file, &extra, 1) != 0)
         status = nb__error(NB_ERR_IO, "nb_idx_read: %s: more bytes than its dims %s hold", path,
                            nb__shape_str(ndim, shape));
     if (status != NB_OK) {
@@ -62,16 +88,21 @@ static nb_status read_file(gzFile file, const char *path, nb_tensor **out) {
 nb_status nb_idx_read(const char *path, nb_tensor **out) {
     NB_CHECK(path && out, NB_ERR_INVALID, "nb_idx_read: %s is NULL", path ? "out" : "path");
     *out = NULL;
-    gzFile file = gzopen(path, "rb");
+    idx_file file = idx_open(path);
     NB_CHECK(file, NB_ERR_IO, "nb_idx_read: cannot open %s", path);
     nb_status status = read_file(file, path, out);
-    gzclose(file);
+    idx_close(file);
     return status;
 }
 
+/* dir/name without .gz when that file exists (a decompressed copy), else
+ * dir/name.gz. */
 static nb_status read_split(const char *dir, const char *name, nb_tensor **out) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *plain = fopen(path, "rb");
+    if (plain) fclose(plain);
+    else snprintf(path, sizeof path, "%s/%s.gz", dir, name);
     return nb_idx_read(path, out);
 }
 
@@ -97,14 +128,15 @@ nb_status nb_fashion_mnist_load(const char *dir, bool train, nb_tensor **images,
     if (!dir) dir = NB_FASHION_MNIST_DIR;
     const char *prefix = train ? "train" : "t10k";
     char image_name[64], label_name[64];
-    snprintf(image_name, sizeof image_name, "%s-images-idx3-ubyte.gz", prefix);
-    snprintf(label_name, sizeof label_name, "%s-labels-idx1-ubyte.gz", prefix);
+    snprintf(image_name, sizeof image_name, "%s-images-idx3-ubyte", prefix);
+    snprintf(label_name, sizeof label_name, "%s-labels-idx1-ubyte", prefix);
     nb_tensor *pixels = NULL, *bytes = NULL;
     nb_status status = read_split(dir, image_name, &pixels);
     if (status == NB_OK) status = read_split(dir, label_name, &bytes);
     if (status == NB_OK && (bytes->ndim != 1 || bytes->shape[0] != pixels->shape[0]))
-        status = nb__error(NB_ERR_IO, "nb_fashion_mnist_load: %s/%s has %s labels for %lld images",
-                           dir, label_name, nb__tensor_shape_str(bytes), (long long)pixels->shape[0]);
+        status = nb__error(NB_ERR_IO, "nb_fashion_mnist_load: the %s labels in %s are %s for %lld "
+                           "images", prefix, dir, nb__tensor_shape_str(bytes),
+                           (long long)pixels->shape[0]);
     if (status == NB_OK) status = normalize(pixels, images);
     if (status == NB_OK) status = nb__result(nb_cast(bytes, NB_I64), labels);
     if (status != NB_OK) {
