@@ -17,12 +17,14 @@
 extern "C" {
 #endif
 
-/* Reads an IDX file of unsigned bytes (type 0x08) into a u8 tensor with the
+/* Reads an IDX file of unsigned bytes (type 0x08), plain or gzip-compressed
+ * (a build without zlib reads plain files only), into a u8 tensor with the
  * file's dims. A missing, truncated or malformed file is NB_ERR_IO naming
  * the path and the problem. */
 nb_status nb_idx_read(const char *path, nb_tensor **out);
 
-/* Fashion-MNIST's training (60000) or test (10000) split from dir: images
+/* Fashion-MNIST's training (60000) or test (10000) split from dir (each file
+ * read decompressed when present, else as .gz): images
  * [N, 1, 28, 28] f32 normalized with the training set's mean 0.2860 and
  * standard deviation 0.3530 (of pixels / 255), labels [N] i64. dir NULL:
  * $NABLA_FASHION_MNIST_DIR, else /usr/share/datasets/fashion-mnist (Debian's
