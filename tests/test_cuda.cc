@@ -219,7 +219,7 @@ TEST(Cuda, Tf32MatmulIsOptInAndClose) {
         err_fast = std::max(err_fast, std::fabs(f.v[i] - ref.v[i]));
     }
     EXPECT_LT(err_exact, 1e-5 * scale);
-    EXPECT_LT(err_fast, 1e-2 * scale);
+    EXPECT_LT(err_fast, 3e-3 * scale); // TF32 keeps 10 mantissa bits: about 1e-3 relative
     printf("[ cuda     ] 512^3 max error / max |c|: f32 %.2e, tf32 %.2e\n", err_exact / scale,
            err_fast / scale);
 }
