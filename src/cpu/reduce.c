@@ -7,7 +7,8 @@
  * statistics with Chan et al.'s parallel formula; logsumexp keeps a running
  * maximum and rescales its sum, as online softmax does. When there are fewer
  * outputs than threads, each output's elements are split into ranges folded
- * on separate threads and merged in order with the same rules. */
+ * on separate threads and merged in order with the same rules. Sums over the
+ * leading dims of a dense tensor (column sums) run row by row instead. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -216,9 +217,51 @@ static void reduce_split(const nb_op_args *args, const nb_reduce_plan *plan, con
     for (int i = 1; i < parts; i++) merge(args->op, args->attrs.reduce.p, integer, acc, &partial[i]);
 }
 
+/* Whether x is a dense [R, K] whose leading R rows are reduced: the sums of
+ * columns (a batch's bias gradient), which column_sums runs row by row. */
+static bool leading_sum(const nb_op_args *args, int64_t *rows, int64_t *cols) {
+    const nb_tensor *x = args->in[0];
+    uint32_t mask = args->attrs.reduce.mask;
+    if ((args->op != NB_OP_SUM && args->op != NB_OP_MEAN) || !nb_dtype_is_float(x->dtype) ||
+        !nb__is_contiguous(x) || mask == 0)
+        return false;
+    int lead = 0;
+    while (lead < x->ndim && (mask & (1u << lead))) lead++;
+    if (mask >> lead) return false; /* a reduced dim after a kept one */
+    *rows = nb__numel(lead, x->shape);
+    *cols = nb__numel(x->ndim - lead, x->shape + lead);
+    return *cols > 1;
+}
+
+/* out[k] = sum (or mean) over r of x[r, k]: blocks of columns per thread,
+ * each row's block converted to double and added in one vector loop. */
+static nb_status column_sums(const nb_op_args *args, int64_t rows, int64_t cols) {
+    const nb_tensor *x = args->in[0];
+    nb_tensor *out = args->out;
+    size_t size = nb_dtype_size(x->dtype);
+    int64_t blocks = (cols + NB_CPU_CHUNK - 1) / NB_CPU_CHUNK;
+#pragma omp parallel for schedule(static) if (rows * cols >= NB_CPU_PARALLEL_MIN)
+    for (int64_t b = 0; b < blocks; b++) {
+        double acc[NB_CPU_CHUNK], row[NB_CPU_CHUNK];
+        int64_t first = b * NB_CPU_CHUNK, width = cols - first < NB_CPU_CHUNK ? cols - first : NB_CPU_CHUNK;
+        for (int64_t j = 0; j < width; j++) acc[j] = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            nb__cpu_convert(NB_F64, row, 1, x->dtype, nb__data(x) + (r * cols + first) * (int64_t)size, 1, width);
+            for (int64_t j = 0; j < width; j++) acc[j] += row[j];
+        }
+        if (args->op == NB_OP_MEAN)
+            for (int64_t j = 0; j < width; j++) acc[j] /= (double)rows;
+        nb__cpu_convert(out->dtype, nb__data(out) + first * (int64_t)nb_dtype_size(out->dtype), 1,
+                        NB_F64, acc, 1, width);
+    }
+    return NB_OK;
+}
+
 nb_status nb__cpu_reduce(const nb_op_args *args) {
     const nb_tensor *x = args->in[0];
     nb_tensor *out = args->out;
+    int64_t rows, cols;
+    if (leading_sum(args, &rows, &cols)) return column_sums(args, rows, cols);
     nb_reduce_plan plan;
     nb__plan_reduce(x, args->attrs.reduce.mask, &plan);
     /* integer sums and products stay exact in int64 */
