@@ -117,15 +117,14 @@ static void tap_range(const nb_window *w, int d, int64_t offset, int64_t *first,
 }
 
 /* For each tap (ky, kx) and each output (oy, ox) whose tap reads inside the
- * image, runs body with iy, ix (the input read) and tap; the ranges are
- * worked out per tap so the inner loop has no branch. */
-#define FOR_EACH_TAP(w, body)                                                                 \
+ * image, runs body with iy, ix (the input read) and tap; the ranges, from
+ * bounds (tap_bounds), keep the inner loop free of branches. */
+#define FOR_EACH_TAP(w, bounds, body)                                                         \
     for (int64_t ky = 0; ky < (w)->kernel[0]; ky++) {                                         \
-        int64_t oy0, oy1;                                                                     \
-        tap_range(w, 0, ky * (w)->dilation[0], &oy0, &oy1);                                    \
         for (int64_t kx = 0; kx < (w)->kernel[1]; kx++) {                                     \
-            int64_t ox0, ox1, tap = ky * (w)->kernel[1] + kx;                                 \
-            tap_range(w, 1, kx * (w)->dilation[1], &ox0, &ox1);                                \
+            int64_t tap = ky * (w)->kernel[1] + kx;                                           \
+            int64_t oy0 = (bounds)[tap][0], oy1 = (bounds)[tap][1];                           \
+            int64_t ox0 = (bounds)[tap][2], ox1 = (bounds)[tap][3];                           \
             int64_t sx = (w)->stride[1], bx = kx * (w)->dilation[1] - (w)->padding[1];        \
             for (int64_t oy = oy0; oy < oy1; oy++) {                                          \
                 int64_t iy = oy * (w)->stride[0] - (w)->padding[0] + ky * (w)->dilation[0];   \
@@ -137,11 +136,24 @@ static void tap_range(const nb_window *w, int d, int64_t offset, int64_t *first,
         }                                                                                     \
     }
 
+/* Each tap's output rows [0], [1] and columns [2], [3] that read inside the
+ * image, worked out once per call (the divisions would cost more than a
+ * small plane's arithmetic). */
+static void tap_bounds(const nb_window *w, int64_t (*bounds)[4]) {
+    for (int64_t ky = 0; ky < w->kernel[0]; ky++)
+        for (int64_t kx = 0; kx < w->kernel[1]; kx++) {
+            int64_t *b = bounds[ky * w->kernel[1] + kx];
+            tap_range(w, 0, ky * w->dilation[0], &b[0], &b[1]);
+            tap_range(w, 1, kx * w->dilation[1], &b[2], &b[3]);
+        }
+}
+
 /* The operands of a depthwise kernel: forward a = x, b = weight; input grad
  * a = g, b = weight; weight grad a = g, b = x. */
 typedef struct depthwise_operands {
     const nb_tensor *x, *g, *weight;
     int64_t batch, channels, outs, m, kk, in_pixels, out_pixels;
+    const int64_t (*bounds)[4];
 } depthwise_operands;
 
 /* One work item in compute type real (RD its dtype): a (sample, channel)
@@ -149,14 +161,13 @@ typedef struct depthwise_operands {
  * xp, gp and k hold an input plane, an output plane and a kernel. */
 #define DEFINE_DEPTHWISE_ITEM(name, real, RD)                                                      \
     /* k[tap] += sum over outputs of g * the input the tap reads, per tap */                    \
-    static void weight_grad_taps_##name(const nb_window *w, const real *restrict xp,             \
-                                        const real *restrict gp, real *restrict k) {             \
+    static void weight_grad_taps_##name(const nb_window *w, const int64_t (*bounds)[4],          \
+                                        const real *restrict xp, const real *restrict gp,        \
+                                        real *restrict k) {                                      \
         for (int64_t ky = 0; ky < w->kernel[0]; ky++) {                                          \
-            int64_t oy0, oy1;                                                                    \
-            tap_range(w, 0, ky * w->dilation[0], &oy0, &oy1);                                     \
             for (int64_t kx = 0; kx < w->kernel[1]; kx++) {                                      \
-                int64_t ox0, ox1, sx = w->stride[1];                                             \
-                tap_range(w, 1, kx * w->dilation[1], &ox0, &ox1);                                 \
+                const int64_t *b = bounds[ky * w->kernel[1] + kx];                               \
+                int64_t oy0 = b[0], oy1 = b[1], ox0 = b[2], ox1 = b[3], sx = w->stride[1];       \
                 real sum = 0;                                                                    \
                 for (int64_t oy = oy0; oy < oy1; oy++) {                                         \
                     int64_t iy = oy * w->stride[0] - w->padding[0] + ky * w->dilation[0];        \
@@ -179,7 +190,7 @@ typedef struct depthwise_operands {
             int64_t oc = item, c = oc / d->m;                                                     \
             for (int64_t t = 0; t < d->kk; t++) k[t] = 0;                                         \
             for (int64_t n = 0; n < d->batch; n++)                                                \
-                weight_grad_taps_##name(w, nb__cpu_plane(d->x, n, c, RD, xp),                     \
+                weight_grad_taps_##name(w, d->bounds, nb__cpu_plane(d->x, n, c, RD, xp),          \
                                         nb__cpu_plane(d->g, n, oc, RD, gp), k);                   \
             nb__cpu_convert(out->dtype, nb__data(out) + oc * d->kk * (int64_t)size, 1, RD, k, 1, d->kk); \
             return;                                                                               \
@@ -201,11 +212,11 @@ typedef struct depthwise_operands {
                 char *at = nb__data(out) + (n * d->outs + oc) * d->out_pixels * (int64_t)size;    \
                 real *restrict y = direct ? (real *)at : gp;                                      \
                 for (int64_t i = 0; i < d->out_pixels; i++) y[i] = 0;                             \
-                FOR_EACH_TAP(w, y[oy * w->out[1] + ox] += k[tap] * x[iy * w->in[1] + ix];)        \
+                FOR_EACH_TAP(w, d->bounds, y[oy * w->out[1] + ox] += k[tap] * x[iy * w->in[1] + ix];)        \
                 if (!direct) nb__cpu_convert(out->dtype, at, 1, RD, gp, 1, d->out_pixels);        \
             } else { /* input grad: scatter each output channel's gradient back */                \
                 const real *restrict g = nb__cpu_plane(d->g, n, oc, RD, gp);                      \
-                FOR_EACH_TAP(w, dx[iy * w->in[1] + ix] += k[tap] * g[oy * w->out[1] + ox];)      \
+                FOR_EACH_TAP(w, d->bounds, dx[iy * w->in[1] + ix] += k[tap] * g[oy * w->out[1] + ox];)      \
             }                                                                                     \
         }                                                                                         \
         if (!forward && !direct)                                                                  \
@@ -233,6 +244,10 @@ nb_status nb__cpu_depthwise(const nb_op_args *args) {
     d.out_pixels = w->out[0] * w->out[1];
     int64_t items = weight_grad ? d.outs : d.batch * d.channels;
     bool wide = nb__cpu_compute_dtype(args->out->dtype) == NB_F64;
+    int64_t (*bounds)[4] = malloc((size_t)d.kk * sizeof *bounds);
+    NB_CHECK(bounds, NB_ERR_OOM, "nb_conv2d: out of host memory for %lld taps", (long long)d.kk);
+    tap_bounds(w, bounds);
+    d.bounds = (const int64_t (*)[4])bounds;
     bool failed = false;
 #pragma omp parallel reduction(|| : failed) if (nb_numel(d.x) >= NB_CPU_PARALLEL_MIN)
     {
@@ -251,6 +266,7 @@ nb_status nb__cpu_depthwise(const nb_op_args *args) {
         }
         free(buffer);
     }
+    free(bounds);
     NB_CHECK(!failed, NB_ERR_OOM, "nb_conv2d: out of host memory for a plane of %lld",
              (long long)d.in_pixels);
     return NB_OK;
