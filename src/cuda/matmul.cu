@@ -256,9 +256,14 @@ static nb_status run_gemm(const char *fn, const nb_cuda_ctx *ctx, const gemm_cal
     key.op_a = c->a.op;
     key.op_b = c->b.op;
     key.epilogue = epilogue;
-    key.m = c->m, key.n = c->n, key.k = c->k, key.batch = c->batch;
-    key.ld_a = c->a.ld, key.ld_b = c->b.ld;
-    key.stride_a = c->a.batch_stride, key.stride_b = c->b.batch_stride;
+    key.m = c->m;
+    key.n = c->n;
+    key.k = c->k;
+    key.batch = c->batch;
+    key.ld_a = c->a.ld;
+    key.ld_b = c->b.ld;
+    key.stride_a = c->a.batch_stride;
+    key.stride_b = c->b.batch_stride;
     key.align_a = alignment(c->a.data, c->a.ld, c->a.batch_stride, size);
     key.align_b = alignment(c->b.data, c->b.ld, c->b.batch_stride, size);
     key.align_d = alignment(c->d, c->n, c->m * c->n, size);

@@ -227,7 +227,10 @@ nb_module *nb_nn_adaptive_avg_pool2d(int64_t out_h, int64_t out_w) {
     LAYER_CHECK(out_h > 0 && out_w > 0, "nb_nn_adaptive_avg_pool2d: needs a positive size, got "
                 "%lldx%lld", (long long)out_h, (long long)out_w);
     nb_module *m = nb__module_new("AdaptiveAvgPool2d", adaptive_forward);
-    if (m) m->config.out_size[0] = out_h, m->config.out_size[1] = out_w;
+    if (m) {
+        m->config.out_size[0] = out_h;
+        m->config.out_size[1] = out_w;
+    }
     return m;
 }
 
