@@ -101,8 +101,7 @@ static nb_status conv_window(const char *fn, const int64_t *in, int kh, int kw, 
             pad_total[d] = 2 * w->padding[d];
         }
     }
-    int checked_padding[2] = {w->padding[0], w->padding[1]};
-    NB_TRY(check_pairs(fn, w->stride, checked_padding, w->dilation));
+    NB_TRY(check_pairs(fn, w->stride, w->padding, w->dilation));
     for (int d = 0; d < 2; d++) {
         w->out[d] = out_size(w->in[d], w->kernel[d], w->stride[d], pad_total[d], w->dilation[d]);
         NB_CHECK(w->out[d] > 0, NB_ERR_SHAPE,
