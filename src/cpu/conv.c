@@ -154,14 +154,40 @@ typedef struct depthwise_operands {
     const nb_tensor *x, *g, *weight;
     int64_t batch, channels, outs, m, kk, in_pixels, out_pixels;
     const int64_t (*bounds)[4];
-    bool padded;        /* stride 1 forward: through a zero-padded plane */
-    int64_t pad_pixels; /* that plane's size; its accumulator follows it */
+    bool padded;        /* stride 1 and padding <= (k-1)d: through a zero-padded plane */
+    int64_t pad_pixels, acc_pixels; /* that plane's size, then its accumulator's */
 } depthwise_operands;
 
 /* One work item in compute type real (RD its dtype): a (sample, channel)
  * plane for forward and input grad, an output channel for the weight grad.
  * xp, gp and k hold an input plane, an output plane and a kernel. */
 #define DEFINE_DEPTHWISE_ITEM(name, real, RD)                                                      \
+    /* Stride 1 input gradient: acc (H rows of W + (kw-1)dw) += g convolved with                \
+     * the flipped kernel, g zero-padded into pad by (k-1)d - p before and after:               \
+     * dx[y][x] = sum k[i][j] g[y + p - i d][x + p - j d]. */                                    \
+    static void input_grad_padded_##name(const nb_window *w, const real *restrict g,             \
+                                         const real *restrict k, real *restrict acc,             \
+                                         real *restrict pad) {                                   \
+        int64_t h = w->in[0], wd = w->in[1];                                                     \
+        int64_t ey = (int64_t)(w->kernel[0] - 1) * w->dilation[0];                               \
+        int64_t ex = (int64_t)(w->kernel[1] - 1) * w->dilation[1];                               \
+        int64_t hp = h + ey, wp = wd + ex, top = ey - w->padding[0], left = ex - w->padding[1];  \
+        for (int64_t r = 0; r < hp; r++) {                                                       \
+            int64_t oy = r - top;                                                                \
+            for (int64_t c = 0; c < wp; c++) {                                                   \
+                int64_t ox = c - left;                                                           \
+                bool inside = oy >= 0 && oy < w->out[0] && ox >= 0 && ox < w->out[1];            \
+                pad[r * wp + c] = inside ? g[oy * w->out[1] + ox] : (real)0;                     \
+            }                                                                                    \
+        }                                                                                        \
+        int64_t span = (h - 1) * wp + wd;                                                        \
+        for (int64_t ky = 0; ky < w->kernel[0]; ky++)                                            \
+            for (int64_t kx = 0; kx < w->kernel[1]; kx++) {                                      \
+                real tap = k[ky * w->kernel[1] + kx];                                            \
+                const real *from = pad + (ey - ky * w->dilation[0]) * wp + (ex - kx * w->dilation[1]); \
+                for (int64_t i = 0; i < span; i++) acc[i] += tap * from[i];                      \
+            }                                                                                    \
+    }                                                                                            \
     /* Stride 1: y = the plane x (zero-padded into pad, Hp x Wp) convolved with k,              \
      * each tap one long loop over acc (Ho rows of Wp, the border columns                       \
      * computed and dropped), which vectorizes even for 7 x 7 planes. */                        \
@@ -232,8 +258,12 @@ typedef struct depthwise_operands {
                                 ? (real *)(nb__data(out) + item * d->in_pixels * (int64_t)size)  \
                                 : xp;                                                             \
         const real *restrict x = forward ? nb__cpu_plane(d->x, n, c, RD, xp) : NULL;              \
-        if (!forward)                                                                             \
+        if (!forward && d->padded) {                                                              \
+            real *acc = k + d->kk + d->pad_pixels;                                                \
+            for (int64_t i = 0; i < d->acc_pixels; i++) acc[i] = 0;                               \
+        } else if (!forward) {                                                                    \
             for (int64_t i = 0; i < d->in_pixels; i++) dx[i] = 0;                                 \
+        }                                                                                         \
         for (int64_t j = 0; j < d->m; j++) {                                                      \
             int64_t oc = c * d->m + j;                                                            \
             nb__cpu_convert(RD, k, 1, d->weight->dtype,                                           \
@@ -248,10 +278,19 @@ typedef struct depthwise_operands {
                     FOR_EACH_TAP(w, d->bounds, y[oy * w->out[1] + ox] += k[tap] * x[iy * w->in[1] + ix];) \
                 }                                                                                 \
                 if (!direct) nb__cpu_convert(out->dtype, at, 1, RD, gp, 1, d->out_pixels);        \
+            } else if (d->padded) { /* input grad: each output channel's share into acc */   \
+                input_grad_padded_##name(w, nb__cpu_plane(d->g, n, oc, RD, gp), k, k + d->kk +  \
+                                         d->pad_pixels, k + d->kk);                               \
             } else { /* input grad: scatter each output channel's gradient back */                \
                 const real *restrict g = nb__cpu_plane(d->g, n, oc, RD, gp);                      \
                 FOR_EACH_TAP(w, d->bounds, dx[iy * w->in[1] + ix] += k[tap] * g[oy * w->out[1] + ox];)      \
             }                                                                                     \
+        }                                                                                         \
+        if (!forward && d->padded) { /* acc rows (of the padded width) into dx */                 \
+            const real *acc = k + d->kk + d->pad_pixels;                                          \
+            int64_t wp = w->in[1] + (int64_t)(w->kernel[1] - 1) * w->dilation[1];                 \
+            for (int64_t y = 0; y < w->in[0]; y++)                                                \
+                for (int64_t x = 0; x < w->in[1]; x++) dx[y * w->in[1] + x] = acc[y * wp + x];    \
         }                                                                                         \
         if (!forward && !direct)                                                                  \
             nb__cpu_convert(out->dtype, nb__data(out) + item * d->in_pixels * (int64_t)size, 1,   \
@@ -282,11 +321,17 @@ nb_status nb__cpu_depthwise(const nb_op_args *args) {
     NB_CHECK(bounds, NB_ERR_OOM, "nb_conv2d: out of host memory for %lld taps", (long long)d.kk);
     tap_bounds(w, bounds);
     d.bounds = (const int64_t (*)[4])bounds;
-    d.padded = args->op == NB_OP_DEPTHWISE_CONV2D && w->stride[0] == 1 && w->stride[1] == 1;
-    int64_t hp = w->out[0] + (int64_t)(w->kernel[0] - 1) * w->dilation[0];
-    int64_t wp = w->out[1] + (int64_t)(w->kernel[1] - 1) * w->dilation[1];
-    d.pad_pixels = d.padded ? hp * wp : 0;
-    int64_t scratch = d.in_pixels + d.out_pixels + d.kk + (d.padded ? d.pad_pixels + w->out[0] * wp : 0);
+    /* the padded planes: forward pads x to the outputs' reach, the input
+     * gradient pads g by (k-1)d - p, which must not be negative */
+    bool input_grad = args->op == NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD;
+    int64_t ey = (int64_t)(w->kernel[0] - 1) * w->dilation[0];
+    int64_t ex = (int64_t)(w->kernel[1] - 1) * w->dilation[1];
+    d.padded = !weight_grad && w->stride[0] == 1 && w->stride[1] == 1 &&
+               (!input_grad || (w->padding[0] <= ey && w->padding[1] <= ex));
+    int64_t rows = input_grad ? w->in[0] : w->out[0], cols = input_grad ? w->in[1] : w->out[1];
+    d.pad_pixels = d.padded ? (rows + ey) * (cols + ex) : 0;
+    d.acc_pixels = d.padded ? rows * (cols + ex) : 0;
+    int64_t scratch = d.in_pixels + d.out_pixels + d.kk + d.pad_pixels + d.acc_pixels;
     bool failed = false;
 #pragma omp parallel reduction(|| : failed) if (nb_numel(d.x) >= NB_CPU_PARALLEL_MIN)
     {
