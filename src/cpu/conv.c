@@ -162,6 +162,35 @@ typedef struct depthwise_operands {
  * plane for forward and input grad, an output channel for the weight grad.
  * xp, gp and k hold an input plane, an output plane and a kernel. */
 #define DEFINE_DEPTHWISE_ITEM(name, real, RD)                                                      \
+    /* Stride 1 weight gradient of one sample: x zero-padded into pad as for the                \
+     * forward, g laid into rows of the padded width (gw, zeros past the row),                  \
+     * then each tap is one dot product: k[tap] += sum g * x shifted by the tap. */             \
+    static void weight_grad_padded_##name(const nb_window *w, const real *restrict x,            \
+                                          const real *restrict g, real *restrict k,              \
+                                          real *restrict pad, real *restrict gw) {               \
+        int64_t ho = w->out[0], wo = w->out[1];                                                  \
+        int64_t hp = ho + (int64_t)(w->kernel[0] - 1) * w->dilation[0];                          \
+        int64_t wp = wo + (int64_t)(w->kernel[1] - 1) * w->dilation[1];                          \
+        for (int64_t r = 0; r < hp; r++) {                                                       \
+            int64_t iy = r - w->padding[0];                                                      \
+            for (int64_t c = 0; c < wp; c++) {                                                   \
+                int64_t ix = c - w->padding[1];                                                  \
+                bool inside = iy >= 0 && iy < w->in[0] && ix >= 0 && ix < w->in[1];              \
+                pad[r * wp + c] = inside ? x[iy * w->in[1] + ix] : (real)0;                      \
+            }                                                                                    \
+        }                                                                                        \
+        for (int64_t oy = 0; oy < ho; oy++)                                                      \
+            for (int64_t c = 0; c < wp; c++) gw[oy * wp + c] = c < wo ? g[oy * wo + c] : (real)0; \
+        int64_t span = (ho - 1) * wp + wo;                                                       \
+        for (int64_t ky = 0; ky < w->kernel[0]; ky++)                                            \
+            for (int64_t kx = 0; kx < w->kernel[1]; kx++) {                                      \
+                const real *from = pad + ky * w->dilation[0] * wp + kx * w->dilation[1];         \
+                real sum = 0;                                                                    \
+                _Pragma("omp simd reduction(+ : sum)")                                           \
+                for (int64_t i = 0; i < span; i++) sum += gw[i] * from[i];                       \
+                k[ky * w->kernel[1] + kx] += sum;                                                \
+            }                                                                                    \
+    }                                                                                            \
     /* Stride 1 input gradient: acc (H rows of W + (kw-1)dw) += g convolved with                \
      * the flipped kernel, g zero-padded into pad by (k-1)d - p before and after:               \
      * dx[y][x] = sum k[i][j] g[y + p - i d][x + p - j d]. */                                    \
@@ -245,9 +274,14 @@ typedef struct depthwise_operands {
         if (args->op == NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD) { /* sum over the batch */            \
             int64_t oc = item, c = oc / d->m;                                                     \
             for (int64_t t = 0; t < d->kk; t++) k[t] = 0;                                         \
-            for (int64_t n = 0; n < d->batch; n++)                                                \
-                weight_grad_taps_##name(w, d->bounds, nb__cpu_plane(d->x, n, c, RD, xp),          \
-                                        nb__cpu_plane(d->g, n, oc, RD, gp), k);                   \
+            for (int64_t n = 0; n < d->batch; n++) {                                              \
+                const real *xs = nb__cpu_plane(d->x, n, c, RD, xp);                               \
+                const real *gs = nb__cpu_plane(d->g, n, oc, RD, gp);                              \
+                if (d->padded)                                                                    \
+                    weight_grad_padded_##name(w, xs, gs, k, k + d->kk, k + d->kk + d->pad_pixels); \
+                else                                                                              \
+                    weight_grad_taps_##name(w, d->bounds, xs, gs, k);                             \
+            }                                                                                     \
             nb__cpu_convert(out->dtype, nb__data(out) + oc * d->kk * (int64_t)size, 1, RD, k, 1, d->kk); \
             return;                                                                               \
         }                                                                                         \
@@ -326,7 +360,7 @@ nb_status nb__cpu_depthwise(const nb_op_args *args) {
     bool input_grad = args->op == NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD;
     int64_t ey = (int64_t)(w->kernel[0] - 1) * w->dilation[0];
     int64_t ex = (int64_t)(w->kernel[1] - 1) * w->dilation[1];
-    d.padded = !weight_grad && w->stride[0] == 1 && w->stride[1] == 1 &&
+    d.padded = w->stride[0] == 1 && w->stride[1] == 1 &&
                (!input_grad || (w->padding[0] <= ey && w->padding[1] <= ex));
     int64_t rows = input_grad ? w->in[0] : w->out[0], cols = input_grad ? w->in[1] : w->out[1];
     d.pad_pixels = d.padded ? (rows + ey) * (cols + ex) : 0;
