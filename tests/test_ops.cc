@@ -818,7 +818,7 @@ struct ConvConfig {
 
 // Direct convolution in double: padding is the top/left offset.
 Host conv_ref(const Host &x, const Host &w, const Host *b, const ConvConfig &k, int64_t ho, int64_t wo) {
-    int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3];
+    int64_t n = x.shape[0], h = x.shape[2], wd = x.shape[3];
     int64_t o = w.shape[0], cg = w.shape[1], kh = w.shape[2], kw = w.shape[3], og = o / k.groups;
     Host out({n, o, ho, wo});
     for (int64_t s = 0; s < n; s++)
@@ -837,7 +837,6 @@ Host conv_ref(const Host &x, const Host &w, const Host *b, const ConvConfig &k, 
                             }
                     out.v[out.ravel({s, oc, oy, ox})] = acc;
                 }
-    (void)c;
     return out;
 }
 

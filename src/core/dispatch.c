@@ -44,4 +44,16 @@ nb_status nb__dispatch(const nb_op_args *args) {
     return kernel->fn(args);
 }
 
+nb_status nb__dispatch_new(const char *fn, nb_op_args *args, int ndim, const int64_t *shape,
+                           nb_dtype dtype, nb_tensor **out) {
+    NB_TRY(nb__tensor_new(fn, ndim, shape, dtype, args->in[0]->storage->device, out));
+    args->out = *out;
+    nb_status status = nb__dispatch(args);
+    if (status != NB_OK) {
+        nb_release(*out);
+        *out = NULL;
+    }
+    return status;
+}
+
 const char *nb_version(void) { return "0.1.0"; }

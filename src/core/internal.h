@@ -102,6 +102,11 @@ static inline bool nb__same_device(nb_device a, nb_device b) {
 }
 /* Checks that a device exists in this build. */
 nb_status nb__check_device(const char *fn, nb_device device);
+/* A layer's weight shares x's float dtype and device; its bias (if any) is
+ * [features] of x's dtype and device. */
+nb_status nb__check_layer_weight(const char *fn, const nb_tensor *x, const nb_tensor *weight);
+nb_status nb__check_layer_bias(const char *fn, const nb_tensor *x, const nb_tensor *bias,
+                               int64_t features);
 /* Maps dim in [-ndim, ndim) to [0, ndim). */
 nb_status nb__normalize_dim(const char *fn, int dim, int ndim, int *out);
 /* NumPy broadcast of two shapes into out (NB_MAX_DIMS entries). */
@@ -185,6 +190,10 @@ const nb_backend *nb__backend(nb_device_type type);
 /* Runs args->op's kernel for the device of args->out, or fails with
  * NB_ERR_UNSUPPORTED naming op, device and dtype. */
 nb_status nb__dispatch(const nb_op_args *args);
+/* Runs args->op into a new *out of ndim, shape and dtype on the device of
+ * args->in[0]; on failure *out is released and NULL. */
+nb_status nb__dispatch_new(const char *fn, nb_op_args *args, int ndim, const int64_t *shape,
+                           nb_dtype dtype, nb_tensor **out);
 
 /* An elementwise op's operands (out first, then args->in, each already of
  * out's shape) with size-1 dims dropped and neighbouring dims merged where

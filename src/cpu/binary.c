@@ -2,6 +2,7 @@
  * produce 0/1 in the compute type; the engine stores them as bool. */
 #include <tgmath.h>
 
+#include "../core/int_pow.h"
 #include "cpu.h"
 
 /* maximum and minimum propagate NaN from either side, as in PyTorch. */
@@ -28,7 +29,7 @@
     X(ADD, (int64_t)((uint64_t)a + (uint64_t)b))          \
     X(SUB, (int64_t)((uint64_t)a - (uint64_t)b))          \
     X(MUL, (int64_t)((uint64_t)a * (uint64_t)b))          \
-    X(POW, int_pow(a, b))                                 \
+    X(POW, nb_int_pow(a, b))                                 \
     X(MAXIMUM, a > b ? a : b)                             \
     X(MINIMUM, a < b ? a : b)                             \
     X(EQ, a == b)                                         \
@@ -40,20 +41,6 @@
     X(LOGICAL_AND, (a != 0) && (b != 0))                  \
     X(LOGICAL_OR, (a != 0) || (b != 0))                   \
     X(LOGICAL_XOR, (a != 0) != (b != 0))
-
-/* base^exponent by squaring, wrapping; a negative exponent truncates toward
- * zero (1 and -1 keep their powers, everything else gives 0). */
-static int64_t int_pow(int64_t base, int64_t exponent) {
-    if (exponent < 0) {
-        if (base == 1) return 1;
-        if (base == -1) return (exponent & 1) ? -1 : 1;
-        return 0;
-    }
-    uint64_t result = 1, b = (uint64_t)base;
-    for (uint64_t e = (uint64_t)exponent; e; e >>= 1, b *= b)
-        if (e & 1) result *= b;
-    return (int64_t)result;
-}
 
 #define BINARY_CASE(ID, expr)                                  \
     case NB_OP_##ID:                                           \

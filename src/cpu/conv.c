@@ -162,6 +162,20 @@ typedef struct depthwise_operands {
  * plane for forward and input grad, an output channel for the weight grad.
  * xp, gp and k hold an input plane, an output plane and a kernel. */
 #define DEFINE_DEPTHWISE_ITEM(name, real, RD)                                                      \
+    /* pad (hp x wp) = the plane src (h x wd) placed at row top, column left,                   \
+     * zeros around it. */                                                                       \
+    static void pad_plane_##name(const real *restrict src, int64_t h, int64_t wd,                \
+                                 real *restrict pad, int64_t hp, int64_t wp, int64_t top,        \
+                                 int64_t left) {                                                 \
+        for (int64_t r = 0; r < hp; r++) {                                                       \
+            int64_t sy = r - top;                                                                \
+            for (int64_t c = 0; c < wp; c++) {                                                   \
+                int64_t sx = c - left;                                                           \
+                bool inside = sy >= 0 && sy < h && sx >= 0 && sx < wd;                           \
+                pad[r * wp + c] = inside ? src[sy * wd + sx] : (real)0;                          \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
     /* Stride 1 weight gradient of one sample: x zero-padded into pad as for the                \
      * forward, g laid into rows of the padded width (gw, zeros past the row),                  \
      * then each tap is one dot product: k[tap] += sum g * x shifted by the tap. */             \
@@ -171,14 +185,7 @@ typedef struct depthwise_operands {
         int64_t ho = w->out[0], wo = w->out[1];                                                  \
         int64_t hp = ho + (int64_t)(w->kernel[0] - 1) * w->dilation[0];                          \
         int64_t wp = wo + (int64_t)(w->kernel[1] - 1) * w->dilation[1];                          \
-        for (int64_t r = 0; r < hp; r++) {                                                       \
-            int64_t iy = r - w->padding[0];                                                      \
-            for (int64_t c = 0; c < wp; c++) {                                                   \
-                int64_t ix = c - w->padding[1];                                                  \
-                bool inside = iy >= 0 && iy < w->in[0] && ix >= 0 && ix < w->in[1];              \
-                pad[r * wp + c] = inside ? x[iy * w->in[1] + ix] : (real)0;                      \
-            }                                                                                    \
-        }                                                                                        \
+        pad_plane_##name(x, w->in[0], w->in[1], pad, hp, wp, w->padding[0], w->padding[1]);    \
         for (int64_t oy = 0; oy < ho; oy++)                                                      \
             for (int64_t c = 0; c < wp; c++) gw[oy * wp + c] = c < wo ? g[oy * wo + c] : (real)0; \
         int64_t span = (ho - 1) * wp + wo;                                                       \
@@ -201,14 +208,7 @@ typedef struct depthwise_operands {
         int64_t ey = (int64_t)(w->kernel[0] - 1) * w->dilation[0];                               \
         int64_t ex = (int64_t)(w->kernel[1] - 1) * w->dilation[1];                               \
         int64_t hp = h + ey, wp = wd + ex, top = ey - w->padding[0], left = ex - w->padding[1];  \
-        for (int64_t r = 0; r < hp; r++) {                                                       \
-            int64_t oy = r - top;                                                                \
-            for (int64_t c = 0; c < wp; c++) {                                                   \
-                int64_t ox = c - left;                                                           \
-                bool inside = oy >= 0 && oy < w->out[0] && ox >= 0 && ox < w->out[1];            \
-                pad[r * wp + c] = inside ? g[oy * w->out[1] + ox] : (real)0;                     \
-            }                                                                                    \
-        }                                                                                        \
+        pad_plane_##name(g, w->out[0], w->out[1], pad, hp, wp, top, left);                     \
         int64_t span = (h - 1) * wp + wd;                                                        \
         for (int64_t ky = 0; ky < w->kernel[0]; ky++)                                            \
             for (int64_t kx = 0; kx < w->kernel[1]; kx++) {                                      \
@@ -226,14 +226,7 @@ typedef struct depthwise_operands {
         int64_t ho = w->out[0], wo = w->out[1];                                                  \
         int64_t hp = ho + (int64_t)(w->kernel[0] - 1) * w->dilation[0];                          \
         int64_t wp = wo + (int64_t)(w->kernel[1] - 1) * w->dilation[1];                          \
-        for (int64_t r = 0; r < hp; r++) {                                                       \
-            int64_t iy = r - w->padding[0];                                                      \
-            for (int64_t c = 0; c < wp; c++) {                                                   \
-                int64_t ix = c - w->padding[1];                                                  \
-                bool inside = iy >= 0 && iy < w->in[0] && ix >= 0 && ix < w->in[1];              \
-                pad[r * wp + c] = inside ? x[iy * w->in[1] + ix] : (real)0;                      \
-            }                                                                                    \
-        }                                                                                        \
+        pad_plane_##name(x, w->in[0], w->in[1], pad, hp, wp, w->padding[0], w->padding[1]);    \
         int64_t span = (ho - 1) * wp + wo;                                                       \
         for (int64_t i = 0; i < span; i++) acc[i] = 0;                                           \
         for (int64_t ky = 0; ky < w->kernel[0]; ky++)                                            \

@@ -128,8 +128,13 @@ nb_status nb__cuda_alloc(const char *fn, size_t nbytes, nb_device device, void *
     }
     pthread_mutex_unlock(&pool->lock);
     NB_TRY(status);
-    if (nb__poison_allocations())
-        NB_CUDA_TRY(fn, cudaMemsetAsync(block->ptr, 0xFF, nbytes, ctx.handle));
+    if (nb__poison_allocations()) {
+        cudaError_t poisoned = cudaMemsetAsync(block->ptr, 0xFF, nbytes, ctx.handle);
+        if (poisoned != cudaSuccess) {
+            nb__cuda_free(block->ptr, nbytes, device, block);
+            return nb__cuda_error(fn, poisoned, "cudaMemsetAsync");
+        }
+    }
     *ptr = block->ptr;
     *out_block = block;
     return NB_OK;

@@ -1,20 +1,7 @@
 // Elementwise binary kernels over broadcast operands, the formulas of
 // src/cpu/binary.c. Comparisons and logic give 0/1, stored as bool.
+#include "../core/int_pow.h"
 #include "map.cuh"
-
-// base^exponent by squaring, wrapping; negative exponents truncate to zero
-// except for bases 1 and -1.
-__device__ __forceinline__ int64_t nb_int_pow(int64_t base, int64_t exponent) {
-    if (exponent < 0) {
-        if (base == 1) return 1;
-        if (base == -1) return (exponent & 1) ? -1 : 1;
-        return 0;
-    }
-    uint64_t result = 1, b = (uint64_t)base;
-    for (uint64_t e = (uint64_t)exponent; e; e >>= 1, b *= b)
-        if (e & 1) result *= b;
-    return (int64_t)result;
-}
 
 struct nb_binary_fn {
     nb_op op;

@@ -32,8 +32,8 @@ __global__ void nb_fold_kernel(const T *col, nb_cuda_geometry cg, nb_window w, T
     int64_t kernel = (int64_t)w.kernel[0] * w.kernel[1];
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += step) {
-        int64_t xx = i % w.in[1], y = i / w.in[1] % w.in[0];
-        int64_t c = i / pixels % channels, n = i / pixels / channels;
+        nb_nchw at = nb_nchw_of(i, channels, w.in);
+        int64_t n = at.n, c = at.c, y = at.y, xx = at.x;
         C sum = 0;
         for (int64_t ky = 0; ky < w.kernel[0]; ky++) {
             int64_t top = y + w.padding[0] - ky * w.dilation[0];
@@ -76,25 +76,10 @@ nb_status nb__cuda_fold(const nb_op_args *args) {
     NB_TRY(nb__cuda_begin("nb_fold", x->storage->device.index, &ctx));
     unsigned blocks = nb__cuda_blocks(&ctx, nb_numel(x), NB_CUDA_THREADS);
     nb_cuda_geometry cg = nb__cuda_geometry(col);
-    switch (x->dtype) {
-    case NB_F32:
-        nb_fold_kernel<float><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(
-            (const float *)nb__data(col), cg, args->attrs.window, (float *)nb__data(x), x->shape[0], x->shape[1]);
-        break;
-    case NB_F64:
-        nb_fold_kernel<double><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(
-            (const double *)nb__data(col), cg, args->attrs.window, (double *)nb__data(x), x->shape[0], x->shape[1]);
-        break;
-    case NB_F16:
-        nb_fold_kernel<__half><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(
-            (const __half *)nb__data(col), cg, args->attrs.window, (__half *)nb__data(x), x->shape[0], x->shape[1]);
-        break;
-    default:
-        nb_fold_kernel<__nv_bfloat16><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(
-            (const __nv_bfloat16 *)nb__data(col), cg, args->attrs.window, (__nv_bfloat16 *)nb__data(x),
-            x->shape[0], x->shape[1]);
-        break;
-    }
+    NB_CUDA_FLOAT_SWITCH(x->dtype, T,
+                         (nb_fold_kernel<T><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(
+                             (const T *)nb__data(col), cg, args->attrs.window, (T *)nb__data(x),
+                             x->shape[0], x->shape[1])));
     return nb__cuda_launched("nb_fold");
 }
 
@@ -123,8 +108,8 @@ template <typename T> __global__ void nb_depthwise_forward(nb_depthwise_args a, 
     const nb_window &w = a.w;
     int64_t m = a.outs / a.channels, step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += step) {
-        int64_t ox = i % w.out[1], oy = i / w.out[1] % w.out[0];
-        int64_t oc = i / (w.out[0] * w.out[1]) % a.outs, n = i / (w.out[0] * w.out[1]) / a.outs;
+        nb_nchw at = nb_nchw_of(i, a.outs, w.out);
+        int64_t n = at.n, oc = at.c, oy = at.y, ox = at.x;
         const T *k = (const T *)a.b + oc * w.kernel[0] * w.kernel[1];
         C sum = 0;
         for (int ky = 0; ky < w.kernel[0]; ky++) {
@@ -146,8 +131,8 @@ template <typename T> __global__ void nb_depthwise_input_grad(nb_depthwise_args 
     const nb_window &w = a.w;
     int64_t m = a.outs / a.channels, step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += step) {
-        int64_t x = i % w.in[1], y = i / w.in[1] % w.in[0];
-        int64_t c = i / (w.in[0] * w.in[1]) % a.channels, n = i / (w.in[0] * w.in[1]) / a.channels;
+        nb_nchw at = nb_nchw_of(i, a.channels, w.in);
+        int64_t n = at.n, c = at.c, y = at.y, x = at.x;
         C sum = 0;
         for (int64_t j = 0; j < m; j++) {
             int64_t oc = c * m + j;
@@ -229,11 +214,6 @@ template <typename T> static void launch_depthwise(const nb_op_args *args, const
 nb_status nb__cuda_depthwise(const nb_op_args *args) {
     nb_cuda_ctx ctx;
     NB_TRY(nb__cuda_begin("nb_conv2d", args->out->storage->device.index, &ctx));
-    switch (args->out->dtype) {
-    case NB_F32: launch_depthwise<float>(args, &ctx); break;
-    case NB_F64: launch_depthwise<double>(args, &ctx); break;
-    case NB_F16: launch_depthwise<__half>(args, &ctx); break;
-    default: launch_depthwise<__nv_bfloat16>(args, &ctx); break;
-    }
+    NB_CUDA_FLOAT_SWITCH(args->out->dtype, T, launch_depthwise<T>(args, &ctx));
     return nb__cuda_launched("nb_conv2d");
 }

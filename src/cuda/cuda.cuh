@@ -185,6 +185,16 @@ __device__ __forceinline__ int nb_size_of(nb_dtype dtype) {
     default: { using T = bool; __VA_ARGS__; break; }                       \
     }
 
+// The same over the float dtypes (bf16 the default) for kernels that only
+// take floats.
+#define NB_CUDA_FLOAT_SWITCH(dtype, T, ...)                                \
+    switch (dtype) {                                                       \
+    case NB_F32: { using T = float; __VA_ARGS__; break; }                  \
+    case NB_F64: { using T = double; __VA_ARGS__; break; }                 \
+    case NB_F16: { using T = __half; __VA_ARGS__; break; }                 \
+    default: { using T = __nv_bfloat16; __VA_ARGS__; break; }              \
+    }
+
 // Records the first index error of a kernel; the caller skips the element.
 __device__ __forceinline__ void nb_report_index(nb_cuda_error_slot *slot, nb_op op, int64_t value,
                                                 int64_t limit, int64_t position) {
@@ -194,6 +204,16 @@ __device__ __forceinline__ void nb_report_index(nb_cuda_error_slot *slot, nb_op 
         slot->limit = limit;
         slot->position = position;
     }
+}
+
+// Element i of a contiguous [N, channels, plane[0], plane[1]] tensor as
+// (n, c, y, x).
+typedef struct nb_nchw {
+    int64_t n, c, y, x;
+} nb_nchw;
+__device__ __forceinline__ nb_nchw nb_nchw_of(int64_t i, int64_t channels, const int64_t *plane) {
+    int64_t image = i / (plane[0] * plane[1]);
+    return {image / channels, image % channels, i / plane[1] % plane[0], i % plane[1]};
 }
 
 // Row-major coordinates of linear over ndim dims to an element offset.

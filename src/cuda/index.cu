@@ -40,6 +40,13 @@ typedef struct nb_index_args {
     nb_cuda_error_slot *errors;
 } nb_index_args;
 
+// The index value at row-major position i of the index tensor.
+__device__ __forceinline__ int64_t nb_index_at(const nb_index_args &a, int64_t i) {
+    int64_t at = nb_offset_of(i, a.index_geometry.ndim, a.index_geometry.shape,
+                              a.index_geometry.strides);
+    return nb_load<int64_t>(a.index + at * nb_size_of(a.index_dtype), a.index_dtype);
+}
+
 // Checks index value v of position i (negative counts from the end when wrap).
 __device__ __forceinline__ bool nb_valid(const nb_index_args &a, nb_op op, int64_t *v, int64_t i,
                                          bool wrap) {
@@ -65,9 +72,7 @@ __global__ void nb_index_select_kernel(nb_index_args a) {
 __global__ void nb_gather_kernel(nb_index_args a) {
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < a.n; i += stride) {
-        int64_t at = nb_offset_of(i, a.index_geometry.ndim, a.index_geometry.shape,
-                                  a.index_geometry.strides);
-        int64_t v = nb_load<int64_t>(a.index + at * nb_size_of(a.index_dtype), a.index_dtype);
+        int64_t v = nb_index_at(a, i);
         if (!nb_valid(a, NB_OP_GATHER, &v, i, false)) continue;
         int64_t c;
         int64_t src = nb_offset_with(i, a.index_geometry, a.x_geometry.strides, a.dim, v, &c);
@@ -98,9 +103,7 @@ template <typename T>
 __global__ void nb_scatter_add_kernel(nb_index_args a, nb_cuda_geometry src_geometry) {
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < a.n; i += stride) {
-        int64_t at = nb_offset_of(i, a.index_geometry.ndim, a.index_geometry.shape,
-                                  a.index_geometry.strides);
-        int64_t v = nb_load<int64_t>(a.index + at * nb_size_of(a.index_dtype), a.index_dtype);
+        int64_t v = nb_index_at(a, i);
         if (!nb_valid(a, NB_OP_SCATTER_ADD, &v, i, false)) continue;
         int64_t c;
         int64_t dst = nb_offset_with(i, a.index_geometry, a.out_shape.strides, a.dim, v, &c);
@@ -112,9 +115,7 @@ __global__ void nb_scatter_add_kernel(nb_index_args a, nb_cuda_geometry src_geom
 __global__ void nb_one_hot_kernel(nb_index_args a) {
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < a.n; i += stride) {
-        int64_t at = nb_offset_of(i, a.index_geometry.ndim, a.index_geometry.shape,
-                                  a.index_geometry.strides);
-        int64_t v = nb_load<int64_t>(a.index + at * nb_size_of(a.index_dtype), a.index_dtype);
+        int64_t v = nb_index_at(a, i);
         if (nb_valid(a, NB_OP_ONE_HOT, &v, i, false)) ((int64_t *)a.out)[i * a.limit + v] = 1;
     }
 }

@@ -111,23 +111,13 @@ template <typename T> static void launch_backward(const nb_op_args *args, const 
 nb_status nb__cuda_cross_entropy(const nb_op_args *args) {
     nb_cuda_ctx ctx;
     NB_TRY(nb__cuda_begin("nb_cross_entropy", args->out->storage->device.index, &ctx));
-    switch (args->in[0]->dtype) {
-    case NB_F32: launch_forward<float>(args, &ctx); break;
-    case NB_F64: launch_forward<double>(args, &ctx); break;
-    case NB_F16: launch_forward<__half>(args, &ctx); break;
-    default: launch_forward<__nv_bfloat16>(args, &ctx); break;
-    }
+    NB_CUDA_FLOAT_SWITCH(args->in[0]->dtype, T, launch_forward<T>(args, &ctx));
     return nb__cuda_launched("nb_cross_entropy");
 }
 
 nb_status nb__cuda_cross_entropy_backward(const nb_op_args *args) {
     nb_cuda_ctx ctx;
     NB_TRY(nb__cuda_begin("nb_cross_entropy", args->out->storage->device.index, &ctx));
-    switch (args->in[0]->dtype) {
-    case NB_F32: launch_backward<float>(args, &ctx); break;
-    case NB_F64: launch_backward<double>(args, &ctx); break;
-    case NB_F16: launch_backward<__half>(args, &ctx); break;
-    default: launch_backward<__nv_bfloat16>(args, &ctx); break;
-    }
+    NB_CUDA_FLOAT_SWITCH(args->in[0]->dtype, T, launch_backward<T>(args, &ctx));
     return nb__cuda_launched("nb_cross_entropy");
 }

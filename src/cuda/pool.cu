@@ -13,9 +13,8 @@ __global__ void nb_max_pool_kernel(const T *x, nb_cuda_geometry g, nb_window w, 
     using C = nb_compute_t<T>;
     int64_t step = (int64_t)gridDim.x * blockDim.x, channels = g.shape[1];
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += step) {
-        int64_t ox = i % w.out[1], oy = i / w.out[1] % w.out[0];
-        int64_t c = i / (w.out[0] * w.out[1]) % channels, n = i / (w.out[0] * w.out[1]) / channels;
-        int64_t y0, y1, x0, x1, best = -1;
+        nb_nchw at = nb_nchw_of(i, channels, w.out);
+        int64_t n = at.n, c = at.c, oy = at.y, ox = at.x, y0, y1, x0, x1, best = -1;
         C best_value = 0;
         nb_window_range(&w, 0, oy, &y0, &y1);
         nb_window_range(&w, 1, ox, &x0, &x1);
@@ -38,9 +37,8 @@ __global__ void nb_avg_pool_kernel(const T *x, nb_cuda_geometry g, nb_window w, 
     using C = nb_compute_t<T>;
     int64_t step = (int64_t)gridDim.x * blockDim.x, channels = g.shape[1];
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += step) {
-        int64_t ox = i % w.out[1], oy = i / w.out[1] % w.out[0];
-        int64_t c = i / (w.out[0] * w.out[1]) % channels, n = i / (w.out[0] * w.out[1]) / channels;
-        int64_t y0, y1, x0, x1;
+        nb_nchw at = nb_nchw_of(i, channels, w.out);
+        int64_t n = at.n, c = at.c, oy = at.y, ox = at.x, y0, y1, x0, x1;
         C area = (C)nb_window_range(&w, 0, oy, &y0, &y1) * (C)nb_window_range(&w, 1, ox, &x0, &x1);
         C sum = 0;
         for (int64_t y = y0; y < y1; y++)
@@ -55,8 +53,8 @@ __global__ void nb_avg_pool_backward_kernel(const T *grad, nb_cuda_geometry g, n
     using C = nb_compute_t<T>;
     int64_t step = (int64_t)gridDim.x * blockDim.x, channels = g.shape[1];
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += step) {
-        int64_t xx = i % w.in[1], y = i / w.in[1] % w.in[0];
-        int64_t c = i / (w.in[0] * w.in[1]) % channels, n = i / (w.in[0] * w.in[1]) / channels;
+        nb_nchw at = nb_nchw_of(i, channels, w.in);
+        int64_t n = at.n, c = at.c, y = at.y, xx = at.x;
         int64_t oy0, oy1, ox0, ox1;
         nb_window_covering(&w, 0, y, &oy0, &oy1);
         nb_window_covering(&w, 1, xx, &ox0, &ox1);
@@ -102,11 +100,6 @@ nb_status nb__cuda_pool(const nb_op_args *args) {
     const char *fn = nb__op_fn(args->op);
     nb_cuda_ctx ctx;
     NB_TRY(nb__cuda_begin(fn, args->out->storage->device.index, &ctx));
-    switch (args->in[0]->dtype) {
-    case NB_F32: launch<float>(args, &ctx); break;
-    case NB_F64: launch<double>(args, &ctx); break;
-    case NB_F16: launch<__half>(args, &ctx); break;
-    default: launch<__nv_bfloat16>(args, &ctx); break;
-    }
+    NB_CUDA_FLOAT_SWITCH(args->in[0]->dtype, T, launch<T>(args, &ctx));
     return nb__cuda_launched(fn);
 }

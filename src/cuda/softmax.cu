@@ -113,11 +113,6 @@ nb_status nb__cuda_softmax(const nb_op_args *args) {
     int64_t inner = x->ndim ? nb__numel(x->ndim - dim - 1, x->shape + dim + 1) : 1;
     int64_t outer = nb_numel(x) / size / inner;
     bool log_space = args->op == NB_OP_LOG_SOFTMAX;
-    switch (x->dtype) {
-    case NB_F32: launch_softmax<float>(&ctx, x, out, outer, size, inner, log_space); break;
-    case NB_F64: launch_softmax<double>(&ctx, x, out, outer, size, inner, log_space); break;
-    case NB_F16: launch_softmax<__half>(&ctx, x, out, outer, size, inner, log_space); break;
-    default: launch_softmax<__nv_bfloat16>(&ctx, x, out, outer, size, inner, log_space); break;
-    }
+    NB_CUDA_FLOAT_SWITCH(x->dtype, T, launch_softmax<T>(&ctx, x, out, outer, size, inner, log_space));
     return nb__cuda_launched(fn);
 }

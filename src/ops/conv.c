@@ -30,30 +30,18 @@
 static nb_status unfold_kernel(const nb_tensor *x, const nb_window *w, nb_tensor **col) {
     int64_t shape[3] = {x->shape[1] * w->kernel[0] * w->kernel[1], x->shape[0],
                         w->out[0] * w->out[1]};
-    NB_TRY(nb__tensor_new("nb_unfold", 3, shape, x->dtype, x->storage->device, col));
-    nb_op_args args = {.op = NB_OP_UNFOLD, .dtype = x->dtype, .out = *col, .in = {x}, .n_in = 1};
+    nb_op_args args = {.op = NB_OP_UNFOLD, .dtype = x->dtype, .in = {x}, .n_in = 1};
     args.attrs.window = *w;
-    nb_status status = nb__dispatch(&args);
-    if (status != NB_OK) {
-        nb_release(*col);
-        *col = NULL;
-    }
-    return status;
+    return nb__dispatch_new("nb_unfold", &args, 3, shape, x->dtype, col);
 }
 
 /* x [n, c, in_h, in_w] summed from col [c*kh*kw, n, out_h*out_w] (any strides). */
 static nb_status fold_kernel(const nb_tensor *col, const nb_window *w, int64_t n, int64_t c,
                              nb_tensor **x) {
     int64_t shape[4] = {n, c, w->in[0], w->in[1]};
-    NB_TRY(nb__tensor_new("nb_fold", 4, shape, col->dtype, col->storage->device, x));
-    nb_op_args args = {.op = NB_OP_FOLD, .dtype = col->dtype, .out = *x, .in = {col}, .n_in = 1};
+    nb_op_args args = {.op = NB_OP_FOLD, .dtype = col->dtype, .in = {col}, .n_in = 1};
     args.attrs.window = *w;
-    nb_status status = nb__dispatch(&args);
-    if (status != NB_OK) {
-        nb_release(*x);
-        *x = NULL;
-    }
-    return status;
+    return nb__dispatch_new("nb_fold", &args, 4, shape, col->dtype, x);
 }
 
 /* ---- arguments ---- */
@@ -133,15 +121,9 @@ static bool is_depthwise(const nb_tensor *x, int groups) {
 /* Runs a depthwise kernel: op from a and b into a new tensor of shape. */
 static nb_status depthwise(nb_op op, const nb_tensor *a, const nb_tensor *b, const nb_window *w,
                            const int64_t *shape, nb_tensor **out) {
-    NB_TRY(nb__tensor_new("nb_conv2d", 4, shape, a->dtype, a->storage->device, out));
-    nb_op_args args = {.op = op, .dtype = a->dtype, .out = *out, .in = {a, b}, .n_in = 2};
+    nb_op_args args = {.op = op, .dtype = a->dtype, .in = {a, b}, .n_in = 2};
     args.attrs.window = *w;
-    nb_status status = nb__dispatch(&args);
-    if (status != NB_OK) {
-        nb_release(*out);
-        *out = NULL;
-    }
-    return status;
+    return nb__dispatch_new("nb_conv2d", &args, 4, shape, a->dtype, out);
 }
 
 /* ---- unfold and fold ---- */
@@ -440,12 +422,7 @@ static nb_status check_conv(const char *fn, const nb_tensor *x, const nb_tensor 
                             const nb_tensor *bias, int groups, bool transposed) {
     NB_TRY(check_image(fn, x, "x"));
     NB_TRY(check_image(fn, weight, "weight"));
-    NB_CHECK(nb_dtype_is_float(x->dtype) && x->dtype == weight->dtype, NB_ERR_DTYPE,
-             "%s: x and weight must share a float dtype, got %s and %s", fn,
-             nb_dtype_name(x->dtype), nb_dtype_name(weight->dtype));
-    NB_CHECK(nb__same_device(x->storage->device, weight->storage->device), NB_ERR_DEVICE,
-             "%s: x is on %s but weight on %s", fn, nb__device_name(x->storage->device),
-             nb__device_name(weight->storage->device));
+    NB_TRY(nb__check_layer_weight(fn, x, weight));
     NB_CHECK(groups >= 1, NB_ERR_INVALID, "%s: groups must be >= 1, got %d", fn, groups);
     int64_t in_per_group = transposed ? x->shape[1] / groups : weight->shape[1];
     int64_t weight_in = transposed ? weight->shape[0] : weight->shape[1] * groups;
@@ -456,13 +433,7 @@ static nb_status check_conv(const char *fn, const nb_tensor *x, const nb_tensor 
              nb__tensor_shape_str(x), nb__tensor_shape_str(weight), groups,
              transposed ? "weight is [C_in, C_out/groups, kh, kw]"
                         : "weight is [C_out, C_in/groups, kh, kw]");
-    if (bias) {
-        NB_CHECK(bias->ndim == 1 && bias->shape[0] == out && bias->dtype == x->dtype &&
-                     nb__same_device(bias->storage->device, x->storage->device),
-                 NB_ERR_SHAPE, "%s: bias must be [%lld] of x's dtype and device, got %s %s", fn,
-                 (long long)out, nb_dtype_name(bias->dtype), nb__tensor_shape_str(bias));
-    }
-    return NB_OK;
+    return nb__check_layer_bias(fn, x, bias, out);
 }
 
 /* conv2d without bias or autograd: the depthwise kernel, one product for a

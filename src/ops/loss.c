@@ -64,19 +64,12 @@ static nb_status loss_rows(const nb_tensor *logits, const nb_tensor *targets, co
                            nb_tensor **rows) {
     int64_t shape[2] = {logits->shape[0], 2};
     nb_dtype precision = logits->dtype == NB_F64 ? NB_F64 : NB_F32;
-    NB_TRY(nb__tensor_new("nb_cross_entropy", 2, shape, precision, logits->storage->device, rows));
     nb_tensor *dense = NULL;
-    nb_status status = nb__result(nb_contiguous(logits), &dense);
-    if (status == NB_OK) {
-        nb_op_args args = {.op = NB_OP_CROSS_ENTROPY, .dtype = logits->dtype, .out = *rows,
-                           .in = {dense, targets}, .n_in = 2, .attrs = *attrs};
-        status = nb__dispatch(&args);
-    }
+    NB_TRY(nb__result(nb_contiguous(logits), &dense));
+    nb_op_args args = {.op = NB_OP_CROSS_ENTROPY, .dtype = logits->dtype, .in = {dense, targets},
+                       .n_in = 2, .attrs = *attrs};
+    nb_status status = nb__dispatch_new("nb_cross_entropy", &args, 2, shape, precision, rows);
     nb_release(dense);
-    if (status != NB_OK) {
-        nb_release(*rows);
-        *rows = NULL;
-    }
     return status;
 }
 

@@ -148,24 +148,34 @@ static nb_status linear_backward(const nb_node *node, const nb_tensor *g, const 
     return nb__scratch_finish(&s, NULL, NULL);
 }
 
-static nb_status check_linear(const nb_tensor *x, const nb_tensor *weight, const nb_tensor *bias) {
-    const char *fn = "nb_linear";
-    NB_CHECK(x && weight, NB_ERR_INVALID, "%s: %s is NULL", fn, x ? "weight" : "x");
-    NB_CHECK(x->ndim >= 1 && weight->ndim == 2 && x->shape[x->ndim - 1] == weight->shape[1],
-             NB_ERR_SHAPE, "%s: needs x [..., in] and weight [out, in], got %s and %s", fn,
-             nb__tensor_shape_str(x), nb__tensor_shape_str(weight));
+nb_status nb__check_layer_weight(const char *fn, const nb_tensor *x, const nb_tensor *weight) {
     NB_CHECK(nb_dtype_is_float(x->dtype) && x->dtype == weight->dtype, NB_ERR_DTYPE,
              "%s: x and weight must share a float dtype, got %s and %s", fn,
              nb_dtype_name(x->dtype), nb_dtype_name(weight->dtype));
     NB_CHECK(nb__same_device(x->storage->device, weight->storage->device), NB_ERR_DEVICE,
              "%s: x is on %s but weight on %s", fn, nb__device_name(x->storage->device),
              nb__device_name(weight->storage->device));
+    return NB_OK;
+}
+
+nb_status nb__check_layer_bias(const char *fn, const nb_tensor *x, const nb_tensor *bias,
+                               int64_t features) {
     if (!bias) return NB_OK;
-    NB_CHECK(bias->ndim == 1 && bias->shape[0] == weight->shape[0] && bias->dtype == x->dtype &&
+    NB_CHECK(bias->ndim == 1 && bias->shape[0] == features && bias->dtype == x->dtype &&
                  nb__same_device(bias->storage->device, x->storage->device),
              NB_ERR_SHAPE, "%s: bias must be [%lld] of x's dtype and device, got %s %s", fn,
-             (long long)weight->shape[0], nb_dtype_name(bias->dtype), nb__tensor_shape_str(bias));
+             (long long)features, nb_dtype_name(bias->dtype), nb__tensor_shape_str(bias));
     return NB_OK;
+}
+
+static nb_status check_linear(const nb_tensor *x, const nb_tensor *weight, const nb_tensor *bias) {
+    const char *fn = "nb_linear";
+    NB_CHECK(x && weight, NB_ERR_INVALID, "%s: %s is NULL", fn, x ? "weight" : "x");
+    NB_CHECK(x->ndim >= 1 && weight->ndim == 2 && x->shape[x->ndim - 1] == weight->shape[1],
+             NB_ERR_SHAPE, "%s: needs x [..., in] and weight [out, in], got %s and %s", fn,
+             nb__tensor_shape_str(x), nb__tensor_shape_str(weight));
+    NB_TRY(nb__check_layer_weight(fn, x, weight));
+    return nb__check_layer_bias(fn, x, bias, weight->shape[0]);
 }
 
 nb_tensor *nb_linear(const nb_tensor *x, const nb_tensor *weight, const nb_tensor *bias) {

@@ -37,15 +37,13 @@ static nb_dtype stats_dtype(nb_dtype d) { return d == NB_F64 ? NB_F64 : NB_F32; 
  * tensor of shape and dtype, kept in s; NULL once a step has failed. */
 static nb_tensor *stage(nb_scratch *s, nb_op op, const nb_tensor *a, const nb_tensor *b,
                         const nb_tensor *params, int ndim, const int64_t *shape, nb_dtype dtype) {
-    nb_tensor *out = NULL;
     if (s->status != NB_OK) return NULL;
-    if (nb__tensor_new("nb_batch_norm", ndim, shape, dtype, a->storage->device, &out) != NB_OK)
-        return K(NULL);
-    K(out);
-    nb_op_args args = {.op = op, .dtype = a->dtype, .out = out, .in = {a}, .n_in = 1};
+    nb_op_args args = {.op = op, .dtype = a->dtype, .in = {a}, .n_in = 1};
     if (b) args.in[args.n_in++] = b;
     if (params) args.in[args.n_in++] = params;
-    return nb__dispatch(&args) == NB_OK ? out : K(NULL);
+    nb_tensor *out = NULL;
+    nb__dispatch_new("nb_batch_norm", &args, ndim, shape, dtype, &out);
+    return K(out);
 }
 
 /* Row i of a [k, C] tensor of per-channel values, as [C]. */

@@ -43,15 +43,9 @@ static nb_status pool_window(const char *fn, const nb_tensor *x, const int *kern
 static nb_status run_pool(nb_op op, const nb_tensor *in, const nb_window *w, nb_dtype dtype,
                           const int64_t *spatial, nb_tensor **out) {
     int64_t shape[4] = {in->shape[0], in->shape[1], spatial[0], spatial[1]};
-    NB_TRY(nb__tensor_new(nb__op_fn(op), 4, shape, dtype, in->storage->device, out));
-    nb_op_args args = {.op = op, .dtype = in->dtype, .out = *out, .in = {in}, .n_in = 1};
+    nb_op_args args = {.op = op, .dtype = in->dtype, .in = {in}, .n_in = 1};
     args.attrs.window = *w;
-    nb_status status = nb__dispatch(&args);
-    if (status != NB_OK) {
-        nb_release(*out);
-        *out = NULL;
-    }
-    return status;
+    return nb__dispatch_new(nb__op_fn(op), &args, 4, shape, dtype, out);
 }
 
 nb_tensor *nb_max_pool2d_with_indices(const nb_tensor *x, const int kernel[2], const int stride[2],
