@@ -119,6 +119,11 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
+    # as nabla: f32 convolutions and matmuls without TF32, and cuDNN's engines
+    # timed once per shape
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
     train_x, train_y = load(args.data, True)
     test_x, test_y = load(args.data, False)
     if 0 < args.limit < len(train_y):

@@ -59,6 +59,11 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    # as nabla: f32 convolutions and matmuls without TF32, and cuDNN's engines
+    # timed once per shape
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     base = {"impl": "torch", "batch": args.batch, "dtype": args.dtype, "device": args.device}
     for net, name, cin, cout, size, k, stride, groups in LAYERS:

@@ -3,6 +3,7 @@
 // inputs, against a reference computed here in double; plus a float64
 // finite-difference check of every differentiable op's gradient, and a
 // coverage test that fails for an op without cases.
+#include <array>
 #include <algorithm>
 #include <map>
 #include <numeric>
@@ -864,13 +865,56 @@ Host conv_transpose_ref(const Host &x, const Host &w, const Host *b, const ConvC
     return out;
 }
 
-void conv_cases() {
-    struct Conv {
-        const char *name;
-        Shape x, w;
-        ConvConfig k;
-        bool same;
+struct Conv {
+    const char *name;
+    Shape x, w;
+    ConvConfig k;
+    bool same;
+};
+
+// A family of convolution kernels (forward, input and weight gradients)
+// through nb_conv2d with config dw: the forward against the direct
+// convolution, the gradients of sum(conv) against finite differences of it.
+void kernel_cases(const std::string &name, const std::array<nb_op, 3> &ops, const Conv &dw) {
+    auto dw_ref = [dw](const std::vector<Host> &h) {
+        int64_t ho = (dw.x[2] + 2 * dw.k.padding[0] - (dw.w[2] - 1) * dw.k.dilation[0] - 1) / dw.k.stride[0] + 1;
+        int64_t wo = (dw.x[3] + 2 * dw.k.padding[1] - (dw.w[3] - 1) * dw.k.dilation[1] - 1) / dw.k.stride[1] + 1;
+        return conv_ref(h[0], h[1], nullptr, dw.k, ho, wo);
     };
+    add({ops[0], name, {F(-1, 1), F(-1, 1)}, {{dw.x, dw.w}}, FLOATS,
+         [dw](const Tensors &t) { return nb_conv2d(t[0], t[1], nullptr, dw.k.stride, dw.k.padding, dw.k.dilation, dw.k.groups); },
+         dw_ref, true, 5});
+    for (int which : {0, 1}) {
+        add({ops[1 + which], name + (which ? "_weight_grad" : "_input_grad"), {F(-1, 1), F(-1, 1)},
+             {{dw.x, dw.w}}, {NB_F32, NB_F64},
+             [dw, which](const Tensors &t) -> nb_tensor * {
+                 T x(nb_detach(t[0])), w(nb_detach(t[1]));
+                 if (nb_set_requires_grad(which ? w : x, true) != NB_OK) return nullptr;
+                 T y(nb_conv2d(x, w, nullptr, dw.k.stride, dw.k.padding, dw.k.dilation, dw.k.groups));
+                 T total(y.t ? nb_sum(y, 0, nullptr, false) : nullptr);
+                 if (!total.t || nb_backward(total, nullptr, false) != NB_OK) return nullptr;
+                 return nb_grad(which ? w : x);
+             },
+             [dw_ref, which](const std::vector<Host> &h) { // d sum(conv) / d input by perturbing each element
+                 std::vector<Host> in = h;
+                 Host &target = in[which];
+                 Host grad(target.shape);
+                 for (int64_t i = 0; i < target.numel(); i++) {
+                     double saved = target.v[i], sum[2] = {0, 0};
+                     for (int side = 0; side < 2; side++) {
+                         target.v[i] = saved + (side ? 1 : -1);
+                         for (double v : dw_ref(in).v) sum[side] += v;
+                     }
+                     target.v[i] = saved;
+                     grad.v[i] = (sum[1] - sum[0]) / 2; // exact: the sum is linear in each input
+                 }
+                 return grad;
+             },
+             false, 5});
+    }
+}
+
+void conv_cases() {
     for (const Conv &c : std::vector<Conv>{
              {"3x3_pad1", {2, 3, 5, 6}, {4, 3, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1, {0, 0}}, false},
              {"stride2", {2, 2, 7, 7}, {3, 2, 3, 2}, {{2, 2}, {0, 0}, {1, 1}, 1, {0, 0}}, false},
@@ -914,46 +958,14 @@ void conv_cases() {
              [c](const std::vector<Host> &h) { return conv_transpose_ref(h[0], h[1], &h[2], c.k); },
              true, 5});
     }
-    // the depthwise kernels, forward and (through autograd) both gradients,
-    // against the direct convolution and finite differences of it
-    Conv dw = {"depthwise", {2, 3, 6, 5}, {6, 1, 3, 3}, {{2, 1}, {1, 2}, {1, 2}, 3, {0, 0}}, false};
-    auto dw_ref = [dw](const std::vector<Host> &h) {
-        int64_t ho = (dw.x[2] + 2 * dw.k.padding[0] - 2 * dw.k.dilation[0] - 1) / dw.k.stride[0] + 1;
-        int64_t wo = (dw.x[3] + 2 * dw.k.padding[1] - 2 * dw.k.dilation[1] - 1) / dw.k.stride[1] + 1;
-        return conv_ref(h[0], h[1], nullptr, dw.k, ho, wo);
-    };
-    add({NB_OP_DEPTHWISE_CONV2D, "depthwise_conv2d", {F(-1, 1), F(-1, 1)}, {{dw.x, dw.w}}, FLOATS,
-         [dw](const Tensors &t) { return nb_conv2d(t[0], t[1], nullptr, dw.k.stride, dw.k.padding, dw.k.dilation, 3); },
-         dw_ref, true, 5});
-    for (int which : {0, 1}) {
-        add({which ? NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD : NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD,
-             which ? "depthwise_conv2d_weight_grad" : "depthwise_conv2d_input_grad", {F(-1, 1), F(-1, 1)},
-             {{dw.x, dw.w}}, {NB_F32, NB_F64},
-             [dw, which](const Tensors &t) -> nb_tensor * {
-                 T x(nb_detach(t[0])), w(nb_detach(t[1]));
-                 if (nb_set_requires_grad(which ? w : x, true) != NB_OK) return nullptr;
-                 T y(nb_conv2d(x, w, nullptr, dw.k.stride, dw.k.padding, dw.k.dilation, 3));
-                 T total(y.t ? nb_sum(y, 0, nullptr, false) : nullptr);
-                 if (!total.t || nb_backward(total, nullptr, false) != NB_OK) return nullptr;
-                 return nb_grad(which ? w : x);
-             },
-             [dw_ref, which](const std::vector<Host> &h) { // d sum(conv) / d input by perturbing each element
-                 std::vector<Host> in = h;
-                 Host &target = in[which];
-                 Host grad(target.shape);
-                 for (int64_t i = 0; i < target.numel(); i++) {
-                     double saved = target.v[i], sum[2] = {0, 0};
-                     for (int side = 0; side < 2; side++) {
-                         target.v[i] = saved + (side ? 1 : -1);
-                         for (double v : dw_ref(in).v) sum[side] += v;
-                     }
-                     target.v[i] = saved;
-                     grad.v[i] = (sum[1] - sum[0]) / 2; // exact: the sum is linear in each input
-                 }
-                 return grad;
-             },
-             false, 5});
-    }
+    // the depthwise kernels and the direct ones (cuDNN on CUDA; the GEMM path
+    // where a backend has none), forward and (through autograd) both
+    // gradients, against the direct convolution and finite differences of it
+    kernel_cases("depthwise_conv2d", {NB_OP_DEPTHWISE_CONV2D, NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD,
+                                      NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD},
+                 {"", {2, 3, 6, 5}, {6, 1, 3, 3}, {{2, 1}, {1, 2}, {1, 2}, 3, {0, 0}}, false});
+    kernel_cases("conv2d_direct", {NB_OP_CONV2D_DIRECT, NB_OP_CONV2D_INPUT_GRAD, NB_OP_CONV2D_WEIGHT_GRAD},
+                 {"", {2, 4, 7, 6}, {6, 2, 3, 2}, {{2, 1}, {1, 0}, {1, 2}, 2, {0, 0}}, false});
     // unfold and fold against their definitions, each the other's gradient
     int kernel[2] = {2, 3}, stride[2] = {2, 1}, padding[2] = {1, 0}, dilation[2] = {1, 2};
     add({NB_OP_UNFOLD, "unfold", {F(-1, 1)}, {{{2, 3, 5, 6}}}, ALL,

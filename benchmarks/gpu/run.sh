@@ -32,12 +32,18 @@ for name in os.listdir(src):
 PY
     export NABLA_FASHION_MNIST_DIR="$raw"
 fi
+# cuDNN: the toolkit's when it has one, else the wheel PyTorch brings.
+if [ -z "${CUDNN_ROOT:-}" ] && ! ls /usr/local/cuda/include/cudnn.h >/dev/null 2>&1; then
+    CUDNN_ROOT=$(python3 -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null) &&
+        export CUDNN_ROOT && export LD_LIBRARY_PATH="$CUDNN_ROOT/lib:${LD_LIBRARY_PATH:-}"
+fi
 arch="${CUDA_ARCH:-90}"
 status=0
 
 {
     nvidia-smi || true
     nvcc --version | tail -1
+    echo "CUDNN_ROOT=${CUDNN_ROOT:-}"
 } >"$out/device.txt" 2>&1
 
 start=$(date +%s)
@@ -45,6 +51,7 @@ cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$
       >"$out/configure.log" 2>&1 &&
     cmake --build build-gpu -j"$(nproc)" >"$out/build.log" 2>&1 || { echo "build failed"; tail -30 "$out/build.log"; exit 1; }
 echo "build: $(($(date +%s) - start)) s" | tee -a "$out/device.txt"
+grep "nabla:" "$out/configure.log" | tee -a "$out/device.txt"
 
 ctest --test-dir build-gpu -j4 --output-on-failure >"$out/ctest.log" 2>&1 || status=1
 tail -5 "$out/ctest.log"

@@ -90,8 +90,10 @@ nb_status nb_cuda_stream_wait_event(nb_stream *stream, nb_event *event);
 nb_status nb_cuda_event_elapsed_ms(nb_event *start, nb_event *end, float *ms);
 
 /* ---- matmul precision ---- */
-/* Lets f32 matmuls use TF32 tensor cores (10-bit mantissa inputs, f32
- * accumulation), as torch.backends.cuda.matmul.allow_tf32; off by default. */
+/* Lets f32 matmuls and cuDNN convolutions use TF32 tensor cores (10-bit
+ * mantissa inputs, f32 accumulation), as torch.backends.cuda.matmul.allow_tf32
+ * and torch.backends.cudnn.allow_tf32; off by default. Convolution plans are
+ * chosen per setting. */
 void nb_cuda_set_tf32(bool enabled);
 bool nb_cuda_tf32_enabled(void);
 

@@ -33,6 +33,11 @@ const nb_backend *nb__backend(nb_device_type type) {
     return (unsigned)type < NB_DEVICE_TYPE_COUNT ? backends[type] : NULL;
 }
 
+bool nb__has_kernel(nb_device device, nb_op op, nb_dtype dtype) {
+    const nb_backend *backend = nb__backend(device.type);
+    return backend && backend->kernels[op].fn && (backend->kernels[op].dtypes & NB_DT(dtype));
+}
+
 nb_status nb__dispatch(const nb_op_args *args) {
     nb_device device = args->out->storage->device;
     const nb_backend *backend = nb__backend(device.type);

@@ -187,6 +187,8 @@ extern const nb_backend nb__cuda_backend;
 /* The backend of a device type this build has, or NULL. */
 const nb_backend *nb__backend(nb_device_type type);
 
+/* Whether device's backend has a kernel of op computing in dtype. */
+bool nb__has_kernel(nb_device device, nb_op op, nb_dtype dtype);
 /* Runs args->op's kernel for the device of args->out, or fails with
  * NB_ERR_UNSUPPORTED naming op, device and dtype. */
 nb_status nb__dispatch(const nb_op_args *args);

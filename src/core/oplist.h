@@ -98,6 +98,9 @@
     NB_OP(DEPTHWISE_CONV2D, depthwise_conv2d, 0) \
     NB_OP(DEPTHWISE_CONV2D_INPUT_GRAD, depthwise_conv2d_input_grad, 0) \
     NB_OP(DEPTHWISE_CONV2D_WEIGHT_GRAD, depthwise_conv2d_weight_grad, 0) \
+    NB_OP(CONV2D_DIRECT, conv2d_direct, 0) \
+    NB_OP(CONV2D_INPUT_GRAD, conv2d_input_grad, 0) \
+    NB_OP(CONV2D_WEIGHT_GRAD, conv2d_weight_grad, 0) \
     NB_OP(MAX_POOL2D, max_pool2d, 0)   \
     NB_OP(AVG_POOL2D, avg_pool2d, 1)   \
     NB_OP(AVG_POOL2D_BACKWARD, avg_pool2d_backward, 0) \

@@ -52,6 +52,12 @@ static const nb_kernel *kernel_table(void) {
     k[NB_OP_DEPTHWISE_CONV2D] = {nb__cuda_depthwise, NB_FLOATS};
     k[NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD] = {nb__cuda_depthwise, NB_FLOATS};
     k[NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD] = {nb__cuda_depthwise, NB_FLOATS};
+#ifdef NABLA_WITH_CUDNN
+    const uint32_t dnn_dtypes = NB_DT(NB_F32) | NB_DT(NB_F16) | NB_DT(NB_BF16);
+    k[NB_OP_CONV2D_DIRECT] = {nb__cuda_conv, dnn_dtypes};
+    k[NB_OP_CONV2D_INPUT_GRAD] = {nb__cuda_conv, dnn_dtypes};
+    k[NB_OP_CONV2D_WEIGHT_GRAD] = {nb__cuda_conv, dnn_dtypes};
+#endif
     k[NB_OP_MAX_POOL2D] = {nb__cuda_pool, NB_FLOATS};
     k[NB_OP_SGD_STEP] = {nb__cuda_optim_step, NB_FLOATS};
     k[NB_OP_BATCH_NORM_STATS] = {nb__cuda_batch_norm, NB_FLOATS};

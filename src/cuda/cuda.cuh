@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <pthread.h>
 
 #include <type_traits>
 
@@ -74,6 +75,24 @@ static inline nb_status nb__cuda_scratch(const char *fn, const nb_cuda_ctx *ctx,
                                          void **ptr, void **block) {
     return nb__cuda_alloc(fn, nbytes, nb_cuda(ctx->device), ptr, block);
 }
+
+// ---- per-shape choices ----
+
+// A table from a fixed-size key to a fixed-size value (both plain bytes;
+// zero a key's padding before filling it), for the choices made once per
+// shape: cuBLASLt algorithms, cuDNN plans. A full probe run replaces its
+// first slot, handing the old value to evict (if set).
+typedef struct nb_shape_cache {
+    size_t key_size, value_size;
+    int slots;
+    void (*evict)(void *value);
+    unsigned char *entries; // allocated on the first put
+    pthread_mutex_t lock;
+} nb_shape_cache;
+#define NB_SHAPE_CACHE(key_type, value_type, slots, evict) \
+    {sizeof(key_type), sizeof(value_type), (slots), (evict), NULL, PTHREAD_MUTEX_INITIALIZER}
+bool nb__shape_cache_get(nb_shape_cache *cache, const void *key, void *value);
+void nb__shape_cache_put(nb_shape_cache *cache, const void *key, const void *value);
 
 // ---- launching ----
 
@@ -267,6 +286,7 @@ nb_status nb__cuda_cross_entropy_backward(const nb_op_args *args);
 nb_status nb__cuda_unfold(const nb_op_args *args);
 nb_status nb__cuda_fold(const nb_op_args *args);
 nb_status nb__cuda_depthwise(const nb_op_args *args); // depthwise_conv2d and its gradients
+nb_status nb__cuda_conv(const nb_op_args *args);      // conv2d_direct and its gradients (cuDNN)
 nb_status nb__cuda_pool(const nb_op_args *args); // max_pool2d, avg_pool2d and its backward
 nb_status nb__cuda_optim_step(const nb_op_args *args); // sgd_step and adam_step
 nb_status nb__cuda_batch_norm(const nb_op_args *args); // the batch_norm_* stages

@@ -10,13 +10,11 @@
 // nb_cuda_set_tf32 allows it. The heuristic's choice of algorithm is cached
 // per shape; each stream has its own workspace.
 #include <cublasLt.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "cuda.cuh"
 
 #define NB_GEMM_WORKSPACE ((size_t)32 << 20) // what cuBLASLt asks for on Hopper
-#define NB_GEMM_CACHE 1024
 
 #define NB_CUBLAS_TRY(fn, call)                                                             \
     do {                                                                                    \
@@ -40,51 +38,7 @@ typedef struct gemm_key {
     int64_t m, n, k, ld_a, ld_b, batch, stride_a, stride_b, align_a, align_b, align_d;
 } gemm_key;
 
-typedef struct gemm_cache_entry {
-    bool used;
-    gemm_key key;
-    cublasLtMatmulAlgo_t algo;
-} gemm_cache_entry;
-
-static gemm_cache_entry algo_cache[NB_GEMM_CACHE];
-static pthread_mutex_t algo_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static uint64_t key_hash(const gemm_key *key) {
-    uint64_t h = 1469598103934665603ull; // FNV-1a
-    const unsigned char *bytes = (const unsigned char *)key;
-    for (size_t i = 0; i < sizeof *key; i++) h = (h ^ bytes[i]) * 1099511628211ull;
-    return h;
-}
-
-static bool cached_algo(const gemm_key *key, cublasLtMatmulAlgo_t *algo) {
-    bool found = false;
-    pthread_mutex_lock(&algo_lock);
-    for (uint64_t i = key_hash(key) % NB_GEMM_CACHE, probes = 0; probes < 8;
-         i = (i + 1) % NB_GEMM_CACHE, probes++) {
-        if (!algo_cache[i].used) break;
-        if (memcmp(&algo_cache[i].key, key, sizeof *key) == 0) {
-            *algo = algo_cache[i].algo;
-            found = true;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&algo_lock);
-    return found;
-}
-
-static void remember_algo(const gemm_key *key, const cublasLtMatmulAlgo_t *algo) {
-    pthread_mutex_lock(&algo_lock);
-    uint64_t slot = key_hash(key) % NB_GEMM_CACHE;
-    for (uint64_t i = slot, probes = 0; probes < 8; i = (i + 1) % NB_GEMM_CACHE, probes++)
-        if (!algo_cache[i].used) {
-            slot = i;
-            break;
-        }
-    algo_cache[slot].used = true; // a full probe run overwrites its first slot
-    algo_cache[slot].key = *key;
-    algo_cache[slot].algo = *algo;
-    pthread_mutex_unlock(&algo_lock);
-}
+static nb_shape_cache algo_cache = NB_SHAPE_CACHE(gemm_key, cublasLtMatmulAlgo_t, 1024, NULL);
 
 // The single stride between t's batch matrices, if its batch dims have one.
 static bool batch_stride(const nb_tensor *t, int64_t *stride) {
@@ -269,9 +223,9 @@ static nb_status run_gemm(const char *fn, const nb_cuda_ctx *ctx, const gemm_cal
     key.align_d = alignment(c->d, c->n, c->m * c->n, size);
     cublasLtHandle_t handle = (cublasLtHandle_t)nb__cuda_blaslt(ctx->device);
     cublasLtMatmulAlgo_t algo;
-    if (!cached_algo(&key, &algo)) {
+    if (!nb__shape_cache_get(&algo_cache, &key, &algo)) {
         NB_TRY(pick_algo(fn, handle, desc, layouts, &key, &algo));
-        remember_algo(&key, &algo);
+        nb__shape_cache_put(&algo_cache, &key, &algo);
     }
     NB_TRY(workspace(fn, ctx));
     double alpha64 = 1, beta64 = 0;

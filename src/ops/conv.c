@@ -16,7 +16,14 @@
  * [N, C_out, L] order without a copy; a 1x1 convolution with stride 1 and no
  * padding skips unfold and multiplies x itself. Depthwise convolutions
  * (groups == C_in) have direct kernels for forward, input and weight
- * gradients. */
+ * gradients. A backend may also have direct kernels for every convolution
+ * (CUDA's cuDNN): conv2d_direct, conv2d_input_grad and conv2d_weight_grad,
+ *   conv2d            y = direct(x, W)
+ *     backward        dx = input_grad(g, W),  dW = weight_grad(g, x)
+ *   conv_transpose2d  y = input_grad(x, W)
+ *     backward        dx = direct(g, W),  dW = weight_grad(x, g)
+ * used when it has them for the dtype; where they answer NB_ERR_UNSUPPORTED
+ * (a shape the library cannot run) the GEMM path takes over. */
 #include <string.h>
 
 #include "../core/internal.h"
@@ -118,12 +125,27 @@ static bool is_depthwise(const nb_tensor *x, int groups) {
     return groups > 1 && groups == x->shape[1];
 }
 
-/* Runs a depthwise kernel: op from a and b into a new tensor of shape. */
-static nb_status depthwise(nb_op op, const nb_tensor *a, const nb_tensor *b, const nb_window *w,
-                           const int64_t *shape, nb_tensor **out) {
+/* A family of convolution kernels: forward, input and weight gradients. */
+typedef struct conv_kernels {
+    nb_op forward, input_grad, weight_grad;
+} conv_kernels;
+
+static const conv_kernels depthwise_kernels = {
+    NB_OP_DEPTHWISE_CONV2D, NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD, NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD};
+static const conv_kernels direct_kernels = {NB_OP_CONV2D_DIRECT, NB_OP_CONV2D_INPUT_GRAD,
+                                            NB_OP_CONV2D_WEIGHT_GRAD};
+
+/* Whether x's backend has direct kernels for every convolution of x's dtype. */
+static bool has_direct(const nb_tensor *x) {
+    return nb__has_kernel(x->storage->device, NB_OP_CONV2D_DIRECT, x->dtype);
+}
+
+/* Runs a convolution kernel: op from a and b into a new tensor of shape. */
+static nb_status conv_kernel(const char *fn, nb_op op, const nb_tensor *a, const nb_tensor *b,
+                             const nb_window *w, const int64_t *shape, nb_tensor **out) {
     nb_op_args args = {.op = op, .dtype = a->dtype, .in = {a, b}, .n_in = 2};
     args.attrs.window = *w;
-    return nb__dispatch_new("nb_conv2d", &args, 4, shape, a->dtype, out);
+    return nb__dispatch_new(fn, &args, 4, shape, a->dtype, out);
 }
 
 /* ---- unfold and fold ---- */
@@ -309,22 +331,30 @@ static void accumulate(nb_scratch *t, nb_tensor **total, nb_tensor *part) {
     *total = sum;
 }
 
-/* Depthwise: the input and weight gradients from their kernels. */
-static nb_status depthwise_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
-                                    nb_tensor **grads) {
+/* The input and weight gradients of conv2d (or, transposed, of
+ * conv_transpose2d) from a family of kernels; on failure no gradient is
+ * left set. */
+static nb_status kernel_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
+                                 nb_tensor **grads, const conv_kernels *kernels, bool transposed) {
+    const char *fn = transposed ? "nb_conv_transpose2d" : "nb_conv2d";
     const nb_tensor *x = node->inputs[0], *weight = node->inputs[1];
+    const nb_window *w = &node->attrs.window;
     nb_tensor *gc = NULL, *dense = NULL; /* the kernels read weights densely */
     NB_TRY(nb__result(nb_contiguous(g), &gc));
     nb_status status = nb__result(nb_contiguous(weight), &dense);
+    nb_op dx_op = transposed ? kernels->forward : kernels->input_grad;
     if (status == NB_OK && needs[0])
-        status = depthwise(NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD, gc, dense, &node->attrs.window,
-                           x->shape, &grads[0]);
+        status = conv_kernel(fn, dx_op, gc, dense, w, x->shape, &grads[0]);
     if (status == NB_OK && needs[1])
-        status = depthwise(NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD, gc, x, &node->attrs.window,
-                           weight->shape, &grads[1]);
+        status = conv_kernel(fn, kernels->weight_grad, transposed ? x : gc, transposed ? gc : x, w,
+                             weight->shape, &grads[1]);
     if (status == NB_OK && needs[2]) status = bias_grad(g, node->inputs[2], &grads[2]);
     nb_release(gc);
     nb_release(dense);
+    for (int i = 0; status != NB_OK && i < 3; i++) {
+        nb_release(grads[i]);
+        grads[i] = NULL;
+    }
     return status;
 }
 
@@ -393,7 +423,12 @@ static nb_status conv2d_backward(const nb_node *node, const nb_tensor *g, const 
                                  nb_tensor **grads) {
     const nb_tensor *x = node->inputs[0], *weight = node->inputs[1];
     conv_shape c = shape_of_node(node, x, weight, false);
-    if (is_depthwise(x, (int)c.groups)) return depthwise_backward(node, g, needs, grads);
+    if (is_depthwise(x, (int)c.groups))
+        return kernel_backward(node, g, needs, grads, &depthwise_kernels, false);
+    if (has_direct(x)) {
+        nb_status status = kernel_backward(node, g, needs, grads, &direct_kernels, false);
+        if (status != NB_ERR_UNSUPPORTED) return status;
+    }
     int64_t rows = c.in_channels * c.w.kernel[0] * c.w.kernel[1];
     int64_t chunk = chunk_of(c.batch, rows, c.w.out[0] * c.w.out[1]);
     nb_scratch scratch = {0}, *s = &scratch;
@@ -436,17 +471,24 @@ static nb_status check_conv(const char *fn, const nb_tensor *x, const nb_tensor 
     return nb__check_layer_bias(fn, x, bias, out);
 }
 
-/* conv2d without bias or autograd: the depthwise kernel, one product for a
- * batch whose columns fit the budget, else chunks copied into the output. */
+/* conv2d without bias or autograd: the depthwise or direct kernel, one
+ * product for a batch whose columns fit the budget, else chunks copied into
+ * the output. */
 static nb_tensor *conv_forward(nb_scratch *s, const nb_tensor *x, const nb_tensor *weight,
                                const conv_shape *c) {
     int64_t out_shape[4] = {c->batch, c->out_channels, c->w.out[0], c->w.out[1]};
     nb_tensor *y = NULL;
     if (is_depthwise(x, (int)c->groups)) {
         nb_tensor *dense = K(nb_contiguous(weight));
-        if (dense && depthwise(NB_OP_DEPTHWISE_CONV2D, x, dense, &c->w, out_shape, &y) != NB_OK)
+        if (dense && conv_kernel("nb_conv2d", NB_OP_DEPTHWISE_CONV2D, x, dense, &c->w, out_shape,
+                                 &y) != NB_OK)
             y = NULL;
         return K(y);
+    }
+    if (has_direct(x)) {
+        nb_status status = conv_kernel("nb_conv2d", NB_OP_CONV2D_DIRECT, x, weight, &c->w,
+                                       out_shape, &y);
+        if (status != NB_ERR_UNSUPPORTED) return K(status == NB_OK ? y : NULL);
     }
     int64_t rows = c->in_channels * c->w.kernel[0] * c->w.kernel[1];
     int64_t chunk = chunk_of(c->batch, rows, c->w.out[0] * c->w.out[1]);
@@ -503,6 +545,10 @@ static nb_tensor *grouped_input(nb_scratch *t, const nb_tensor *x, int64_t group
 static nb_status conv_transpose2d_backward(const nb_node *node, const nb_tensor *g,
                                            const bool *needs, nb_tensor **grads) {
     const nb_tensor *x = node->inputs[0], *weight = node->inputs[1];
+    if (has_direct(x)) {
+        nb_status status = kernel_backward(node, g, needs, grads, &direct_kernels, true);
+        if (status != NB_ERR_UNSUPPORTED) return status;
+    }
     conv_shape c = shape_of_node(node, x, weight, true);
     int64_t groups = c.groups, positions = x->shape[2] * x->shape[3];
     int64_t rows = c.out_channels / groups * c.w.kernel[0] * c.w.kernel[1];
@@ -543,6 +589,35 @@ static nb_status conv_transpose2d_backward(const nb_node *node, const nb_tensor 
     return nb__scratch_finish(s, NULL, NULL);
 }
 
+/* conv_transpose2d without bias or autograd: fold(W^T @ x), chunk by chunk. */
+static nb_tensor *transpose_by_gemm(nb_scratch *s, const nb_tensor *x, const nb_tensor *weight,
+                                    const conv_shape *c, const int64_t *out_shape) {
+    int64_t groups = c->groups;
+    nb_tensor *y = NULL;
+    if (nb__tensor_new("nb_conv_transpose2d", 4, out_shape, x->dtype, x->storage->device, &y) != NB_OK)
+        return K(NULL);
+    K(y);
+    int64_t rows = c->out_channels / groups * c->w.kernel[0] * c->w.kernel[1];
+    int64_t positions = x->shape[2] * x->shape[3];
+    int64_t chunk = chunk_of(c->batch, rows * groups, positions);
+    int64_t w_shape[3] = {groups, c->in_channels / groups, rows};
+    nb_tensor *wt = K(nb_transpose(K(nb_reshape(weight, 3, w_shape)), 1, 2));
+    for (int64_t n0 = 0; n0 < c->batch && s->status == NB_OK; n0 += chunk) {
+        int64_t n1 = n0 + chunk < c->batch ? n0 + chunk : c->batch, n = n1 - n0;
+        nb_scratch inner = {0}, *t = &inner;
+        int64_t col_shape[3] = {c->out_channels * c->w.kernel[0] * c->w.kernel[1], n, positions};
+        nb_tensor *col = nb__keep(t, nb_reshape(nb__keep(t, nb_matmul(wt, grouped_input(t, x, groups, n0, n1))),
+                                                3, col_shape));
+        nb_tensor *part = NULL;
+        if (col && fold_kernel(col, &c->w, n, c->out_channels, &part) != NB_OK) part = NULL;
+        nb__keep(t, part);
+        nb_tensor *target = nb__keep(t, nb_slice(y, 0, n0, n1, 1));
+        if (t->status == NB_OK && nb__copy_into(target, part) != NB_OK) nb__keep(t, NULL);
+        if (nb__scratch_finish(t, NULL, NULL) != NB_OK) K(NULL);
+    }
+    return y;
+}
+
 nb_tensor *nb_conv_transpose2d(const nb_tensor *x, const nb_tensor *weight, const nb_tensor *bias,
                                const int stride[2], const int padding[2],
                                const int output_padding[2], const int dilation[2], int groups) {
@@ -577,28 +652,13 @@ nb_tensor *nb_conv_transpose2d(const nb_tensor *x, const nb_tensor *weight, cons
                       .dilation = {dilation[0], dilation[1]}, .groups = groups};
     nb_scratch scratch = {0}, *s = &scratch;
     int64_t out_shape[4] = {c.batch, c.out_channels, out[0], out[1]};
-    nb_tensor *y = NULL;
-    if (nb__tensor_new(fn, 4, out_shape, x->dtype, x->storage->device, &y) != NB_OK) y = NULL;
-    K(y);
     bool was = nb_set_grad_enabled(false);
-    int64_t rows = c.out_channels / groups * c.w.kernel[0] * c.w.kernel[1];
-    int64_t positions = x->shape[2] * x->shape[3];
-    int64_t chunk = chunk_of(c.batch, rows * groups, positions);
-    int64_t w_shape[3] = {groups, c.in_channels / groups, rows};
-    nb_tensor *wt = K(nb_transpose(K(nb_reshape(weight, 3, w_shape)), 1, 2));
-    for (int64_t n0 = 0; n0 < c.batch && s->status == NB_OK; n0 += chunk) {
-        int64_t n1 = n0 + chunk < c.batch ? n0 + chunk : c.batch, n = n1 - n0;
-        nb_scratch inner = {0}, *t = &inner;
-        int64_t col_shape[3] = {c.out_channels * c.w.kernel[0] * c.w.kernel[1], n, positions};
-        nb_tensor *col = nb__keep(t, nb_reshape(nb__keep(t, nb_matmul(wt, grouped_input(t, x, groups, n0, n1))),
-                                                3, col_shape));
-        nb_tensor *part = NULL;
-        if (col && fold_kernel(col, &c.w, n, c.out_channels, &part) != NB_OK) part = NULL;
-        nb__keep(t, part);
-        nb_tensor *target = nb__keep(t, nb_slice(y, 0, n0, n1, 1));
-        if (t->status == NB_OK && nb__copy_into(target, part) != NB_OK) nb__keep(t, NULL);
-        if (nb__scratch_finish(t, NULL, NULL) != NB_OK) K(NULL);
-    }
+    nb_tensor *y = NULL;
+    nb_status direct = has_direct(x) ? conv_kernel(fn, NB_OP_CONV2D_INPUT_GRAD, x, weight, &c.w,
+                                                   out_shape, &y)
+                                     : NB_ERR_UNSUPPORTED;
+    if (direct == NB_ERR_UNSUPPORTED) y = transpose_by_gemm(s, x, weight, &c, out_shape);
+    else K(direct == NB_OK ? y : NULL);
     y = add_bias(s, y, bias);
     nb_set_grad_enabled(was);
     if (s->status == NB_OK) {
