@@ -81,14 +81,18 @@ static inline uint16_t BF16_from_i(int64_t v) { return nb_f32_to_bf16((float)v);
 
 typedef void (*convert_fn)(void *dst, int64_t ds, const void *src, int64_t ss, int64_t n);
 
+#define CONVERT_ONE(DST, SRC, v)                                                          \
+    ((float_##SRC || float_##DST) ? DST##_from_f(SRC##_to_f(v)) : DST##_from_i(SRC##_to_i(v)))
 #define DEFINE_CONVERT(DST, SRC)                                                          \
     static void convert_##SRC##_to_##DST(void *dst, int64_t ds, const void *src,          \
                                          int64_t ss, int64_t n) {                         \
         ct_##DST *o = dst;                                                                \
         const ct_##SRC *in = src;                                                         \
-        for (int64_t i = 0; i < n; i++)                                                   \
-            o[i * ds] = (float_##SRC || float_##DST) ? DST##_from_f(SRC##_to_f(in[i * ss])) \
-                                                     : DST##_from_i(SRC##_to_i(in[i * ss])); \
+        if (ds == 1 && ss == 1) { /* the common case, as a loop that vectorizes */         \
+            for (int64_t i = 0; i < n; i++) o[i] = CONVERT_ONE(DST, SRC, in[i]);          \
+            return;                                                                       \
+        }                                                                                 \
+        for (int64_t i = 0; i < n; i++) o[i * ds] = CONVERT_ONE(DST, SRC, in[i * ss]);    \
     }
 #define DEFINE_CONVERTS_TO(DST, unused) NB_CPU_TYPES_B(DEFINE_CONVERT, DST)
 NB_CPU_TYPES_A(DEFINE_CONVERTS_TO, unused)
@@ -100,8 +104,16 @@ static const convert_fn convert_table[NB_DTYPE_COUNT][NB_DTYPE_COUNT] = {
 
 void nb__cpu_convert(nb_dtype dst_dtype, void *dst, int64_t dst_stride, nb_dtype src_dtype,
                      const void *src, int64_t src_stride, int64_t n) {
+    size_t size = nb_dtype_size(dst_dtype);
     if (dst_dtype == src_dtype && dst_stride == 1 && src_stride == 1) {
-        memcpy(dst, src, (size_t)n * nb_dtype_size(dst_dtype));
+        memcpy(dst, src, (size_t)n * size);
+        return;
+    }
+    if (dst_stride == 1 && src_stride == 0 && n > 1) { /* a broadcast value: convert it once */
+        convert_table[dst_dtype][src_dtype](dst, 1, src, 0, 1);
+        for (int64_t filled = 1; filled < n; filled *= 2) /* then double the copies */
+            memcpy((char *)dst + filled * (int64_t)size, dst,
+                   (size_t)(filled < n - filled ? filled : n - filled) * size);
         return;
     }
     convert_table[dst_dtype][src_dtype](dst, dst_stride, src, src_stride, n);

@@ -14,66 +14,75 @@ static double *load_params(const nb_tensor *p) {
     return v;
 }
 
-/* Row (n, c) of t [N, C, S] in dtype as: read in place when t has that
- * dtype, else converted into buffer. */
-static const void *load_row(const nb_tensor *t, int64_t row, int64_t s, nb_dtype as, void *buffer) {
-    const char *at = nb__data(t) + row * s * (int64_t)nb_dtype_size(t->dtype);
+/* Row (n, c) of t [N, C, S] (elements of size bytes) in dtype as: read in
+ * place when t has that dtype, else converted into buffer. */
+static const void *load_row(const nb_tensor *t, size_t size, int64_t row, int64_t s, nb_dtype as,
+                            void *buffer) {
+    const char *at = nb__data(t) + row * s * (int64_t)size;
     if (t->dtype == as) return at;
     nb__cpu_convert(as, buffer, 1, t->dtype, at, 1, s);
     return buffer;
 }
 
-/* reduce: stats (mean, m2) of channel c, rows merged with Chan et al.'s
- * update, or the backward sums (sum g, sum g xhat). apply: a row of
- * (x - mean) invstd w + b, or of w invstd / n (n g - sum_g - xhat sum_gx).
- * real is the compute type, RD its dtype; a and b hold a row each. */
+/* reduce: stats (mean, m2) of channel c in two passes, the channel's mean
+ * first and then the squared deviations from it (exact where one-pass sums
+ * of squares cancel), or the backward sums (sum g, sum g xhat). apply: a
+ * row of (x - mean) invstd w + b, or of w invstd / n (n g - sum_g - xhat
+ * sum_gx). real is the compute type, RD its dtype; a and b hold a row each;
+ * rows sum in real (which vectorizes), channels in double. */
 #define DEFINE_BN_LOOPS(suffix, real, RD)                                                       \
     static void reduce_##suffix(const nb_op_args *args, const double *p, int64_t c, int64_t n,  \
                                 int64_t channels, int64_t s, real *a,                           \
                                 real *b, double *out) {                                          \
-        bool stats = args->op == NB_OP_BATCH_NORM_STATS;                                        \
-        double count = 0, mean = 0, m2 = 0, sum_g = 0, sum_gx = 0;                              \
-        for (int64_t i = 0; i < n; i++) {                                                       \
-            int64_t row = i * channels + c;                                                     \
-            const real *x = load_row(args->in[0], row, s, RD, a);                               \
-            if (stats) {                                                                        \
-                real row_sum = 0, row_m2 = 0; /* a row in the compute type: it vectorizes */ \
+        const nb_tensor *t0 = args->in[0], *t1 = args->n_in > 1 ? args->in[1] : NULL;           \
+        size_t size0 = nb_dtype_size(t0->dtype), size1 = t1 ? nb_dtype_size(t1->dtype) : 0;    \
+        double first = 0, second = 0;                                                           \
+        if (args->op == NB_OP_BATCH_NORM_STATS) {                                               \
+            for (int64_t i = 0; i < n; i++) {                                                   \
+                const real *x = load_row(t0, size0, i * channels + c, s, RD, a);                \
+                real row_sum = 0;                                                               \
                 _Pragma("omp simd reduction(+ : row_sum)")                                      \
                 for (int64_t k = 0; k < s; k++) row_sum += x[k];                                \
-                real row_mean = row_sum / (real)s;                                              \
+                first += row_sum;                                                               \
+            }                                                                                   \
+            first /= (double)(n * s);                                                           \
+            real mean = (real)first;                                                            \
+            for (int64_t i = 0; i < n; i++) {                                                   \
+                const real *x = load_row(t0, size0, i * channels + c, s, RD, a);                \
+                real row_m2 = 0;                                                                \
                 _Pragma("omp simd reduction(+ : row_m2)")                                       \
-                for (int64_t k = 0; k < s; k++) row_m2 += (x[k] - row_mean) * (x[k] - row_mean); \
-                double total = count + (double)s, delta = row_mean - mean;                      \
-                m2 += row_m2 + delta * delta * count * (double)s / total;                       \
-                mean += delta * (double)s / total;                                              \
-                count = total;                                                                  \
-            } else {                                                                            \
-                const real *xs = load_row(args->in[1], row, s, RD, b), *g = x;                  \
-                real shift = (real)p[c], scale = (real)p[channels + c];                         \
+                for (int64_t k = 0; k < s; k++) row_m2 += (x[k] - mean) * (x[k] - mean);        \
+                second += row_m2;                                                               \
+            }                                                                                   \
+        } else {                                                                                \
+            real shift = (real)p[c], scale = (real)p[channels + c];                             \
+            for (int64_t i = 0; i < n; i++) {                                                   \
+                const real *g = load_row(t0, size0, i * channels + c, s, RD, a);                \
+                const real *xs = load_row(t1, size1, i * channels + c, s, RD, b);               \
                 real row_g = 0, row_gx = 0;                                                     \
                 _Pragma("omp simd reduction(+ : row_g, row_gx)")                                \
                 for (int64_t k = 0; k < s; k++) {                                               \
                     row_g += g[k];                                                              \
                     row_gx += g[k] * (xs[k] - shift) * scale;                                   \
                 }                                                                               \
-                sum_g += row_g;                                                                 \
-                sum_gx += row_gx;                                                               \
+                first += row_g;                                                                 \
+                second += row_gx;                                                               \
             }                                                                                   \
         }                                                                                       \
-        out[0] = stats ? mean : sum_g;                                                          \
-        out[1] = stats ? m2 : sum_gx;                                                           \
+        out[0] = first;                                                                         \
+        out[1] = second;                                                                        \
     }                                                                                           \
     static void apply_##suffix(const nb_op_args *args, const double *p, int64_t row,            \
                                int64_t channels, int64_t s, double count, real *a,              \
                                real *b) {                                                       \
         int64_t c = row % channels;                                                             \
         double mean = p[c], invstd = p[channels + c], weight = p[2 * channels + c];             \
-        const real *in = load_row(args->in[0], row, s, RD, a);                                  \
+        const real *in = load_row(args->in[0], nb_dtype_size(args->in[0]->dtype), row, s, RD, a); \
         if (args->op == NB_OP_BATCH_NORM_APPLY) {                                               \
             real scale = (real)(invstd * weight), shift = (real)(p[3 * channels + c] - mean * invstd * weight); \
             for (int64_t k = 0; k < s; k++) a[k] = in[k] * scale + shift;                       \
         } else {                                                                                \
-            const real *xs = load_row(args->in[1], row, s, RD, b); /* in holds g */            \
+            const real *xs = load_row(args->in[1], nb_dtype_size(args->in[1]->dtype), row, s, RD, b); /* in holds g */ \
             real scale = (real)(weight * invstd / count), n = (real)count;                      \
             real sum_g = (real)p[3 * channels + c], sum_gx = (real)p[4 * channels + c];         \
             real mu = (real)mean, inv = (real)invstd;                                           \

@@ -49,20 +49,21 @@ static nb_status unary_backward(const nb_node *node, const nb_tensor *g, const b
         y = K(nb_sigmoid(x));
         r = K(nb_mul(g, K(nb_mul(y, K(nb_sub(C(1), y))))));
         break;
-    case NB_OP_RELU: r = K(nb_mul(g, K(nb_cast(K(nb_gt(x, C(0))), x->dtype)))); break;
+    /* g where the slope is 1 and 0 elsewhere (a NaN g stays outside, as PyTorch) */
+    case NB_OP_RELU: r = K(nb_where(K(nb_gt(x, C(0))), g, C(0))); break;
     case NB_OP_SIGN: case NB_OP_FLOOR: case NB_OP_CEIL: case NB_OP_ROUND:
         r = K(nb_zeros(x->ndim, x->shape, x->dtype, x->storage->device));
         break;
     case NB_OP_CLAMP: {
         nb_tensor *inside = K(nb_logical_and(K(nb_ge(x, C(node->attrs.clamp.lo))),
                                              K(nb_le(x, C(node->attrs.clamp.hi)))));
-        r = K(nb_mul(g, K(nb_cast(inside, x->dtype))));
+        r = K(nb_where(inside, g, C(0)));
         break;
     }
     case NB_OP_RELU6: case NB_OP_HARDSIGMOID: { /* the slope inside (lo, hi), 0 outside */
         bool six = node->op == NB_OP_RELU6;
         nb_tensor *inside = K(nb_logical_and(K(nb_gt(x, C(six ? 0 : -3))), K(nb_lt(x, C(six ? 6 : 3)))));
-        r = K(nb_mul(g, K(nb_mul(K(nb_cast(inside, x->dtype)), C(six ? 1 : 1.0 / 6)))));
+        r = K(nb_where(inside, six ? g : K(nb_mul(g, C(1.0 / 6))), C(0)));
         break;
     }
     case NB_OP_LEAKY_RELU:
