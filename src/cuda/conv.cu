@@ -608,6 +608,8 @@ static nb_status dnn_convolve(const nb_op_args *args, const nb_cuda_ctx *ctx, bo
     const nb_tensor *operands[3] = {args->in[0], args->in[1], args->out};
     nb_tensor *copies[2] = {NULL, NULL};
     nb_status status = NB_OK;
+    if (nb_numel(operands[0]) == 0 || nb_numel(operands[1]) == 0) // an empty batch: zeros
+        status = nb__error(NB_ERR_UNSUPPORTED, "%s: cuDNN takes no empty operands", fn);
     for (int i = 0; i < 2 && status == NB_OK; i++) {
         if (nb__is_contiguous(operands[i])) continue;
         status = nb__tensor_new(fn, operands[i]->ndim, operands[i]->shape, operands[i]->dtype,
