@@ -277,4 +277,28 @@ TEST(Loss, AllRowsIgnoredGiveANaNMeanAndZeroGradients) {
         << nb_last_error();
 }
 
+// An empty batch has zero weight and bias gradients (as in PyTorch), for
+// conv2d and conv_transpose2d alike.
+TEST(Conv, EmptyBatchGivesZeroWeightGradients) {
+    for (bool transposed : {false, true}) {
+        Shape xs = {0, 2, 5, 5}, ws = transposed ? Shape{2, 3, 3, 3} : Shape{3, 2, 3, 3};
+        T x(nb_zeros(4, xs.data(), NB_F32, nb_cpu())), w(nb_ones(4, ws.data(), NB_F32, nb_cpu()));
+        T b(nb_ones(1, Shape{3}.data(), NB_F32, nb_cpu()));
+        for (nb_tensor *t : {x.t, w.t, b.t}) ASSERT_EQ(nb_set_requires_grad(t, true), NB_OK);
+        int pad[2] = {1, 1};
+        T y(transposed ? nb_conv_transpose2d(x, w, b, nullptr, pad, nullptr, nullptr, 1)
+                       : nb_conv2d(x, w, b, nullptr, pad, nullptr, 1));
+        ASSERT_NE(y.t, nullptr) << nb_last_error();
+        T total(nb_sum(y, 0, nullptr, false));
+        ASSERT_EQ(nb_backward(total, nullptr, false), NB_OK) << nb_last_error();
+        T dw(nb_grad(w)), db(nb_grad(b)), dx(nb_grad(x));
+        ASSERT_NE(dw.t, nullptr) << "transposed " << transposed;
+        ASSERT_NE(db.t, nullptr) << "transposed " << transposed;
+        EXPECT_EQ(read_tensor(dw).v, std::vector<double>(18 * 3, 0.0));
+        EXPECT_EQ(read_tensor(db).v, std::vector<double>(3, 0.0));
+        ASSERT_NE(dx.t, nullptr);
+        EXPECT_EQ(read_tensor(dx).shape, xs);
+    }
+}
+
 } // namespace

@@ -419,6 +419,12 @@ static void grouped_chunk(nb_scratch *t, const nb_tensor *x, const nb_tensor *we
     if (t->status == NB_OK && nb__copy_into(target, dxs) != NB_OK) nb__keep(t, NULL);
 }
 
+/* The summed weight gradient, or zeros when the batch was empty. */
+static nb_tensor *weight_grad_or_zeros(const nb_tensor *dw, const nb_tensor *weight) {
+    if (!dw) return nb_zeros(4, weight->shape, weight->dtype, weight->storage->device);
+    return nb_reshape(dw, 4, weight->shape);
+}
+
 static nb_status conv2d_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
                                  nb_tensor **grads) {
     const nb_tensor *x = node->inputs[0], *weight = node->inputs[1];
@@ -447,7 +453,7 @@ static nb_status conv2d_backward(const nb_node *node, const nb_tensor *g, const 
         if (nb__scratch_finish(&inner, NULL, NULL) != NB_OK) K(NULL);
     }
     if (dw) K(dw);
-    if (needs[1] && s->status == NB_OK) grads[1] = nb_reshape(dw, 4, weight->shape);
+    if (needs[1] && s->status == NB_OK && !(grads[1] = weight_grad_or_zeros(dw, weight))) K(NULL);
     if (needs[0] && s->status == NB_OK) grads[0] = nb_retain(dx);
     if (needs[2] && s->status == NB_OK && bias_grad(g, node->inputs[2], &grads[2]) != NB_OK) K(NULL);
     return nb__scratch_finish(s, NULL, NULL);
@@ -583,7 +589,7 @@ static nb_status conv_transpose2d_backward(const nb_node *node, const nb_tensor 
         if (nb__scratch_finish(t, NULL, NULL) != NB_OK) K(NULL);
     }
     if (dw) K(dw);
-    if (needs[1] && s->status == NB_OK) grads[1] = nb_reshape(dw, 4, weight->shape);
+    if (needs[1] && s->status == NB_OK && !(grads[1] = weight_grad_or_zeros(dw, weight))) K(NULL);
     if (needs[0] && s->status == NB_OK) grads[0] = nb_retain(dx);
     if (needs[2] && s->status == NB_OK && bias_grad(g, node->inputs[2], &grads[2]) != NB_OK) K(NULL);
     return nb__scratch_finish(s, NULL, NULL);
