@@ -603,8 +603,10 @@ static nb_status dnn_convolve(const nb_op_args *args, const nb_cuda_ctx *ctx, bo
     const char *fn = "nb_conv2d";
     const nb_window *w = &args->attrs.window;
     int direction = direction_of(args->op);
-    // the roles of in[0], in[1] and out as x (0), w (1) and y (2)
-    static const int roles[3][3] = {{0, 1, 2}, {2, 1, 0}, {2, 0, 1}};
+    // per direction, which operand (0: in[0], 1: in[1], 2: out) plays the
+    // image x, the weight w and the response y: forward (x, w) -> y,
+    // backward data (dy, w) -> dx, backward filter (dy, x) -> dw
+    static const int roles[3][3] = {{0, 1, 2}, {2, 1, 0}, {1, 2, 0}};
     const nb_tensor *operands[3] = {args->in[0], args->in[1], args->out};
     nb_tensor *copies[2] = {NULL, NULL};
     nb_status status = NB_OK;
