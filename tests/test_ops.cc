@@ -923,6 +923,8 @@ void conv_cases() {
              {"depthwise_mult2_stride2", {1, 2, 7, 6}, {4, 1, 3, 3}, {{2, 2}, {1, 1}, {1, 1}, 2, {0, 0}}, false},
              {"depthwise_dilation2", {2, 2, 7, 6}, {2, 1, 3, 3}, {{1, 1}, {2, 1}, {2, 1}, 2, {0, 0}}, false},
              {"depthwise_same_even_kernel", {1, 3, 5, 6}, {3, 1, 2, 2}, {{1, 1}, {0, 0}, {1, 1}, 3, {0, 0}}, true},
+             // more channels than a CPU block holds (8): a full block and a partial one
+             {"depthwise_11_channels", {2, 11, 5, 4}, {11, 1, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 11, {0, 0}}, false},
              {"dilation2", {1, 2, 8, 7}, {2, 2, 3, 3}, {{1, 1}, {2, 2}, {2, 2}, 1, {0, 0}}, false},
              {"1x1", {2, 5, 4, 4}, {3, 5, 1, 1}, {{1, 1}, {0, 0}, {1, 1}, 1, {0, 0}}, false},
              {"same_even_kernel", {1, 2, 5, 5}, {2, 2, 2, 2}, {{1, 1}, {0, 0}, {1, 1}, 1, {0, 0}}, true}}) {
@@ -963,7 +965,7 @@ void conv_cases() {
     // gradients, against the direct convolution and finite differences of it
     kernel_cases("depthwise_conv2d", {NB_OP_DEPTHWISE_CONV2D, NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD,
                                       NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD},
-                 {"", {2, 3, 6, 5}, {6, 1, 3, 3}, {{2, 1}, {1, 2}, {1, 2}, 3, {0, 0}}, false});
+                 {"", {2, 10, 6, 5}, {20, 1, 3, 3}, {{2, 1}, {1, 2}, {1, 2}, 10, {0, 0}}, false});
     kernel_cases("conv2d_direct", {NB_OP_CONV2D_DIRECT, NB_OP_CONV2D_INPUT_GRAD, NB_OP_CONV2D_WEIGHT_GRAD},
                  {"", {2, 4, 7, 6}, {6, 2, 3, 2}, {{2, 1}, {1, 0}, {1, 2}, 2, {0, 0}}, false});
     // unfold and fold against their definitions, each the other's gradient

@@ -3,13 +3,12 @@
 
 #include "internal.h"
 
-static const size_t dtype_sizes[NB_DTYPE_COUNT] = {4, 8, 2, 2, 4, 8, 1, 1};
 static const char *const dtype_names[NB_DTYPE_COUNT] = {"f32", "f64", "f16", "bf16",
                                                         "i32", "i64", "u8",  "bool"};
 
 bool nb_dtype_is_valid(nb_dtype dtype) { return (unsigned)dtype < NB_DTYPE_COUNT; }
 
-size_t nb_dtype_size(nb_dtype dtype) { return nb_dtype_is_valid(dtype) ? dtype_sizes[dtype] : 0; }
+size_t nb_dtype_size(nb_dtype dtype) { return nb_dtype_is_valid(dtype) ? nb__dtype_size(dtype) : 0; }
 
 const char *nb_dtype_name(nb_dtype dtype) {
     return nb_dtype_is_valid(dtype) ? dtype_names[dtype] : "?";

@@ -94,8 +94,13 @@ nb_status nb__tensor_new(const char *fn, int ndim, const int64_t *shape, nb_dtyp
 /* A new tensor sharing base's storage with the given geometry; no autograd. */
 nb_status nb__tensor_view(const nb_tensor *base, int ndim, const int64_t *shape,
                           const int64_t *strides, int64_t offset, nb_tensor **out);
+/* nb_dtype_size of a valid dtype, inlined where it sits in a loop. */
+static inline size_t nb__dtype_size(nb_dtype dtype) {
+    static const unsigned char sizes[NB_DTYPE_COUNT] = {4, 8, 2, 2, 4, 8, 1, 1};
+    return sizes[dtype];
+}
 static inline char *nb__data(const nb_tensor *t) {
-    return (char *)t->storage->data + t->offset * (int64_t)nb_dtype_size(t->dtype);
+    return (char *)t->storage->data + t->offset * (int64_t)nb__dtype_size(t->dtype);
 }
 static inline bool nb__same_device(nb_device a, nb_device b) {
     return a.type == b.type && a.index == b.index;

@@ -102,283 +102,231 @@ nb_status nb__cpu_fold(const nb_op_args *args) {
     return NB_OK;
 }
 
-/* ---- depthwise convolution: each input channel c feeds output channels
- * c*m .. c*m + m - 1 (m = C_out / C), one kernel each; planes in double ---- */
+/* ---- depthwise convolution: input channel c feeds output channels
+ * c*m .. c*m + m - 1 (m = C_out / C), one kernel each. A work item takes
+ * NB_DW_LANES input channels at once, laid out [row][column][lane] in a
+ * zero-padded block (oneDNN's blocked nChw8c layout): each multiply-add then
+ * runs across the lanes as one vector, with no bounds tests, for any stride,
+ * padding and dilation, and small planes (7 x 7) cost no more per element
+ * than large ones. ---- */
 
+#define NB_DW_LANES 8
 
-/* The outputs [*first, *last) along d whose tap at offset reads inside the
- * input: 0 <= o * stride - padding + offset < in. */
-static void tap_range(const nb_window *w, int d, int64_t offset, int64_t *first, int64_t *last) {
-    int64_t shift = offset - w->padding[d], s = w->stride[d];
-    int64_t lo = shift >= 0 ? 0 : (-shift + s - 1) / s;
-    int64_t hi = w->in[d] - shift <= 0 ? 0 : (w->in[d] - shift - 1) / s + 1;
-    *first = lo;
-    *last = hi < w->out[d] ? hi : w->out[d];
-}
+typedef struct depthwise_plan {
+    const nb_window *w;
+    const nb_tensor *x, *g, *weight; /* weight is NULL for the weight gradient */
+    nb_tensor *out;
+    int64_t batch, channels, m, kk;
+    int64_t rows, cols; /* the padded input block: input (y, x) at (y + padding[0], x + padding[1]) */
+} depthwise_plan;
 
-/* For each tap (ky, kx) and each output (oy, ox) whose tap reads inside the
- * image, runs body with iy, ix (the input read) and tap; the ranges, from
- * bounds (tap_bounds), keep the inner loop free of branches. */
-#define FOR_EACH_TAP(w, bounds, body)                                                         \
-    for (int64_t ky = 0; ky < (w)->kernel[0]; ky++) {                                         \
-        for (int64_t kx = 0; kx < (w)->kernel[1]; kx++) {                                     \
-            int64_t tap = ky * (w)->kernel[1] + kx;                                           \
-            int64_t oy0 = (bounds)[tap][0], oy1 = (bounds)[tap][1];                           \
-            int64_t ox0 = (bounds)[tap][2], ox1 = (bounds)[tap][3];                           \
-            int64_t sx = (w)->stride[1], bx = kx * (w)->dilation[1] - (w)->padding[1];        \
-            for (int64_t oy = oy0; oy < oy1; oy++) {                                          \
-                int64_t iy = oy * (w)->stride[0] - (w)->padding[0] + ky * (w)->dilation[0];   \
-                for (int64_t ox = ox0; ox < ox1; ox++) {                                      \
-                    int64_t ix = ox * sx + bx;                                                \
-                    body                                                                      \
-                }                                                                             \
-            }                                                                                 \
-        }                                                                                     \
-    }
+/* Lanes l < lanes of a block hold channel first + l * step. */
+typedef struct lane_map {
+    int64_t first, step;
+    int lanes;
+} lane_map;
 
-/* Each tap's output rows [0], [1] and columns [2], [3] that read inside the
- * image, worked out once per call (the divisions would cost more than a
- * small plane's arithmetic). */
-static void tap_bounds(const nb_window *w, int64_t (*bounds)[4]) {
-    for (int64_t ky = 0; ky < w->kernel[0]; ky++)
-        for (int64_t kx = 0; kx < w->kernel[1]; kx++) {
-            int64_t *b = bounds[ky * w->kernel[1] + kx];
-            tap_range(w, 0, ky * w->dilation[0], &b[0], &b[1]);
-            tap_range(w, 1, kx * w->dilation[1], &b[2], &b[3]);
-        }
-}
-
-/* The operands of a depthwise kernel: forward a = x, b = weight; input grad
- * a = g, b = weight; weight grad a = g, b = x. */
-typedef struct depthwise_operands {
-    const nb_tensor *x, *g, *weight;
-    int64_t batch, channels, outs, m, kk, in_pixels, out_pixels;
-    const int64_t (*bounds)[4];
-    bool padded;        /* stride 1 and padding <= (k-1)d: through a zero-padded plane */
-    int64_t pad_pixels, acc_pixels; /* that plane's size, then its accumulator's */
-} depthwise_operands;
-
-/* One work item in compute type real (RD its dtype): a (sample, channel)
- * plane for forward and input grad, an output channel for the weight grad.
- * xp, gp and k hold an input plane, an output plane and a kernel. */
-#define DEFINE_DEPTHWISE_ITEM(name, real, RD)                                                      \
-    /* pad (hp x wp) = the plane src (h x wd) placed at row top, column left,                   \
-     * zeros around it. */                                                                       \
-    static void pad_plane_##name(const real *restrict src, int64_t h, int64_t wd,                \
-                                 real *restrict pad, int64_t hp, int64_t wp, int64_t top,        \
-                                 int64_t left) {                                                 \
-        for (int64_t r = 0; r < hp; r++) {                                                       \
-            int64_t sy = r - top;                                                                \
-            for (int64_t c = 0; c < wp; c++) {                                                   \
-                int64_t sx = c - left;                                                           \
-                bool inside = sy >= 0 && sy < h && sx >= 0 && sx < wd;                           \
-                pad[r * wp + c] = inside ? src[sy * wd + sx] : (real)0;                          \
-            }                                                                                    \
-        }                                                                                        \
-    }                                                                                            \
-    /* Stride 1 weight gradient of one sample: x zero-padded into pad as for the                \
-     * forward, g laid into rows of the padded width (gw, zeros past the row),                  \
-     * then each tap is one dot product: k[tap] += sum g * x shifted by the tap. */             \
-    static void weight_grad_padded_##name(const nb_window *w, const real *restrict x,            \
-                                          const real *restrict g, real *restrict k,              \
-                                          real *restrict pad, real *restrict gw) {               \
-        int64_t ho = w->out[0], wo = w->out[1];                                                  \
-        int64_t hp = ho + (int64_t)(w->kernel[0] - 1) * w->dilation[0];                          \
-        int64_t wp = wo + (int64_t)(w->kernel[1] - 1) * w->dilation[1];                          \
-        pad_plane_##name(x, w->in[0], w->in[1], pad, hp, wp, w->padding[0], w->padding[1]);    \
-        for (int64_t oy = 0; oy < ho; oy++)                                                      \
-            for (int64_t c = 0; c < wp; c++) gw[oy * wp + c] = c < wo ? g[oy * wo + c] : (real)0; \
-        int64_t span = (ho - 1) * wp + wo;                                                       \
-        for (int64_t ky = 0; ky < w->kernel[0]; ky++)                                            \
-            for (int64_t kx = 0; kx < w->kernel[1]; kx++) {                                      \
-                const real *from = pad + ky * w->dilation[0] * wp + kx * w->dilation[1];         \
-                real sum = 0;                                                                    \
-                _Pragma("omp simd reduction(+ : sum)")                                           \
-                for (int64_t i = 0; i < span; i++) sum += gw[i] * from[i];                       \
-                k[ky * w->kernel[1] + kx] += sum;                                                \
-            }                                                                                    \
-    }                                                                                            \
-    /* Stride 1 input gradient: acc (H rows of W + (kw-1)dw) += g convolved with                \
-     * the flipped kernel, g zero-padded into pad by (k-1)d - p before and after:               \
-     * dx[y][x] = sum k[i][j] g[y + p - i d][x + p - j d]. */                                    \
-    static void input_grad_padded_##name(const nb_window *w, const real *restrict g,             \
-                                         const real *restrict k, real *restrict acc,             \
-                                         real *restrict pad) {                                   \
-        int64_t h = w->in[0], wd = w->in[1];                                                     \
-        int64_t ey = (int64_t)(w->kernel[0] - 1) * w->dilation[0];                               \
-        int64_t ex = (int64_t)(w->kernel[1] - 1) * w->dilation[1];                               \
-        int64_t hp = h + ey, wp = wd + ex, top = ey - w->padding[0], left = ex - w->padding[1];  \
-        pad_plane_##name(g, w->out[0], w->out[1], pad, hp, wp, top, left);                     \
-        int64_t span = (h - 1) * wp + wd;                                                        \
-        for (int64_t ky = 0; ky < w->kernel[0]; ky++)                                            \
-            for (int64_t kx = 0; kx < w->kernel[1]; kx++) {                                      \
-                real tap = k[ky * w->kernel[1] + kx];                                            \
-                const real *from = pad + (ey - ky * w->dilation[0]) * wp + (ex - kx * w->dilation[1]); \
-                for (int64_t i = 0; i < span; i++) acc[i] += tap * from[i];                      \
-            }                                                                                    \
-    }                                                                                            \
-    /* Stride 1: y = the plane x (zero-padded into pad, Hp x Wp) convolved with k,              \
-     * each tap one long loop over acc (Ho rows of Wp, the border columns                       \
-     * computed and dropped), which vectorizes even for 7 x 7 planes. */                        \
-    static void forward_padded_##name(const nb_window *w, const real *restrict x,                \
-                                      const real *restrict k, real *restrict y,                  \
-                                      real *restrict pad, real *restrict acc) {                  \
-        int64_t ho = w->out[0], wo = w->out[1];                                                  \
-        int64_t hp = ho + (int64_t)(w->kernel[0] - 1) * w->dilation[0];                          \
-        int64_t wp = wo + (int64_t)(w->kernel[1] - 1) * w->dilation[1];                          \
-        pad_plane_##name(x, w->in[0], w->in[1], pad, hp, wp, w->padding[0], w->padding[1]);    \
-        int64_t span = (ho - 1) * wp + wo;                                                       \
-        for (int64_t i = 0; i < span; i++) acc[i] = 0;                                           \
-        for (int64_t ky = 0; ky < w->kernel[0]; ky++)                                            \
-            for (int64_t kx = 0; kx < w->kernel[1]; kx++) {                                      \
-                real tap = k[ky * w->kernel[1] + kx];                                            \
-                const real *from = pad + ky * w->dilation[0] * wp + kx * w->dilation[1];         \
-                for (int64_t i = 0; i < span; i++) acc[i] += tap * from[i];                      \
-            }                                                                                    \
-        for (int64_t oy = 0; oy < ho; oy++)                                                      \
-            for (int64_t ox = 0; ox < wo; ox++) y[oy * wo + ox] = acc[oy * wp + ox];             \
-    }                                                                                            \
-    /* k[tap] += sum over outputs of g * the input the tap reads, per tap */                    \
-    static void weight_grad_taps_##name(const nb_window *w, const int64_t (*bounds)[4],          \
-                                        const real *restrict xp, const real *restrict gp,        \
-                                        real *restrict k) {                                      \
-        for (int64_t ky = 0; ky < w->kernel[0]; ky++) {                                          \
-            for (int64_t kx = 0; kx < w->kernel[1]; kx++) {                                      \
-                const int64_t *b = bounds[ky * w->kernel[1] + kx];                               \
-                int64_t oy0 = b[0], oy1 = b[1], ox0 = b[2], ox1 = b[3], sx = w->stride[1];       \
-                real sum = 0;                                                                    \
-                for (int64_t oy = oy0; oy < oy1; oy++) {                                         \
-                    int64_t iy = oy * w->stride[0] - w->padding[0] + ky * w->dilation[0];        \
-                    const real *g = gp + oy * w->out[1];                                         \
-                    int64_t base = iy * w->in[1] + kx * w->dilation[1] - w->padding[1];          \
-                    _Pragma("omp simd reduction(+ : sum)")                                       \
-                    for (int64_t ox = ox0; ox < ox1; ox++) sum += g[ox] * xp[base + ox * sx];    \
+#define L NB_DW_LANES
+#define DEFINE_DEPTHWISE(T, RD)                                                                   \
+    /* block[(y + top) * cols + x + left][l] = plane (n, lane l's channel) of t; the rest 0 */   \
+    static void load_block_##T(const nb_tensor *t, int64_t n, lane_map lanes, T *restrict block, \
+                               int64_t rows, int64_t cols, int64_t top, int64_t left) {           \
+        int64_t h = t->shape[2], wd = t->shape[3], sx = t->strides[3];                           \
+        size_t size = nb_dtype_size(t->dtype);                                                   \
+        memset(block, 0, (size_t)(rows * cols * L) * sizeof(T));                                 \
+        for (int l = 0; l < lanes.lanes; l++) {                                                  \
+            int64_t c = lanes.first + l * lanes.step;                                            \
+            for (int64_t y = 0; y < h; y++) {                                                    \
+                const char *src = nb__data(t) + (n * t->strides[0] + c * t->strides[1] +         \
+                                                 y * t->strides[2]) * (int64_t)size;             \
+                T *dst = block + ((y + top) * cols + left) * L + l;                              \
+                if (t->dtype != RD) {                                                            \
+                    nb__cpu_convert(RD, dst, L, t->dtype, src, sx, wd);                          \
+                    continue;                                                                    \
                 }                                                                                \
-                k[ky * w->kernel[1] + kx] += sum;                                                \
+                const T *row = (const T *)src;                                                   \
+                for (int64_t x = 0; x < wd; x++) dst[x * L] = row[x * sx];                       \
             }                                                                                    \
         }                                                                                        \
     }                                                                                            \
-    static void name(const nb_op_args *args, const depthwise_operands *d, int64_t item,         \
-                     real *restrict xp, real *restrict gp, real *restrict k) {                 \
-        const nb_window *w = &args->attrs.window;                                                 \
-        nb_tensor *out = args->out;                                                               \
-        size_t size = nb_dtype_size(out->dtype);                                                  \
-        size_t wsize = d->weight ? nb_dtype_size(d->weight->dtype) : 0;                           \
-        if (args->op == NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD) { /* sum over the batch */            \
-            int64_t oc = item, c = oc / d->m;                                                     \
-            for (int64_t t = 0; t < d->kk; t++) k[t] = 0;                                         \
-            for (int64_t n = 0; n < d->batch; n++) {                                              \
-                const real *xs = nb__cpu_plane(d->x, n, c, RD, xp);                               \
-                const real *gs = nb__cpu_plane(d->g, n, oc, RD, gp);                              \
-                if (d->padded)                                                                    \
-                    weight_grad_padded_##name(w, xs, gs, k, k + d->kk, k + d->kk + d->pad_pixels); \
-                else                                                                              \
-                    weight_grad_taps_##name(w, d->bounds, xs, gs, k);                             \
-            }                                                                                     \
-            nb__cpu_convert(out->dtype, nb__data(out) + oc * d->kk * (int64_t)size, 1, RD, k, 1, d->kk); \
-            return;                                                                               \
-        }                                                                                         \
-        int64_t n = item / d->channels, c = item % d->channels;                                   \
-        bool forward = args->op == NB_OP_DEPTHWISE_CONV2D, direct = out->dtype == RD;             \
-        /* input grad: the plane of dx, written in place when out is of the compute type */      \
-        real *restrict dx = direct && !forward                                                    \
-                                ? (real *)(nb__data(out) + item * d->in_pixels * (int64_t)size)  \
-                                : xp;                                                             \
-        const real *restrict x = forward ? nb__cpu_plane(d->x, n, c, RD, xp) : NULL;              \
-        if (!forward && d->padded) {                                                              \
-            real *acc = k + d->kk + d->pad_pixels;                                                \
-            for (int64_t i = 0; i < d->acc_pixels; i++) acc[i] = 0;                               \
-        } else if (!forward) {                                                                    \
-            for (int64_t i = 0; i < d->in_pixels; i++) dx[i] = 0;                                 \
-        }                                                                                         \
-        for (int64_t j = 0; j < d->m; j++) {                                                      \
-            int64_t oc = c * d->m + j;                                                            \
-            nb__cpu_convert(RD, k, 1, d->weight->dtype,                                           \
-                            nb__data(d->weight) + oc * d->kk * (int64_t)wsize, 1, d->kk);         \
-            if (forward) {                                                                        \
-                char *at = nb__data(out) + (n * d->outs + oc) * d->out_pixels * (int64_t)size;    \
-                real *restrict y = direct ? (real *)at : gp;                                      \
-                if (d->padded) {                                                                  \
-                    forward_padded_##name(w, x, k, y, k + d->kk, k + d->kk + d->pad_pixels);      \
-                } else {                                                                          \
-                    for (int64_t i = 0; i < d->out_pixels; i++) y[i] = 0;                         \
-                    FOR_EACH_TAP(w, d->bounds, y[oy * w->out[1] + ox] += k[tap] * x[iy * w->in[1] + ix];) \
-                }                                                                                 \
-                if (!direct) nb__cpu_convert(out->dtype, at, 1, RD, gp, 1, d->out_pixels);        \
-            } else if (d->padded) { /* input grad: each output channel's share into acc */   \
-                input_grad_padded_##name(w, nb__cpu_plane(d->g, n, oc, RD, gp), k, k + d->kk +  \
-                                         d->pad_pixels, k + d->kk);                               \
-            } else { /* input grad: scatter each output channel's gradient back */                \
-                const real *restrict g = nb__cpu_plane(d->g, n, oc, RD, gp);                      \
-                FOR_EACH_TAP(w, d->bounds, dx[iy * w->in[1] + ix] += k[tap] * g[oy * w->out[1] + ox];)      \
-            }                                                                                     \
-        }                                                                                         \
-        if (!forward && d->padded) { /* acc rows (of the padded width) into dx */                 \
-            const real *acc = k + d->kk + d->pad_pixels;                                          \
-            int64_t wp = w->in[1] + (int64_t)(w->kernel[1] - 1) * w->dilation[1];                 \
-            for (int64_t y = 0; y < w->in[0]; y++)                                                \
-                for (int64_t x = 0; x < w->in[1]; x++) dx[y * w->in[1] + x] = acc[y * wp + x];    \
-        }                                                                                         \
-        if (!forward && !direct)                                                                  \
-            nb__cpu_convert(out->dtype, nb__data(out) + item * d->in_pixels * (int64_t)size, 1,   \
-                            RD, xp, 1, d->in_pixels);                                             \
+    /* The inverse into the contiguous [N, C, H, W] tensor t, lanes < lanes only. */              \
+    static void store_block_##T(nb_tensor *t, int64_t n, lane_map lanes, const T *restrict block, \
+                                int64_t cols, int64_t top, int64_t left) {                       \
+        int64_t h = t->shape[2], wd = t->shape[3];                                               \
+        size_t size = nb_dtype_size(t->dtype);                                                   \
+        for (int l = 0; l < lanes.lanes; l++) {                                                  \
+            int64_t c = lanes.first + l * lanes.step;                                            \
+            for (int64_t y = 0; y < h; y++) {                                                    \
+                char *dst = nb__data(t) + ((n * t->shape[1] + c) * h + y) * wd * (int64_t)size;  \
+                const T *src = block + ((y + top) * cols + left) * L + l;                        \
+                if (t->dtype != RD) {                                                            \
+                    nb__cpu_convert(t->dtype, dst, 1, RD, src, L, wd);                           \
+                    continue;                                                                    \
+                }                                                                                \
+                T *row = (T *)dst;                                                               \
+                for (int64_t x = 0; x < wd; x++) row[x] = src[x * L];                            \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    /* taps[tap][l] = the kernel of lane l's output channel; unused lanes 0 */                    \
+    static void load_taps_##T(const nb_tensor *weight, int64_t kk, lane_map lanes,                \
+                              T *restrict taps) {                                                \
+        size_t size = nb_dtype_size(weight->dtype);                                              \
+        memset(taps, 0, (size_t)(kk * L) * sizeof(T));                                           \
+        for (int l = 0; l < lanes.lanes; l++)                                                    \
+            nb__cpu_convert(RD, taps + l, L, weight->dtype,                                      \
+                            nb__data(weight) + (lanes.first + l * lanes.step) * kk * (int64_t)size, \
+                            1, kk);                                                              \
+    }                                                                                            \
+    /* y[oy][ox] = sum over taps of taps[tap] * x at the tap's reach. Taps go       \
+     * outermost: the adds of one tap are independent, where a per-pixel sum       \
+     * over taps would wait on each add's latency. */                                 \
+    static void forward_block_##T(const nb_window *w, int64_t cols, const T *restrict x,         \
+                                  const T *restrict taps, T *restrict y) {                       \
+        memset(y, 0, (size_t)(w->out[0] * w->out[1] * L) * sizeof(T));                          \
+        for (int ky = 0; ky < w->kernel[0]; ky++)                                                \
+            for (int kx = 0; kx < w->kernel[1]; kx++) {                                          \
+                const T *tap = taps + (ky * w->kernel[1] + kx) * L;                              \
+                for (int64_t oy = 0; oy < w->out[0]; oy++) {                                     \
+                    const T *from = x + ((oy * w->stride[0] + ky * w->dilation[0]) * cols +      \
+                                         kx * w->dilation[1]) * L;                               \
+                    T *to = y + oy * w->out[1] * L;                                              \
+                    for (int64_t ox = 0; ox < w->out[1]; ox++)                                   \
+                        for (int l = 0; l < L; l++)                                              \
+                            to[ox * L + l] += tap[l] * from[ox * w->stride[1] * L + l];          \
+                }                                                                                \
+            }                                                                                    \
+    }                                                                                            \
+    /* dx at each tap's reach += taps[tap] * g[oy][ox], taps outermost as above */              \
+    static void input_grad_block_##T(const nb_window *w, int64_t cols, const T *restrict g,      \
+                                     const T *restrict taps, T *restrict dx) {                   \
+        for (int ky = 0; ky < w->kernel[0]; ky++)                                                \
+            for (int kx = 0; kx < w->kernel[1]; kx++) {                                          \
+                const T *tap = taps + (ky * w->kernel[1] + kx) * L;                              \
+                for (int64_t oy = 0; oy < w->out[0]; oy++) {                                     \
+                    T *to = dx + ((oy * w->stride[0] + ky * w->dilation[0]) * cols +             \
+                                  kx * w->dilation[1]) * L;                                      \
+                    const T *grad = g + oy * w->out[1] * L;                                      \
+                    for (int64_t ox = 0; ox < w->out[1]; ox++)                                   \
+                        for (int l = 0; l < L; l++)                                              \
+                            to[ox * w->stride[1] * L + l] += tap[l] * grad[ox * L + l];          \
+                }                                                                                \
+            }                                                                                    \
+    }                                                                                            \
+    /* dk[tap] += sum over outputs of g[oy][ox] * x at the tap's reach */                        \
+    static void weight_grad_block_##T(const nb_window *w, int64_t cols, const T *restrict g,     \
+                                      const T *restrict x, T *restrict dk) {                     \
+        for (int64_t oy = 0; oy < w->out[0]; oy++)                                               \
+            for (int64_t ox = 0; ox < w->out[1]; ox++) {                                         \
+                const T *grad = g + (oy * w->out[1] + ox) * L;                                   \
+                for (int ky = 0; ky < w->kernel[0]; ky++)                                        \
+                    for (int kx = 0; kx < w->kernel[1]; kx++) {                                  \
+                        const T *from = x + ((oy * w->stride[0] + ky * w->dilation[0]) * cols +  \
+                                             ox * w->stride[1] + kx * w->dilation[1]) * L;       \
+                        T *to = dk + (ky * w->kernel[1] + kx) * L;                               \
+                        for (int l = 0; l < L; l++) to[l] += grad[l] * from[l];                  \
+                    }                                                                            \
+            }                                                                                    \
+    }                                                                                            \
+    /* One item: input channels c0 .. c0 + lanes - 1, of sample n (forward and                  \
+     * input gradient) or summed over the batch (weight gradient). scratch                      \
+     * holds the padded block xb, an output block gb, the taps and dk. */                       \
+    static void depthwise_item_##T(const nb_op_args *args, const depthwise_plan *p, int64_t n,   \
+                                   int64_t c0, T *restrict scratch) {                            \
+        const nb_window *w = p->w;                                                               \
+        int64_t ho = w->out[0], wo = w->out[1], top = w->padding[0], left = w->padding[1];       \
+        int lanes = (int)(p->channels - c0 < L ? p->channels - c0 : L);                          \
+        lane_map inputs = {c0, 1, lanes};                                                        \
+        T *xb = scratch, *gb = xb + p->rows * p->cols * L, *taps = gb + ho * wo * L;             \
+        T *dk = taps + p->kk * L;                                                                \
+        switch (args->op) {                                                                      \
+        case NB_OP_DEPTHWISE_CONV2D:                                                             \
+            load_block_##T(p->x, n, inputs, xb, p->rows, p->cols, top, left);                    \
+            for (int64_t j = 0; j < p->m; j++) {                                                 \
+                lane_map outputs = {c0 * p->m + j, p->m, lanes};                                 \
+                load_taps_##T(p->weight, p->kk, outputs, taps);                                  \
+                forward_block_##T(w, p->cols, xb, taps, gb);                                     \
+                store_block_##T(p->out, n, outputs, gb, wo, 0, 0);                               \
+            }                                                                                    \
+            return;                                                                              \
+        case NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD:                                                  \
+            memset(xb, 0, (size_t)(p->rows * p->cols * L) * sizeof(T));                          \
+            for (int64_t j = 0; j < p->m; j++) {                                                 \
+                lane_map outputs = {c0 * p->m + j, p->m, lanes};                                 \
+                load_taps_##T(p->weight, p->kk, outputs, taps);                                  \
+                load_block_##T(p->g, n, outputs, gb, ho, wo, 0, 0);                              \
+                input_grad_block_##T(w, p->cols, gb, taps, xb);                                  \
+            }                                                                                    \
+            store_block_##T(p->out, n, inputs, xb, p->cols, top, left);                          \
+            return;                                                                              \
+        default: /* weight gradient: dk holds m kernels of taps, summed over the batch */       \
+            memset(dk, 0, (size_t)(p->m * p->kk * L) * sizeof(T));                               \
+            for (int64_t b = 0; b < p->batch; b++) {                                             \
+                load_block_##T(p->x, b, inputs, xb, p->rows, p->cols, top, left);                \
+                for (int64_t j = 0; j < p->m; j++) {                                             \
+                    lane_map outputs = {c0 * p->m + j, p->m, lanes};                             \
+                    load_block_##T(p->g, b, outputs, gb, ho, wo, 0, 0);                          \
+                    weight_grad_block_##T(w, p->cols, gb, xb, dk + j * p->kk * L);               \
+                }                                                                                \
+            }                                                                                    \
+            size_t size = nb_dtype_size(p->out->dtype);                                          \
+            for (int64_t j = 0; j < p->m; j++)                                                   \
+                for (int l = 0; l < lanes; l++)                                                  \
+                    nb__cpu_convert(p->out->dtype,                                               \
+                                    nb__data(p->out) +                                           \
+                                        ((c0 + l) * p->m + j) * p->kk * (int64_t)size,           \
+                                    1, RD, dk + j * p->kk * L + l, L, p->kk);                    \
+        }                                                                                        \
     }
 
-DEFINE_DEPTHWISE_ITEM(depthwise_item_f32, float, NB_F32)
-DEFINE_DEPTHWISE_ITEM(depthwise_item_f64, double, NB_F64)
+DEFINE_DEPTHWISE(float, NB_F32)
+DEFINE_DEPTHWISE(double, NB_F64)
+#undef L
+
+/* The block extent along d: room for every input (after the padding) and
+ * for the reach of the last output's last tap. */
+static int64_t block_extent(const nb_window *w, int d) {
+    int64_t inputs = w->padding[d] + w->in[d];
+    int64_t reach = (w->out[d] - 1) * w->stride[d] + (int64_t)(w->kernel[d] - 1) * w->dilation[d] + 1;
+    return inputs > reach ? inputs : reach;
+}
 
 nb_status nb__cpu_depthwise(const nb_op_args *args) {
-    const nb_window *w = &args->attrs.window;
     const nb_tensor *a = args->in[0], *b = args->in[1];
+    bool forward = args->op == NB_OP_DEPTHWISE_CONV2D;
     bool weight_grad = args->op == NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD;
-    depthwise_operands d;
-    d.x = args->op == NB_OP_DEPTHWISE_CONV2D ? a : weight_grad ? b : args->out;
-    d.g = args->op == NB_OP_DEPTHWISE_CONV2D ? args->out : a;
-    d.weight = weight_grad ? NULL : b;
-    d.batch = d.x->shape[0];
-    d.channels = d.x->shape[1];
-    d.outs = d.g->shape[1];
-    d.m = d.outs / d.channels;
-    d.kk = (int64_t)w->kernel[0] * w->kernel[1];
-    d.in_pixels = w->in[0] * w->in[1];
-    d.out_pixels = w->out[0] * w->out[1];
-    int64_t items = weight_grad ? d.outs : d.batch * d.channels;
+    depthwise_plan p = {.w = &args->attrs.window, .out = args->out};
+    /* forward (x, weight), input grad (g, weight), weight grad (g, x) */
+    p.x = forward ? a : weight_grad ? b : args->out;
+    p.g = forward ? args->out : a;
+    p.weight = weight_grad ? NULL : b;
+    p.batch = p.x->shape[0];
+    p.channels = p.x->shape[1];
+    p.m = p.g->shape[1] / p.channels;
+    p.kk = (int64_t)p.w->kernel[0] * p.w->kernel[1];
+    p.rows = block_extent(p.w, 0);
+    p.cols = block_extent(p.w, 1);
+    int64_t blocks = (p.channels + NB_DW_LANES - 1) / NB_DW_LANES;
+    int64_t items = weight_grad ? blocks : p.batch * blocks;
+    int64_t scratch = (p.rows * p.cols + p.w->out[0] * p.w->out[1] + p.kk + p.m * p.kk) * NB_DW_LANES;
     bool wide = nb__cpu_compute_dtype(args->out->dtype) == NB_F64;
-    int64_t (*bounds)[4] = malloc((size_t)d.kk * sizeof *bounds);
-    NB_CHECK(bounds, NB_ERR_OOM, "nb_conv2d: out of host memory for %lld taps", (long long)d.kk);
-    tap_bounds(w, bounds);
-    d.bounds = (const int64_t (*)[4])bounds;
-    /* the padded planes: forward pads x to the outputs' reach, the input
-     * gradient pads g by (k-1)d - p, which must not be negative */
-    bool input_grad = args->op == NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD;
-    int64_t ey = (int64_t)(w->kernel[0] - 1) * w->dilation[0];
-    int64_t ex = (int64_t)(w->kernel[1] - 1) * w->dilation[1];
-    d.padded = w->stride[0] == 1 && w->stride[1] == 1 &&
-               (!input_grad || (w->padding[0] <= ey && w->padding[1] <= ex));
-    int64_t rows = input_grad ? w->in[0] : w->out[0], cols = input_grad ? w->in[1] : w->out[1];
-    d.pad_pixels = d.padded ? (rows + ey) * (cols + ex) : 0;
-    d.acc_pixels = d.padded ? rows * (cols + ex) : 0;
-    int64_t scratch = d.in_pixels + d.out_pixels + d.kk + d.pad_pixels + d.acc_pixels;
     bool failed = false;
-#pragma omp parallel reduction(|| : failed) if (nb_numel(d.x) >= NB_CPU_PARALLEL_MIN)
+#pragma omp parallel reduction(|| : failed) if (nb_numel(p.x) >= NB_CPU_PARALLEL_MIN)
     {
-        double *buffer = malloc((size_t)scratch * sizeof(double));
+        void *buffer = malloc((size_t)scratch * (wide ? sizeof(double) : sizeof(float)));
         failed = !buffer;
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < items; item++) {
             if (!buffer) continue;
-            if (wide) {
-                double *xp = buffer;
-                depthwise_item_f64(args, &d, item, xp, xp + d.in_pixels, xp + d.in_pixels + d.out_pixels);
-            } else {
-                float *xp = (float *)buffer;
-                depthwise_item_f32(args, &d, item, xp, xp + d.in_pixels, xp + d.in_pixels + d.out_pixels);
-            }
+            int64_t n = weight_grad ? 0 : item / blocks, c0 = (item % blocks) * NB_DW_LANES;
+            if (wide)
+                depthwise_item_double(args, &p, n, c0, buffer);
+            else
+                depthwise_item_float(args, &p, n, c0, buffer);
         }
         free(buffer);
     }
-    free(bounds);
-    NB_CHECK(!failed, NB_ERR_OOM, "nb_conv2d: out of host memory for a plane of %lld",
-             (long long)d.in_pixels);
+    NB_CHECK(!failed, NB_ERR_OOM, "nb_conv2d: out of host memory for a %lld x %lld block",
+             (long long)p.rows, (long long)p.cols);
     return NB_OK;
 }

@@ -26,51 +26,48 @@ static const void *load_row(const nb_tensor *t, size_t size, int64_t row, int64_
 
 /* reduce: stats (mean, m2) of channel c in two passes, the channel's mean
  * first and then the squared deviations from it (exact where one-pass sums
- * of squares cancel), or the backward sums (sum g, sum g xhat). apply: a
- * row of (x - mean) invstd w + b, or of w invstd / n (n g - sum_g - xhat
- * sum_gx). real is the compute type, RD its dtype; a and b hold a row each;
- * rows sum in real (which vectorizes), channels in double. */
+ * of squares cancel), or the backward sums (sum g, sum g xhat). Rows add
+ * into per-position partial sums part (s reals each; no horizontal sum per
+ * short row), which are totalled in double. apply: a row of
+ * (x - mean) invstd w + b, or of w invstd / n (n g - sum_g - xhat sum_gx).
+ * real is the compute type, RD its dtype; a and b hold a row each. */
 #define DEFINE_BN_LOOPS(suffix, real, RD)                                                       \
+    static double total_##suffix(const real *v, int64_t s) {                                    \
+        double sum = 0;                                                                         \
+        for (int64_t k = 0; k < s; k++) sum += v[k];                                            \
+        return sum;                                                                             \
+    }                                                                                           \
     static void reduce_##suffix(const nb_op_args *args, const double *p, int64_t c, int64_t n,  \
-                                int64_t channels, int64_t s, real *a,                           \
-                                real *b, double *out) {                                          \
+                                int64_t channels, int64_t s, real *a, real *b,                  \
+                                real *restrict part, real *restrict part2, double *out) {       \
         const nb_tensor *t0 = args->in[0], *t1 = args->n_in > 1 ? args->in[1] : NULL;           \
         size_t size0 = nb_dtype_size(t0->dtype), size1 = t1 ? nb_dtype_size(t1->dtype) : 0;    \
-        double first = 0, second = 0;                                                           \
+        for (int64_t k = 0; k < s; k++) part[k] = part2[k] = 0;                                 \
         if (args->op == NB_OP_BATCH_NORM_STATS) {                                               \
             for (int64_t i = 0; i < n; i++) {                                                   \
                 const real *x = load_row(t0, size0, i * channels + c, s, RD, a);                \
-                real row_sum = 0;                                                               \
-                _Pragma("omp simd reduction(+ : row_sum)")                                      \
-                for (int64_t k = 0; k < s; k++) row_sum += x[k];                                \
-                first += row_sum;                                                               \
+                for (int64_t k = 0; k < s; k++) part[k] += x[k];                                \
             }                                                                                   \
-            first /= (double)(n * s);                                                           \
-            real mean = (real)first;                                                            \
+            double mean = total_##suffix(part, s) / (double)(n * s);                            \
+            real m = (real)mean;                                                                \
             for (int64_t i = 0; i < n; i++) {                                                   \
                 const real *x = load_row(t0, size0, i * channels + c, s, RD, a);                \
-                real row_m2 = 0;                                                                \
-                _Pragma("omp simd reduction(+ : row_m2)")                                       \
-                for (int64_t k = 0; k < s; k++) row_m2 += (x[k] - mean) * (x[k] - mean);        \
-                second += row_m2;                                                               \
+                for (int64_t k = 0; k < s; k++) part2[k] += (x[k] - m) * (x[k] - m);            \
             }                                                                                   \
+            out[0] = mean;                                                                      \
         } else {                                                                                \
             real shift = (real)p[c], scale = (real)p[channels + c];                             \
             for (int64_t i = 0; i < n; i++) {                                                   \
                 const real *g = load_row(t0, size0, i * channels + c, s, RD, a);                \
                 const real *xs = load_row(t1, size1, i * channels + c, s, RD, b);               \
-                real row_g = 0, row_gx = 0;                                                     \
-                _Pragma("omp simd reduction(+ : row_g, row_gx)")                                \
                 for (int64_t k = 0; k < s; k++) {                                               \
-                    row_g += g[k];                                                              \
-                    row_gx += g[k] * (xs[k] - shift) * scale;                                   \
+                    part[k] += g[k];                                                            \
+                    part2[k] += g[k] * (xs[k] - shift) * scale;                                 \
                 }                                                                               \
-                first += row_g;                                                                 \
-                second += row_gx;                                                               \
             }                                                                                   \
+            out[0] = total_##suffix(part, s);                                                   \
         }                                                                                       \
-        out[0] = first;                                                                         \
-        out[1] = second;                                                                        \
+        out[1] = total_##suffix(part2, s);                                                      \
     }                                                                                           \
     static void apply_##suffix(const nb_op_args *args, const double *p, int64_t row,            \
                                int64_t channels, int64_t s, double count, real *a,              \
@@ -110,14 +107,17 @@ nb_status nb__cpu_batch_norm(const nb_op_args *args) {
     bool wide = nb__cpu_compute_dtype(x->dtype) == NB_F64;
 #pragma omp parallel reduction(|| : failed) if (!failed && nb_numel(x) >= NB_CPU_PARALLEL_MIN)
     {
-        double *a = malloc((size_t)(2 * s) * sizeof *a), *b = a ? a + s : NULL;
+        double *a = malloc((size_t)(4 * s) * sizeof *a), *b = a ? a + s : NULL;
         failed = failed || !a;
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < items; item++) {
             if (!a || (packed && !p) || (reduce && !pairs)) continue;
             double out[2];
-            if (reduce && wide) reduce_f64(args, p, item, n, channels, s, a, b, out);
-            else if (reduce) reduce_f32(args, p, item, n, channels, s, (float *)a, (float *)b, out);
+            if (reduce && wide)
+                reduce_f64(args, p, item, n, channels, s, a, b, b + s, b + 2 * s, out);
+            else if (reduce)
+                reduce_f32(args, p, item, n, channels, s, (float *)a, (float *)b, (float *)b + s,
+                           (float *)b + 2 * s, out);
             else if (wide) apply_f64(args, p, item, channels, s, (double)(n * s), a, b);
             else apply_f32(args, p, item, channels, s, (double)(n * s), (float *)a, (float *)b);
             if (reduce) {
