@@ -264,6 +264,16 @@ TEST(Errors, CnnPath) {
                  NB_ERR_INVALID, "momentum in [0, 1]");
     EXPECT_FAILS(nb_group_norm(x, 2, nullptr, nullptr, 1e-5), NB_ERR_SHAPE,
                  "nb_group_norm: needs a float x [N, C, ...] with C divisible by groups 2");
+    EXPECT_FAILS(nb_layer_norm(x, 1, four, nullptr, 1e-5), NB_ERR_SHAPE,
+                 "nb_layer_norm: weight must have the shape of x's last 1 dims (x is [2,3,5,5]), got [4]");
+    EXPECT_FAILS(nb_layer_norm(x, 5, nullptr, nullptr, 1e-5), NB_ERR_SHAPE,
+                 "nb_layer_norm: normalized_dims must be in [1, 4] for x [2,3,5,5], got 5");
+    EXPECT_FAILS(nb_rms_norm(x, 1, nullptr, 0), NB_ERR_INVALID, "nb_rms_norm: eps must be positive, got 0");
+    T five64(nb_ones(1, (const int64_t[]){5}, NB_F64, nb_cpu()));
+    EXPECT_FAILS(nb_rms_norm(x, 1, five64, 1e-5), NB_ERR_DTYPE, "nb_rms_norm: weight is f64 but x is f32");
+    T ints(nb_zeros(2, (const int64_t[]){2, 5}, NB_I64, nb_cpu()));
+    EXPECT_FAILS(nb_layer_norm(ints, 1, nullptr, nullptr, 1e-5), NB_ERR_DTYPE,
+                 "nb_layer_norm: x must be float, got i64");
     EXPECT_FAILS(nb_linear(flat, w, nullptr), NB_ERR_SHAPE,
                  "nb_linear: needs x [..., in] and weight [out, in], got [2,3] and [4,3,3,3]");
     T targets(nb_zeros(1, (const int64_t[]){3}, NB_I64, nb_cpu()));

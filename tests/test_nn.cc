@@ -109,6 +109,37 @@ TEST(Modules, BatchNormTracksRunningStatisticsAndUsesThemInEval) {
     }
 }
 
+TEST(Modules, LayerNormAndRmsNormNormalizeTheLastDim) {
+    Module ln(nb_nn_layer_norm(6, 1e-5, true, NB_F32, nb_cpu()));
+    Module rms(nb_nn_rms_norm(6, 1e-6, true, NB_F32, nb_cpu()));
+    ASSERT_NE(ln.m, nullptr) << nb_last_error();
+    ASSERT_NE(rms.m, nullptr) << nb_last_error();
+    EXPECT_EQ(names_of(ln, true), (std::vector<std::string>{"weight", "bias"}));
+    EXPECT_EQ(names_of(rms, true), (std::vector<std::string>{"weight"}));
+    Host x({2, 3, 6});
+    for (int64_t i = 0; i < x.numel(); i++) x.v[i] = std::sin(0.7 * (double)i) + 0.1 * (double)i;
+    T input(make_tensor(x, NB_F32));
+    T a(nb_module_forward(ln, input)), b(nb_module_forward(rms, input));
+    ASSERT_TRUE(a.t && b.t) << nb_last_error();
+    Host want_ln(x.shape), want_rms(x.shape); // fresh layers: weight 1, bias 0
+    for (int64_t r = 0; r < 6; r++) {
+        double mean = 0, var = 0, square = 0;
+        for (int k = 0; k < 6; k++) mean += x.v[r * 6 + k] / 6;
+        for (int k = 0; k < 6; k++) {
+            var += (x.v[r * 6 + k] - mean) * (x.v[r * 6 + k] - mean) / 6;
+            square += x.v[r * 6 + k] * x.v[r * 6 + k] / 6;
+        }
+        for (int k = 0; k < 6; k++) {
+            want_ln.v[r * 6 + k] = (x.v[r * 6 + k] - mean) / std::sqrt(var + 1e-5);
+            want_rms.v[r * 6 + k] = x.v[r * 6 + k] / std::sqrt(square + 1e-6);
+        }
+    }
+    expect_close(read_tensor(a), want_ln, NB_F32, 1, "layer_norm");
+    expect_close(read_tensor(b), want_rms, NB_F32, 1, "rms_norm");
+    EXPECT_EQ(nb_nn_layer_norm(0, 1e-5, true, NB_F32, nb_cpu()), nullptr);
+    EXPECT_NE(std::string(nb_last_error()).find("nb_nn_layer_norm: needs features > 0"), std::string::npos);
+}
+
 TEST(Modules, DropoutIsInvertedInTrainingAndTheIdentityInEval) {
     nb_generator *gen = nb_generator_create(5);
     Module drop(nb_nn_dropout(0.25, gen));

@@ -383,6 +383,34 @@ void elementwise_cases() {
           [](double a) { return std::min(std::max(a + 3, 0.0), 6.0) / 6; }, F(-5, 5), FLOATS, true);
     unary(NB_OP_HARDSWISH, nb_hardswish,
           [](double a) { return a * std::min(std::max(a + 3, 0.0), 6.0) / 6; }, F(-5, 5), FLOATS, true);
+    // gelu's gradient runs the gelu_backward kernel; its own case checks it directly
+    for (bool tanh_form : {false, true}) {
+        auto gelu = [tanh_form](double a) {
+            return tanh_form ? 0.5 * a * (1 + std::tanh(std::sqrt(2 / M_PI) * (a + 0.044715 * a * a * a)))
+                             : 0.5 * a * std::erfc(-a / std::sqrt(2.0));
+        };
+        add({NB_OP_GELU, tanh_form ? "gelu_tanh" : "gelu", {F(-4, 4)}, UNARY_SHAPES, FLOATS,
+             [tanh_form](const Tensors &t) { return nb_gelu(t[0], tanh_form); },
+             [gelu](const std::vector<Host> &h) { return map1(h[0], gelu); }, true});
+        // d sum(gelu(x)) / dx against the derivative written out in float64
+        auto slope = [tanh_form](double a) {
+            if (!tanh_form) return 0.5 * std::erfc(-a / std::sqrt(2.0)) + a * std::exp(-a * a / 2) / std::sqrt(2 * M_PI);
+            double k = std::sqrt(2 / M_PI), u = k * (a + 0.044715 * a * a * a), t = std::tanh(u);
+            return 0.5 * (1 + t) + 0.5 * a * (1 - t * t) * k * (1 + 3 * 0.044715 * a * a);
+        };
+        add({NB_OP_GELU_BACKWARD, tanh_form ? "gelu_tanh_backward" : "gelu_backward", {F(-4, 4)},
+             UNARY_SHAPES, FLOATS,
+             [tanh_form](const Tensors &t) -> nb_tensor * {
+                 T leaf(nb_detach(t[0]));
+                 if (!leaf.t || nb_set_requires_grad(leaf, true) != NB_OK) return nullptr;
+                 T y(nb_gelu(leaf, tanh_form));
+                 T total(y.t ? nb_sum(y, 0, nullptr, false) : nullptr);
+                 if (!total.t || nb_backward(total, nullptr, false) != NB_OK) return nullptr;
+                 return nb_grad(leaf);
+             },
+             [slope](const std::vector<Host> &h) { return map1(h[0], slope); },
+             false});
+    }
     // integral inputs put zeros in; continuous ones keep the gradient check off the jump
     unary(NB_OP_SIGN, nb_sign, [](double a) { return (double)((a > 0) - (a < 0)); }, I(-2, 2),
           SIGNED, false);
@@ -810,6 +838,81 @@ void norm_cases() {
              return out;
          },
          true, 3});
+}
+
+// layer_norm (rms false) or rms_norm of x over rows of D = w's size, in
+// double: y, and with r the incoming gradient, dx, dw and db (flattened,
+// one after the other) from the formulas written out per element.
+Host row_norm_ref(const Host &x, const Host &w, const Host *b, bool rms, const Host *r) {
+    int64_t d = w.numel(), rows = x.numel() / d;
+    Host y(x.shape), grads({x.numel() + 2 * d});
+    for (int64_t row = 0; row < rows; row++) {
+        const double *xs = &x.v[row * d];
+        double mean = 0, var = 0;
+        for (int64_t k = 0; k < d && !rms; k++) mean += xs[k] / d;
+        for (int64_t k = 0; k < d; k++) var += (xs[k] - mean) * (xs[k] - mean) / d;
+        double rstd = 1 / std::sqrt(var + 1e-5);
+        for (int64_t k = 0; k < d; k++) y.v[row * d + k] = (xs[k] - mean) * rstd * w.v[k] + (b ? b->v[k] : 0);
+        if (!r) continue;
+        // dx_k = sum_j dy_j/dx_k r_j, with dy_j/dx_k = w_j rstd (delta_jk - [!rms] / d - xhat_j xhat_k / d)
+        for (int64_t k = 0; k < d; k++) {
+            double xk = (xs[k] - mean) * rstd, dx = 0;
+            for (int64_t j = 0; j < d; j++) {
+                double xj = (xs[j] - mean) * rstd;
+                dx += r->v[row * d + j] * w.v[j] * rstd * ((j == k) - (rms ? 0.0 : 1.0 / d) - xj * xk / d);
+            }
+            grads.v[row * d + k] = dx;
+            grads.v[x.numel() + k] += r->v[row * d + k] * xk;
+            grads.v[x.numel() + d + k] += r->v[row * d + k];
+        }
+    }
+    return r ? grads : y;
+}
+
+void row_norm_cases() {
+    // normalized over the weight's dims: one (x [3, 5], [2, 3, 4]) or two (x [2, 3, 4], w [3, 4])
+    const std::vector<std::vector<Shape>> shapes = {{{3, 5}, {5}, {5}}, {{2, 3, 4}, {4}, {4}},
+                                                   {{2, 3, 4}, {3, 4}, {3, 4}}, {{0, 4}, {4}, {4}}};
+    for (bool rms : {false, true}) {
+        nb_op op = rms ? NB_OP_RMS_NORM : NB_OP_LAYER_NORM;
+        auto run = [rms](const Tensors &t) {
+            return rms ? nb_rms_norm(t[0], nb_ndim(t[1]), t[1], 1e-5) : nb_layer_norm(t[0], nb_ndim(t[1]), t[1], t[2], 1e-5);
+        };
+        std::vector<std::vector<Shape>> variants = shapes;
+        std::vector<Input> inputs = {F(-2, 2), F(0.5, 1.5), F(-1, 1)};
+        if (rms) { // no bias
+            inputs.pop_back();
+            for (auto &v : variants) v.pop_back();
+        }
+        add({op, nb_op_name(op), inputs, variants, FLOATS, run,
+             [rms](const std::vector<Host> &h) { return row_norm_ref(h[0], h[1], rms ? nullptr : &h[2], rms, nullptr); },
+             true, 3});
+        // the backward kernel through autograd with an incoming gradient r: dx, dw, db flattened
+        nb_op backward = rms ? NB_OP_RMS_NORM_BACKWARD : NB_OP_LAYER_NORM_BACKWARD;
+        add({backward, nb_op_name(backward), {F(-2, 2), F(0.5, 1.5), F(-1, 1), F(-1, 1)},
+             {{{3, 5}, {5}, {5}, {3, 5}}, {{2, 3, 4}, {3, 4}, {3, 4}, {2, 3, 4}}}, FLOATS,
+             [rms](const Tensors &t) -> nb_tensor * {
+                 T x(nb_detach(t[0])), w(nb_detach(t[1])), b(nb_detach(t[2]));
+                 for (nb_tensor *leaf : {x.t, w.t, b.t})
+                     if (!leaf || nb_set_requires_grad(leaf, true) != NB_OK) return nullptr;
+                 T y(rms ? nb_rms_norm(x, nb_ndim(w), w, 1e-5) : nb_layer_norm(x, nb_ndim(w), w, b, 1e-5));
+                 if (!y.t || nb_backward(y, t[3], false) != NB_OK) return nullptr;
+                 int64_t flat = -1;
+                 T dx(nb_grad(x)), dw(nb_grad(w)), db(rms ? nullptr : nb_grad(b));
+                 T parts[3] = {T(nb_reshape(dx, 1, &flat)), T(nb_reshape(dw, 1, &flat)),
+                               T(rms ? nullptr : nb_reshape(db, 1, &flat))};
+                 const nb_tensor *all[3] = {parts[0].t, parts[1].t, parts[2].t};
+                 return nb_cat(rms ? 2 : 3, all, 0);
+             },
+             [rms](const std::vector<Host> &h) {
+                 Host g = row_norm_ref(h[0], h[1], nullptr, rms, &h[3]);
+                 if (!rms) return g;
+                 Host without_bias({g.numel() - h[1].numel()}); // rms_norm has no bias
+                 std::copy(g.v.begin(), g.v.begin() + without_bias.numel(), without_bias.v.begin());
+                 return without_bias;
+             },
+             false, 3});
+    }
 }
 
 struct ConvConfig {
@@ -1397,6 +1500,7 @@ const std::vector<Case> &all_cases() {
         large_cases();
         loss_cases();
         norm_cases();
+        row_norm_cases();
         conv_cases();
         pool_cases();
         optimizer_cases();

@@ -41,6 +41,8 @@ typedef enum nb_activation {
     NB_ACT_SILU,
     NB_ACT_HARDSIGMOID,
     NB_ACT_HARDSWISH,
+    NB_ACT_GELU,      /* exact, x Phi(x) */
+    NB_ACT_GELU_TANH, /* the tanh approximation */
     NB_ACTIVATION_COUNT
 } nb_activation;
 
@@ -68,6 +70,12 @@ nb_module *nb_nn_batch_norm2d(int64_t channels, double eps, double momentum, boo
                               nb_dtype dtype, nb_device device);
 nb_module *nb_nn_group_norm(int groups, int64_t channels, double eps, bool affine, nb_dtype dtype,
                             nb_device device);
+/* Over the last dim of x [..., features]: LayerNorm with weight (ones) and
+ * bias (zeros) if affine; RMSNorm with weight only. */
+nb_module *nb_nn_layer_norm(int64_t features, double eps, bool affine, nb_dtype dtype,
+                            nb_device device);
+nb_module *nb_nn_rms_norm(int64_t features, double eps, bool affine, nb_dtype dtype,
+                          nb_device device);
 nb_module *nb_nn_max_pool2d(int kernel, int stride, int padding);
 nb_module *nb_nn_avg_pool2d(int kernel, int stride, int padding);
 nb_module *nb_nn_adaptive_avg_pool2d(int64_t out_h, int64_t out_w);

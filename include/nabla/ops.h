@@ -46,6 +46,10 @@ nb_tensor *nb_leaky_relu(const nb_tensor *x, double negative_slope);
 nb_tensor *nb_silu(const nb_tensor *x);
 nb_tensor *nb_hardsigmoid(const nb_tensor *x);
 nb_tensor *nb_hardswish(const nb_tensor *x);
+/* x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, or with tanh_approximation
+ * x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2 (PyTorch's
+ * approximate="tanh", GPT-2's form). */
+nb_tensor *nb_gelu(const nb_tensor *x, bool tanh_approximation);
 /* x converted to dtype (a new tensor even when the dtype is the same). */
 nb_tensor *nb_cast(const nb_tensor *x, nb_dtype dtype);
 
@@ -158,6 +162,16 @@ nb_tensor *nb_batch_norm(const nb_tensor *x, nb_tensor *running_mean, nb_tensor 
                          double momentum, double eps);
 /* Group normalization: each sample's C/groups-channel groups normalized over
  * their channels and positions, then weight and bias [C] (may be NULL). */
+/* Layer normalization over the last normalized_dims dims of x (PyTorch's
+ * normalized_shape = those dims): y = (x - mean) / sqrt(var + eps) * weight +
+ * bias, var the biased variance; weight and bias (either may be NULL) have
+ * those dims' shape and x's dtype. f16 and bf16 take statistics in f32. */
+nb_tensor *nb_layer_norm(const nb_tensor *x, int normalized_dims, const nb_tensor *weight,
+                         const nb_tensor *bias, double eps);
+/* RMS normalization (Zhang and Sennrich, 2019) over the last normalized_dims
+ * dims: y = x / sqrt(mean(x^2) + eps) * weight (weight may be NULL). */
+nb_tensor *nb_rms_norm(const nb_tensor *x, int normalized_dims, const nb_tensor *weight,
+                       double eps);
 nb_tensor *nb_group_norm(const nb_tensor *x, int groups, const nb_tensor *weight,
                          const nb_tensor *bias, double eps);
 

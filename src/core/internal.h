@@ -17,6 +17,7 @@ extern "C" {
 #endif
 
 #define NB_MAX_INPUTS 3
+#define NB_MAX_OP_INPUTS 5 /* the tensors one kernel reads (map kernels: NB_MAX_INPUTS) */
 #define NB_CPU_ALIGN 64
 
 /* ---- errors ---- */
@@ -133,6 +134,8 @@ const char *nb__op_fn(nb_op op);
 typedef union nb_attrs {
     struct { double lo, hi; } clamp;
     struct { double slope; } leaky_relu;
+    struct { bool tanh; } gelu; /* the tanh approximation */
+    struct { double eps; } norm; /* layer_norm, rms_norm */
     struct { double value; } fill;                  /* fill, masked_fill */
     struct { double start, step, end; } range;      /* arange, linspace */
     struct { uint64_t seed, offset; double a, b; } random; /* a, b: bounds, mean/std or p */
@@ -150,11 +153,18 @@ typedef union nb_attrs {
     } optim;
 } nb_attrs;
 
+/* GELU's constants: 1/sqrt(2) for x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, and
+ * sqrt(2/pi) and 0.044715 for its tanh form (Hendrycks and Gimpel, 2016). */
+#define NB_GELU_RSQRT2 0.70710678118654752
+#define NB_GELU_RSQRT_2PI 0.39894228040143268 /* phi(x) = exp(-x^2 / 2) / sqrt(2 pi) */
+#define NB_GELU_SQRT_2_OVER_PI 0.79788456080286536
+#define NB_GELU_CUBIC 0.044715
+
 typedef struct nb_op_args {
     nb_op op;
     nb_dtype dtype; /* the dtype the kernel computes in: picks the kernel variant */
     nb_tensor *out;
-    const nb_tensor *in[NB_MAX_INPUTS];
+    const nb_tensor *in[NB_MAX_OP_INPUTS];
     int n_in;
     nb_attrs attrs;
 } nb_op_args;

@@ -53,6 +53,8 @@
     NB_OP(SILU, silu, 1)               \
     NB_OP(HARDSIGMOID, hardsigmoid, 1) \
     NB_OP(HARDSWISH, hardswish, 1)     \
+    NB_OP(GELU, gelu, 1)               \
+    NB_OP(GELU_BACKWARD, gelu_backward, 0) \
     /* elementwise binary */          \
     NB_OP(ADD, add, 1)                 \
     NB_OP(SUB, sub, 1)                 \
@@ -111,6 +113,10 @@
     NB_OP(BATCH_NORM_BACKWARD_REDUCE, batch_norm_backward_reduce, 0) \
     NB_OP(BATCH_NORM_BACKWARD_APPLY, batch_norm_backward_apply, 0) \
     NB_OP(GROUP_NORM, group_norm, 1)   \
+    NB_OP(LAYER_NORM, layer_norm, 1)   \
+    NB_OP(RMS_NORM, rms_norm, 1)       \
+    NB_OP(LAYER_NORM_BACKWARD, layer_norm_backward, 0) \
+    NB_OP(RMS_NORM_BACKWARD, rms_norm_backward, 0) \
     /* losses */                      \
     NB_OP(CROSS_ENTROPY, cross_entropy, 1) \
     NB_OP(CROSS_ENTROPY_BACKWARD, cross_entropy_backward, 0) \

@@ -2,8 +2,11 @@
  * the formulas): the per-channel reductions run a channel per thread, the
  * elementwise stages a row (n, c) per iteration. Rows are read in the
  * compute type (float for f32, f16 and bf16, double for f64); sums and
- * per-channel parameters are double. */
+ * per-channel parameters are double. layer_norm and rms_norm (at the end)
+ * take a row of [rows, D] per iteration. */
+#include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cpu.h"
 
@@ -132,5 +135,129 @@ nb_status nb__cpu_batch_norm(const nb_op_args *args) {
     free(p);
     free(pairs);
     NB_CHECK(!failed, NB_ERR_OOM, "nb_batch_norm: out of host memory for rows of %lld", (long long)s);
+    return NB_OK;
+}
+
+/* ---- layer_norm and rms_norm over rows of D (src/ops/norm.c has the
+ * formulas); row sums in double. Each thread adds its rows' parameter
+ * gradients into its own [2, D] partial, and the partials are summed in
+ * thread order after the loop, so results do not depend on timing. ---- */
+
+typedef struct row_norm_plan {
+    const nb_op_args *args;
+    int64_t d;
+    bool rms, backward;
+} row_norm_plan;
+
+#define DEFINE_ROW_NORM(suffix, real, RD)                                                         \
+    /* y = (x - mean) rstd w + b for row r; w and b may be NULL */                                \
+    static void row_forward_##suffix(const row_norm_plan *p, int64_t r, const real *w,            \
+                                     const real *b, real *xbuf, real *ybuf) {                     \
+        const nb_op_args *args = p->args;                                                         \
+        int64_t d = p->d;                                                                         \
+        const real *x = load_row(args->in[0], nb__dtype_size(args->in[0]->dtype), r, d, RD, xbuf); \
+        double sum = 0, squares = 0;                                                              \
+        for (int64_t k = 0; k < d && !p->rms; k++) sum += x[k];                                   \
+        double mean = p->rms ? 0 : sum / (double)d;                                               \
+        for (int64_t k = 0; k < d; k++) squares += (x[k] - mean) * (x[k] - mean);                 \
+        double rstd = 1 / sqrt(squares / (double)d + args->attrs.norm.eps);                       \
+        real m = (real)mean, s = (real)rstd;                                                      \
+        for (int64_t k = 0; k < d; k++) {                                                         \
+            real v = (x[k] - m) * s;                                                              \
+            ybuf[k] = (w ? v * w[k] : v) + (b ? b[k] : 0);                                        \
+        }                                                                                         \
+        nb__cpu_convert(args->out->dtype, nb__data(args->out) + r * d * (int64_t)nb__dtype_size(args->out->dtype), \
+                        1, RD, ybuf, 1, d);                                                       \
+        double pair[2] = {mean, rstd};                                                            \
+        const nb_tensor *stats = args->in[3];                                                     \
+        nb__cpu_convert(stats->dtype, nb__data(stats) + 2 * r * (int64_t)nb__dtype_size(stats->dtype), \
+                        1, NB_F64, pair, 1, 2);                                                   \
+    }                                                                                             \
+    /* dx for row r, and g xhat and g added into dparams (when set) */                            \
+    static void row_backward_##suffix(const row_norm_plan *p, int64_t r, const real *w,           \
+                                      real *gbuf, real *xbuf, double *dparams) {                  \
+        const nb_op_args *args = p->args;                                                         \
+        int64_t d = p->d;                                                                         \
+        const nb_tensor *gt = args->in[0], *xt = args->in[1], *stats = args->in[3];               \
+        const real *g = load_row(gt, nb__dtype_size(gt->dtype), r, d, RD, gbuf);                  \
+        const real *x = load_row(xt, nb__dtype_size(xt->dtype), r, d, RD, xbuf);                  \
+        double pair[2];                                                                           \
+        nb__cpu_convert(NB_F64, pair, 1, stats->dtype,                                            \
+                        nb__data(stats) + 2 * r * (int64_t)nb__dtype_size(stats->dtype), 1, 2);   \
+        real mean = (real)pair[0], rstd = (real)pair[1];                                          \
+        double sum_gw = 0, sum_gwx = 0;                                                           \
+        for (int64_t k = 0; k < d; k++) {                                                         \
+            real xhat = (x[k] - mean) * rstd, gw = w ? g[k] * w[k] : g[k];                        \
+            sum_gw += gw;                                                                         \
+            sum_gwx += gw * xhat;                                                                 \
+            if (dparams) {                                                                        \
+                dparams[k] += g[k] * xhat;                                                        \
+                dparams[d + k] += g[k];                                                           \
+            }                                                                                     \
+        }                                                                                         \
+        real a = p->rms ? 0 : (real)(sum_gw / (double)d), c = (real)(sum_gwx / (double)d);        \
+        for (int64_t k = 0; k < d; k++) {                                                         \
+            real xhat = (x[k] - mean) * rstd, gw = w ? g[k] * w[k] : g[k];                        \
+            gbuf[k] = rstd * (gw - a - xhat * c); /* g[k] is read before gbuf[k] is written */    \
+        }                                                                                         \
+        nb__cpu_convert(args->out->dtype, nb__data(args->out) + r * d * (int64_t)nb__dtype_size(args->out->dtype), \
+                        1, RD, gbuf, 1, d);                                                       \
+    }                                                                                             \
+    /* One thread's rows; buffer holds 4 rows of d reals. */                                      \
+    static void row_norm_rows_##suffix(const row_norm_plan *p, real *buffer, double *dparams) {  \
+        const nb_op_args *args = p->args;                                                         \
+        int64_t d = p->d, rows = nb_numel(args->out) / d;                                         \
+        const nb_tensor *weight = p->backward ? args->in[2] : args->in[1];                        \
+        const nb_tensor *bias = p->backward ? NULL : args->in[2];                                 \
+        real *w = weight ? buffer + 2 * d : NULL, *b = bias ? buffer + 3 * d : NULL;              \
+        if (w) nb__cpu_convert(RD, w, 1, weight->dtype, nb__data(weight), 1, d);                  \
+        if (b) nb__cpu_convert(RD, b, 1, bias->dtype, nb__data(bias), 1, d);                      \
+        _Pragma("omp for schedule(static)")                                                       \
+        for (int64_t r = 0; r < rows; r++) {                                                      \
+            if (p->backward)                                                                      \
+                row_backward_##suffix(p, r, w, buffer, buffer + d, dparams);                      \
+            else                                                                                  \
+                row_forward_##suffix(p, r, w, b, buffer, buffer + d);                             \
+        }                                                                                         \
+    }
+
+DEFINE_ROW_NORM(f32, float, NB_F32)
+DEFINE_ROW_NORM(f64, double, NB_F64)
+
+nb_status nb__cpu_layer_norm(const nb_op_args *args) {
+    row_norm_plan p = {.args = args, .rms = args->op == NB_OP_RMS_NORM || args->op == NB_OP_RMS_NORM_BACKWARD,
+                       .backward = args->op == NB_OP_LAYER_NORM_BACKWARD || args->op == NB_OP_RMS_NORM_BACKWARD};
+    const nb_tensor *stats = args->in[3];
+    p.d = nb_numel(args->out) / stats->shape[0];
+    nb_tensor *dparams = p.backward ? (nb_tensor *)args->in[4] : NULL;
+    bool parallel = nb_numel(args->out) >= NB_CPU_PARALLEL_MIN;
+    int threads = parallel ? omp_get_max_threads() : 1;
+    double *partials = dparams ? calloc((size_t)threads * 2 * (size_t)p.d, sizeof *partials) : NULL;
+    bool wide = nb__cpu_compute_dtype(args->out->dtype) == NB_F64, failed = dparams && !partials;
+#pragma omp parallel num_threads(threads) reduction(|| : failed) if (parallel && !failed)
+    {
+        void *buffer = malloc((size_t)(4 * p.d) * (wide ? sizeof(double) : sizeof(float)));
+        double *mine = partials ? partials + (size_t)omp_get_thread_num() * 2 * (size_t)p.d : NULL;
+        failed = failed || !buffer;
+        if (buffer && wide) row_norm_rows_f64(&p, buffer, mine);
+        else if (buffer) row_norm_rows_f32(&p, buffer, mine);
+        free(buffer);
+    }
+    if (!failed && dparams) { /* the partials in thread order, added to dparams */
+        double *total = partials;
+        for (int t = 1; t < threads; t++)
+            for (int64_t k = 0; k < 2 * p.d; k++) total[k] += partials[(size_t)t * 2 * (size_t)p.d + (size_t)k];
+        double *held = malloc((size_t)(2 * p.d) * sizeof *held);
+        failed = !held;
+        if (held) {
+            nb__cpu_convert(NB_F64, held, 1, dparams->dtype, nb__data(dparams), 1, 2 * p.d);
+            for (int64_t k = 0; k < 2 * p.d; k++) held[k] += total[k];
+            nb__cpu_convert(dparams->dtype, nb__data(dparams), 1, NB_F64, held, 1, 2 * p.d);
+        }
+        free(held);
+    }
+    free(partials);
+    NB_CHECK(!failed, NB_ERR_OOM, "%s: out of host memory for rows of %lld", nb__op_fn(args->op),
+             (long long)p.d);
     return NB_OK;
 }

@@ -28,7 +28,9 @@
     X(LEAKY_RELU, a < 0 ? a * slope : a)           \
     X(SILU, a / (1 + exp(-a)))                     \
     X(HARDSIGMOID, a <= -3 ? 0 : a >= 3 ? 1 : a / 6 + (elem)0.5) \
-    X(HARDSWISH, a <= -3 ? 0 : a >= 3 ? a : a * (a + 3) / 6)
+    X(HARDSWISH, a <= -3 ? 0 : a >= 3 ? a : a * (a + 3) / 6) \
+    X(GELU, gelu_tanh ? a * (1 + tanh((elem)NB_GELU_SQRT_2_OVER_PI * (a + (elem)NB_GELU_CUBIC * a * a * a))) / 2 \
+                      : a * (1 + erf(a * (elem)NB_GELU_RSQRT2)) / 2)
 
 /* Integers wrap like two's complement instead of overflowing. */
 #define UNARY_INT_OPS(X)                                     \
@@ -57,6 +59,8 @@
         const T *restrict x = in[0];                                                        \
         double lo = args->attrs.clamp.lo, hi = args->attrs.clamp.hi;                        \
         elem slope = (elem)args->attrs.leaky_relu.slope;                                    \
+        bool gelu_tanh = args->attrs.gelu.tanh;                                             \
+        (void)gelu_tanh;                                                                    \
         (void)lo;                                                                           \
         (void)hi;                                                                           \
         (void)slope;                                                                        \
@@ -69,6 +73,35 @@
 DEFINE_UNARY_LOOP(unary_f32, float, UNARY_FLOAT_OPS)
 DEFINE_UNARY_LOOP(unary_f64, double, UNARY_FLOAT_OPS)
 DEFINE_UNARY_LOOP(unary_i64, int64_t, UNARY_INT_OPS)
+
+/* g * gelu'(x): Phi(x) + x phi(x) for the exact form; for the tanh form,
+ * with u = k (x + c x^3) and t = tanh(u), (1 + t) / 2 + x (1 - t^2) k (1 + 3 c x^2) / 2. */
+#define DEFINE_GELU_BACKWARD(name, T)                                                       \
+    static void name(int64_t n, void *out, const void *const *in, const nb_op_args *args) { \
+        T *restrict o = out;                                                                \
+        const T *restrict g = in[0], *restrict x = in[1];                                   \
+        const T k = (T)NB_GELU_SQRT_2_OVER_PI, c = (T)NB_GELU_CUBIC;                        \
+        if (args->attrs.gelu.tanh) {                                                        \
+            for (int64_t i = 0; i < n; i++) {                                               \
+                T a = x[i], t = tanh(k * (a + c * a * a * a));                              \
+                o[i] = g[i] * ((1 + t) / 2 + a * (1 - t * t) * k * (1 + 3 * c * a * a) / 2); \
+            }                                                                               \
+            return;                                                                         \
+        }                                                                                   \
+        const T rsqrt2 = (T)NB_GELU_RSQRT2, rsqrt_2pi = (T)NB_GELU_RSQRT_2PI;                 \
+        for (int64_t i = 0; i < n; i++) {                                                   \
+            T a = x[i];                                                                     \
+            o[i] = g[i] * ((1 + erf(a * rsqrt2)) / 2 + a * exp(-a * a / 2) * rsqrt_2pi);    \
+        }                                                                                   \
+    }
+DEFINE_GELU_BACKWARD(gelu_backward_f32, float)
+DEFINE_GELU_BACKWARD(gelu_backward_f64, double)
+
+nb_status nb__cpu_gelu_backward(const nb_op_args *args) {
+    nb_dtype compute = nb__cpu_compute_dtype(args->dtype);
+    nb__cpu_map(args, compute, compute == NB_F64 ? gelu_backward_f64 : gelu_backward_f32);
+    return NB_OK;
+}
 
 nb_status nb__cpu_unary(const nb_op_args *args) {
     nb_dtype compute = nb__cpu_compute_dtype(args->dtype);

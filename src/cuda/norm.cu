@@ -107,3 +107,136 @@ nb_status nb__cuda_batch_norm(const nb_op_args *args) {
     }
     return nb__cuda_launched("nb_batch_norm");
 }
+
+// ---- layer_norm and rms_norm over rows of D (src/ops/norm.c has the
+// formulas): a block per row, statistics in the compute type (f32 for f16
+// and bf16) and the row read from L1/L2 on its later passes. The weight and
+// bias gradients are column sums: each block of the second kernel sums a
+// chunk of rows for 256 columns into partials, which a last kernel adds up
+// in chunk order (no atomics, so the sums do not depend on timing). ----
+
+// v summed over the block, returned to every thread.
+template <typename C> __device__ C nb_block_allsum(C v) {
+    __shared__ C partial[32];
+    for (int width = 16; width > 0; width /= 2) v += __shfl_down_sync(0xffffffffu, v, width);
+    if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
+    __syncthreads();
+    C total = 0;
+    for (unsigned w = 0; w < blockDim.x / 32; w++) total += partial[w];
+    __syncthreads();
+    return total;
+}
+
+template <typename T>
+__global__ void nb_row_norm_forward(const T *x, const T *w, const T *b, T *y, nb_compute_t<T> *stats,
+                                    int64_t rows, int64_t d, double eps, bool rms) {
+    using C = nb_compute_t<T>;
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T *xr = x + r * d;
+        C sum = 0, squares = 0;
+        for (int64_t k = threadIdx.x; k < d && !rms; k += blockDim.x) sum += (C)xr[k];
+        C mean = rms ? (C)0 : nb_block_allsum(sum) / (C)d;
+        for (int64_t k = threadIdx.x; k < d; k += blockDim.x) squares += ((C)xr[k] - mean) * ((C)xr[k] - mean);
+        C rstd = (C)1 / sqrt(nb_block_allsum(squares) / (C)d + (C)eps);
+        for (int64_t k = threadIdx.x; k < d; k += blockDim.x) {
+            C v = ((C)xr[k] - mean) * rstd;
+            y[r * d + k] = (T)((w ? v * (C)w[k] : v) + (b ? (C)b[k] : (C)0));
+        }
+        if (threadIdx.x == 0) {
+            stats[2 * r] = mean;
+            stats[2 * r + 1] = rstd;
+        }
+    }
+}
+
+template <typename T>
+__global__ void nb_row_norm_backward(const T *g, const T *x, const T *w, const nb_compute_t<T> *stats,
+                                     T *dx, int64_t rows, int64_t d, bool rms) {
+    using C = nb_compute_t<T>;
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T *gr = g + r * d, *xr = x + r * d;
+        C mean = stats[2 * r], rstd = stats[2 * r + 1], sum_gw = 0, sum_gwx = 0;
+        for (int64_t k = threadIdx.x; k < d; k += blockDim.x) {
+            C gw = w ? (C)gr[k] * (C)w[k] : (C)gr[k];
+            sum_gw += gw;
+            sum_gwx += gw * ((C)xr[k] - mean) * rstd;
+        }
+        C a = rms ? (C)0 : nb_block_allsum(sum_gw) / (C)d, c = nb_block_allsum(sum_gwx) / (C)d;
+        for (int64_t k = threadIdx.x; k < d; k += blockDim.x) {
+            C gw = w ? (C)gr[k] * (C)w[k] : (C)gr[k], xhat = ((C)xr[k] - mean) * rstd;
+            dx[r * d + k] = (T)(rstd * (gw - a - xhat * c));
+        }
+    }
+}
+
+// partial[chunk][0][k] = sum of g xhat, partial[chunk][1][k] = sum of g, over the chunk's rows.
+template <typename T>
+__global__ void nb_row_norm_param_partials(const T *g, const T *x, const nb_compute_t<T> *stats,
+                                           nb_compute_t<T> *partial, int64_t rows, int64_t d,
+                                           int64_t rows_per_chunk) {
+    using C = nb_compute_t<T>;
+    int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, chunk = blockIdx.y;
+    if (k >= d) return;
+    int64_t first = chunk * rows_per_chunk, last = min(rows, first + rows_per_chunk);
+    C sum_gx = 0, sum_g = 0;
+    for (int64_t r = first; r < last; r++) {
+        C gv = (C)g[r * d + k];
+        sum_gx += gv * ((C)x[r * d + k] - stats[2 * r]) * stats[2 * r + 1];
+        sum_g += gv;
+    }
+    partial[(chunk * 2) * d + k] = sum_gx;
+    partial[(chunk * 2 + 1) * d + k] = sum_g;
+}
+
+template <typename C>
+__global__ void nb_row_norm_add_partials(const C *partial, C *dparams, int64_t chunks, int64_t d) {
+    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (i >= 2 * d) return;
+    C total = 0;
+    for (int64_t chunk = 0; chunk < chunks; chunk++) total += partial[chunk * 2 * d + i];
+    dparams[i] += total;
+}
+
+template <typename T> static nb_status row_norm(const nb_op_args *args, nb_cuda_ctx *ctx) {
+    using C = nb_compute_t<T>;
+    const char *fn = nb__op_fn(args->op);
+    bool backward = args->op == NB_OP_LAYER_NORM_BACKWARD || args->op == NB_OP_RMS_NORM_BACKWARD;
+    bool rms = args->op == NB_OP_RMS_NORM || args->op == NB_OP_RMS_NORM_BACKWARD;
+    const nb_tensor *stats = args->in[3];
+    int64_t rows = stats->shape[0], d = nb_numel(args->out) / rows;
+    unsigned blocks = (unsigned)(rows < 65535 ? rows : 65535);
+    auto data = [](const nb_tensor *t) { return t ? (const T *)nb__data(t) : (const T *)nullptr; };
+    if (!backward) {
+        nb_row_norm_forward<T><<<blocks, NB_CUDA_THREADS, 0, ctx->handle>>>(
+            data(args->in[0]), data(args->in[1]), data(args->in[2]), (T *)nb__data(args->out),
+            (C *)nb__data(stats), rows, d, args->attrs.norm.eps, rms);
+        return nb__cuda_launched(fn);
+    }
+    const T *g = data(args->in[0]), *x = data(args->in[1]);
+    const C *saved = (const C *)nb__data(stats);
+    nb_row_norm_backward<T><<<blocks, NB_CUDA_THREADS, 0, ctx->handle>>>(
+        g, x, data(args->in[2]), saved, (T *)nb__data(args->out), rows, d, rms);
+    NB_TRY(nb__cuda_launched(fn));
+    const nb_tensor *dparams = args->in[4];
+    if (!dparams) return NB_OK;
+    int64_t chunks = rows < 256 ? rows : 256, per_chunk = (rows + chunks - 1) / chunks;
+    void *partial, *block;
+    NB_TRY(nb__cuda_scratch(fn, ctx, (size_t)(chunks * 2 * d) * sizeof(C), &partial, &block));
+    dim3 grid((unsigned)((d + NB_CUDA_THREADS - 1) / NB_CUDA_THREADS), (unsigned)chunks);
+    nb_row_norm_param_partials<T><<<grid, NB_CUDA_THREADS, 0, ctx->handle>>>(g, x, saved, (C *)partial,
+                                                                           rows, d, per_chunk);
+    nb_row_norm_add_partials<C><<<(unsigned)((2 * d + NB_CUDA_THREADS - 1) / NB_CUDA_THREADS),
+                                  NB_CUDA_THREADS, 0, ctx->handle>>>((const C *)partial,
+                                                                     (C *)nb__data(dparams), chunks, d);
+    nb_status status = nb__cuda_launched(fn);
+    nb__cuda_free(partial, (size_t)(chunks * 2 * d) * sizeof(C), nb_cuda(ctx->device), block);
+    return status;
+}
+
+nb_status nb__cuda_layer_norm(const nb_op_args *args) {
+    nb_cuda_ctx ctx;
+    NB_TRY(nb__cuda_begin(nb__op_fn(args->op), args->out->storage->device.index, &ctx));
+    nb_status status = NB_OK;
+    NB_CUDA_FLOAT_SWITCH(args->out->dtype, T, status = row_norm<T>(args, &ctx));
+    return status;
+}

@@ -6,6 +6,7 @@ struct nb_unary_fn {
     nb_op op;
     double lo, hi; // clamp bounds
     double slope;  // leaky_relu
+    bool gelu_tanh;
 
     template <typename C> __device__ C operator()(const C *in) const {
         C a = in[0];
@@ -34,6 +35,9 @@ struct nb_unary_fn {
             case NB_OP_SILU: return a / ((C)1 + exp(-a));
             case NB_OP_HARDSIGMOID: return a <= -3 ? (C)0 : a >= 3 ? (C)1 : a / 6 + (C)0.5;
             case NB_OP_HARDSWISH: return a <= -3 ? (C)0 : a >= 3 ? a : a * (a + 3) / 6;
+            case NB_OP_GELU:
+                return gelu_tanh ? a * (1 + tanh((C)NB_GELU_SQRT_2_OVER_PI * (a + (C)NB_GELU_CUBIC * a * a * a))) / 2
+                                 : a * (1 + erf(a * (C)NB_GELU_RSQRT2)) / 2;
             default: return a;
             }
         } else {
@@ -51,8 +55,27 @@ struct nb_unary_fn {
 };
 
 nb_status nb__cuda_unary(const nb_op_args *args) {
-    bool leaky = args->op == NB_OP_LEAKY_RELU;
-    return nb__cuda_map(args, nb_unary_fn{args->op, leaky ? 0 : args->attrs.clamp.lo,
-                                          leaky ? 0 : args->attrs.clamp.hi,
-                                          leaky ? args->attrs.leaky_relu.slope : 0});
+    bool leaky = args->op == NB_OP_LEAKY_RELU, clamp = args->op == NB_OP_CLAMP;
+    return nb__cuda_map(args, nb_unary_fn{args->op, clamp ? args->attrs.clamp.lo : 0,
+                                          clamp ? args->attrs.clamp.hi : 0,
+                                          leaky ? args->attrs.leaky_relu.slope : 0,
+                                          args->op == NB_OP_GELU && args->attrs.gelu.tanh});
+}
+
+// g * gelu'(x), the derivative of src/cpu/unary.c.
+struct nb_gelu_backward_fn {
+    bool tanh_form;
+
+    template <typename C> __device__ C operator()(const C *in) const {
+        C g = in[0], a = in[1];
+        if (tanh_form) {
+            C k = (C)NB_GELU_SQRT_2_OVER_PI, c = (C)NB_GELU_CUBIC, t = tanh(k * (a + c * a * a * a));
+            return g * ((1 + t) / 2 + a * (1 - t * t) * k * (1 + 3 * c * a * a) / 2);
+        }
+        return g * ((1 + erf(a * (C)NB_GELU_RSQRT2)) / 2 + a * exp(-a * a / 2) * (C)NB_GELU_RSQRT_2PI);
+    }
+};
+
+nb_status nb__cuda_gelu_backward(const nb_op_args *args) {
+    return nb__cuda_map(args, nb_gelu_backward_fn{args->attrs.gelu.tanh});
 }

@@ -192,6 +192,37 @@ nb_module *nb_nn_group_norm(int groups, int64_t channels, double eps, bool affin
     return m;
 }
 
+static nb_tensor *layer_norm_forward(nb_module *m, const nb_tensor *x) {
+    const nb_tensor *weight = nb__module_param(m, "weight");
+    return m->config.groups ? nb_rms_norm(x, 1, weight, m->config.eps)
+                            : nb_layer_norm(x, 1, weight, nb__module_param(m, "bias"), m->config.eps);
+}
+
+/* LayerNorm (weight and bias) or RMSNorm (weight only) over the last dim. */
+static nb_module *row_norm_layer(const char *type, bool rms, int64_t features, double eps,
+                                 bool affine, nb_dtype dtype, nb_device device) {
+    LAYER_CHECK(features > 0 && eps > 0, "nb_nn_%s: needs features > 0 and eps > 0, got %lld and %g",
+                rms ? "rms_norm" : "layer_norm", (long long)features, eps);
+    nb_module *m = nb__module_new(type, layer_norm_forward);
+    if (!m) return NULL;
+    m->config = (nb_layer_config){.groups = rms, .eps = eps}; /* groups: 1 for RMSNorm */
+    if (affine && !nb__module_add_param(m, "weight", nb_ones(1, &features, dtype, device)))
+        return NULL;
+    if (affine && !rms && !nb__module_add_param(m, "bias", nb_zeros(1, &features, dtype, device)))
+        return NULL;
+    return m;
+}
+
+nb_module *nb_nn_layer_norm(int64_t features, double eps, bool affine, nb_dtype dtype,
+                            nb_device device) {
+    return row_norm_layer("LayerNorm", false, features, eps, affine, dtype, device);
+}
+
+nb_module *nb_nn_rms_norm(int64_t features, double eps, bool affine, nb_dtype dtype,
+                          nb_device device) {
+    return row_norm_layer("RMSNorm", true, features, eps, affine, dtype, device);
+}
+
 /* ---- pooling, dropout, flatten, activations ---- */
 
 static nb_tensor *max_pool_forward(nb_module *m, const nb_tensor *x) {
@@ -268,13 +299,15 @@ static nb_tensor *activation_forward(nb_module *m, const nb_tensor *x) {
     case NB_ACT_LEAKY_RELU: return nb_leaky_relu(x, 0.01);
     case NB_ACT_SILU: return nb_silu(x);
     case NB_ACT_HARDSIGMOID: return nb_hardsigmoid(x);
+    case NB_ACT_GELU: return nb_gelu(x, false);
+    case NB_ACT_GELU_TANH: return nb_gelu(x, true);
     default: return nb_hardswish(x);
     }
 }
 
 nb_module *nb_nn_activation(nb_activation activation) {
     static const char *const names[NB_ACTIVATION_COUNT] = {"ReLU", "ReLU6", "LeakyReLU", "SiLU",
-                                                           "Hardsigmoid", "Hardswish"};
+                                                           "Hardsigmoid", "Hardswish", "GELU", "GELU(tanh)"};
     LAYER_CHECK((unsigned)activation < NB_ACTIVATION_COUNT, "nb_nn_activation: unknown activation %d",
                 (int)activation);
     nb_module *m = nb__module_new(names[activation], activation_forward);

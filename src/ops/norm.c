@@ -243,3 +243,101 @@ nb_tensor *nb_group_norm(const nb_tensor *x, int groups, const nb_tensor *weight
     nb_tensor *out = NULL;
     return nb__scratch_finish(s, y, &out) == NB_OK ? out : NULL;
 }
+
+/* ---- layer_norm and rms_norm: x seen as [rows, D], D the product of the
+ * last normalized dims. The forward kernel normalizes each row and saves
+ * stats [rows, 2] (mean, 0 for rms_norm, and rstd = 1/sqrt(var + eps)); the
+ * backward kernel recomputes xhat = (x - mean) rstd from them and writes,
+ * with gw = g * weight,
+ *   layer_norm: dx = rstd (gw - mean(gw) - xhat mean(gw xhat))
+ *   rms_norm:   dx = rstd (gw - xhat mean(gw xhat))
+ * and adds sum over rows of g xhat and of g into dparams [2, D] (the weight
+ * and bias gradients) in the same pass. ---- */
+
+static nb_status check_row_norm(const char *fn, const nb_tensor *x, int dims,
+                                const nb_tensor *weight, const nb_tensor *bias, double eps) {
+    NB_CHECK(x, NB_ERR_INVALID, "%s: x is NULL", fn);
+    NB_CHECK(nb_dtype_is_float(x->dtype), NB_ERR_DTYPE, "%s: x must be float, got %s", fn,
+             nb_dtype_name(x->dtype));
+    NB_CHECK(dims >= 1 && dims <= x->ndim, NB_ERR_SHAPE,
+             "%s: normalized_dims must be in [1, %d] for x %s, got %d", fn, x->ndim,
+             nb__tensor_shape_str(x), dims);
+    NB_CHECK(eps > 0 && isfinite(eps), NB_ERR_INVALID, "%s: eps must be positive, got %g", fn, eps);
+    const nb_tensor *params[2] = {weight, bias};
+    for (int i = 0; i < 2; i++) {
+        const nb_tensor *p = params[i];
+        if (!p) continue;
+        const char *name = i ? "bias" : "weight";
+        bool same = p->ndim == dims;
+        for (int d = 0; same && d < dims; d++) same = p->shape[d] == x->shape[x->ndim - dims + d];
+        NB_CHECK(same, NB_ERR_SHAPE, "%s: %s must have the shape of x's last %d dims (x is %s), got %s",
+                 fn, name, dims, nb__tensor_shape_str(x), nb__tensor_shape_str(p));
+        NB_CHECK(p->dtype == x->dtype, NB_ERR_DTYPE, "%s: %s is %s but x is %s", fn, name,
+                 nb_dtype_name(p->dtype), nb_dtype_name(x->dtype));
+        NB_CHECK(nb__same_device(p->storage->device, x->storage->device), NB_ERR_DEVICE,
+                 "%s: %s is on %s but x on %s", fn, name, nb__device_name(p->storage->device),
+                 nb__device_name(x->storage->device));
+    }
+    return NB_OK;
+}
+
+static nb_status row_norm_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
+                                   nb_tensor **grads) {
+    const nb_tensor *x = node->inputs[0], *weight = node->inputs[1], *bias = node->inputs[2];
+    const nb_tensor *stats = node->inputs[3];
+    nb_scratch scratch = {0}, *s = &scratch;
+    int64_t d = weight ? nb_numel(weight) : bias ? nb_numel(bias) : 0, shape[2] = {2, d};
+    nb_tensor *dparams = needs[1] || needs[2]
+                             ? K(nb_zeros(2, shape, stats->dtype, x->storage->device)) : NULL;
+    nb_op op = node->op == NB_OP_LAYER_NORM ? NB_OP_LAYER_NORM_BACKWARD : NB_OP_RMS_NORM_BACKWARD;
+    nb_op_args args = {.op = op, .dtype = x->dtype, .in = {K(nb_contiguous(g)), x, weight, stats, dparams},
+                       .n_in = 5, .attrs = node->attrs};
+    nb_tensor *dx = NULL;
+    if (s->status == NB_OK) nb__dispatch_new(nb__op_fn(node->op), &args, x->ndim, x->shape, x->dtype, &dx);
+    K(dx);
+    if (needs[0] && dx) grads[0] = nb_retain(dx);
+    for (int i = 1; i < 3; i++) {
+        const nb_tensor *p = node->inputs[i];
+        if (!needs[i] || s->status != NB_OK) continue;
+        nb_tensor *sums = K(nb_reshape(row(s, dparams, i - 1), p->ndim, p->shape));
+        grads[i] = sums ? nb_cast(sums, p->dtype) : NULL;
+        if (!grads[i]) K(NULL);
+    }
+    return nb__scratch_finish(s, NULL, NULL);
+}
+
+static nb_tensor *row_norm(nb_op op, const nb_tensor *x, int dims, const nb_tensor *weight,
+                           const nb_tensor *bias, double eps) {
+    const char *fn = nb__op_fn(op);
+    if (check_row_norm(fn, x, dims, weight, bias, eps) != NB_OK) return NULL;
+    nb_scratch scratch = {0}, *s = &scratch;
+    int64_t d = nb__numel(dims, x->shape + x->ndim - dims);
+    int64_t stats_shape[2] = {d ? nb_numel(x) / d : 0, 2};
+    nb_tensor *dense = K(nb_contiguous(x));
+    nb_tensor *w = weight ? K(nb_contiguous(weight)) : NULL, *b = bias ? K(nb_contiguous(bias)) : NULL;
+    nb_tensor *stats = K(nb_empty(2, stats_shape, stats_dtype(x->dtype), x->storage->device));
+    nb_tensor *y = NULL;
+    if (s->status == NB_OK) {
+        nb_op_args args = {.op = op, .dtype = x->dtype, .in = {dense, w, b, stats}, .n_in = 4,
+                           .attrs.norm = {eps}};
+        nb__dispatch_new(fn, &args, x->ndim, x->shape, x->dtype, &y);
+        K(y);
+    }
+    if (s->status == NB_OK) {
+        const nb_tensor *saved[4] = {dense, w, b, stats};
+        nb_attrs attrs = {.norm = {eps}};
+        if (nb__record(y, op, 4, saved, &attrs, row_norm_backward) != NB_OK) K(NULL);
+    }
+    nb_tensor *out = NULL;
+    return nb__scratch_finish(s, y, &out) == NB_OK ? out : NULL;
+}
+
+nb_tensor *nb_layer_norm(const nb_tensor *x, int normalized_dims, const nb_tensor *weight,
+                         const nb_tensor *bias, double eps) {
+    return row_norm(NB_OP_LAYER_NORM, x, normalized_dims, weight, bias, eps);
+}
+
+nb_tensor *nb_rms_norm(const nb_tensor *x, int normalized_dims, const nb_tensor *weight,
+                       double eps) {
+    return row_norm(NB_OP_RMS_NORM, x, normalized_dims, weight, NULL, eps);
+}

@@ -7,6 +7,7 @@
  *   relu g*(x>0)    clamp g*(lo<=x<=hi)
  *   relu6 g*(0<x<6)  leaky_relu g*(x>0 ? 1 : slope)  silu g*s*(1+x(1-s))
  *   hardsigmoid g*(-3<x<3)/6    hardswish g*(x<-3 ? 0 : x<=3 ? (2x+3)/6 : 1)
+ *   gelu: its own kernel, gelu_backward (src/cpu/unary.c has the derivative)
  *   sign, floor, ceil, round: 0 (piecewise constant; PyTorch gives zeros too) */
 #include <math.h>
 
@@ -18,9 +19,24 @@ static bool float_only(nb_op op) {
     case NB_OP_EXP: case NB_OP_LOG: case NB_OP_LOG1P: case NB_OP_SQRT: case NB_OP_RSQRT:
     case NB_OP_SIN: case NB_OP_COS: case NB_OP_TANH: case NB_OP_SIGMOID: case NB_OP_RELU6:
     case NB_OP_LEAKY_RELU: case NB_OP_SILU: case NB_OP_HARDSIGMOID: case NB_OP_HARDSWISH:
+    case NB_OP_GELU:
         return true;
     default: return false;
     }
+}
+
+/* g * gelu'(x) in one pass. */
+static nb_tensor *gelu_backward(const nb_tensor *g, const nb_tensor *x, const nb_attrs *attrs) {
+    nb_tensor *out = NULL;
+    if (nb__tensor_new("nb_gelu", x->ndim, x->shape, x->dtype, x->storage->device, &out) != NB_OK)
+        return NULL;
+    nb_op_args args = {.op = NB_OP_GELU_BACKWARD, .dtype = x->dtype, .out = out, .in = {g, x},
+                       .n_in = 2, .attrs = *attrs};
+    if (nb__dispatch(&args) != NB_OK) {
+        nb_release(out);
+        return NULL;
+    }
+    return out;
 }
 
 static nb_status unary_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
@@ -79,6 +95,7 @@ static nb_status unary_backward(const nb_node *node, const nb_tensor *g, const b
         r = K(nb_mul(g, K(nb_where(K(nb_lt(x, C(-3))), C(0), upper))));
         break;
     }
+    case NB_OP_GELU: r = K(gelu_backward(g, x, &node->attrs)); break;
     default: NB_ASSERT(!"unary op without a gradient");
     }
 #undef C
@@ -148,6 +165,13 @@ nb_tensor *nb_leaky_relu(const nb_tensor *x, double negative_slope) {
     nb_attrs attrs = {.leaky_relu = {negative_slope}};
     nb_tensor *out = NULL;
     unary(NB_OP_LEAKY_RELU, x, &attrs, &out);
+    return out;
+}
+
+nb_tensor *nb_gelu(const nb_tensor *x, bool tanh_approximation) {
+    nb_attrs attrs = {.gelu = {tanh_approximation}};
+    nb_tensor *out = NULL;
+    unary(NB_OP_GELU, x, &attrs, &out);
     return out;
 }
 
