@@ -59,7 +59,7 @@
         const T *restrict x = in[0];                                                        \
         double lo = args->attrs.clamp.lo, hi = args->attrs.clamp.hi;                        \
         elem slope = (elem)args->attrs.leaky_relu.slope;                                    \
-        bool gelu_tanh = args->attrs.gelu.tanh;                                             \
+        bool gelu_tanh = args->op == NB_OP_GELU && args->attrs.gelu.tanh; /* a union */     \
         (void)gelu_tanh;                                                                    \
         (void)lo;                                                                           \
         (void)hi;                                                                           \
