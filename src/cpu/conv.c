@@ -128,12 +128,14 @@ typedef struct lane_map {
 
 #define L NB_DW_LANES
 #define DEFINE_DEPTHWISE(T, RD)                                                                   \
-    /* block[(y + top) * cols + x + left][l] = plane (n, lane l's channel) of t; the rest 0 */   \
+    /* block[(y + top) * cols + x + left][l] = plane (n, lane l's channel) of t; the rest 0 */  \
     static void load_block_##T(const nb_tensor *t, int64_t n, lane_map lanes, T *restrict block, \
                                int64_t rows, int64_t cols, int64_t top, int64_t left) {           \
         int64_t h = t->shape[2], wd = t->shape[3], sx = t->strides[3];                           \
         size_t size = nb_dtype_size(t->dtype);                                                   \
-        memset(block, 0, (size_t)(rows * cols * L) * sizeof(T));                                 \
+        bool covered = lanes.lanes == L && top == 0 && left == 0 && rows == h && cols == wd;     \
+        if (!covered) /* a zero border, or unused lanes */                                      \
+            memset(block, 0, (size_t)(rows * cols * L) * sizeof(T));                             \
         for (int l = 0; l < lanes.lanes; l++) {                                                  \
             int64_t c = lanes.first + l * lanes.step;                                            \
             for (int64_t y = 0; y < h; y++) {                                                    \

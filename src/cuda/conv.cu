@@ -29,8 +29,7 @@ __global__ void nb_unfold_kernel(const T *x, nb_image_geometry g, nb_window w, T
         int64_t y = l / w.out[1] * w.stride[0] - w.padding[0] + ky * w.dilation[0];
         int64_t xx = l % w.out[1] * w.stride[1] - w.padding[1] + kx * w.dilation[1];
         bool inside = y >= 0 && y < w.in[0] && xx >= 0 && xx < w.in[1];
-        col[i] = inside ? x[n * g.strides[0] + c * g.strides[1] + y * g.strides[2] + xx * g.strides[3]]
-                        : T(0);
+        col[i] = inside ? x[nb_offset4(g.strides, n, c, y, xx)] : T(0);
     }
 }
 
@@ -107,9 +106,7 @@ typedef struct nb_depthwise_args {
 template <typename T>
 __device__ __forceinline__ nb_compute_t<T> nb_at4(const char *base, const nb_cuda_geometry &g,
                                                   int64_t n, int64_t c, int64_t y, int64_t x) {
-    const T *p = (const T *)base;
-    return nb_to_compute<nb_compute_t<T>>(
-        p[n * g.strides[0] + c * g.strides[1] + y * g.strides[2] + x * g.strides[3]]);
+    return nb_to_compute<nb_compute_t<T>>(((const T *)base)[nb_offset4(g.strides, n, c, y, x)]);
 }
 
 // A thread per output element: y[n, oc, oy, ox].
@@ -166,7 +163,6 @@ template <typename T> __global__ void nb_depthwise_input_grad(nb_depthwise_args 
 // batch and output positions.
 template <typename T> __global__ void nb_depthwise_weight_grad(nb_depthwise_args a) {
     using C = nb_compute_t<T>;
-    __shared__ C partial[32];
     const nb_window &w = a.w;
     int64_t m = a.outs / a.channels, kk = (int64_t)w.kernel[0] * w.kernel[1];
     int64_t positions = w.out[0] * w.out[1], count = a.batch * positions;
@@ -180,14 +176,8 @@ template <typename T> __global__ void nb_depthwise_weight_grad(nb_depthwise_args
             if (y >= 0 && y < w.in[0] && x >= 0 && x < w.in[1])
                 sum += nb_at4<T>(a.a, a.ga, n, oc, oy, ox) * nb_at4<T>(a.b, a.gb, n, oc / m, y, x);
         }
-        for (int width = 16; width > 0; width /= 2) sum += __shfl_down_sync(0xffffffffu, sum, width);
-        if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = sum;
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            for (unsigned k = 1; k < blockDim.x / 32; k++) sum += partial[k];
-            ((T *)a.out)[e] = nb_to_storage<T>(sum);
-        }
-        __syncthreads();
+        sum = nb_block_sum(sum);
+        if (threadIdx.x == 0) ((T *)a.out)[e] = nb_to_storage<T>(sum);
     }
 }
 

@@ -214,6 +214,19 @@ __device__ __forceinline__ int nb_size_of(nb_dtype dtype) {
     default: { using T = __nv_bfloat16; __VA_ARGS__; break; }              \
     }
 
+// The sum of v over the block (blockDim.x a multiple of 32), in every thread.
+template <typename A> __device__ A nb_block_sum(A v) {
+    __shared__ A partial[32];
+    for (int width = 16; width > 0; width /= 2) v += __shfl_down_sync(0xffffffffu, v, width);
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = partial[0];
+    for (int w = 1; w < warps; w++) v += partial[w];
+    __syncthreads(); // partial is reused by the next call
+    return v;
+}
+
 // Records the first index error of a kernel; the caller skips the element.
 __device__ __forceinline__ void nb_report_index(nb_cuda_error_slot *slot, nb_op op, int64_t value,
                                                 int64_t limit, int64_t position) {
@@ -233,6 +246,12 @@ typedef struct nb_nchw {
 __device__ __forceinline__ nb_nchw nb_nchw_of(int64_t i, int64_t channels, const int64_t *plane) {
     int64_t image = i / (plane[0] * plane[1]);
     return {image / channels, image % channels, i / plane[1] % plane[0], i % plane[1]};
+}
+
+// The element offset of (n, c, y, x) in a 4-D tensor with strides s.
+__device__ __forceinline__ int64_t nb_offset4(const int64_t *s, int64_t n, int64_t c, int64_t y,
+                                              int64_t x) {
+    return n * s[0] + c * s[1] + y * s[2] + x * s[3];
 }
 
 // Row-major coordinates of linear over ndim dims to an element offset.

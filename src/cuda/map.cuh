@@ -19,17 +19,22 @@ template <typename T, int V> struct alignas(sizeof(T) * V) nb_pack {
     T v[V];
 };
 
+// The element offset of output element i in each operand of the plan.
+__device__ __forceinline__ void nb_plan_offsets(const nb_map_plan &p, int64_t i, int64_t *offset) {
+    for (int k = 0; k < p.n_operands; k++) offset[k] = 0;
+    for (int d = p.ndim - 1; d >= 0; d--) {
+        int64_t c = i % p.shape[d];
+        i /= p.shape[d];
+        for (int k = 0; k < p.n_operands; k++) offset[k] += c * p.strides[k][d];
+    }
+}
+
 template <typename C, typename F>
 __global__ void nb_map_any(nb_map_plan p, F f) {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < p.numel; i += step) {
-        int64_t offset[NB_MAP_MAX_OPERANDS] = {0, 0, 0, 0};
-        int64_t rest = i;
-        for (int d = p.ndim - 1; d >= 0; d--) {
-            int64_t c = rest % p.shape[d];
-            rest /= p.shape[d];
-            for (int k = 0; k < p.n_operands; k++) offset[k] += c * p.strides[k][d];
-        }
+        int64_t offset[NB_MAP_MAX_OPERANDS];
+        nb_plan_offsets(p, i, offset);
         C in[NB_MAX_INPUTS];
         for (int k = 1; k < p.n_operands; k++)
             in[k - 1] = nb_load<C>(p.base[k] + offset[k] * nb_size_of(p.dtype[k]), p.dtype[k]);
@@ -37,43 +42,40 @@ __global__ void nb_map_any(nb_map_plan p, F f) {
     }
 }
 
-// V values of operand k starting at element offset: a pack of T or of bool,
-// or one value repeated when the operand is broadcast along the row.
+// V values of storage type S at element offset of base, in C: a pack, or
+// one value repeated when the operand is broadcast along the row.
+template <typename S, int V, typename C>
+__device__ __forceinline__ void nb_load_values(const char *base, int64_t offset, bool broadcast,
+                                               C *out) {
+    const S *at = (const S *)base + offset;
+    if (broadcast) {
+        C x = nb_to_compute<C>(*at);
+        for (int j = 0; j < V; j++) out[j] = x;
+        return;
+    }
+    nb_pack<S, V> pack = *(const nb_pack<S, V> *)at;
+    for (int j = 0; j < V; j++) out[j] = nb_to_compute<C>(pack.v[j]);
+}
+
+// V values of operand k (of storage type T, or bool) at element offset.
 template <typename T, int V, typename C>
 __device__ __forceinline__ void nb_load_pack(const nb_map_plan &p, int k, int64_t offset,
                                              bool broadcast, C *out) {
-    if (p.dtype[k] == NB_BOOL) {
-        const bool *base = (const bool *)p.base[k] + offset;
-        if (broadcast) {
-            C x = nb_to_compute<C>(*base);
-            for (int j = 0; j < V; j++) out[j] = x;
-        } else {
-            nb_pack<bool, V> pack = *(const nb_pack<bool, V> *)base;
-            for (int j = 0; j < V; j++) out[j] = nb_to_compute<C>(pack.v[j]);
-        }
-        return;
-    }
-    const T *base = (const T *)p.base[k] + offset;
-    if (broadcast) {
-        C x = nb_to_compute<C>(*base);
-        for (int j = 0; j < V; j++) out[j] = x;
-    } else {
-        nb_pack<T, V> pack = *(const nb_pack<T, V> *)base;
-        for (int j = 0; j < V; j++) out[j] = nb_to_compute<C>(pack.v[j]);
-    }
+    if (p.dtype[k] == NB_BOOL) nb_load_values<bool, V>(p.base[k], offset, broadcast, out);
+    else nb_load_values<T, V>(p.base[k], offset, broadcast, out);
+}
+
+template <typename S, int V, typename C>
+__device__ __forceinline__ void nb_store_values(char *base, int64_t offset, const C *values) {
+    nb_pack<S, V> pack;
+    for (int j = 0; j < V; j++) pack.v[j] = nb_to_storage<S>(values[j]);
+    *(nb_pack<S, V> *)((S *)base + offset) = pack;
 }
 
 template <typename T, int V, typename C>
 __device__ __forceinline__ void nb_store_pack(const nb_map_plan &p, int64_t offset, const C *values) {
-    if (p.dtype[0] == NB_BOOL) {
-        nb_pack<bool, V> pack;
-        for (int j = 0; j < V; j++) pack.v[j] = nb_to_storage<bool>(values[j]);
-        *(nb_pack<bool, V> *)((bool *)p.base[0] + offset) = pack;
-    } else {
-        nb_pack<T, V> pack;
-        for (int j = 0; j < V; j++) pack.v[j] = nb_to_storage<T>(values[j]);
-        *(nb_pack<T, V> *)((T *)p.base[0] + offset) = pack;
-    }
+    if (p.dtype[0] == NB_BOOL) nb_store_values<bool, V>(p.base[0], offset, values);
+    else nb_store_values<T, V>(p.base[0], offset, values);
 }
 
 // One element of the vector kernel's tail (a row length not divisible by V).
@@ -103,13 +105,8 @@ __global__ void nb_map_vector(nb_map_plan p, F f) {
     int64_t first = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
     for (int64_t v = first; v < vectors; v += step) {
         int64_t i = v * V;
-        int64_t offset[NB_MAP_MAX_OPERANDS] = {0, 0, 0, 0};
-        int64_t rest = i;
-        for (int d = last; d >= 0; d--) {
-            int64_t c = rest % p.shape[d];
-            rest /= p.shape[d];
-            for (int k = 0; k < p.n_operands; k++) offset[k] += c * p.strides[k][d];
-        }
+        int64_t offset[NB_MAP_MAX_OPERANDS];
+        nb_plan_offsets(p, i, offset);
         C in[NB_MAX_INPUTS][V];
         for (int k = 1; k < p.n_operands; k++)
             nb_load_pack<T, V>(p, k, offset[k], p.strides[k][last] == 0, in[k - 1]);

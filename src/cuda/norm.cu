@@ -16,17 +16,6 @@ __device__ __forceinline__ double nb_bn_param(const nb_bn_args &a, int row, int6
                            a.params_dtype);
 }
 
-__device__ double nb_block_sum_double(double v) {
-    __shared__ double partial[32];
-    for (int width = 16; width > 0; width /= 2) v += __shfl_down_sync(0xffffffffu, v, width);
-    if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
-    __syncthreads();
-    if (threadIdx.x == 0)
-        for (unsigned w = 1; w < blockDim.x / 32; w++) v += partial[w];
-    __syncthreads();
-    return v; // valid in thread 0
-}
-
 // stats: out[0][c] = mean, out[1][c] = m2; backward reduce: sum g, sum g xhat.
 __global__ void nb_bn_reduce(nb_bn_args a, bool stats) {
     int64_t count = a.n * a.s;
@@ -45,8 +34,8 @@ __global__ void nb_bn_reduce(nb_bn_args a, bool stats) {
                 second += v * (x - mean) * invstd;
             }
         }
-        first = nb_block_sum_double(first);
-        second = nb_block_sum_double(second);
+        first = nb_block_sum(first);
+        second = nb_block_sum(second);
         if (threadIdx.x == 0) {
             double m = first / (double)count;
             double one = stats ? m : first, two = stats ? fmax(second - (double)count * m * m, 0.0) : second;
@@ -115,18 +104,6 @@ nb_status nb__cuda_batch_norm(const nb_op_args *args) {
 // chunk of rows for 256 columns into partials, which a last kernel adds up
 // in chunk order (no atomics, so the sums do not depend on timing). ----
 
-// v summed over the block, returned to every thread.
-template <typename C> __device__ C nb_block_allsum(C v) {
-    __shared__ C partial[32];
-    for (int width = 16; width > 0; width /= 2) v += __shfl_down_sync(0xffffffffu, v, width);
-    if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
-    __syncthreads();
-    C total = 0;
-    for (unsigned w = 0; w < blockDim.x / 32; w++) total += partial[w];
-    __syncthreads();
-    return total;
-}
-
 template <typename T>
 __global__ void nb_row_norm_forward(const T *x, const T *w, const T *b, T *y, nb_compute_t<T> *stats,
                                     int64_t rows, int64_t d, double eps, bool rms) {
@@ -134,13 +111,18 @@ __global__ void nb_row_norm_forward(const T *x, const T *w, const T *b, T *y, nb
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const T *xr = x + r * d;
         C sum = 0, squares = 0;
-        for (int64_t k = threadIdx.x; k < d && !rms; k += blockDim.x) sum += (C)xr[k];
-        C mean = rms ? (C)0 : nb_block_allsum(sum) / (C)d;
-        for (int64_t k = threadIdx.x; k < d; k += blockDim.x) squares += ((C)xr[k] - mean) * ((C)xr[k] - mean);
-        C rstd = (C)1 / sqrt(nb_block_allsum(squares) / (C)d + (C)eps);
+        for (int64_t k = threadIdx.x; k < d && !rms; k += blockDim.x) sum += nb_to_compute<C>(xr[k]);
+        C mean = rms ? (C)0 : nb_block_sum(sum) / (C)d;
         for (int64_t k = threadIdx.x; k < d; k += blockDim.x) {
-            C v = ((C)xr[k] - mean) * rstd;
-            y[r * d + k] = (T)((w ? v * (C)w[k] : v) + (b ? (C)b[k] : (C)0));
+            C centered = nb_to_compute<C>(xr[k]) - mean;
+            squares += centered * centered;
+        }
+        C rstd = (C)1 / sqrt(nb_block_sum(squares) / (C)d + (C)eps);
+        for (int64_t k = threadIdx.x; k < d; k += blockDim.x) {
+            C v = (nb_to_compute<C>(xr[k]) - mean) * rstd;
+            if (w) v *= nb_to_compute<C>(w[k]);
+            if (b) v += nb_to_compute<C>(b[k]);
+            y[r * d + k] = nb_to_storage<T>(v);
         }
         if (threadIdx.x == 0) {
             stats[2 * r] = mean;
@@ -157,14 +139,15 @@ __global__ void nb_row_norm_backward(const T *g, const T *x, const T *w, const n
         const T *gr = g + r * d, *xr = x + r * d;
         C mean = stats[2 * r], rstd = stats[2 * r + 1], sum_gw = 0, sum_gwx = 0;
         for (int64_t k = threadIdx.x; k < d; k += blockDim.x) {
-            C gw = w ? (C)gr[k] * (C)w[k] : (C)gr[k];
+            C gw = nb_to_compute<C>(gr[k]) * (w ? nb_to_compute<C>(w[k]) : (C)1);
             sum_gw += gw;
-            sum_gwx += gw * ((C)xr[k] - mean) * rstd;
+            sum_gwx += gw * (nb_to_compute<C>(xr[k]) - mean) * rstd;
         }
-        C a = rms ? (C)0 : nb_block_allsum(sum_gw) / (C)d, c = nb_block_allsum(sum_gwx) / (C)d;
+        C a = rms ? (C)0 : nb_block_sum(sum_gw) / (C)d, c = nb_block_sum(sum_gwx) / (C)d;
         for (int64_t k = threadIdx.x; k < d; k += blockDim.x) {
-            C gw = w ? (C)gr[k] * (C)w[k] : (C)gr[k], xhat = ((C)xr[k] - mean) * rstd;
-            dx[r * d + k] = (T)(rstd * (gw - a - xhat * c));
+            C gw = nb_to_compute<C>(gr[k]) * (w ? nb_to_compute<C>(w[k]) : (C)1);
+            C xhat = (nb_to_compute<C>(xr[k]) - mean) * rstd;
+            dx[r * d + k] = nb_to_storage<T>(rstd * (gw - a - xhat * c));
         }
     }
 }
@@ -180,8 +163,8 @@ __global__ void nb_row_norm_param_partials(const T *g, const T *x, const nb_comp
     int64_t first = chunk * rows_per_chunk, last = min(rows, first + rows_per_chunk);
     C sum_gx = 0, sum_g = 0;
     for (int64_t r = first; r < last; r++) {
-        C gv = (C)g[r * d + k];
-        sum_gx += gv * ((C)x[r * d + k] - stats[2 * r]) * stats[2 * r + 1];
+        C gv = nb_to_compute<C>(g[r * d + k]);
+        sum_gx += gv * (nb_to_compute<C>(x[r * d + k]) - stats[2 * r]) * stats[2 * r + 1];
         sum_g += gv;
     }
     partial[(chunk * 2) * d + k] = sum_gx;

@@ -1,7 +1,8 @@
 // Online softmax statistics (Milakov and Gimelshein, "Online normalizer
 // calculation for softmax", 2018): a running (max, sum of exp(x - max)) that
 // folds one value at a time and merges with another in any order, and block
-// reductions of it, for softmax and cross-entropy.
+// reductions of it, for softmax and cross-entropy (plain block sums are
+// nb_block_sum in cuda.cuh).
 #pragma once
 
 #include "cuda.cuh"
@@ -47,17 +48,4 @@ template <typename A> __device__ nb_running<A> nb_block_running(nb_running<A> r)
     for (int w = 1; w < warps; w++) r = nb_running_merge(r, nb_running<A>{maxes[w], sums[w]});
     __syncthreads(); // the arrays are reused by the next row
     return r;
-}
-
-// The sum of v over the block, in every thread.
-template <typename A> __device__ A nb_block_sum(A v) {
-    __shared__ A partial[32];
-    for (int width = 16; width > 0; width /= 2) v += __shfl_down_sync(0xffffffffu, v, width);
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    v = partial[0];
-    for (int w = 1; w < warps; w++) v += partial[w];
-    __syncthreads(); // partial is reused by the next call
-    return v;
 }

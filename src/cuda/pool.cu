@@ -4,9 +4,6 @@
 // windows covering it (no atomics).
 #include "cuda.cuh"
 
-// Element (n, c, y, x) of a 4-D tensor with strides s.
-#define NB_AT4(s, n, c, y, x) ((n) * (s)[0] + (c) * (s)[1] + (y) * (s)[2] + (x) * (s)[3])
-
 template <typename T>
 __global__ void nb_max_pool_kernel(const T *x, nb_cuda_geometry g, nb_window w, int64_t *index,
                                    int64_t total) {
@@ -20,7 +17,7 @@ __global__ void nb_max_pool_kernel(const T *x, nb_cuda_geometry g, nb_window w, 
         nb_window_range(&w, 1, ox, &x0, &x1);
         for (int64_t y = y0; y < y1 && !(best >= 0 && best_value != best_value); y++)
             for (int64_t xx = x0; xx < x1; xx++) {
-                C v = nb_to_compute<C>(x[NB_AT4(g.strides, n, c, y, xx)]);
+                C v = nb_to_compute<C>(x[nb_offset4(g.strides, n, c, y, xx)]);
                 if (best < 0 || v > best_value || v != v) {
                     best = y * w.in[1] + xx;
                     best_value = v;
@@ -42,7 +39,7 @@ __global__ void nb_avg_pool_kernel(const T *x, nb_cuda_geometry g, nb_window w, 
         C area = (C)nb_window_range(&w, 0, oy, &y0, &y1) * (C)nb_window_range(&w, 1, ox, &x0, &x1);
         C sum = 0;
         for (int64_t y = y0; y < y1; y++)
-            for (int64_t xx = x0; xx < x1; xx++) sum += nb_to_compute<C>(x[NB_AT4(g.strides, n, c, y, xx)]);
+            for (int64_t xx = x0; xx < x1; xx++) sum += nb_to_compute<C>(x[nb_offset4(g.strides, n, c, y, xx)]);
         out[i] = nb_to_storage<T>(sum / area);
     }
 }
@@ -67,7 +64,7 @@ __global__ void nb_avg_pool_backward_kernel(const T *grad, nb_cuda_geometry g, n
                 int64_t x0, x1;
                 C width = (C)nb_window_range(&w, 1, ox, &x0, &x1);
                 if (xx < x0 || xx >= x1) continue;
-                sum += nb_to_compute<C>(grad[NB_AT4(g.strides, n, c, oy, ox)]) / (height * width);
+                sum += nb_to_compute<C>(grad[nb_offset4(g.strides, n, c, oy, ox)]) / (height * width);
             }
         }
         dx[i] = nb_to_storage<T>(sum);

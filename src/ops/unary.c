@@ -27,15 +27,10 @@ static bool float_only(nb_op op) {
 
 /* g * gelu'(x) in one pass. */
 static nb_tensor *gelu_backward(const nb_tensor *g, const nb_tensor *x, const nb_attrs *attrs) {
+    nb_op_args args = {.op = NB_OP_GELU_BACKWARD, .dtype = x->dtype, .in = {g, x}, .n_in = 2,
+                       .attrs = *attrs};
     nb_tensor *out = NULL;
-    if (nb__tensor_new("nb_gelu", x->ndim, x->shape, x->dtype, x->storage->device, &out) != NB_OK)
-        return NULL;
-    nb_op_args args = {.op = NB_OP_GELU_BACKWARD, .dtype = x->dtype, .out = out, .in = {g, x},
-                       .n_in = 2, .attrs = *attrs};
-    if (nb__dispatch(&args) != NB_OK) {
-        nb_release(out);
-        return NULL;
-    }
+    nb__dispatch_new("nb_gelu", &args, x->ndim, x->shape, x->dtype, &out);
     return out;
 }
 
