@@ -221,6 +221,39 @@ namespace {
 
 // The CNN path's ops, layers and optimizers reject bad shapes, dtypes and
 // settings with messages naming the function and the values.
+TEST(Errors, Attention) {
+    T q = ones((const int64_t[]){2, 4, 5, 8}, 4), k = ones((const int64_t[]){2, 2, 6, 8}, 4);
+    T v = ones((const int64_t[]){2, 2, 6, 8}, 4), k3 = ones((const int64_t[]){2, 3, 6, 8}, 4);
+    T flat = ones((const int64_t[]){5, 8}, 2), short_k = ones((const int64_t[]){2, 2, 6, 7}, 4);
+    EXPECT_FAILS(nb_scaled_dot_product_attention(flat, k, v, nullptr, false, 0, 0, nullptr), NB_ERR_SHAPE,
+                 "nb_scaled_dot_product_attention: q must be 4-D [batch, heads, seq, dim], got [5,8]");
+    EXPECT_FAILS(nb_scaled_dot_product_attention(q, short_k, v, nullptr, false, 0, 0, nullptr), NB_ERR_SHAPE,
+                 "nb_scaled_dot_product_attention: q [B, Hq, Sq, D], k [B, Hkv, Sk, D] and v [B, Hkv, Sk, Dv] "
+                 "disagree: [2,4,5,8], [2,2,6,7], [2,2,6,8]");
+    EXPECT_FAILS(nb_flash_attention(q, k3, ones((const int64_t[]){2, 3, 6, 8}, 4), nullptr, false, 0, 0, nullptr),
+                 NB_ERR_SHAPE, "nb_flash_attention: k's 3 heads must divide q's 4");
+    T v64 = ones((const int64_t[]){2, 2, 6, 8}, 4, NB_F64);
+    EXPECT_FAILS(nb_attention_composed(q, k, v64, nullptr, false, 0, 0, nullptr), NB_ERR_DTYPE,
+                 "nb_attention_composed: q is f32 but v is f64");
+    T mask = ones((const int64_t[]){5, 5}, 2);
+    EXPECT_FAILS(nb_scaled_dot_product_attention(q, k, v, mask, false, 0, 0, nullptr), NB_ERR_SHAPE,
+                 "nb_scaled_dot_product_attention: mask [5,5] does not broadcast to the scores [2,4,5,6]");
+    T int_mask(nb_zeros(2, (const int64_t[]){5, 6}, NB_I32, nb_cpu()));
+    EXPECT_FAILS(nb_scaled_dot_product_attention(q, k, v, int_mask, false, 0, 0, nullptr), NB_ERR_DTYPE,
+                 "mask must be bool or float, got i32");
+    EXPECT_FAILS(nb_scaled_dot_product_attention(q, k, v, nullptr, false, 1, 0, nullptr), NB_ERR_INVALID,
+                 "dropout_p must be in [0, 1), got 1");
+    EXPECT_FAILS(nb_scaled_dot_product_attention(q, k, v, nullptr, false, 0, NAN, nullptr), NB_ERR_INVALID,
+                 "scale must be finite, got nan");
+    T q16 = ones((const int64_t[]){2, 4, 5, 8}, 4, NB_F16), k16 = ones((const int64_t[]){2, 2, 6, 8}, 4, NB_F16);
+    EXPECT_FAILS(nb_flash_attention(q16, k16, k16, nullptr, false, 0, 0, nullptr), NB_ERR_UNSUPPORTED,
+                 "nb_flash_attention: no fused kernel on cpu for f16 with head dims 8 and 8");
+    T learned = ones((const int64_t[]){5, 6}, 2);
+    ASSERT_EQ(nb_set_requires_grad(learned, true), NB_OK);
+    EXPECT_FAILS(nb_flash_attention(q, k, v, learned, false, 0, 0, nullptr), NB_ERR_UNSUPPORTED,
+                 "the fused kernel gives the mask no gradient");
+}
+
 TEST(Errors, CnnPath) {
     const int64_t img[4] = {2, 3, 5, 5}, w3[4] = {4, 3, 3, 3}, w_bad[4] = {4, 2, 3, 3}, c3[1] = {3};
     T x = ones(img, 4), w = ones(w3, 4), wb = ones(w_bad, 4), flat = ones(S23, 2);

@@ -12,6 +12,7 @@
 #ifndef NABLA_OPS_H
 #define NABLA_OPS_H
 
+#include "random.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
@@ -111,6 +112,40 @@ nb_tensor *nb_linear(const nb_tensor *x, const nb_tensor *weight, const nb_tenso
 /* ---- softmax along dim: shape of x ---- */
 nb_tensor *nb_softmax(const nb_tensor *x, int dim);
 nb_tensor *nb_log_softmax(const nb_tensor *x, int dim);
+
+/* ---- attention ----
+ * softmax(q k^T scale + mask) v for q [B, Hq, Sq, D], k [B, Hkv, Sk, D] and
+ * v [B, Hkv, Sk, Dv] of one float dtype: [B, Hq, Sq, Dv]. Hkv must divide
+ * Hq; query head h reads key/value head h / (Hq / Hkv) (grouped-query
+ * attention; Hkv = 1 is multi-query). mask (may be NULL) broadcasts to
+ * [B, Hq, Sq, Sk]: bool keeps the true positions (PyTorch's convention),
+ * a float mask is added to the scores ([B, 1, 1, Sk] is a key-padding mask);
+ * the mask gets no gradient. causal hides key j from query i when
+ * j > i + Sk - Sq (aligned at the bottom right, as FlashAttention: the last
+ * query sees every key; PyTorch's is_causal when Sq == Sk). A query that
+ * sees no key gives zeros. dropout_p > 0 zeroes probabilities with that
+ * probability and scales the rest by 1 / (1 - dropout_p), drawing
+ * B Hq Sq Sk counters of gen (NULL: the default generator); pass 0 in
+ * evaluation. scale 0 means 1 / sqrt(D).
+ *
+ * nb_scaled_dot_product_attention runs the fused kernel where the device has
+ * one for the dtype and head dim (CPU: f32, f64; CUDA: f16, bf16 with
+ * D = Dv in {64, 128}) and the mask needs no gradient, else the composed
+ * ops. nb_flash_attention always runs the fused kernel (NB_ERR_UNSUPPORTED
+ * where there is none): tiles of q against tiles of k and v with an online
+ * softmax, the Sq x Sk scores never stored (Dao et al., FlashAttention-2,
+ * 2023). nb_attention_composed is the plain reference: matmul, softmax,
+ * dropout, matmul, with the scores in memory. The three draw the same
+ * dropout mask from the same generator state. */
+nb_tensor *nb_scaled_dot_product_attention(const nb_tensor *q, const nb_tensor *k,
+                                           const nb_tensor *v, const nb_tensor *mask, bool causal,
+                                           double dropout_p, double scale, nb_generator *gen);
+nb_tensor *nb_flash_attention(const nb_tensor *q, const nb_tensor *k, const nb_tensor *v,
+                              const nb_tensor *mask, bool causal, double dropout_p, double scale,
+                              nb_generator *gen);
+nb_tensor *nb_attention_composed(const nb_tensor *q, const nb_tensor *k, const nb_tensor *v,
+                                 const nb_tensor *mask, bool causal, double dropout_p,
+                                 double scale, nb_generator *gen);
 
 /* ---- convolution and pooling over images [N, C, H, W] ----
  * Pairs are [height, width]; NULL gives the default (stride 1, padding 0,

@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 #define NB_MAX_INPUTS 3
-#define NB_MAX_OP_INPUTS 5 /* the tensors one kernel reads (map kernels: NB_MAX_INPUTS) */
+#define NB_MAX_OP_INPUTS 9 /* the tensors one kernel reads (map kernels: NB_MAX_INPUTS) */
 #define NB_CPU_ALIGN 64
 
 /* ---- errors ---- */
@@ -136,6 +136,8 @@ typedef union nb_attrs {
     struct { double slope; } leaky_relu;
     struct { bool tanh; } gelu; /* the tanh approximation */
     struct { double eps; } norm; /* layer_norm, rms_norm */
+    /* flash_attention: dropout draws (seed, offset + (bh Sq + i) Sk + j) */
+    struct { double scale, dropout; bool causal; uint64_t seed, offset; } attention;
     struct { double value; } fill;                  /* fill, masked_fill */
     struct { double start, step, end; } range;      /* arange, linspace */
     struct { uint64_t seed, offset; double a, b; } random; /* a, b: bounds, mean/std or p */

@@ -92,6 +92,10 @@
     NB_OP(LINEAR, linear, 1)           \
     NB_OP(SOFTMAX, softmax, 1)         \
     NB_OP(LOG_SOFTMAX, log_softmax, 1) \
+    /* attention (the first built from other ops) */ \
+    NB_OP(SCALED_DOT_PRODUCT_ATTENTION, scaled_dot_product_attention, 1) \
+    NB_OP(FLASH_ATTENTION, flash_attention, 1) \
+    NB_OP(FLASH_ATTENTION_BACKWARD, flash_attention_backward, 0) \
     /* convolution and pooling */     \
     NB_OP(UNFOLD, unfold, 1)           \
     NB_OP(FOLD, fold, 1)               \

@@ -41,6 +41,8 @@ nb_status nb__cpu_copy(const nb_op_args *args);
 nb_status nb__cpu_unary(const nb_op_args *args);
 nb_status nb__cpu_gelu_backward(const nb_op_args *args);
 nb_status nb__cpu_layer_norm(const nb_op_args *args);
+/* flash_attention and its backward */
+nb_status nb__cpu_attention(const nb_op_args *args);
 nb_status nb__cpu_binary(const nb_op_args *args);
 nb_status nb__cpu_where(const nb_op_args *args);
 nb_status nb__cpu_masked_fill(const nb_op_args *args);
