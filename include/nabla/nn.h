@@ -43,6 +43,7 @@ typedef enum nb_activation {
     NB_ACT_HARDSWISH,
     NB_ACT_GELU,      /* exact, x Phi(x) */
     NB_ACT_GELU_TANH, /* the tanh approximation */
+    NB_ACT_SWIGLU,    /* nb_swiglu: halves the last dim */
     NB_ACTIVATION_COUNT
 } nb_activation;
 
@@ -88,6 +89,73 @@ nb_module *nb_nn_activation(nb_activation activation);
 /* Runs children in order; children are named "0", "1", ... */
 nb_module *nb_nn_sequential(int n, nb_module *const *children);
 
+/* ---- transformers ---- */
+/* Token embedding: weight [num, dim] drawn N(0, 1) as PyTorch's; forward
+ * takes i32 or i64 indices [...] and gives [..., dim]. Its gradient
+ * scatter-adds into the rows used. */
+nb_module *nb_nn_embedding(int64_t num, int64_t dim, nb_dtype dtype, nb_device device,
+                           nb_generator *gen);
+
+typedef struct nb_attention_config {
+    int64_t dim;       /* model width: heads * head dim */
+    int heads;
+    int kv_heads;      /* 0: heads; fewer share key/value heads (GQA; 1 is MQA) */
+    bool causal;
+    bool bias;         /* on the projections */
+    bool rope;         /* rotary positions on q and k */
+    double rope_base;  /* 0: 10000 */
+    double dropout;    /* on the attention probabilities, in training */
+} nb_attention_config;
+
+/* Multi-head self-attention over x [B, S, dim]: one projection "qkv" to
+ * heads + 2 kv_heads head-dim slices, nb_scaled_dot_product_attention, and
+ * the projection "out". */
+nb_module *nb_nn_multihead_attention(const nb_attention_config *config, nb_dtype dtype,
+                                     nb_device device, nb_generator *gen);
+/* The same with a mask for the scores [B, heads, S, S_total] (as in
+ * nb_scaled_dot_product_attention; NULL for none). */
+nb_tensor *nb_attention_forward(nb_module *attention, const nb_tensor *x, const nb_tensor *mask);
+
+/* A key/value cache of capacity positions for batch sequences in every
+ * MultiheadAttention of m (capacity 0 frees them). While it is on, each
+ * forward appends its keys and values and attends to all cached ones, its
+ * queries (and rotary angles) placed after them: feed a prompt, then one
+ * token at a time, in evaluation and without gradients. Setting it again
+ * empties it. */
+nb_status nb_module_set_kv_cache(nb_module *m, int64_t batch, int64_t capacity);
+
+typedef struct nb_transformer_config {
+    nb_attention_config attention;
+    int64_t hidden;  /* MLP width; 0: 4 dim, or 8 dim / 3 rounded up to 64 with SwiGLU */
+    bool rms_norm;   /* RMSNorm, else LayerNorm */
+    bool swiglu;     /* SwiGLU MLP, else GELU (tanh form) */
+    double dropout;  /* on each residual branch, in training */
+    double eps;      /* 0: 1e-5 */
+} nb_transformer_config;
+
+/* A pre-norm decoder block: x + attn(norm1(x)), then h + mlp(norm2(h)), the
+ * MLP "mlp" a Sequential of fc1, activation, fc2. */
+nb_module *nb_nn_transformer_block(const nb_transformer_config *config, nb_dtype dtype,
+                                   nb_device device, nb_generator *gen);
+
+typedef struct nb_gpt_config {
+    int64_t vocab, context; /* tokens and the longest sequence */
+    int layers;
+    nb_transformer_config block;
+    bool tied;              /* the output projection is the token embedding */
+} nb_gpt_config;
+
+/* A GPT: token embedding "wte" (plus learned positions "wpe" without RoPE),
+ * blocks "blocks.0" ..., a final norm and the projection to the vocabulary
+ * ("head", or wte's weight when tied). Forward maps i64 tokens [B, S] to
+ * logits [B, S, vocab]. Weights start as GPT-2's: N(0, 0.02), the residual
+ * projections (attn.out, mlp.fc2) N(0, 0.02 / sqrt(2 layers)). */
+nb_module *nb_nn_gpt(const nb_gpt_config *config, nb_dtype dtype, nb_device device,
+                     nb_generator *gen);
+/* The mean cross-entropy of next-token logits for tokens [B, S] against
+ * targets [B, S] (one fused op over the vocabulary). */
+nb_tensor *nb_gpt_loss(nb_module *gpt, const nb_tensor *tokens, const nb_tensor *targets);
+
 /* ---- using modules ---- */
 nb_tensor *nb_module_forward(nb_module *m, const nb_tensor *x);
 /* Training (true, the default) or evaluation mode, for m and its children. */
@@ -106,6 +174,7 @@ void nb_module_free(nb_module *m);
 /* Normal with std gain / sqrt(fan_in), gain sqrt(2) for ReLU networks (He et al., 2015). */
 nb_status nb_init_kaiming_normal(nb_tensor *t, int64_t fan_in, nb_generator *gen);
 nb_status nb_init_constant(nb_tensor *t, double value);
+nb_status nb_init_normal(nb_tensor *t, double mean, double std, nb_generator *gen);
 
 #ifdef __cplusplus
 }

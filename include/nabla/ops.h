@@ -51,6 +51,9 @@ nb_tensor *nb_hardswish(const nb_tensor *x);
  * x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2 (PyTorch's
  * approximate="tanh", GPT-2's form). */
 nb_tensor *nb_gelu(const nb_tensor *x, bool tanh_approximation);
+/* SwiGLU's gate (Shazeer, 2020): x [..., 2F] split in halves a and b along
+ * the last dim gives silu(a) * b, [..., F]. */
+nb_tensor *nb_swiglu(const nb_tensor *x);
 /* x converted to dtype (a new tensor even when the dtype is the same). */
 nb_tensor *nb_cast(const nb_tensor *x, nb_dtype dtype);
 
@@ -112,6 +115,19 @@ nb_tensor *nb_linear(const nb_tensor *x, const nb_tensor *weight, const nb_tenso
 /* ---- softmax along dim: shape of x ---- */
 nb_tensor *nb_softmax(const nb_tensor *x, int dim);
 nb_tensor *nb_log_softmax(const nb_tensor *x, int dim);
+
+/* ---- positions ---- */
+/* Rotary position embedding (Su et al., RoFormer, 2021) of x [..., S, D], D
+ * even, in the rotate-half layout (GPT-NeoX, Llama): the pair (x[d],
+ * x[d + D/2]) of the row at position p = offset + s is rotated by the angle
+ * p base^(-2d/D). offset > 0 places the rows after a cached prefix. Apply it
+ * to q and k as [B, H, S, D]; the gradient is the inverse rotation. */
+nb_tensor *nb_rope(const nb_tensor *x, int64_t offset, double base);
+/* The sinusoidal positions of Vaswani et al. (2017), [seq, dim] with dim
+ * even: row p holds sin(p w_i) at 2i and cos(p w_i) at 2i + 1, w_i =
+ * base^(-2i/dim) (base 10000 in the paper). */
+nb_tensor *nb_sinusoidal_positions(int64_t seq, int64_t dim, double base, nb_dtype dtype,
+                                   nb_device device);
 
 /* ---- attention ----
  * softmax(q k^T scale + mask) v for q [B, Hq, Sq, D], k [B, Hkv, Sk, D] and

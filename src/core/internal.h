@@ -136,6 +136,8 @@ typedef union nb_attrs {
     struct { double slope; } leaky_relu;
     struct { bool tanh; } gelu; /* the tanh approximation */
     struct { double eps; } norm; /* layer_norm, rms_norm */
+    /* rope: rotates by -angle for the backward */
+    struct { double base; int64_t offset; bool inverse; } rope;
     /* flash_attention: dropout draws (seed, offset + (bh Sq + i) Sk + j) */
     struct { double scale, dropout; bool causal; uint64_t seed, offset; } attention;
     struct { double value; } fill;                  /* fill, masked_fill */

@@ -55,6 +55,7 @@
     NB_OP(HARDSWISH, hardswish, 1)     \
     NB_OP(GELU, gelu, 1)               \
     NB_OP(GELU_BACKWARD, gelu_backward, 0) \
+    NB_OP(SWIGLU, swiglu, 1)           \
     /* elementwise binary */          \
     NB_OP(ADD, add, 1)                 \
     NB_OP(SUB, sub, 1)                 \
@@ -92,7 +93,9 @@
     NB_OP(LINEAR, linear, 1)           \
     NB_OP(SOFTMAX, softmax, 1)         \
     NB_OP(LOG_SOFTMAX, log_softmax, 1) \
-    /* attention (the first built from other ops) */ \
+    /* positions and attention */    \
+    NB_OP(ROPE, rope, 1)               \
+    NB_OP(SINUSOIDAL_POSITIONS, sinusoidal_positions, 0) \
     NB_OP(SCALED_DOT_PRODUCT_ATTENTION, scaled_dot_product_attention, 1) \
     NB_OP(FLASH_ATTENTION, flash_attention, 1) \
     NB_OP(FLASH_ATTENTION_BACKWARD, flash_attention_backward, 0) \

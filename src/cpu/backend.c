@@ -60,6 +60,7 @@ static const nb_kernel cpu_kernels[NB_OP_COUNT] = {
     [NB_OP_LAYER_NORM] = {nb__cpu_layer_norm, NB_FLOATS},
     [NB_OP_RMS_NORM] = {nb__cpu_layer_norm, NB_FLOATS},
     [NB_OP_LAYER_NORM_BACKWARD] = {nb__cpu_layer_norm, NB_FLOATS},
+    [NB_OP_ROPE] = {nb__cpu_rope, NB_FLOATS},
     [NB_OP_FLASH_ATTENTION] = {nb__cpu_attention, NB_DT(NB_F32) | NB_DT(NB_F64)},
     [NB_OP_FLASH_ATTENTION_BACKWARD] = {nb__cpu_attention, NB_DT(NB_F32) | NB_DT(NB_F64)},
     [NB_OP_RMS_NORM_BACKWARD] = {nb__cpu_layer_norm, NB_FLOATS},

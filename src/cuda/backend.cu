@@ -28,6 +28,7 @@ static const nb_kernel *kernel_table(void) {
     UNARY_FLOAT(RELU6), UNARY_FLOAT(LEAKY_RELU), UNARY_FLOAT(SILU), UNARY_FLOAT(HARDSIGMOID);
     UNARY_FLOAT(HARDSWISH), UNARY_FLOAT(GELU);
     k[NB_OP_GELU_BACKWARD] = {nb__cuda_gelu_backward, NB_FLOATS};
+    k[NB_OP_ROPE] = {nb__cuda_rope, NB_FLOATS};
     for (nb_op op : {NB_OP_LAYER_NORM, NB_OP_RMS_NORM, NB_OP_LAYER_NORM_BACKWARD, NB_OP_RMS_NORM_BACKWARD})
         k[op] = {nb__cuda_layer_norm, NB_FLOATS};
     BINARY(ADD), BINARY(SUB), BINARY(MUL), BINARY(POW), BINARY(MAXIMUM), BINARY(MINIMUM);

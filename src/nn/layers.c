@@ -301,13 +301,15 @@ static nb_tensor *activation_forward(nb_module *m, const nb_tensor *x) {
     case NB_ACT_HARDSIGMOID: return nb_hardsigmoid(x);
     case NB_ACT_GELU: return nb_gelu(x, false);
     case NB_ACT_GELU_TANH: return nb_gelu(x, true);
+    case NB_ACT_SWIGLU: return nb_swiglu(x);
     default: return nb_hardswish(x);
     }
 }
 
 nb_module *nb_nn_activation(nb_activation activation) {
     static const char *const names[NB_ACTIVATION_COUNT] = {"ReLU", "ReLU6", "LeakyReLU", "SiLU",
-                                                           "Hardsigmoid", "Hardswish", "GELU", "GELU(tanh)"};
+                                                           "Hardsigmoid", "Hardswish", "GELU", "GELU(tanh)",
+                                                           "SwiGLU"};
     LAYER_CHECK((unsigned)activation < NB_ACTIVATION_COUNT, "nb_nn_activation: unknown activation %d",
                 (int)activation);
     nb_module *m = nb__module_new(names[activation], activation_forward);
@@ -317,16 +319,22 @@ nb_module *nb_nn_activation(nb_activation activation) {
 
 /* ---- initializers ---- */
 
-nb_status nb_init_kaiming_normal(nb_tensor *t, int64_t fan_in, nb_generator *gen) {
-    NB_CHECK(t && fan_in > 0, NB_ERR_INVALID, "nb_init_kaiming_normal: needs a tensor and fan_in "
-             "> 0, got %lld", (long long)fan_in);
+nb_status nb_init_normal(nb_tensor *t, double mean, double std, nb_generator *gen) {
+    NB_CHECK(t && nb_dtype_is_float(t->dtype) && std >= 0 && isfinite(mean) && isfinite(std),
+             NB_ERR_INVALID, "nb_init_normal: needs a float tensor, a finite mean and std >= 0, "
+             "got %s, %g and %g", t ? nb_dtype_name(t->dtype) : "NULL", mean, std);
     bool was = nb_set_grad_enabled(false);
-    nb_tensor *values = nb_normal(t->ndim, t->shape, 0, sqrt(2.0 / (double)fan_in), t->dtype,
-                                  t->storage->device, gen);
+    nb_tensor *values = nb_normal(t->ndim, t->shape, mean, std, t->dtype, t->storage->device, gen);
     nb_status status = values ? nb__copy_into(t, values) : nb_last_status();
     nb_set_grad_enabled(was);
     nb_release(values);
     return status;
+}
+
+nb_status nb_init_kaiming_normal(nb_tensor *t, int64_t fan_in, nb_generator *gen) {
+    NB_CHECK(t && fan_in > 0, NB_ERR_INVALID, "nb_init_kaiming_normal: needs a tensor and fan_in "
+             "> 0, got %lld", (long long)fan_in);
+    return nb_init_normal(t, 0, sqrt(2.0 / (double)fan_in), gen);
 }
 
 nb_status nb_init_constant(nb_tensor *t, double value) {

@@ -124,6 +124,8 @@ void nb_module_free(nb_module *m) {
     if (!m) return;
     for (int i = 0; i < m->n_params; i++) nb_release(m->params[i]);
     for (int i = 0; i < m->n_buffers; i++) nb_release(m->buffers[i]);
+    nb_release(m->cache.k);
+    nb_release(m->cache.v);
     for (int i = 0; i < m->n_children; i++) nb_module_free(m->children[i]);
     free(m->children);
     free(m->child_names);

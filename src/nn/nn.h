@@ -16,7 +16,15 @@ typedef struct nb_layer_config {
     int min_dims, max_dims; /* the ranks batch norm accepts */
     nb_activation activation;
     nb_generator *gen;
+    nb_attention_config attention;
+    nb_gpt_config gpt;
 } nb_layer_config;
+
+/* A MultiheadAttention's key/value cache: [batch, kv_heads, capacity, head dim]. */
+typedef struct nb_kv_cache {
+    nb_tensor *k, *v;
+    int64_t length;
+} nb_kv_cache;
 
 struct nb_module {
     const char *type;
@@ -28,6 +36,7 @@ struct nb_module {
     nb_tensor *params[NB_MODULE_SLOTS], *buffers[NB_MODULE_SLOTS];
     nb_module **children;
     char (*child_names)[24];
+    nb_kv_cache cache;
 };
 
 /* A module of type with forward, no parameters yet; NULL on OOM. */

@@ -184,3 +184,17 @@ nb_tensor *nb_clamp(const nb_tensor *x, double lo, double hi) {
     unary(NB_OP_CLAMP, x, &attrs, &out);
     return out;
 }
+
+nb_tensor *nb_swiglu(const nb_tensor *x) {
+    if (!x || x->ndim < 1 || x->shape[x->ndim - 1] % 2 || !nb_dtype_is_float(x->dtype)) {
+        nb__error(x ? NB_ERR_SHAPE : NB_ERR_INVALID, "nb_swiglu: needs a float x [..., 2F], got %s",
+                  x ? nb__tensor_shape_str(x) : "NULL");
+        return NULL;
+    }
+    int64_t half = x->shape[x->ndim - 1] / 2;
+    nb_scratch s = {0};
+    nb_tensor *gate = nb__keep(&s, nb_silu(nb__keep(&s, nb_slice(x, -1, 0, half, 1))));
+    nb_tensor *up = nb__keep(&s, nb_slice(x, -1, half, 2 * half, 1));
+    nb_tensor *r = nb__keep(&s, nb_mul(gate, up)), *out = NULL;
+    return nb__scratch_finish(&s, r, &out) == NB_OK ? out : NULL;
+}
