@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what nabla needs on Debian: a C toolchain, CMake, OpenBLAS (its
 # OpenMP build, which shares nabla's thread pool),
-# googletest, OpenMP (with gcc), ccache, zlib and the Fashion-MNIST data set
-# (/usr/share/datasets/fashion-mnist). Runs apt-get through sudo when not root.
+# googletest, OpenMP (with gcc), ccache, zlib, the Fashion-MNIST data set
+# (/usr/share/datasets/fashion-mnist) and the King James Bible (bible-kjv). Runs apt-get through sudo when not root.
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -11,5 +11,5 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config ccache libopenblas-dev libopenblas-openmp-dev \
     libgtest-dev zlib1g-dev \
-    dataset-fashion-mnist >/dev/null
+    dataset-fashion-mnist bible-kjv >/dev/null
 echo "install-deps: done"

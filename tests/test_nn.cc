@@ -201,6 +201,26 @@ TEST(Optim, ClipGradNormScalesToTheLimitAndReturnsTheNorm) {
     EXPECT_EQ(nb_last_status(), NB_ERR_INVALID);
 }
 
+TEST(Optim, ClipGradNormTakesAnyNumberOfParameters) {
+    // 100 one-element parameters with gradient 1 each: the norm is 10
+    std::vector<T> owned;
+    std::vector<nb_tensor *> params;
+    for (int i = 0; i < 100; i++) {
+        owned.emplace_back(nb_scalar(1, NB_F32, nb_cpu()));
+        ASSERT_EQ(nb_set_requires_grad(owned.back(), true), NB_OK);
+        T twice(nb_mul(owned.back(), owned.back()));
+        T half(nb_scalar(0.5, NB_F32, nb_cpu()));
+        T loss(nb_mul(twice, half));
+        ASSERT_EQ(nb_backward(loss, nullptr, false), NB_OK);
+        params.push_back(owned.back());
+    }
+    T norm(nb_clip_grad_norm(params.data(), 100, 2.0));
+    ASSERT_NE(norm.t, nullptr) << nb_last_error();
+    EXPECT_NEAR(read_tensor(norm).v[0], 10, 1e-5);
+    T g(nb_grad(params[57]));
+    EXPECT_NEAR(read_tensor(g).v[0], 2 / (10 + 1e-6), 1e-6);
+}
+
 TEST(Optim, WarmupThenCosine) {
     EXPECT_DOUBLE_EQ(nb_lr_warmup_cosine(0, 10, 110, 1.0, 0.1), 0.1);
     EXPECT_DOUBLE_EQ(nb_lr_warmup_cosine(9, 10, 110, 1.0, 0.1), 1.0);

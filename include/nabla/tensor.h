@@ -46,6 +46,14 @@ const char *nb_device_str(nb_device device, char *buf, size_t size);
  * of 128 KiB or more are cached (at most NABLA_CPU_CACHE_MB MiB, default 1024);
  * on CUDA every freed block is cached (docs/cuda.md). */
 nb_status nb_release_cached_memory(nb_device device);
+/* The bytes CPU tensors hold now and the most they have held since the last
+ * reset (kernels' own scratch buffers are not counted). */
+typedef struct nb_cpu_memory_stats {
+    size_t allocated, peak_allocated;
+} nb_cpu_memory_stats;
+void nb_cpu_memory_stats_get(nb_cpu_memory_stats *out);
+/* Sets peak_allocated to allocated. */
+void nb_cpu_memory_stats_reset(void);
 
 /* ---- reference counting ---- */
 nb_tensor *nb_retain(nb_tensor *t); /* returns t */

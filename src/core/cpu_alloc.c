@@ -143,6 +143,27 @@ bool nb__poison_allocations(void) {
     return poison;
 }
 
+/* Bytes held by CPU tensors now and at most since the last reset. */
+static size_t allocated_bytes, peak_bytes;
+
+static void count_allocation(size_t nbytes) {
+    size_t now = __atomic_add_fetch(&allocated_bytes, nbytes, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED);
+    while (now > peak &&
+           !__atomic_compare_exchange_n(&peak_bytes, &peak, now, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
+void nb_cpu_memory_stats_get(nb_cpu_memory_stats *out) {
+    if (!out) return;
+    out->allocated = __atomic_load_n(&allocated_bytes, __ATOMIC_RELAXED);
+    out->peak_allocated = __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED);
+}
+
+void nb_cpu_memory_stats_reset(void) {
+    __atomic_store_n(&peak_bytes, __atomic_load_n(&allocated_bytes, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+}
+
 nb_status nb__cpu_alloc(const char *fn, size_t nbytes, nb_device device, void **out,
                         void **block) {
     (void)device;
@@ -152,6 +173,7 @@ nb_status nb__cpu_alloc(const char *fn, size_t nbytes, nb_device device, void **
     if (!ptr && nb__cpu_release_cache() > 0) ptr = fresh_block(size);
     NB_CHECK(ptr, NB_ERR_OOM, "%s: out of memory allocating %zu bytes on cpu", fn, nbytes);
     if (nb__poison_allocations()) memset(ptr, 0xFF, nbytes);
+    count_allocation(nbytes);
     *out = ptr;
     *block = NULL;
     return NB_OK;
@@ -160,6 +182,7 @@ nb_status nb__cpu_alloc(const char *fn, size_t nbytes, nb_device device, void **
 void nb__cpu_free(void *ptr, size_t nbytes, nb_device device, void *block) {
     (void)device;
     (void)block;
+    if (ptr) __atomic_sub_fetch(&allocated_bytes, nbytes, __ATOMIC_RELAXED);
     size_t size = block_size(nbytes);
     if (ptr && size >= NB_CPU_CACHE_MIN) {
         pthread_mutex_lock(&cache.lock);

@@ -164,38 +164,59 @@ void nb_optimizer_free(nb_optimizer *opt) {
 
 /* ---- clipping and schedule ---- */
 
+/* sum + |grad|^2 (f32; sum may be NULL) into *out; one scratch per step,
+ * so any number of parameters fits. */
+static nb_status add_square(const nb_tensor *sum, const nb_tensor *grad, nb_tensor **out) {
+    nb_scratch s = {0};
+    nb_tensor *norm = nb__keep(&s, nb_cast(nb__keep(&s, nb_norm(grad, 2, 0, NULL, false)), NB_F32));
+    nb_tensor *square = nb__keep(&s, nb_mul(norm, norm));
+    nb_tensor *next = sum ? nb__keep(&s, nb_add(sum, square)) : square;
+    return nb__scratch_finish(&s, next, out);
+}
+
+/* grad * coef (cast to grad's dtype) into *out. */
+static nb_status scale_grad(const nb_tensor *grad, const nb_tensor *coef, nb_tensor **out) {
+    nb_scratch s = {0};
+    nb_tensor *scaled = nb__keep(&s, nb_mul(grad, nb__keep(&s, nb_cast(coef, grad->dtype))));
+    return nb__scratch_finish(&s, scaled, out);
+}
+
 nb_tensor *nb_clip_grad_norm(nb_tensor *const *params, int n, double max_norm) {
     if (n < 0 || (n > 0 && !params) || !(max_norm > 0)) {
         nb__error(NB_ERR_INVALID, "nb_clip_grad_norm: needs parameters and max_norm > 0, got %d "
                   "and %g", n, max_norm);
         return NULL;
     }
-    nb_scratch s = {0};
-#define K(expr) nb__keep(&s, (expr))
     bool was = nb_set_grad_enabled(false);
     nb_tensor *squares = NULL; /* the running sum of squared norms, f32 */
-    for (int i = 0; i < n && s.status == NB_OK; i++) {
+    nb_status status = NB_OK;
+    for (int i = 0; i < n && status == NB_OK; i++) {
         if (!params[i] || !params[i]->grad) continue;
-        nb_tensor *norm = K(nb_cast(K(nb_norm(params[i]->grad, 2, 0, NULL, false)), NB_F32));
-        nb_tensor *square = K(nb_mul(norm, norm));
-        squares = squares ? K(nb_add(squares, square)) : square;
+        nb_tensor *next = NULL;
+        status = add_square(squares, params[i]->grad, &next);
+        nb_release(squares);
+        squares = next;
     }
+    nb_scratch s = {0};
+#define K(expr) nb__keep(&s, (expr))
+    if (status != NB_OK) K(NULL);
     nb_tensor *total = squares ? K(nb_sqrt(squares)) : K(nb_scalar(0, NB_F32, nb_cpu()));
     nb_tensor *coef = squares ? K(nb_clamp(K(nb_div(K(nb__scalar_like(total, max_norm)),
                                                     K(nb_add(total, K(nb__scalar_like(total, 1e-6)))))),
                                            -INFINITY, 1))
                               : NULL;
     for (int i = 0; i < n && coef && s.status == NB_OK; i++) {
-        nb_tensor *grad = params[i] ? params[i]->grad : NULL;
+        nb_tensor *grad = params[i] ? params[i]->grad : NULL, *scaled = NULL;
         if (!grad) continue;
-        nb_tensor *scaled = K(nb_mul(grad, K(nb_cast(coef, grad->dtype))));
+        if (scale_grad(grad, coef, &scaled) != NB_OK) K(NULL);
         if (scaled) { /* the scaled gradient replaces the old one */
-            params[i]->grad = nb_retain(scaled);
+            params[i]->grad = scaled;
             nb_release(grad);
         }
     }
-    nb_set_grad_enabled(was);
 #undef K
+    nb_set_grad_enabled(was);
+    nb_release(squares);
     nb_tensor *out = NULL;
     return nb__scratch_finish(&s, total, &out) == NB_OK ? out : NULL;
 }
