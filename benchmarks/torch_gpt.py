@@ -12,6 +12,7 @@ F.scaled_dot_product_attention; bf16 autocast on the GPU.
         [--steps N] [--lr RATE] [--eval-every N] [--seed S] [--peak-tflops F] [--threads N]
 """
 import argparse
+import contextlib
 import math
 import os
 import subprocess
@@ -46,13 +47,23 @@ def rope(x, base=10000.0):
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
+def causal_attention(q, k, v):
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    # PyTorch before 2.0 (Debian's CPU build): the same formula written out
+    s = q.shape[-2]
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    hidden = torch.ones(s, s, dtype=torch.bool, device=q.device).triu(1)
+    return scores.masked_fill(hidden, float("-inf")).softmax(-1) @ v
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        return F.rms_norm(x, (x.shape[-1],), self.weight, 1e-5)
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * self.weight
 
 
 class Block(nn.Module):
@@ -78,7 +89,10 @@ class Block(nn.Module):
         v = v.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
         if self.llama:
             q, k = rope(q), rope(k)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.kv_heads != self.heads)
+        if self.kv_heads != self.heads:  # query head h reads key/value head h // group
+            k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
+            v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
+        y = causal_attention(q, k, v)
         return self.out(y.transpose(1, 2).reshape(b, s, -1))
 
     def mlp(self, x):
@@ -157,8 +171,8 @@ def main():
     matrices = [p for p in model.parameters() if p.dim() == 2]
     vectors = [p for p in model.parameters() if p.dim() != 2]
     opt = torch.optim.AdamW([{"params": matrices, "weight_decay": 0.1}, {"params": vectors, "weight_decay": 0.0}],
-                            lr=a.lr, betas=(0.9, 0.95), eps=1e-8, fused=cuda)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
+                            lr=a.lr, betas=(0.9, 0.95), eps=1e-8, **({"fused": True} if cuda else {}))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     flops_per_token = 6.0 * params + 12.0 * a.layers * a.context * a.dim
     print(f"torch_gpt: {a.arch}, {params} parameters ({a.layers} layers, {a.dim} wide, {a.heads} heads), "
           f"{size} bytes of text ({size - split} held out), context {a.context}, batch {a.batch}, "

@@ -2,9 +2,10 @@
 # Everything a session with a lent GPU runs, in one call: builds nabla with
 # CUDA for the GPU's architecture, runs the whole test suite (every op case
 # on CUDA included), then the CUDA benchmarks beside PyTorch (core ops,
-# convolutions and BatchNorm in f32 and bf16 at batch 64 and 256) and the
-# CNN example beside its PyTorch twin, and writes the logs and comparison
-# tables to the output folder. --quick shortens every part.
+# convolutions and BatchNorm in f32 and bf16 at batch 64 and 256), the
+# CNN example and the GPT example (the GPT-2 small shape: 12 layers, 768
+# wide, 12 heads, context 1024) beside their PyTorch twins, and writes the
+# logs and comparison tables to the output folder. --quick shortens every part.
 #
 #   benchmarks/gpu/run.sh [OUT_DIR] [--quick]    # OUT_DIR defaults to $OUT, else gpu-out/
 #
@@ -84,4 +85,10 @@ build-gpu/examples/train_cnn --device cuda --epochs $epochs --csv "$out/train_cn
     >"$out/train_cnn.log" 2>&1 || status=1
 python3 benchmarks/torch_cnn.py --device cuda --epochs $epochs >"$out/torch_cnn.log" 2>&1 || status=1
 grep -h "test accuracy\|test_accuracy" "$out/train_cnn.log" "$out/torch_cnn.log"
+
+gpt="--layers 12 --dim 768 --heads 12 --context 1024 --batch 8 --steps 300 --eval-every 100"
+[ -n "$quick" ] && gpt="--layers 12 --dim 768 --heads 12 --context 1024 --batch 8 --steps 30 --eval-every 30"
+build-gpu/examples/train_gpt --device cuda $gpt --sample 200 >"$out/train_gpt.log" 2>&1 || status=1
+python3 benchmarks/torch_gpt.py --device cuda $gpt >"$out/torch_gpt.log" 2>&1 || status=1
+grep -h "^done" "$out/train_gpt.log" "$out/torch_gpt.log"
 exit $status
