@@ -53,7 +53,11 @@ int main(int argc, char **argv) {
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
-    if (repeats < 1 || repeats > 50) repeats = 3;
+    if (max_seq < 256 || repeats < 1 || repeats > 50) {
+        fprintf(stderr, "bench_attention: needs --max-seq >= 256 and --repeats in [1, 50], got %lld and %d\n",
+                (long long)max_seq, repeats);
+        return 2;
+    }
     nb_generator *gen = nb_generator_create(1);
     const char *names[2] = {"composed", "fused"};
     attention_fn fns[2] = {nb_attention_composed, nb_flash_attention};

@@ -3,18 +3,10 @@
  *
  *   fit_mlp [--steps N] [--lr RATE] [--seed S]
  */
-#include <nabla/nabla.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#define EXAMPLE_NAME "fit_mlp"
+#include "example.h"
 
-#define CHECK(expr)                                                     \
-    do {                                                                \
-        if (!(expr)) {                                                  \
-            fprintf(stderr, "fit_mlp: %s\n", nb_last_error());          \
-            exit(1);                                                    \
-        }                                                               \
-    } while (0)
+#include <string.h>
 
 enum { SAMPLES = 512, FEATURES = 4, HIDDEN = 64 };
 

@@ -12,21 +12,11 @@
  *   train_cnn [--device cpu|cuda] [--epochs N] [--batch N] [--lr RATE] [--seed S]
  *             [--data DIR] [--csv PATH] [--limit N] [--help]
  */
-#define _POSIX_C_SOURCE 199309L
-#include <nabla/nabla.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
+#define EXAMPLE_NAME "train_cnn"
+#include "example.h"
 
-#define CHECK(expr)                                                  \
-    do {                                                             \
-        if (!(expr)) {                                               \
-            fprintf(stderr, "\ntrain_cnn: %s\n", nb_last_error());   \
-            exit(1);                                                 \
-        }                                                            \
-    } while (0)
+#include <string.h>
+#include <unistd.h>
 
 typedef struct options {
     nb_device device;
@@ -84,12 +74,6 @@ static options parse(int argc, char **argv) {
         exit(2);
     }
     return o;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* One statement per layer: the weights draw from gen in this order (the

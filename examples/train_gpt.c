@@ -13,22 +13,12 @@
  *             [--steps N] [--lr RATE] [--dtype f32|bf16] [--eval-every N]
  *             [--sample N] [--temperature T] [--top-k K] [--seed S] [--help]
  */
-#define _POSIX_C_SOURCE 200809L
-#include <math.h>
-#include <nabla/nabla.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
+#define EXAMPLE_NAME "train_gpt"
+#include "example.h"
 
-#define CHECK(expr)                                                  \
-    do {                                                             \
-        if (!(expr)) {                                               \
-            fprintf(stderr, "\ntrain_gpt: %s\n", nb_last_error());   \
-            exit(1);                                                 \
-        }                                                            \
-    } while (0)
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
 
 #define VOCAB 256 /* bytes */
 
@@ -118,12 +108,6 @@ static options parse(int argc, char **argv) {
     return o;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* The bytes of the text: the file, or bible's output. */
 static unsigned char *read_text(const options *o, int64_t *size) {
     const char *path = o->text ? o->text : getenv("NABLA_TEXT");
@@ -137,11 +121,17 @@ static unsigned char *read_text(const options *o, int64_t *size) {
     unsigned char *bytes = malloc(capacity);
     while (bytes && (got = fread(bytes + used, 1, capacity - used, in)) > 0) {
         used += got;
-        if (used == capacity) bytes = realloc(bytes, capacity *= 2);
+        unsigned char *grown = used == capacity ? realloc(bytes, capacity *= 2) : bytes;
+        if (!grown) free(bytes);
+        bytes = grown;
     }
     if (path && *path) fclose(in);
     else pclose(in);
-    if (!bytes || used < 1000) {
+    if (!bytes) {
+        fprintf(stderr, "train_gpt: out of host memory reading the text\n");
+        exit(1);
+    }
+    if (used < 1000) {
         fprintf(stderr, "train_gpt: the text has %zu bytes; it needs at least 1000\n", used);
         exit(1);
     }
@@ -300,9 +290,14 @@ int main(int argc, char **argv) {
     nb_module *gpt = nb_nn_gpt(&config, o.dtype, o.device, gen);
     CHECK(gpt);
     /* AdamW with decay on the matrices, none on gains, biases and positions of norms */
-    nb_named_tensor named[512];
-    int n = nb_module_parameters(gpt, named, 512);
-    nb_tensor *all[512], *matrices[512], *vectors[512];
+    int n = nb_module_parameters(gpt, NULL, 0);
+    nb_named_tensor *named = malloc(sizeof *named * (size_t)n);
+    nb_tensor **all = malloc(sizeof *all * (size_t)n * 3), **matrices = all + n, **vectors = all + 2 * n;
+    if (!named || !all) {
+        fprintf(stderr, "train_gpt: out of host memory listing %d parameters\n", n);
+        return 1;
+    }
+    nb_module_parameters(gpt, named, n);
     int n_matrices = 0, n_vectors = 0;
     int64_t count = 0;
     for (int i = 0; i < n; i++) {
@@ -370,6 +365,8 @@ int main(int argc, char **argv) {
     if (o.sample > 0) generate(gpt, "And God said", &o, gen);
     free(starts);
     free(bytes);
+    free(named);
+    free(all);
     nb_optimizer_free(decayed);
     nb_optimizer_free(plain);
     nb_module_free(gpt);

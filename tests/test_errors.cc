@@ -252,6 +252,12 @@ TEST(Errors, Attention) {
     ASSERT_EQ(nb_set_requires_grad(learned, true), NB_OK);
     EXPECT_FAILS(nb_flash_attention(q, k, v, learned, false, 0, 0, nullptr), NB_ERR_UNSUPPORTED,
                  "the fused kernel gives the mask no gradient");
+    T x = ones((const int64_t[]){2, 5, 8}, 3);
+    EXPECT_FAILS(nb_attention_forward(nullptr, x, nullptr), NB_ERR_INVALID,
+                 "nb_attention_forward: needs a MultiheadAttention module, got NULL");
+    nb_module *linear = nb_nn_linear(8, 8, false, NB_F32, nb_cpu(), nullptr);
+    EXPECT_FAILS(nb_attention_forward(linear, x, nullptr), NB_ERR_INVALID, "got Linear");
+    nb_module_free(linear);
 }
 
 TEST(Errors, CnnPath) {

@@ -133,8 +133,9 @@ typedef struct nb_transformer_config {
     double eps;      /* 0: 1e-5 */
 } nb_transformer_config;
 
-/* A pre-norm decoder block: x + attn(norm1(x)), then h + mlp(norm2(h)), the
- * MLP "mlp" a Sequential of fc1, activation, fc2. */
+/* A pre-norm decoder block: x + drop(attn(norm1(x))), then
+ * h + drop(mlp(norm2(h))), the MLP "mlp" a Sequential of fc1, activation,
+ * fc2 and "drop" a Dropout of config->dropout. */
 nb_module *nb_nn_transformer_block(const nb_transformer_config *config, nb_dtype dtype,
                                    nb_device device, nb_generator *gen);
 

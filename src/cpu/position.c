@@ -27,11 +27,13 @@ nb_status nb__cpu_rope(const nb_op_args *args) {
     int64_t rows = nb_numel(x) / dim;
     size_t size = nb__dtype_size(x->dtype);
     double *table = angle_table(seq, half, &args->attrs);
-    bool failed = !table;
+    NB_CHECK(table, NB_ERR_OOM, "nb_rope: out of host memory for the angles of x %s",
+             nb__tensor_shape_str(x));
+    bool failed = false;
 #pragma omp parallel reduction(|| : failed) if (rows * dim >= NB_CPU_PARALLEL_MIN)
     {
         double *row = malloc(sizeof(double) * (size_t)dim);
-        failed = failed || !row;
+        failed = !row;
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             if (failed) continue;
@@ -47,7 +49,7 @@ nb_status nb__cpu_rope(const nb_op_args *args) {
         free(row);
     }
     free(table);
-    NB_CHECK(!failed, NB_ERR_OOM, "nb_rope: out of host memory for the angles of x %s",
+    NB_CHECK(!failed, NB_ERR_OOM, "nb_rope: out of host memory for the rows of x %s",
              nb__tensor_shape_str(x));
     return NB_OK;
 }

@@ -1,7 +1,7 @@
 /* Transformer layers: Embedding, MultiheadAttention (GQA, RoPE, a KV cache
  * for decoding), the pre-norm decoder block and a GPT built from them. */
 #include <math.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn.h"
@@ -68,6 +68,11 @@ static nb_status check_cache(const nb_module *m, const nb_tensor *x) {
 }
 
 nb_tensor *nb_attention_forward(nb_module *m, const nb_tensor *x, const nb_tensor *mask) {
+    if (!m || strcmp(m->type, "MultiheadAttention") != 0) {
+        nb__error(NB_ERR_INVALID, "nb_attention_forward: needs a MultiheadAttention module, got %s",
+                  m ? m->type : "NULL");
+        return NULL;
+    }
     const nb_attention_config *c = &m->config.attention;
     if (!x || x->ndim != 3 || x->shape[2] != c->dim) {
         nb__error(NB_ERR_SHAPE, "nb_attention_forward: needs x [B, S, %lld], got %s",
@@ -137,9 +142,14 @@ static nb_status set_cache(nb_module *m, int64_t batch, int64_t capacity) {
     if (capacity == 0) return NB_OK;
     const nb_tensor *w = nb__module_param(child(m, "qkv"), "weight");
     int64_t shape[4] = {batch, m->config.attention.kv_heads, capacity, head_dim(&m->config.attention)};
-    m->cache.k = nb_zeros(4, shape, w->dtype, w->storage->device);
-    m->cache.v = nb_zeros(4, shape, w->dtype, w->storage->device);
-    return m->cache.k && m->cache.v ? NB_OK : nb_last_status();
+    nb_tensor *k = nb_zeros(4, shape, w->dtype, w->storage->device);
+    nb_tensor *v = k ? nb_zeros(4, shape, w->dtype, w->storage->device) : NULL;
+    if (!v) { /* no half cache: the forward reads both or neither */
+        nb_release(k);
+        return nb_last_status();
+    }
+    m->cache = (nb_kv_cache){k, v, 0};
+    return NB_OK;
 }
 
 nb_status nb_module_set_kv_cache(nb_module *m, int64_t batch, int64_t capacity) {
@@ -151,15 +161,11 @@ nb_status nb_module_set_kv_cache(nb_module *m, int64_t batch, int64_t capacity) 
 
 /* ---- the decoder block ---- */
 
+/* x + drop(branch(norm(x))). */
 static nb_tensor *residual(nb_scratch *s, nb_module *block, const nb_tensor *x, const char *norm,
                            const char *branch) {
     nb_tensor *h = K(nb_module_forward(child(block, branch), K(nb_module_forward(child(block, norm), x))));
-    double p = block->config.p;
-    if (p > 0 && block->training && h) {
-        nb_tensor *keep = K(nb_bernoulli(h->ndim, h->shape, 1 - p, h->dtype, h->storage->device, block->config.gen));
-        h = K(nb_mul(h, K(nb_mul(keep, K(nb__scalar_like(h, 1 / (1 - p)))))));
-    }
-    return K(nb_add(x, h));
+    return K(nb_add(x, K(nb_module_forward(child(block, "drop"), h))));
 }
 
 static nb_tensor *block_forward(nb_module *m, const nb_tensor *x) {
@@ -190,20 +196,19 @@ nb_module *nb_nn_transformer_block(const nb_transformer_config *config, nb_dtype
     const nb_transformer_config *c = config;
     int64_t dim = c->attention.dim, hidden = mlp_width(c);
     /* one statement each: the weights draw from gen in this order */
-    nb_module *parts[4], *mlp[3];
+    nb_module *parts[5], *mlp[3];
     parts[0] = row_norm(c, dtype, device);
     parts[1] = nb_nn_multihead_attention(&c->attention, dtype, device, gen);
     parts[2] = row_norm(c, dtype, device);
     mlp[0] = nb_nn_linear(dim, c->swiglu ? 2 * hidden : hidden, c->attention.bias, dtype, device, gen);
     mlp[1] = nb_nn_activation(c->swiglu ? NB_ACT_SWIGLU : NB_ACT_GELU_TANH);
     mlp[2] = nb_nn_linear(hidden, dim, c->attention.bias, dtype, device, gen);
-    const char *mlp_names[3] = {"fc1", "act", "fc2"}, *names[4] = {"norm1", "attn", "norm2", "mlp"};
+    const char *mlp_names[3] = {"fc1", "act", "fc2"};
+    const char *names[5] = {"norm1", "attn", "norm2", "mlp", "drop"};
     parts[3] = nb__sequential_named("MLP", 3, mlp, mlp_names);
-    nb_module *m = nb__sequential_named("TransformerBlock", 4, parts, names);
-    if (!m) return NULL;
-    m->forward = block_forward;
-    m->config.p = c->dropout;
-    m->config.gen = gen;
+    parts[4] = nb_nn_dropout(c->dropout, gen);
+    nb_module *m = nb__sequential_named("TransformerBlock", 5, parts, names);
+    if (m) m->forward = block_forward;
     return m;
 }
 
@@ -243,17 +248,20 @@ static nb_tensor *gpt_forward(nb_module *m, const nb_tensor *tokens) {
 
 /* GPT-2's initialization over every matrix of m. */
 static nb_status init_gpt(nb_module *m, int layers, nb_generator *gen) {
-    nb_named_tensor params[512];
-    int n = nb_module_parameters(m, params, 512);
-    NB_CHECK(n <= 512, NB_ERR_INVALID, "nb_nn_gpt: %d parameters, at most 512", n);
-    for (int i = 0; i < n; i++) {
+    int n = nb_module_parameters(m, NULL, 0);
+    nb_named_tensor *params = malloc(sizeof *params * (size_t)n);
+    NB_CHECK(params, NB_ERR_OOM, "nb_nn_gpt: out of host memory listing %d parameters", n);
+    nb_module_parameters(m, params, n);
+    nb_status status = NB_OK;
+    for (int i = 0; i < n && status == NB_OK; i++) {
         nb_tensor *t = params[i].tensor;
         const char *name = params[i].name;
         bool residual_out = strstr(name, "attn.out.weight") || strstr(name, "mlp.fc2.weight");
         if (t->ndim == 2)
-            NB_TRY(nb_init_normal(t, 0, residual_out ? 0.02 / sqrt(2.0 * layers) : 0.02, gen));
+            status = nb_init_normal(t, 0, residual_out ? 0.02 / sqrt(2.0 * layers) : 0.02, gen);
     }
-    return NB_OK;
+    free(params);
+    return status;
 }
 
 nb_module *nb_nn_gpt(const nb_gpt_config *config, nb_dtype dtype, nb_device device,

@@ -61,7 +61,8 @@ nb_tensor *nb_sinusoidal_positions(int64_t seq, int64_t dim, double base, nb_dty
     /* angles in f64 (positions times frequencies), then cast */
     nb_tensor *positions = K(nb_reshape(K(nb_arange(0, (double)seq, 1, NB_F64, device)), 2, column));
     nb_tensor *exponents = K(nb_arange(0, (double)dim, 2, NB_F64, device));
-    nb_tensor *freqs = K(nb_exp(K(nb_mul(exponents, K(nb_full(0, NULL, -log(base) / (double)(dim ? dim : 1), NB_F64, device))))));
+    nb_tensor *rate = K(nb_scalar(-log(base) / (double)(dim ? dim : 1), NB_F64, device));
+    nb_tensor *freqs = K(nb_exp(K(nb_mul(exponents, rate))));
     nb_tensor *angles = K(nb_mul(positions, freqs));
     const nb_tensor *pair[2] = {K(nb_sin(angles)), K(nb_cos(angles))};
     nb_tensor *interleaved = s->status == NB_OK ? K(nb_stack(2, pair, 2)) : NULL;
