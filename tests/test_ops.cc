@@ -1090,18 +1090,26 @@ void attention_cases() {
         {{2, 2, 5, 4}, {2, 2, 7, 4}, {2, 2, 7, 3}},
         {{1, 2, 7, 4}, {1, 2, 5, 4}, {1, 2, 5, 4}},
         {{1, 2, 130, 4}, {1, 1, 130, 4}, {1, 1, 130, 4}}};
+    // head dims 64 and 128, which the CUDA kernel takes (compared with the
+    // reference in every dtype, too large for finite differences)
+    const std::vector<std::vector<Shape>> wide = {
+        {{1, 2, 70, 64}, {1, 1, 131, 64}, {1, 1, 131, 64}},
+        {{2, 2, 33, 128}, {2, 2, 20, 128}, {2, 2, 20, 128}}};
+    const std::vector<std::vector<Shape>> wide_masked = {
+        {{1, 2, 70, 64}, {1, 1, 131, 64}, {1, 1, 131, 64}, {70, 131}},
+        {{2, 2, 33, 128}, {2, 2, 20, 128}, {2, 2, 20, 128}, {2, 1, 1, 20}}};
     struct Kind {
         std::string name;
         AttentionConfig cfg;
-        const std::vector<std::vector<Shape>> *shapes;
+        const std::vector<std::vector<Shape>> *shapes, *wide_shapes;
     };
-    const std::vector<Kind> kinds = {{"", {0, false, 0}, &plain},
-                                     {"_bool_mask", {1, false, 0}, &masked},
-                                     {"_additive_mask", {2, false, 0}, &masked},
-                                     {"_causal", {0, true, 0}, &causal},
-                                     {"_causal_masked", {1, true, 0}, &masked},
-                                     {"_dropout", {0, false, 0.3}, &plain},
-                                     {"_causal_dropout", {2, true, 0.25}, &masked}};
+    const std::vector<Kind> kinds = {{"", {0, false, 0}, &plain, &wide},
+                                     {"_bool_mask", {1, false, 0}, &masked, &wide_masked},
+                                     {"_additive_mask", {2, false, 0}, &masked, &wide_masked},
+                                     {"_causal", {0, true, 0}, &causal, &wide},
+                                     {"_causal_masked", {1, true, 0}, &masked, &wide_masked},
+                                     {"_dropout", {0, false, 0.3}, &plain, &wide},
+                                     {"_causal_dropout", {2, true, 0.25}, &masked, &wide_masked}};
     const Input Q = F(-1.5, 1.5);
     for (const Kind &kind : kinds) {
         AttentionConfig cfg = kind.cfg;
@@ -1112,29 +1120,35 @@ void attention_cases() {
              FLOATS, [cfg](const Tensors &t) { return run_attention(nb_attention_composed, t, cfg); },
              ref, true, 2});
         // the fused kernel where the device has one, else the composed ops
-        add({NB_OP_FLASH_ATTENTION, "attention" + kind.name, inputs, *kind.shapes, FLOATS,
-             [cfg](const Tensors &t) { return run_attention(nb_scaled_dot_product_attention, t, cfg); },
-             ref, true, 2});
+        auto fused = [cfg](const Tensors &t) { return run_attention(nb_scaled_dot_product_attention, t, cfg); };
+        add({NB_OP_FLASH_ATTENTION, "attention" + kind.name, inputs, *kind.shapes, FLOATS, fused, ref, true, 2});
+        add({NB_OP_FLASH_ATTENTION, "attention_wide" + kind.name, inputs, *kind.wide_shapes, FLOATS, fused,
+             ref, false, 2});
         // the backward through autograd with an incoming gradient (the last input)
-        std::vector<std::vector<Shape>> with_grad = *kind.shapes;
-        for (auto &v : with_grad) v.push_back({v[0][0], v[0][1], v[0][2], v[2][3]});
+        auto with_grad = [](std::vector<std::vector<Shape>> variants) {
+            for (auto &v : variants) v.push_back({v[0][0], v[0][1], v[0][2], v[2][3]});
+            return variants;
+        };
         inputs.push_back(Q);
-        add({NB_OP_FLASH_ATTENTION_BACKWARD, "attention_backward" + kind.name, inputs, with_grad, FLOATS,
-             [cfg](const Tensors &t) -> nb_tensor * {
-                 T q(nb_detach(t[0])), k(nb_detach(t[1])), v(nb_detach(t[2]));
-                 for (nb_tensor *leaf : {q.t, k.t, v.t})
-                     if (!leaf || nb_set_requires_grad(leaf, true) != NB_OK) return nullptr;
-                 Tensors args = {q.t, k.t, v.t};
-                 if (cfg.mask) args.push_back(t[3]);
-                 T y(run_attention(nb_scaled_dot_product_attention, args, cfg));
-                 if (!y.t || nb_backward(y, t.back(), false) != NB_OK) return nullptr;
-                 int64_t flat = -1;
-                 T dq(nb_grad(q)), dk(nb_grad(k)), dv(nb_grad(v));
-                 T parts[3] = {T(nb_reshape(dq, 1, &flat)), T(nb_reshape(dk, 1, &flat)), T(nb_reshape(dv, 1, &flat))};
-                 const nb_tensor *all[3] = {parts[0].t, parts[1].t, parts[2].t};
-                 return nb_cat(3, all, 0);
-             },
-             [cfg](const std::vector<Host> &h) { return attention_ref(h, cfg, &h.back()); }, false, 3});
+        auto backward = [cfg](const Tensors &t) -> nb_tensor * {
+            T q(nb_detach(t[0])), k(nb_detach(t[1])), v(nb_detach(t[2]));
+            for (nb_tensor *leaf : {q.t, k.t, v.t})
+                if (!leaf || nb_set_requires_grad(leaf, true) != NB_OK) return nullptr;
+            Tensors args = {q.t, k.t, v.t};
+            if (cfg.mask) args.push_back(t[3]);
+            T y(run_attention(nb_scaled_dot_product_attention, args, cfg));
+            if (!y.t || nb_backward(y, t.back(), false) != NB_OK) return nullptr;
+            int64_t flat = -1;
+            T dq(nb_grad(q)), dk(nb_grad(k)), dv(nb_grad(v));
+            T parts[3] = {T(nb_reshape(dq, 1, &flat)), T(nb_reshape(dk, 1, &flat)), T(nb_reshape(dv, 1, &flat))};
+            const nb_tensor *all[3] = {parts[0].t, parts[1].t, parts[2].t};
+            return nb_cat(3, all, 0);
+        };
+        auto backward_ref = [cfg](const std::vector<Host> &h) { return attention_ref(h, cfg, &h.back()); };
+        add({NB_OP_FLASH_ATTENTION_BACKWARD, "attention_backward" + kind.name, inputs,
+             with_grad(*kind.shapes), FLOATS, backward, backward_ref, false, 3});
+        add({NB_OP_FLASH_ATTENTION_BACKWARD, "attention_backward_wide" + kind.name, inputs,
+             with_grad(*kind.wide_shapes), FLOATS, backward, backward_ref, false, 3});
     }
 }
 

@@ -1,7 +1,8 @@
 // The transformer path: a decoder block against a float64 implementation
 // written here (outputs and gradients), the fused attention against the
-// composed one at sizes past several tiles, the KV-cache decode against the
-// full forward, and a short GPT training run whose loss must fall.
+// composed one at sizes past several tiles (and the CUDA kernel in f16 and
+// bf16 against float64), the KV-cache decode against the full forward, and
+// a short GPT training run whose loss must fall.
 #include <map>
 
 #include "harness.h"
@@ -262,6 +263,90 @@ TEST(Attention, LearnedMaskGetsAGradientThroughTheComposedPath) {
     double row_sums[3] = {0 + 1 + 2 + 3, 4 + 5 + 6 + 7, 8 + 9 + 10 + 11}, mean = (6.0 + 22 + 38) / 3;
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) EXPECT_NEAR(grad.v[i * 3 + j], (row_sums[j] - mean) / 3, 1e-5);
+}
+
+// ---- the CUDA kernel ----
+
+// The largest |a - b| over the largest |b|.
+double relative_error(const Host &a, const Host &b) {
+    double err = 0, scale = 0;
+    for (int64_t i = 0; i < b.numel(); i++) {
+        err = std::max(err, std::fabs(a.v[i] - b.v[i]));
+        scale = std::max(scale, std::fabs(b.v[i]));
+    }
+    return err / std::max(scale, 1e-30);
+}
+
+struct CudaAttentionCase {
+    Shape q, kv;
+    bool causal, padding;
+    double dropout;
+};
+
+// The fused CUDA kernel in f16 and bf16 against the composed attention in
+// float64 on the CPU from the same rounded inputs: output and the gradients
+// of q, k and v, at head dims 64 and 128, past several tiles.
+TEST(CudaAttention, FusedKernelMatchesFloat64) {
+    SKIP_WITHOUT_CUDA();
+    nb_cuda_properties props;
+    ASSERT_EQ(nb_cuda_get_properties(0, &props), NB_OK);
+    if (props.major < 8) GTEST_SKIP() << "the fused kernel needs compute capability 8.0, device has " << props.major;
+    const std::vector<CudaAttentionCase> cases = {
+        {{2, 4, 300, 64}, {2, 2, 333, 64}, false, true, 0},   // GQA, key padding, partial tiles
+        {{2, 4, 300, 128}, {2, 2, 333, 128}, true, false, 0}, // causal, Sq < Sk
+        {{1, 2, 200, 64}, {1, 2, 90, 64}, true, true, 0},     // causal, Sq > Sk: empty rows
+        {{1, 3, 150, 128}, {1, 1, 150, 128}, true, false, 0.2}, // MQA with dropout
+        {{2, 2, 1, 128}, {2, 2, 257, 128}, true, false, 0}};  // one decoded token
+    for (nb_dtype dtype : {NB_BF16, NB_F16})
+        for (const CudaAttentionCase &c : cases) {
+            std::string what = std::string(nb_dtype_name(dtype)) + " q " + shape_str(c.q) + " kv " +
+                               shape_str(c.kv) + (c.causal ? " causal" : "") +
+                               (c.padding ? " padded" : "") + (c.dropout > 0 ? " dropout" : "");
+            nb_generator *gen = nb_generator_create(17);
+            T q0(nb_normal(4, c.q.data(), 0, 1, dtype, nb_cpu(), gen));
+            T k0(nb_normal(4, c.kv.data(), 0, 1, dtype, nb_cpu(), gen));
+            T v0(nb_normal(4, c.kv.data(), 0, 1, dtype, nb_cpu(), gen));
+            T g0(nb_normal(4, c.q.data(), 0, 1, dtype, nb_cpu(), gen));
+            const int64_t pad[4] = {c.kv[0], 1, 1, c.kv[2]};
+            T u(nb_uniform(4, pad, 0, 1, NB_F32, nb_cpu(), gen)), cut(nb_full(0, nullptr, 0.2, NB_F32, nb_cpu()));
+            T keep(nb_gt(u, cut));
+            nb_generator_free(gen);
+            Host outs[2], grads[2][3];
+            for (int on_cuda = 0; on_cuda < 2; on_cuda++) {
+                nb_device device = on_cuda ? nb_cuda(0) : nb_cpu();
+                nb_dtype as = on_cuda ? dtype : NB_F64;
+                T tensors[5];
+                nb_tensor *from[5] = {q0, k0, v0, g0, keep};
+                for (int i = 0; i < 5; i++) {
+                    T cast(i < 4 ? nb_cast(from[i], as) : nb_retain(from[i]));
+                    tensors[i] = T(nb_to(cast, device));
+                    ASSERT_NE(tensors[i].t, nullptr) << nb_last_error();
+                }
+                for (int i = 0; i < 3; i++) ASSERT_EQ(nb_set_requires_grad(tensors[i], true), NB_OK);
+                nb_generator *drop = nb_generator_create(5);
+                const nb_tensor *mask = c.padding ? tensors[4].t : nullptr;
+                T y(on_cuda ? nb_flash_attention(tensors[0], tensors[1], tensors[2], mask, c.causal, c.dropout, 0, drop)
+                            : nb_attention_composed(tensors[0], tensors[1], tensors[2], mask, c.causal, c.dropout, 0, drop));
+                nb_generator_free(drop);
+                ASSERT_NE(y.t, nullptr) << what << ": " << nb_last_error();
+                ASSERT_EQ(nb_backward(y, tensors[3], false), NB_OK) << what << ": " << nb_last_error();
+                outs[on_cuda] = read_tensor(y);
+                for (int i = 0; i < 3; i++) {
+                    T grad(nb_grad(tensors[i]));
+                    ASSERT_NE(grad.t, nullptr) << what;
+                    grads[on_cuda][i] = read_tensor(grad);
+                }
+            }
+            // bf16 keeps 8 bits: the probabilities and dS round to about 4e-3
+            double limit = dtype == NB_BF16 ? 2e-2 : 4e-3;
+            double errors[4] = {relative_error(outs[1], outs[0]), relative_error(grads[1][0], grads[0][0]),
+                                relative_error(grads[1][1], grads[0][1]), relative_error(grads[1][2], grads[0][2])};
+            const char *names[4] = {"out", "dq", "dk", "dv"};
+            for (int i = 0; i < 4; i++) EXPECT_LT(errors[i], limit) << what << " " << names[i];
+            expect_close(outs[1], outs[0], dtype, 1, what + " out");
+            printf("[ cuda     ] %s: max error / max |ref|: out %.1e dq %.1e dk %.1e dv %.1e\n", what.c_str(),
+                   errors[0], errors[1], errors[2], errors[3]);
+        }
 }
 
 // ---- GPT ----

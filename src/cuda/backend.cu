@@ -29,6 +29,8 @@ static const nb_kernel *kernel_table(void) {
     UNARY_FLOAT(HARDSWISH), UNARY_FLOAT(GELU);
     k[NB_OP_GELU_BACKWARD] = {nb__cuda_gelu_backward, NB_FLOATS};
     k[NB_OP_ROPE] = {nb__cuda_rope, NB_FLOATS};
+    k[NB_OP_FLASH_ATTENTION] = {nb__cuda_attention, NB_DT(NB_F16) | NB_DT(NB_BF16)};
+    k[NB_OP_FLASH_ATTENTION_BACKWARD] = {nb__cuda_attention, NB_DT(NB_F16) | NB_DT(NB_BF16)};
     for (nb_op op : {NB_OP_LAYER_NORM, NB_OP_RMS_NORM, NB_OP_LAYER_NORM_BACKWARD, NB_OP_RMS_NORM_BACKWARD})
         k[op] = {nb__cuda_layer_norm, NB_FLOATS};
     BINARY(ADD), BINARY(SUB), BINARY(MUL), BINARY(POW), BINARY(MAXIMUM), BINARY(MINIMUM);

@@ -291,6 +291,7 @@ nb_status nb__cuda_copy(const nb_op_args *args);
 nb_status nb__cuda_unary(const nb_op_args *args);
 nb_status nb__cuda_gelu_backward(const nb_op_args *args);
 nb_status nb__cuda_rope(const nb_op_args *args);
+nb_status nb__cuda_attention(const nb_op_args *args); // flash_attention and its backward
 nb_status nb__cuda_layer_norm(const nb_op_args *args);
 nb_status nb__cuda_binary(const nb_op_args *args);
 nb_status nb__cuda_where(const nb_op_args *args);

@@ -128,6 +128,14 @@ static nb_tensor *composed(nb_scratch *s, const attention_call *c) {
 
 static nb_dtype lse_dtype(nb_dtype d) { return d == NB_F64 ? NB_F64 : NB_F32; }
 
+/* A kernel operand: contiguous and starting 16-byte aligned (the CUDA
+ * kernel copies rows in 16-byte pieces). */
+static nb_tensor *kernel_operand(nb_scratch *s, const nb_tensor *t) {
+    nb_tensor *c = K(nb_contiguous(t));
+    if (c && (uintptr_t)nb__data(c) % 16 != 0) c = K(nb_clone(c));
+    return c;
+}
+
 /* The kernel's mask: additive, in q's dtype, a view broadcast to the scores. */
 static nb_tensor *kernel_mask(nb_scratch *s, const attention_call *c) {
     if (!c->mask || s->status != NB_OK) return NULL;
@@ -142,13 +150,13 @@ static nb_tensor *kernel_mask(nb_scratch *s, const attention_call *c) {
 static nb_status flash_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
                                 nb_tensor **grads) {
     nb_scratch scratch = {0}, *s = &scratch;
-    const nb_tensor *q = K(nb_contiguous(node->inputs[0])), *k = K(nb_contiguous(node->inputs[1]));
-    const nb_tensor *v = K(nb_contiguous(node->inputs[2]));
+    const nb_tensor *q = kernel_operand(s, node->inputs[0]), *k = kernel_operand(s, node->inputs[1]);
+    const nb_tensor *v = kernel_operand(s, node->inputs[2]);
     if (s->status != NB_OK) return nb__scratch_finish(s, NULL, NULL);
     nb_device device = q->storage->device;
     nb_tensor *dk = K(nb_zeros(4, k->shape, k->dtype, device));
     nb_tensor *dv = K(nb_zeros(4, v->shape, v->dtype, device)), *dq = NULL;
-    nb_tensor *dout = K(nb_contiguous(g));
+    nb_tensor *dout = kernel_operand(s, g);
     if (s->status == NB_OK) {
         nb_op_args args = {.op = NB_OP_FLASH_ATTENTION_BACKWARD, .dtype = q->dtype,
                            .in = {dout, q, k, v, node->inputs[3], node->inputs[4], node->inputs[5], dk, dv},
@@ -162,11 +170,20 @@ static nb_status flash_backward(const nb_node *node, const nb_tensor *g, const b
     return nb__scratch_finish(s, NULL, NULL);
 }
 
+/* The CUDA kernel: tensor cores of compute capability 8.0 and up, head
+ * dims 64 and 128; other shapes compose ops. */
+static bool cuda_kernel_fits(const attention_call *c) {
+    nb_cuda_properties props;
+    int64_t d = c->q->shape[3];
+    return d == c->v->shape[3] && (d == 64 || d == 128) &&
+           nb_cuda_get_properties(c->q->storage->device.index, &props) == NB_OK && props.major >= 8;
+}
+
 static bool has_fused_kernel(const attention_call *c) {
     return nb__has_kernel(c->q->storage->device, NB_OP_FLASH_ATTENTION, c->q->dtype) &&
-           (c->q->storage->device.type == NB_DEVICE_CPU ||
-            (c->q->shape[3] == c->v->shape[3] && (c->q->shape[3] == 64 || c->q->shape[3] == 128)));
+           (c->q->storage->device.type == NB_DEVICE_CPU || cuda_kernel_fits(c));
 }
+
 
 static nb_tensor *fused(nb_scratch *s, const attention_call *c) {
     const char *fn = "nb_flash_attention";
@@ -185,7 +202,7 @@ static nb_tensor *fused(nb_scratch *s, const attention_call *c) {
         return K(NULL);
     }
     bool was = nb_set_grad_enabled(false); /* the kernel's inputs, not part of the graph */
-    nb_tensor *q = K(nb_contiguous(q0)), *k = K(nb_contiguous(c->k)), *v = K(nb_contiguous(c->v));
+    nb_tensor *q = kernel_operand(s, q0), *k = kernel_operand(s, c->k), *v = kernel_operand(s, c->v);
     nb_tensor *mask = kernel_mask(s, c);
     nb_set_grad_enabled(was);
     int64_t b = q0->shape[0], hq = q0->shape[1], sq = q0->shape[2], sk = c->k->shape[2];
