@@ -6,6 +6,10 @@
  *   softmax     along the rows of 8192 x 8192, f32 and bf16
  *   matmul      n^3 for n in 4096, 8192: bf16, f16, f32 and f32 with TF32
  *   bmm         [64, 1024, 1024] @ [64, 1024, 64], bf16
+ *   layer_norm, rms_norm  over the rows of [16384, 4096] (weights and, for
+ *               LayerNorm, a bias), f32 and bf16: the forward ("fwd", x read
+ *               and y written) and forward+backward ("fwd_bwd", also g and x
+ *               read and dx written; the weight gradients are not counted)
  * Bandwidth counts bytes read plus bytes written. Each figure is the median
  * of --repeat timings (CUDA events around --iters calls) after a warm-up.
  *
@@ -73,13 +77,35 @@ static nb_tensor *op_mul(nb_tensor *const *in) { return nb_mul(in[0], in[1]); }
 static nb_tensor *op_softmax(nb_tensor *const *in) { return nb_softmax(in[0], -1); }
 static nb_tensor *op_matmul(nb_tensor *const *in) { return nb_matmul(in[0], in[1]); }
 
+/* The norms: in = x, weight, bias (NULL for RMSNorm), g. */
+static nb_tensor *norm_forward(nb_tensor *const *in) {
+    return in[2] ? nb_layer_norm(in[0], 1, in[1], in[2], 1e-5) : nb_rms_norm(in[0], 1, in[1], 1e-6);
+}
+
+static nb_tensor *norm_train(nb_tensor *const *in) {
+    nb_tensor *y = norm_forward(in);
+    if (!y || nb_backward(y, in[3], false) != NB_OK) {
+        nb_release(y);
+        return NULL;
+    }
+    for (int i = 0; i < 3; i++)
+        if (in[i]) nb_zero_grad(in[i]);
+    return y;
+}
+
+static void report_bandwidth_pass(const char *name, const char *pass, const char *dtype,
+                                  const char *shape, double ms, double bytes, double ceiling_gbs) {
+    double gbs = bytes / ms * 1e-6;
+    printf("{\"impl\": \"nabla\", \"bench\": \"%s\", %s%s%s\"dtype\": \"%s\", \"shape\": \"%s\", "
+           "\"ms\": %.4f, \"GB/s\": %.1f, \"of_copy\": %.3f}\n",
+           name, pass ? "\"pass\": \"" : "", pass ? pass : "", pass ? "\", " : "", dtype, shape, ms,
+           gbs, ceiling_gbs > 0 ? gbs / ceiling_gbs : 1.0);
+    fflush(stdout);
+}
+
 static void report_bandwidth(const char *name, const char *dtype, const char *shape, double ms,
                              double bytes, double ceiling_gbs) {
-    double gbs = bytes / ms * 1e-6;
-    printf("{\"impl\": \"nabla\", \"bench\": \"%s\", \"dtype\": \"%s\", \"shape\": \"%s\", "
-           "\"ms\": %.4f, \"GB/s\": %.1f, \"of_copy\": %.3f}\n",
-           name, dtype, shape, ms, gbs, ceiling_gbs > 0 ? gbs / ceiling_gbs : 1.0);
-    fflush(stdout);
+    report_bandwidth_pass(name, NULL, dtype, shape, ms, bytes, ceiling_gbs);
 }
 
 static void report_flops(const char *name, const char *dtype, const char *shape, double ms,
@@ -141,6 +167,28 @@ static void bench_softmax(int64_t side, double ceiling) {
     }
 }
 
+static void bench_norms(int64_t rows, int64_t width, double ceiling) {
+    int64_t shape[2] = {rows, width};
+    const nb_dtype dtypes[2] = {NB_F32, NB_BF16};
+    char name[32];
+    snprintf(name, sizeof name, "%lldx%lld", (long long)rows, (long long)width);
+    for (int i = 0; i < 2; i++)
+        for (int layer = 1; layer >= 0; layer--) {
+            nb_tensor *in[4] = {random_tensor(2, shape, dtypes[i]), random_tensor(1, &width, dtypes[i]),
+                                layer ? random_tensor(1, &width, dtypes[i]) : NULL,
+                                random_tensor(2, shape, dtypes[i])};
+            double tensor = (double)(rows * width) * (double)nb_dtype_size(dtypes[i]);
+            const char *bench = layer ? "layer_norm" : "rms_norm";
+            report_bandwidth_pass(bench, "fwd", nb_dtype_name(dtypes[i]), name,
+                                  time_op(norm_forward, in), 2 * tensor, ceiling);
+            for (int t = 0; t < 3; t++)
+                if (in[t] && nb_set_requires_grad(in[t], true)) die("nb_set_requires_grad");
+            report_bandwidth_pass(bench, "fwd_bwd", nb_dtype_name(dtypes[i]), name,
+                                  time_op(norm_train, in), 5 * tensor, ceiling);
+            for (int t = 0; t < 4; t++) nb_release(in[t]);
+        }
+}
+
 static void bench_matmul(int64_t n, nb_dtype dtype, bool tf32) {
     int64_t shape[2] = {n, n};
     nb_tensor *in[2] = {random_tensor(2, shape, dtype), random_tensor(2, shape, dtype)};
@@ -195,6 +243,7 @@ int main(int argc, char **argv) {
     double ceiling = bench_copy(elements);
     bench_elementwise(elements, ceiling);
     bench_softmax(quick ? 4096 : 8192, ceiling);
+    bench_norms(quick ? 4096 : 16384, 4096, ceiling);
     const int64_t sizes[2] = {quick ? 2048 : 4096, quick ? 2048 : 8192};
     for (int s = 0; s < (quick ? 1 : 2); s++) {
         bench_matmul(sizes[s], NB_BF16, false);

@@ -28,11 +28,36 @@ def emit(**fields):
     print(json.dumps({"impl": "torch", **fields}), flush=True)
 
 
-def bandwidth(bench, dtype, shape, ms, nbytes, ceiling):
+def bandwidth(bench, dtype, shape, ms, nbytes, ceiling, **extra):
     gbs = nbytes / ms * 1e-6
-    emit(bench=bench, dtype=dtype, shape=shape, ms=round(ms, 4), **{"GB/s": round(gbs, 1)},
+    emit(bench=bench, **extra, dtype=dtype, shape=shape, ms=round(ms, 4), **{"GB/s": round(gbs, 1)},
          of_copy=round(gbs / ceiling, 3) if ceiling else 1.0)
     return gbs
+
+
+def norms(rand, t, rows, width, ceiling):
+    """LayerNorm and RMSNorm over [rows, width]: forward, and forward+backward."""
+    F = torch.nn.functional
+    for name, dtype, size in (("f32", torch.float32, 4), ("bf16", torch.bfloat16, 2)):
+        for bench in ("layer_norm", "rms_norm") if hasattr(F, "rms_norm") else ("layer_norm",):
+            x, w, b, g = rand(rows, width, dtype=dtype), rand(width, dtype=dtype), rand(width, dtype=dtype), \
+                rand(rows, width, dtype=dtype)
+            if bench == "layer_norm":
+                fwd = lambda: F.layer_norm(x, (width,), w, b, 1e-5)
+            else:
+                fwd = lambda: F.rms_norm(x, (width,), w, 1e-6)
+            tensor = rows * width * size
+            shape = f"{rows}x{width}"
+            bandwidth(bench, name, shape, t(fwd), 2 * tensor, ceiling, **{"pass": "fwd"})
+            for p in (x, w, b):
+                p.requires_grad_(True)
+
+            def train():
+                fwd().backward(g)
+                x.grad = w.grad = b.grad = None
+
+            bandwidth(bench, name, shape, t(train), 5 * tensor, ceiling, **{"pass": "fwd_bwd"})
+            del x, w, b, g
 
 
 def flops(bench, dtype, shape, ms, count):
@@ -70,6 +95,7 @@ def main():
         m = rand(s, s, dtype=dtype)
         bandwidth("softmax", name, f"{s}x{s}", t(lambda: torch.softmax(m, -1)), 2 * s * s * size, ceiling)
         del m
+    norms(rand, t, 4096 if args.quick else 16384, 4096, ceiling)
     sizes = [2048] if args.quick else [4096, 8192]
     for size in sizes:
         for name, dtype, tf32 in (("bf16", torch.bfloat16, False), ("f16", torch.float16, False),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything a session with a lent GPU runs, in one call: builds nabla with
 # CUDA for the GPU's architecture, runs the whole test suite (every op case
-# on CUDA included), then the CUDA benchmarks beside PyTorch (core ops,
+# on CUDA included), then the CUDA benchmarks beside PyTorch (core ops with
+# LayerNorm and RMSNorm, fused attention against scaled_dot_product_attention,
 # convolutions and BatchNorm in f32 and bf16 at batch 64 and 256), the
 # CNN example and the GPT example (the GPT-2 small shape: 12 layers, 768
 # wide, 12 heads, context 1024) beside their PyTorch twins, and writes the
@@ -63,6 +64,15 @@ build-gpu/benchmarks/bench_cuda $quick >"$out/bench_nabla.jsonl" 2>"$out/bench_n
 python3 benchmarks/torch_ops.py $quick >"$out/bench_torch.jsonl" 2>"$out/bench_torch.err" || status=1
 python3 benchmarks/gpu/compare.py "$out/bench_nabla.jsonl" "$out/bench_torch.jsonl" \
     | tee "$out/compare.md"
+
+seq=8192
+[ -n "$quick" ] && seq=2048
+build-gpu/benchmarks/bench_attention --device cuda --max-seq $seq \
+    >"$out/attention_nabla.jsonl" 2>"$out/attention_nabla.err" || status=1
+python3 benchmarks/torch_attention.py --max-seq $seq \
+    >"$out/attention_torch.jsonl" 2>"$out/attention_torch.err" || status=1
+python3 benchmarks/gpu/compare.py "$out/attention_nabla.jsonl" "$out/attention_torch.jsonl" \
+    | tee "$out/attention.md"
 
 batches="64 256"
 [ -n "$quick" ] && batches="64"
