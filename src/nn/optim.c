@@ -1,5 +1,9 @@
 /* Optimizer objects over the fused update kernels of src/ops/optim.c,
- * gradient clipping and the warmup + cosine schedule. */
+ * gradient clipping and the warmup + cosine schedule. f16 and bf16
+ * parameters step through f32 master copies (llm.c's master weights): the
+ * update lands on the copy and the parameter is its rounding, so updates
+ * smaller than half a unit in the last place accumulate instead of being
+ * rounded away. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -12,6 +16,7 @@ struct nb_optimizer {
     int n;
     nb_tensor **params;
     nb_tensor **state1, **state2; /* momentum buffer or first moment; second moment */
+    nb_tensor **master;           /* f32 copies of f16 and bf16 parameters */
     double lr, momentum, beta1, beta2, eps, weight_decay;
     bool nesterov;
     int64_t steps;
@@ -37,8 +42,9 @@ static nb_optimizer *create(optimizer_kind kind, const char *fn, nb_tensor *cons
         opt->params = calloc(count, sizeof *opt->params);
         opt->state1 = calloc(count, sizeof *opt->state1);
         opt->state2 = calloc(count, sizeof *opt->state2);
+        opt->master = calloc(count, sizeof *opt->master);
     }
-    if (!opt || !opt->params || !opt->state1 || !opt->state2) {
+    if (!opt || !opt->params || !opt->state1 || !opt->state2 || !opt->master) {
         if (opt) nb_optimizer_free(opt);
         nb__error(NB_ERR_OOM, "%s: out of host memory for %d parameters", fn, n);
         return NULL;
@@ -100,21 +106,45 @@ static nb_status state(nb_tensor *param, nb_tensor **slot) {
     return nb__result(nb_zeros(param->ndim, param->shape, dtype, param->storage->device), slot);
 }
 
-static nb_status step_one(nb_optimizer *opt, int i, const nb_attrs *attrs) {
+static bool has_master(const nb_tensor *param) {
+    return param->dtype == NB_F16 || param->dtype == NB_BF16;
+}
+
+/* What the update kernel steps: the parameter, or its f32 master copy (made
+ * on the first step) with the gradient cast to f32 in *grad. */
+static nb_status update_target(nb_optimizer *opt, int i, nb_tensor **grad, nb_tensor **target) {
     nb_tensor *param = opt->params[i];
-    nb_tensor *grad = NULL;
-    NB_TRY(nb__result(nb_contiguous(param->grad), &grad));
-    nb_status status = NB_OK;
+    *target = param;
+    if (!has_master(param)) return NB_OK;
+    if (!opt->master[i]) NB_TRY(nb__result(nb_cast(param, NB_F32), &opt->master[i]));
+    nb_tensor *wide = NULL;
+    NB_TRY(nb__result(nb_cast(*grad, NB_F32), &wide));
+    nb_release(*grad);
+    *grad = wide;
+    *target = opt->master[i];
+    return NB_OK;
+}
+
+/* The update kernel of parameter i on target (the parameter or its master). */
+static nb_status update(nb_optimizer *opt, int i, nb_tensor *target, const nb_tensor *grad,
+                        const nb_attrs *attrs) {
     if (opt->kind == SGD) {
         nb_attrs a = *attrs;
         a.optim.first = !opt->state1[i];
-        if (opt->momentum > 0) status = state(param, &opt->state1[i]);
-        if (status == NB_OK) status = nb__sgd_step(param, grad, opt->state1[i], &a);
-    } else {
-        status = state(param, &opt->state1[i]);
-        if (status == NB_OK) status = state(param, &opt->state2[i]);
-        if (status == NB_OK) status = nb__adam_step(param, grad, opt->state1[i], opt->state2[i], attrs);
+        if (opt->momentum > 0) NB_TRY(state(target, &opt->state1[i]));
+        return nb__sgd_step(target, grad, opt->state1[i], &a);
     }
+    NB_TRY(state(target, &opt->state1[i]));
+    NB_TRY(state(target, &opt->state2[i]));
+    return nb__adam_step(target, grad, opt->state1[i], opt->state2[i], attrs);
+}
+
+static nb_status step_one(nb_optimizer *opt, int i, const nb_attrs *attrs) {
+    nb_tensor *grad = NULL, *target;
+    NB_TRY(nb__result(nb_contiguous(opt->params[i]->grad), &grad));
+    nb_status status = update_target(opt, i, &grad, &target);
+    if (status == NB_OK) status = update(opt, i, target, grad, attrs);
+    if (status == NB_OK && target != opt->params[i]) status = nb__copy_into(opt->params[i], target);
     nb_release(grad);
     return status;
 }
@@ -155,10 +185,12 @@ void nb_optimizer_free(nb_optimizer *opt) {
         nb_release(opt->params[i]);
         nb_release(opt->state1[i]);
         nb_release(opt->state2[i]);
+        nb_release(opt->master[i]);
     }
     free(opt->params);
     free(opt->state1);
     free(opt->state2);
+    free(opt->master);
     free(opt);
 }
 
