@@ -1,0 +1,503 @@
+// Fused attention on tensor cores (src/ops/attention.c has the formulas),
+// f16 and bf16 with f32 accumulation, head dims 64 and 128, compute
+// capability 8.0 and up: the FlashAttention-2 scheme (Dao, 2023).
+//
+// Every product is a warp's 16 rows against a tile in shared memory, on
+// mma.sync m16n8k16 with fragments loaded by ldmatrix (PTX ISA, "Warp-level
+// matrix fragments for mma.m16n8k16"). A thread holds, for each 8-column
+// slice nt of a 16-row tile, the accumulators c[nt][e] at row g + 8 (e / 2)
+// and column 8 nt + 2 t + e % 2, where g = lane / 4 and t = lane % 4; the
+// four threads of a quad share a row. Two accumulator slices of scores are
+// exactly the A fragment of the next product, so probabilities never leave
+// registers.
+//
+// Forward: a block takes 128 query rows (8 warps) and walks 64-key tiles,
+// loading the next K tile and the current V tile with cp.async while it
+// computes. Backward: delta = rowsum(dO * O) first; then one kernel per key
+// tile (64 keys, 4 warps) accumulates dK and dV over every query row of
+// the kv head's group, and one kernel per query tile accumulates dQ, so no
+// two blocks write the same gradient and the result is deterministic.
+// Shared tiles have rows of D + 8 elements: the 16-byte shift per row puts
+// the eight rows an ldmatrix reads in distinct banks.
+#pragma once
+
+#include "../core/philox.h"
+#include "cuda.cuh"
+
+namespace nb_flash {
+
+constexpr int KEY_TILE = 64;   // keys per tile in the forward and the dQ pass
+// query rows per tile in the dK/dV pass: 32 at head dim 128 keeps its dK
+// and dV accumulators and two score tiles within 255 registers
+template <int D> constexpr int QUERY_TILE = D == 128 ? 32 : 64;
+constexpr int FORWARD_WARPS = 8;
+constexpr int BACKWARD_WARPS = 4;
+
+struct attention_params {
+    const void *q, *k, *v, *mask, *dout, *o;
+    void *out, *dq, *dk, *dv;
+    float *lse, *delta;
+    int64_t mask_stride[4];
+    int heads, kv_heads, sq, sk;
+    float scale, dropout;
+    bool causal;
+    uint64_t seed, offset;
+};
+
+__device__ __forceinline__ int64_t kv_head_of(const attention_params &p, int64_t bh) {
+    return (bh / p.heads) * p.kv_heads + (bh % p.heads) / (p.heads / p.kv_heads);
+}
+
+// One past the last key that query rows up to i see (causal: bottom-right).
+__device__ __forceinline__ int key_end(const attention_params &p, int i) {
+    if (!p.causal) return p.sk;
+    int end = i + p.sk - p.sq + 1;
+    return end < 0 ? 0 : end < p.sk ? end : p.sk;
+}
+
+// ---- PTX wrappers (sm_80 and up; tests/attention_emulator.h runs the
+// same instructions on the CPU under NB_WARP_EMULATOR) ----
+
+__device__ __forceinline__ uint32_t shared_address(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+// 16 bytes from global to shared, or zeros when bytes is 0.
+__device__ __forceinline__ void copy16_async(void *dst, const void *src, int bytes) {
+#if defined(NB_WARP_EMULATOR)
+    nb_emu_copy16_async(dst, src, bytes);
+#elif __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)),
+                 "l"(src), "r"(bytes));
+#endif
+}
+
+__device__ __forceinline__ void commit_async() {
+#if defined(NB_WARP_EMULATOR)
+    nb_emu_commit_async();
+#elif __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+// Waits until at most pending of the committed groups are in flight.
+template <int pending> __device__ __forceinline__ void wait_async() {
+#if defined(NB_WARP_EMULATOR)
+    nb_emu_wait_async(pending);
+#elif __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory");
+#endif
+}
+
+template <bool transpose>
+__device__ __forceinline__ void load_matrices(uint32_t (&r)[4], const void *row_address) {
+#if defined(NB_WARP_EMULATOR)
+    nb_emu_ldmatrix(r, row_address, transpose);
+#elif __CUDA_ARCH__ >= 800
+    if constexpr (transpose)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(shared_address(row_address)));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(shared_address(row_address)));
+#endif
+}
+
+// c += a b for a 16x16 A fragment and a 16x8 B fragment (b0, b1).
+template <typename T>
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#if defined(NB_WARP_EMULATOR)
+    nb_emu_mma<T>(c, a, b0, b1);
+#elif __CUDA_ARCH__ >= 800
+    if constexpr (std::is_same<T, __half>::value)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                     "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                     "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// Two floats as the T pair of one 32-bit register, lo in the low half.
+template <typename T> __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    uint32_t bits;
+    if constexpr (std::is_same<T, __half>::value) {
+        __half2 pair = __floats2half2_rn(lo, hi);
+        memcpy(&bits, &pair, 4);
+    } else {
+        __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+        memcpy(&bits, &pair, 4);
+    }
+    return bits;
+}
+
+template <typename T> __device__ __forceinline__ void store_pair(T *at, float lo, float hi) {
+    *reinterpret_cast<uint32_t *>(at) = pack<T>(lo, hi);
+}
+
+// ---- tiles ----
+
+template <int D> constexpr int pitch = D + 8;
+
+// Starts copying rows first .. first + ROWS of src [rows, D] into a shared
+// tile; rows at or past limit become zeros.
+template <typename T, int D, int ROWS>
+__device__ __forceinline__ void load_tile(T *tile, const T *src, int first, int limit) {
+    constexpr int chunks = D / 8; // 16 bytes each
+    for (int c = threadIdx.x; c < ROWS * chunks; c += blockDim.x) {
+        int r = c / chunks, col = c % chunks * 8;
+        bool inside = first + r < limit;
+        copy16_async(tile + r * pitch<D> + col, src + (int64_t)(inside ? first + r : 0) * D + col,
+                     inside ? 16 : 0);
+    }
+}
+
+// c = a b^T: a warp's 16 rows of a against N rows of b, both shared tiles
+// with D columns.
+template <typename T, int D, int N>
+__device__ __forceinline__ void product_abt(float (&c)[N / 8][4], const T *a, const T *b) {
+    int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int nt = 0; nt < N / 8; nt++) c[nt][0] = c[nt][1] = c[nt][2] = c[nt][3] = 0;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++) {
+        uint32_t af[4];
+        load_matrices<false>(af, a + (lane % 16) * pitch<D> + ks * 16 + lane / 16 * 8);
+#pragma unroll
+        for (int nt = 0; nt < N / 8; nt += 2) {
+            uint32_t bf[4];
+            load_matrices<false>(bf, b + (nt * 8 + lane / 16 * 8 + lane % 8) * pitch<D> + ks * 16 +
+                                         lane / 8 % 2 * 8);
+            mma<T>(c[nt], af, bf[0], bf[1]);
+            mma<T>(c[nt + 1], af, bf[2], bf[3]);
+        }
+    }
+}
+
+// c += a b: a's 16 x K fragments (from registers) times K rows of the shared
+// tile b with D columns.
+template <typename T, int K, int D>
+__device__ __forceinline__ void product_ab(float (&c)[D / 8][4], const uint32_t (&a)[K / 16][4],
+                                           const T *b) {
+    int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int kk = 0; kk < K / 16; kk++)
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt += 2) {
+            uint32_t bf[4];
+            load_matrices<true>(bf, b + (kk * 16 + lane / 8 % 2 * 8 + lane % 8) * pitch<D> +
+                                        (dt + lane / 16) * 8);
+            mma<T>(c[dt], a[kk], bf[0], bf[1]);
+            mma<T>(c[dt + 1], a[kk], bf[2], bf[3]);
+        }
+}
+
+// Accumulators of a 16 x N tile as the A fragments of a product over N.
+template <typename T, int N>
+__device__ __forceinline__ void to_fragments(const float (&c)[N / 8][4], uint32_t (&a)[N / 16][4]) {
+#pragma unroll
+    for (int kk = 0; kk < N / 16; kk++) {
+        a[kk][0] = pack<T>(c[2 * kk][0], c[2 * kk][1]);
+        a[kk][1] = pack<T>(c[2 * kk][2], c[2 * kk][3]);
+        a[kk][2] = pack<T>(c[2 * kk + 1][0], c[2 * kk + 1][1]);
+        a[kk][3] = pack<T>(c[2 * kk + 1][2], c[2 * kk + 1][3]);
+    }
+}
+
+// Accumulator e of slice nt: its row within the warp's 16 and its column.
+__device__ __forceinline__ int fragment_row(int e) { return threadIdx.x % 32 / 4 + 8 * (e / 2); }
+__device__ __forceinline__ int fragment_col(int nt, int e) { return nt * 8 + threadIdx.x % 4 * 2 + e % 2; }
+
+// The score of query i and key j of head bh from the raw product q.k:
+// scaled, the mask added, -inf where causality or the bounds hide the key.
+template <typename T>
+__device__ __forceinline__ float biased_score(const attention_params &p, int64_t bh, int i, int j,
+                                              float raw) {
+    if (i >= p.sq || j >= p.sk || (p.causal && j > i + p.sk - p.sq)) return -INFINITY;
+    float x = raw * p.scale;
+    if (p.mask) {
+        int64_t at = bh / p.heads * p.mask_stride[0] + bh % p.heads * p.mask_stride[1] +
+                     i * p.mask_stride[2] + j * p.mask_stride[3];
+        x += nb_to_compute<float>(((const T *)p.mask)[at]);
+    }
+    return x;
+}
+
+// Dropout's factor for probability (i, j) of head bh: keep / (1 - p), from
+// the draw nb_bernoulli makes for that element of [B, H, Sq, Sk].
+__device__ __forceinline__ float dropout_factor(const attention_params &p, int64_t bh, int i, int j) {
+    uint64_t index = (uint64_t)((bh * p.sq + i) * p.sk + j);
+    bool keep = nb_philox_draw(NB_OP_BERNOULLI, p.seed, p.offset, index, 1.0 - p.dropout, 0) != 0;
+    return keep ? 1 / (1 - p.dropout) : 0;
+}
+
+// The probability exp(x - lse), 0 where the score is hidden (also when the
+// whole row is, lse = -inf).
+__device__ __forceinline__ float probability(float x, float lse) {
+    return x == -INFINITY ? 0 : __expf(x - lse);
+}
+
+// Shared memory of each kernel: its tiles (and the dK/dV pass's row
+// statistics).
+template <typename T, int D>
+constexpr size_t forward_shared = sizeof(T) * (FORWARD_WARPS * 16 + 2 * KEY_TILE) * pitch<D>;
+template <typename T, int D>
+constexpr size_t dq_shared = sizeof(T) * (2 * BACKWARD_WARPS * 16 + 2 * KEY_TILE) * pitch<D>;
+template <typename T, int D>
+constexpr size_t dkdv_shared = sizeof(T) * (2 * BACKWARD_WARPS * 16 + 2 * QUERY_TILE<D>) * pitch<D> +
+                               sizeof(float) * 2 * QUERY_TILE<D>;
+
+// ---- forward ----
+
+// The online softmax (Milakov and Gimelshein, 2018) of a warp's 16 x
+// KEY_TILE scores for the thread's two rows: m and l take in the tile, o is
+// rescaled by exp(m_old - m_new) and s becomes exp(s - m_new).
+template <int D>
+__device__ __forceinline__ void online_softmax(float (&s)[KEY_TILE / 8][4], float (&o)[D / 8][4],
+                                               float (&m)[2], float (&l)[2]) {
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        float top = m[half];
+#pragma unroll
+        for (int nt = 0; nt < KEY_TILE / 8; nt++)
+            top = fmaxf(top, fmaxf(s[nt][2 * half], s[nt][2 * half + 1]));
+        top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
+        top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 2));
+        float base = top == -INFINITY ? 0 : top; // no key seen yet: every exp is 0
+        float correction = __expf(m[half] - base), sum = 0;
+        m[half] = top;
+#pragma unroll
+        for (int nt = 0; nt < KEY_TILE / 8; nt++)
+#pragma unroll
+            for (int e = 2 * half; e < 2 * half + 2; e++) {
+                s[nt][e] = __expf(s[nt][e] - base);
+                sum += s[nt][e];
+            }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        l[half] = l[half] * correction + sum;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++) {
+            o[dt][2 * half] *= correction;
+            o[dt][2 * half + 1] *= correction;
+        }
+    }
+}
+
+template <typename T, int D, bool DROPOUT>
+__global__ void __launch_bounds__(FORWARD_WARPS * 32, D == 64 ? 2 : 1)
+    attention_forward(attention_params p, int query_tiles) {
+    constexpr int rows = FORWARD_WARPS * 16;
+    extern __shared__ uint4 shared[];
+    T *sq = (T *)shared, *sk = sq + rows * pitch<D>, *sv = sk + KEY_TILE * pitch<D>;
+    int64_t bh = blockIdx.x / query_tiles, kv = kv_head_of(p, bh);
+    // the longest causal tiles first: they finish last
+    int i0 = (query_tiles - 1 - (int)(blockIdx.x % query_tiles)) * rows;
+    int warp = threadIdx.x / 32;
+    const T *q = (const T *)p.q + bh * p.sq * D, *k = (const T *)p.k + kv * p.sk * D;
+    const T *v = (const T *)p.v + kv * p.sk * D;
+    int end = key_end(p, min(i0 + rows, p.sq) - 1);
+    bool plain = !p.mask && !p.causal; // only the last tile's bounds need a check
+
+    load_tile<T, D, rows>(sq, q, i0, p.sq);
+    commit_async();
+    if (end > 0) load_tile<T, D, KEY_TILE>(sk, k, 0, p.sk);
+    commit_async();
+    float o[D / 8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};
+    for (int j0 = 0; j0 < end; j0 += KEY_TILE) {
+        load_tile<T, D, KEY_TILE>(sv, v, j0, p.sk);
+        commit_async();
+        wait_async<1>(); // q and this K tile
+        __syncthreads();
+        float s[KEY_TILE / 8][4];
+        product_abt<T, D, KEY_TILE>(s, sq + warp * 16 * pitch<D>, sk);
+        __syncthreads(); // every warp is done with the K tile
+        if (j0 + KEY_TILE < end) load_tile<T, D, KEY_TILE>(sk, k, j0 + KEY_TILE, p.sk);
+        commit_async();
+        bool bias = !plain || j0 + KEY_TILE > p.sk;
+#pragma unroll
+        for (int nt = 0; nt < KEY_TILE / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                s[nt][e] = bias ? biased_score<T>(p, bh, i0 + warp * 16 + fragment_row(e),
+                                                  j0 + fragment_col(nt, e), s[nt][e])
+                                : s[nt][e] * p.scale;
+        online_softmax<D>(s, o, m, l);
+        if (DROPOUT)
+#pragma unroll
+            for (int nt = 0; nt < KEY_TILE / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int i = i0 + warp * 16 + fragment_row(e), j = j0 + fragment_col(nt, e);
+                    if (i < p.sq && j < p.sk) s[nt][e] *= dropout_factor(p, bh, i, j);
+                }
+        uint32_t probs[KEY_TILE / 16][4];
+        to_fragments<T, KEY_TILE>(s, probs);
+        wait_async<1>(); // this V tile
+        __syncthreads();
+        product_ab<T, KEY_TILE, D>(o, probs, sv);
+        __syncthreads(); // every warp is done with the V tile
+    }
+    wait_async<0>();
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        int i = i0 + warp * 16 + fragment_row(2 * half);
+        if (i >= p.sq) continue;
+        float inverse = l[half] > 0 ? 1 / l[half] : 0;
+        T *out = (T *)p.out + (bh * p.sq + i) * D;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++)
+            store_pair(out + fragment_col(dt, 0), o[dt][2 * half] * inverse,
+                       o[dt][2 * half + 1] * inverse);
+        if (threadIdx.x % 4 == 0)
+            p.lse[bh * p.sq + i] = l[half] > 0 ? m[half] + logf(l[half]) : -INFINITY;
+    }
+}
+
+// ---- backward ----
+
+// delta_i = dO_i . O_i, one warp per row.
+template <typename T, int D>
+__global__ void attention_row_deltas(attention_params p, int64_t row_count) {
+    int64_t row = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32;
+    if (row >= row_count) return;
+    const T *dout = (const T *)p.dout + row * D, *o = (const T *)p.o + row * D;
+    float sum = 0;
+    for (int e = threadIdx.x % 32; e < D; e += 32)
+        sum += nb_to_compute<float>(dout[e]) * nb_to_compute<float>(o[e]);
+    for (int width = 16; width > 0; width /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, width);
+    if (threadIdx.x % 32 == 0) p.delta[row] = sum;
+}
+
+// Stores a warp's 16 x D accumulators times factor into rows first.. of
+// dst [rows, D], up to limit.
+template <typename T, int D>
+__device__ __forceinline__ void store_rows(T *dst, const float (&c)[D / 8][4], int first, int limit,
+                                           float factor) {
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        int r = first + fragment_row(2 * half);
+        if (r >= limit) continue;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++)
+            store_pair(dst + (int64_t)r * D + fragment_col(dt, 0), c[dt][2 * half] * factor,
+                       c[dt][2 * half + 1] * factor);
+    }
+}
+
+// dQ for 64 query rows of head bh: dS = P (dP - delta) against every key
+// tile they see, dQ = scale dS K.
+template <typename T, int D, bool DROPOUT>
+__global__ void __launch_bounds__(BACKWARD_WARPS * 32)
+    attention_backward_dq(attention_params p, int query_tiles) {
+    constexpr int rows = BACKWARD_WARPS * 16;
+    extern __shared__ uint4 shared[];
+    T *sq = (T *)shared, *sdo = sq + rows * pitch<D>, *sk = sdo + rows * pitch<D>;
+    T *sv = sk + KEY_TILE * pitch<D>;
+    int64_t bh = blockIdx.x / query_tiles, kv = kv_head_of(p, bh);
+    int i0 = (query_tiles - 1 - (int)(blockIdx.x % query_tiles)) * rows, warp = threadIdx.x / 32;
+    const T *k = (const T *)p.k + kv * p.sk * D, *v = (const T *)p.v + kv * p.sk * D;
+    load_tile<T, D, rows>(sq, (const T *)p.q + bh * p.sq * D, i0, p.sq);
+    load_tile<T, D, rows>(sdo, (const T *)p.dout + bh * p.sq * D, i0, p.sq);
+    commit_async();
+    float lse[2], delta[2];
+    for (int half = 0; half < 2; half++) {
+        int i = i0 + warp * 16 + fragment_row(2 * half);
+        lse[half] = i < p.sq ? p.lse[bh * p.sq + i] : 0;
+        delta[half] = i < p.sq ? p.delta[bh * p.sq + i] : 0;
+    }
+    float dq[D / 8][4] = {};
+    int end = key_end(p, min(i0 + rows, p.sq) - 1);
+    for (int j0 = 0; j0 < end; j0 += KEY_TILE) {
+        load_tile<T, D, KEY_TILE>(sk, k, j0, p.sk);
+        load_tile<T, D, KEY_TILE>(sv, v, j0, p.sk);
+        commit_async();
+        wait_async<0>();
+        __syncthreads();
+        float s[KEY_TILE / 8][4], dp[KEY_TILE / 8][4];
+        product_abt<T, D, KEY_TILE>(s, sq + warp * 16 * pitch<D>, sk);
+        product_abt<T, D, KEY_TILE>(dp, sdo + warp * 16 * pitch<D>, sv);
+#pragma unroll
+        for (int nt = 0; nt < KEY_TILE / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int i = i0 + warp * 16 + fragment_row(e), j = j0 + fragment_col(nt, e);
+                float prob = probability(biased_score<T>(p, bh, i, j, s[nt][e]), lse[e / 2]);
+                float grad = dp[nt][e];
+                if (DROPOUT && prob != 0) grad *= dropout_factor(p, bh, i, j);
+                s[nt][e] = prob * (grad - delta[e / 2]);
+            }
+        uint32_t ds[KEY_TILE / 16][4];
+        to_fragments<T, KEY_TILE>(s, ds);
+        product_ab<T, KEY_TILE, D>(dq, ds, sk);
+        __syncthreads(); // every warp is done with the K and V tiles
+    }
+    wait_async<0>(); // q and dO when no key tile was read
+    store_rows<T, D>((T *)p.dq + bh * p.sq * D, dq, i0 + warp * 16, p.sq, p.scale);
+}
+
+// dK and dV for 64 keys of one kv head, over every query row of its group:
+// dV = (P z)^T dO and dK = scale dS^T Q, with z dropout's factor.
+template <typename T, int D, bool DROPOUT>
+__global__ void __launch_bounds__(BACKWARD_WARPS * 32)
+    attention_backward_dkdv(attention_params p, int key_tiles) {
+    constexpr int keys = BACKWARD_WARPS * 16;
+    extern __shared__ uint4 shared[];
+    T *sk = (T *)shared, *sv = sk + keys * pitch<D>, *sq = sv + keys * pitch<D>;
+    T *sdo = sq + QUERY_TILE<D> * pitch<D>;
+    float *slse = (float *)(sdo + QUERY_TILE<D> * pitch<D>), *sdelta = slse + QUERY_TILE<D>;
+    int64_t head = blockIdx.x / key_tiles; // b Hkv + kv
+    int j0 = (int)(blockIdx.x % key_tiles) * keys, warp = threadIdx.x / 32;
+    int group = p.heads / p.kv_heads;
+    load_tile<T, D, keys>(sk, (const T *)p.k + head * p.sk * D, j0, p.sk);
+    load_tile<T, D, keys>(sv, (const T *)p.v + head * p.sk * D, j0, p.sk);
+    commit_async();
+    float dk[D / 8][4] = {}, dv[D / 8][4] = {};
+    // the first query that sees key j0
+    int first = p.causal ? max(0, j0 - (p.sk - p.sq)) : 0;
+    for (int g = 0; g < group; g++) {
+        int64_t bh = head / p.kv_heads * p.heads + head % p.kv_heads * group + g;
+        for (int i0 = first; i0 < p.sq; i0 += QUERY_TILE<D>) {
+            load_tile<T, D, QUERY_TILE<D>>(sq, (const T *)p.q + bh * p.sq * D, i0, p.sq);
+            load_tile<T, D, QUERY_TILE<D>>(sdo, (const T *)p.dout + bh * p.sq * D, i0, p.sq);
+            commit_async();
+            for (int r = threadIdx.x; r < QUERY_TILE<D>; r += blockDim.x) {
+                bool inside = i0 + r < p.sq;
+                slse[r] = inside ? p.lse[bh * p.sq + i0 + r] : 0;
+                sdelta[r] = inside ? p.delta[bh * p.sq + i0 + r] : 0;
+            }
+            wait_async<0>();
+            __syncthreads();
+            float s[QUERY_TILE<D> / 8][4], dp[QUERY_TILE<D> / 8][4]; // transposed: keys by queries
+            product_abt<T, D, QUERY_TILE<D>>(s, sk + warp * 16 * pitch<D>, sq);
+            product_abt<T, D, QUERY_TILE<D>>(dp, sv + warp * 16 * pitch<D>, sdo);
+            uint32_t frag[QUERY_TILE<D> / 16][4];
+#pragma unroll
+            for (int nt = 0; nt < QUERY_TILE<D> / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int c = fragment_col(nt, e), i = i0 + c, j = j0 + warp * 16 + fragment_row(e);
+                    float prob = probability(biased_score<T>(p, bh, i, j, s[nt][e]), slse[c]);
+                    float factor = DROPOUT && prob != 0 ? dropout_factor(p, bh, i, j) : 1;
+                    s[nt][e] = prob * factor;
+                    dp[nt][e] = prob * (dp[nt][e] * factor - sdelta[c]);
+                }
+            to_fragments<T, QUERY_TILE<D>>(s, frag);
+            product_ab<T, QUERY_TILE<D>, D>(dv, frag, sdo);
+            to_fragments<T, QUERY_TILE<D>>(dp, frag);
+            product_ab<T, QUERY_TILE<D>, D>(dk, frag, sq);
+            __syncthreads(); // every warp is done with the query tiles
+        }
+    }
+    wait_async<0>(); // K and V when no query sees these keys
+    store_rows<T, D>((T *)p.dk + head * p.sk * D, dk, j0 + warp * 16, p.sk, p.scale);
+    store_rows<T, D>((T *)p.dv + head * p.sk * D, dv, j0 + warp * 16, p.sk, 1);
+}
+
+} // namespace nb_flash
