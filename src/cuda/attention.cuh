@@ -16,7 +16,8 @@
 // computes. Backward: delta = rowsum(dO * O) first; then one kernel per key
 // tile (64 keys, 4 warps) accumulates dK and dV over every query row of
 // the kv head's group, and one kernel per query tile accumulates dQ, so no
-// two blocks write the same gradient and the result is deterministic.
+// two blocks write the same gradient and the result is deterministic; both
+// double-buffer the tiles they walk. attention.cu launches them.
 // Shared tiles have rows of D + 8 elements: the 16-byte shift per row puts
 // the eight rows an ldmatrix reads in distinct banks.
 #pragma once
@@ -248,10 +249,10 @@ __device__ __forceinline__ float probability(float x, float lse) {
 template <typename T, int D>
 constexpr size_t forward_shared = sizeof(T) * (FORWARD_WARPS * 16 + 2 * KEY_TILE) * pitch<D>;
 template <typename T, int D>
-constexpr size_t dq_shared = sizeof(T) * (2 * BACKWARD_WARPS * 16 + 2 * KEY_TILE) * pitch<D>;
+constexpr size_t dq_shared = sizeof(T) * (2 * BACKWARD_WARPS * 16 + 4 * KEY_TILE) * pitch<D>;
 template <typename T, int D>
-constexpr size_t dkdv_shared = sizeof(T) * (2 * BACKWARD_WARPS * 16 + 2 * QUERY_TILE<D>) * pitch<D> +
-                               sizeof(float) * 2 * QUERY_TILE<D>;
+constexpr size_t dkdv_shared = sizeof(T) * (2 * BACKWARD_WARPS * 16 + 4 * QUERY_TILE<D>) * pitch<D> +
+                               sizeof(float) * 4 * QUERY_TILE<D>;
 
 // ---- forward ----
 
@@ -392,19 +393,24 @@ __device__ __forceinline__ void store_rows(T *dst, const float (&c)[D / 8][4], i
 }
 
 // dQ for 64 query rows of head bh: dS = P (dP - delta) against every key
-// tile they see, dQ = scale dS K.
+// tile they see, dQ = scale dS K. The K and V tiles are double-buffered:
+// the next pair loads while this one is used.
 template <typename T, int D, bool DROPOUT>
 __global__ void __launch_bounds__(BACKWARD_WARPS * 32)
     attention_backward_dq(attention_params p, int query_tiles) {
-    constexpr int rows = BACKWARD_WARPS * 16;
+    constexpr int rows = BACKWARD_WARPS * 16, tile = KEY_TILE * pitch<D>;
     extern __shared__ uint4 shared[];
-    T *sq = (T *)shared, *sdo = sq + rows * pitch<D>, *sk = sdo + rows * pitch<D>;
-    T *sv = sk + KEY_TILE * pitch<D>;
+    T *sq = (T *)shared, *sdo = sq + rows * pitch<D>, *skv = sdo + rows * pitch<D>; // [2][K, V]
     int64_t bh = blockIdx.x / query_tiles, kv = kv_head_of(p, bh);
     int i0 = (query_tiles - 1 - (int)(blockIdx.x % query_tiles)) * rows, warp = threadIdx.x / 32;
     const T *k = (const T *)p.k + kv * p.sk * D, *v = (const T *)p.v + kv * p.sk * D;
+    int end = key_end(p, min(i0 + rows, p.sq) - 1);
     load_tile<T, D, rows>(sq, (const T *)p.q + bh * p.sq * D, i0, p.sq);
     load_tile<T, D, rows>(sdo, (const T *)p.dout + bh * p.sq * D, i0, p.sq);
+    if (end > 0) {
+        load_tile<T, D, KEY_TILE>(skv, k, 0, p.sk);
+        load_tile<T, D, KEY_TILE>(skv + tile, v, 0, p.sk);
+    }
     commit_async();
     float lse[2], delta[2];
     for (int half = 0; half < 2; half++) {
@@ -413,12 +419,14 @@ __global__ void __launch_bounds__(BACKWARD_WARPS * 32)
         delta[half] = i < p.sq ? p.delta[bh * p.sq + i] : 0;
     }
     float dq[D / 8][4] = {};
-    int end = key_end(p, min(i0 + rows, p.sq) - 1);
-    for (int j0 = 0; j0 < end; j0 += KEY_TILE) {
-        load_tile<T, D, KEY_TILE>(sk, k, j0, p.sk);
-        load_tile<T, D, KEY_TILE>(sv, v, j0, p.sk);
+    for (int j0 = 0, buffer = 0; j0 < end; j0 += KEY_TILE, buffer ^= 1) {
+        T *sk = skv + 2 * buffer * tile, *sv = sk + tile, *next = skv + 2 * (buffer ^ 1) * tile;
+        if (j0 + KEY_TILE < end) { // the other buffer was last read before the previous barrier
+            load_tile<T, D, KEY_TILE>(next, k, j0 + KEY_TILE, p.sk);
+            load_tile<T, D, KEY_TILE>(next + tile, v, j0 + KEY_TILE, p.sk);
+        }
         commit_async();
-        wait_async<0>();
+        wait_async<1>(); // this pair (and q, dO)
         __syncthreads();
         float s[KEY_TILE / 8][4], dp[KEY_TILE / 8][4];
         product_abt<T, D, KEY_TILE>(s, sq + warp * 16 * pitch<D>, sk);
@@ -436,64 +444,80 @@ __global__ void __launch_bounds__(BACKWARD_WARPS * 32)
         uint32_t ds[KEY_TILE / 16][4];
         to_fragments<T, KEY_TILE>(s, ds);
         product_ab<T, KEY_TILE, D>(dq, ds, sk);
-        __syncthreads(); // every warp is done with the K and V tiles
+        __syncthreads(); // every warp is done with this pair
     }
     wait_async<0>(); // q and dO when no key tile was read
     store_rows<T, D>((T *)p.dq + bh * p.sq * D, dq, i0 + warp * 16, p.sq, p.scale);
 }
 
+// The query tile at step t of the dK/dV pass (its query head, the first
+// row and the rows per head) into one of the pass's buffers: q and dO by
+// cp.async, lse and delta by plain stores.
+template <typename T, int D>
+__device__ __forceinline__ void stage_query_tile(const attention_params &p, int64_t bh, int i0,
+                                                 T *sq, T *sdo, float *slse, float *sdelta) {
+    load_tile<T, D, QUERY_TILE<D>>(sq, (const T *)p.q + bh * p.sq * D, i0, p.sq);
+    load_tile<T, D, QUERY_TILE<D>>(sdo, (const T *)p.dout + bh * p.sq * D, i0, p.sq);
+    for (int r = threadIdx.x; r < QUERY_TILE<D>; r += blockDim.x) {
+        bool inside = i0 + r < p.sq;
+        slse[r] = inside ? p.lse[bh * p.sq + i0 + r] : 0;
+        sdelta[r] = inside ? p.delta[bh * p.sq + i0 + r] : 0;
+    }
+}
+
 // dK and dV for 64 keys of one kv head, over every query row of its group:
-// dV = (P z)^T dO and dK = scale dS^T Q, with z dropout's factor.
+// dV = (P z)^T dO and dK = scale dS^T Q, with z dropout's factor. The query
+// tiles are double-buffered: the next loads while this one is used.
 template <typename T, int D, bool DROPOUT>
 __global__ void __launch_bounds__(BACKWARD_WARPS * 32)
     attention_backward_dkdv(attention_params p, int key_tiles) {
-    constexpr int keys = BACKWARD_WARPS * 16;
+    constexpr int keys = BACKWARD_WARPS * 16, rows = QUERY_TILE<D>, tile = rows * pitch<D>;
     extern __shared__ uint4 shared[];
-    T *sk = (T *)shared, *sv = sk + keys * pitch<D>, *sq = sv + keys * pitch<D>;
-    T *sdo = sq + QUERY_TILE<D> * pitch<D>;
-    float *slse = (float *)(sdo + QUERY_TILE<D> * pitch<D>), *sdelta = slse + QUERY_TILE<D>;
+    T *sk = (T *)shared, *sv = sk + keys * pitch<D>, *sqdo = sv + keys * pitch<D>; // [2][q, dO]
+    float *stats = (float *)(sqdo + 4 * tile);                                     // [2][lse, delta]
     int64_t head = blockIdx.x / key_tiles; // b Hkv + kv
     int j0 = (int)(blockIdx.x % key_tiles) * keys, warp = threadIdx.x / 32;
     int group = p.heads / p.kv_heads;
+    int64_t first_head = head / p.kv_heads * p.heads + head % p.kv_heads * group;
+    int first = p.causal ? max(0, j0 - (p.sk - p.sq)) : 0; // the first query that sees key j0
+    int per_head = first < p.sq ? (p.sq - first + rows - 1) / rows : 0, steps = group * per_head;
     load_tile<T, D, keys>(sk, (const T *)p.k + head * p.sk * D, j0, p.sk);
     load_tile<T, D, keys>(sv, (const T *)p.v + head * p.sk * D, j0, p.sk);
+    if (steps > 0) stage_query_tile<T, D>(p, first_head, first, sqdo, sqdo + tile, stats, stats + rows);
     commit_async();
     float dk[D / 8][4] = {}, dv[D / 8][4] = {};
-    // the first query that sees key j0
-    int first = p.causal ? max(0, j0 - (p.sk - p.sq)) : 0;
-    for (int g = 0; g < group; g++) {
-        int64_t bh = head / p.kv_heads * p.heads + head % p.kv_heads * group + g;
-        for (int i0 = first; i0 < p.sq; i0 += QUERY_TILE<D>) {
-            load_tile<T, D, QUERY_TILE<D>>(sq, (const T *)p.q + bh * p.sq * D, i0, p.sq);
-            load_tile<T, D, QUERY_TILE<D>>(sdo, (const T *)p.dout + bh * p.sq * D, i0, p.sq);
-            commit_async();
-            for (int r = threadIdx.x; r < QUERY_TILE<D>; r += blockDim.x) {
-                bool inside = i0 + r < p.sq;
-                slse[r] = inside ? p.lse[bh * p.sq + i0 + r] : 0;
-                sdelta[r] = inside ? p.delta[bh * p.sq + i0 + r] : 0;
+    for (int t = 0; t < steps; t++) {
+        int buffer = t & 1, next = t + 1;
+        if (next < steps) // the other buffer was last read before the previous barrier
+            stage_query_tile<T, D>(p, first_head + next / per_head, first + next % per_head * rows,
+                                   sqdo + 2 * (buffer ^ 1) * tile, sqdo + (2 * (buffer ^ 1) + 1) * tile,
+                                   stats + 2 * (buffer ^ 1) * rows, stats + (2 * (buffer ^ 1) + 1) * rows);
+        commit_async();
+        wait_async<1>(); // this tile (and K, V)
+        __syncthreads();
+        int64_t bh = first_head + t / per_head;
+        int i0 = first + t % per_head * rows;
+        const T *sq = sqdo + 2 * buffer * tile, *sdo = sq + tile;
+        const float *slse = stats + 2 * buffer * rows, *sdelta = slse + rows;
+        float s[rows / 8][4], dp[rows / 8][4]; // transposed: keys by queries
+        product_abt<T, D, rows>(s, sk + warp * 16 * pitch<D>, sq);
+        product_abt<T, D, rows>(dp, sv + warp * 16 * pitch<D>, sdo);
+        uint32_t frag[rows / 16][4];
+#pragma unroll
+        for (int nt = 0; nt < rows / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int c = fragment_col(nt, e), i = i0 + c, j = j0 + warp * 16 + fragment_row(e);
+                float prob = probability(biased_score<T>(p, bh, i, j, s[nt][e]), slse[c]);
+                float factor = DROPOUT && prob != 0 ? dropout_factor(p, bh, i, j) : 1;
+                s[nt][e] = prob * factor;
+                dp[nt][e] = prob * (dp[nt][e] * factor - sdelta[c]);
             }
-            wait_async<0>();
-            __syncthreads();
-            float s[QUERY_TILE<D> / 8][4], dp[QUERY_TILE<D> / 8][4]; // transposed: keys by queries
-            product_abt<T, D, QUERY_TILE<D>>(s, sk + warp * 16 * pitch<D>, sq);
-            product_abt<T, D, QUERY_TILE<D>>(dp, sv + warp * 16 * pitch<D>, sdo);
-            uint32_t frag[QUERY_TILE<D> / 16][4];
-#pragma unroll
-            for (int nt = 0; nt < QUERY_TILE<D> / 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int c = fragment_col(nt, e), i = i0 + c, j = j0 + warp * 16 + fragment_row(e);
-                    float prob = probability(biased_score<T>(p, bh, i, j, s[nt][e]), slse[c]);
-                    float factor = DROPOUT && prob != 0 ? dropout_factor(p, bh, i, j) : 1;
-                    s[nt][e] = prob * factor;
-                    dp[nt][e] = prob * (dp[nt][e] * factor - sdelta[c]);
-                }
-            to_fragments<T, QUERY_TILE<D>>(s, frag);
-            product_ab<T, QUERY_TILE<D>, D>(dv, frag, sdo);
-            to_fragments<T, QUERY_TILE<D>>(dp, frag);
-            product_ab<T, QUERY_TILE<D>, D>(dk, frag, sq);
-            __syncthreads(); // every warp is done with the query tiles
-        }
+        to_fragments<T, rows>(s, frag);
+        product_ab<T, rows, D>(dv, frag, sdo);
+        to_fragments<T, rows>(dp, frag);
+        product_ab<T, rows, D>(dk, frag, sq);
+        __syncthreads(); // every warp is done with this tile
     }
     wait_async<0>(); // K and V when no query sees these keys
     store_rows<T, D>((T *)p.dk + head * p.sk * D, dk, j0 + warp * 16, p.sk, p.scale);
