@@ -1,22 +1,40 @@
 #!/usr/bin/env bash
-# Everything a session with a lent GPU runs, in one call: builds nabla with
-# CUDA for the GPU's architecture, runs the whole test suite (every op case
-# on CUDA included), then the CUDA benchmarks beside PyTorch (core ops with
-# LayerNorm and RMSNorm, fused attention against scaled_dot_product_attention,
-# convolutions and BatchNorm in f32 and bf16 at batch 64 and 256), the
-# CNN example and the GPT example (the GPT-2 small shape: 12 layers, 768
-# wide, 12 heads, context 1024) beside their PyTorch twins, and writes the
-# logs and comparison tables to the output folder. --quick shortens every part.
+# What a session with a lent GPU runs: builds nabla with CUDA for the GPU's
+# architecture (incrementally: a warm machine keeps build-gpu/), then the
+# parts asked for, all by default:
+#   tests      the whole test suite (every op case on CUDA included), test_cuda
+#   core       bench_cuda beside benchmarks/torch_ops.py (core ops, softmax,
+#              LayerNorm and RMSNorm, matmul)
+#   attention  the fused attention beside scaled_dot_product_attention
+#   conv       convolutions and BatchNorm in f32 and bf16 at batch 64 and 256
+#   cnn        the CNN example beside its PyTorch twin
+#   gpt        the GPT example at the GPT-2 small shape (12 layers, 768 wide,
+#              12 heads, context 1024) beside its PyTorch twin
+# and writes the logs and comparison tables to the output folder. --quick
+# shortens every part. A device call runs at most 10 minutes: run the parts
+# in several calls, e.g. --parts tests, then core,attention, then conv,cnn,
+# then gpt.
 #
-#   benchmarks/gpu/run.sh [OUT_DIR] [--quick]    # OUT_DIR defaults to $OUT, else gpu-out/
+#   benchmarks/gpu/run.sh [OUT_DIR] [--quick] [--parts LIST]
+#   # OUT_DIR defaults to $OUT, else gpu-out/; LIST is comma-separated
 #
 # On the lent machine: run ../shared/tools/gpu-deps.sh here first, carry
 # .gpudeps, and this script sources .gpudeps/env.sh itself.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-out="${1:-${OUT:-gpu-out}}"
+out="${OUT:-gpu-out}"
 quick=""
-[ "${2:-}" = "--quick" ] && quick="--quick"
+parts="tests,core,attention,conv,cnn,gpt"
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quick) quick="--quick" ;;
+    --parts) parts="$2"; shift ;;
+    -*) echo "usage: benchmarks/gpu/run.sh [OUT_DIR] [--quick] [--parts LIST]" >&2; exit 2 ;;
+    *) out="$1" ;;
+    esac
+    shift
+done
+wants() { [[ ",$parts," == *",$1,"* ]]; }
 mkdir -p "$out"
 [ -f .gpudeps/env.sh ] && source .gpudeps/env.sh
 # Decompressed copies of the data set: the loader reads them first, so a
@@ -55,50 +73,65 @@ cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$
 echo "build: $(($(date +%s) - start)) s" | tee -a "$out/device.txt"
 grep "nabla:" "$out/configure.log" | tee -a "$out/device.txt"
 
-ctest --test-dir build-gpu -j4 --output-on-failure >"$out/ctest.log" 2>&1 || status=1
-tail -5 "$out/ctest.log"
-build-gpu/tests/test_cuda >"$out/test_cuda.log" 2>&1 || status=1
-grep -E "^\[ cuda" "$out/test_cuda.log" || true
+if wants tests; then
+    ctest --test-dir build-gpu -j4 --output-on-failure >"$out/ctest.log" 2>&1 || status=1
+    tail -5 "$out/ctest.log"
+    build-gpu/tests/test_cuda >"$out/test_cuda.log" 2>&1 || status=1
+    grep -E "^\[ cuda" "$out/test_cuda.log" || true
+    build-gpu/tests/test_transformer --gtest_filter='Cuda*:Gpt*' >"$out/test_transformer.log" 2>&1 || status=1
+    grep -E "^\[ cuda|OK|FAILED" "$out/test_transformer.log" || true
+fi
 
-build-gpu/benchmarks/bench_cuda $quick >"$out/bench_nabla.jsonl" 2>"$out/bench_nabla.err" || status=1
-python3 benchmarks/torch_ops.py $quick >"$out/bench_torch.jsonl" 2>"$out/bench_torch.err" || status=1
-python3 benchmarks/gpu/compare.py "$out/bench_nabla.jsonl" "$out/bench_torch.jsonl" \
-    | tee "$out/compare.md"
+if wants core; then
+    build-gpu/benchmarks/bench_cuda $quick >"$out/bench_nabla.jsonl" 2>"$out/bench_nabla.err" || status=1
+    python3 benchmarks/torch_ops.py $quick >"$out/bench_torch.jsonl" 2>"$out/bench_torch.err" || status=1
+    python3 benchmarks/gpu/compare.py "$out/bench_nabla.jsonl" "$out/bench_torch.jsonl" \
+        | tee "$out/compare.md"
+fi
 
-seq=8192
-[ -n "$quick" ] && seq=2048
-build-gpu/benchmarks/bench_attention --device cuda --max-seq $seq \
-    >"$out/attention_nabla.jsonl" 2>"$out/attention_nabla.err" || status=1
-python3 benchmarks/torch_attention.py --max-seq $seq \
-    >"$out/attention_torch.jsonl" 2>"$out/attention_torch.err" || status=1
-python3 benchmarks/gpu/compare.py "$out/attention_nabla.jsonl" "$out/attention_torch.jsonl" \
-    | tee "$out/attention.md"
+if wants attention; then
+    seq=8192
+    [ -n "$quick" ] && seq=2048
+    build-gpu/benchmarks/bench_attention --device cuda --max-seq $seq \
+        >"$out/attention_nabla.jsonl" 2>"$out/attention_nabla.err" || status=1
+    python3 benchmarks/torch_attention.py --max-seq $seq \
+        >"$out/attention_torch.jsonl" 2>"$out/attention_torch.err" || status=1
+    python3 benchmarks/gpu/compare.py "$out/attention_nabla.jsonl" "$out/attention_torch.jsonl" \
+        | tee "$out/attention.md"
+fi
 
-batches="64 256"
-[ -n "$quick" ] && batches="64"
-for dtype in f32 bf16; do
-    for batch in $batches; do
-        tag="conv_${dtype}_b${batch}"
-        build-gpu/benchmarks/bench_conv --device cuda --dtype $dtype --batch $batch \
-            >"$out/${tag}_nabla.jsonl" 2>"$out/${tag}_nabla.err" || status=1
-        python3 benchmarks/torch_conv.py --device cuda --dtype $dtype --batch $batch \
-            >"$out/${tag}_torch.jsonl" 2>"$out/${tag}_torch.err" || status=1
-        python3 benchmarks/gpu/compare.py "$out/${tag}_nabla.jsonl" "$out/${tag}_torch.jsonl" \
-            >"$out/${tag}.md"
+if wants conv; then
+    batches="64 256"
+    [ -n "$quick" ] && batches="64"
+    for dtype in f32 bf16; do
+        for batch in $batches; do
+            tag="conv_${dtype}_b${batch}"
+            build-gpu/benchmarks/bench_conv --device cuda --dtype $dtype --batch $batch \
+                >"$out/${tag}_nabla.jsonl" 2>"$out/${tag}_nabla.err" || status=1
+            python3 benchmarks/torch_conv.py --device cuda --dtype $dtype --batch $batch \
+                >"$out/${tag}_torch.jsonl" 2>"$out/${tag}_torch.err" || status=1
+            python3 benchmarks/gpu/compare.py "$out/${tag}_nabla.jsonl" "$out/${tag}_torch.jsonl" \
+                >"$out/${tag}.md"
+        done
     done
-done
-cat "$out"/conv_*.md
+    cat "$out"/conv_*.md
+fi
 
-epochs=10
-[ -n "$quick" ] && epochs=1
-build-gpu/examples/train_cnn --device cuda --epochs $epochs --csv "$out/train_cnn_loss.csv" \
-    >"$out/train_cnn.log" 2>&1 || status=1
-python3 benchmarks/torch_cnn.py --device cuda --epochs $epochs >"$out/torch_cnn.log" 2>&1 || status=1
-grep -h "test accuracy\|test_accuracy" "$out/train_cnn.log" "$out/torch_cnn.log"
+if wants cnn; then
+    epochs=10
+    [ -n "$quick" ] && epochs=1
+    build-gpu/examples/train_cnn --device cuda --epochs $epochs --csv "$out/train_cnn_loss.csv" \
+        >"$out/train_cnn.log" 2>&1 || status=1
+    python3 benchmarks/torch_cnn.py --device cuda --epochs $epochs >"$out/torch_cnn.log" 2>&1 || status=1
+    grep -h "test accuracy\|test_accuracy" "$out/train_cnn.log" "$out/torch_cnn.log"
+fi
 
-gpt="--layers 12 --dim 768 --heads 12 --context 1024 --batch 8 --steps 300 --eval-every 100"
-[ -n "$quick" ] && gpt="--layers 12 --dim 768 --heads 12 --context 1024 --batch 8 --steps 30 --eval-every 30"
-build-gpu/examples/train_gpt --device cuda $gpt --sample 200 >"$out/train_gpt.log" 2>&1 || status=1
-python3 benchmarks/torch_gpt.py --device cuda $gpt >"$out/torch_gpt.log" 2>&1 || status=1
-grep -h "^done" "$out/train_gpt.log" "$out/torch_gpt.log"
+if wants gpt; then
+    steps=300 every=100
+    [ -n "$quick" ] && steps=30 every=30
+    gpt="--layers 12 --dim 768 --heads 12 --context 1024 --batch 8 --steps $steps --eval-every $every"
+    build-gpu/examples/train_gpt --device cuda $gpt --sample 200 >"$out/train_gpt.log" 2>&1 || status=1
+    python3 benchmarks/torch_gpt.py --device cuda $gpt >"$out/torch_gpt.log" 2>&1 || status=1
+    grep -h "^done" "$out/train_gpt.log" "$out/torch_gpt.log"
+fi
 exit $status
