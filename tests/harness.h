@@ -158,6 +158,17 @@ inline void expect_close(const Host &actual, const Host &expected, nb_dtype dtyp
     }
 }
 
+// The largest |a - b| over the largest |b|: the error of a reduced-precision
+// result against a float64 reference, relative to the reference's scale.
+inline double relative_error(const Host &a, const Host &b) {
+    double err = 0, scale = 0;
+    for (int64_t i = 0; i < b.numel(); i++) {
+        err = std::max(err, std::fabs(a.v[i] - b.v[i]));
+        scale = std::max(scale, std::fabs(b.v[i]));
+    }
+    return err / std::max(scale, 1e-30);
+}
+
 // Philox4x32-10 written from the paper (Salmon et al., SC 2011), independent
 // of nabla's copy, and the stream recipe of docs/random.md.
 struct PhiloxRef {

@@ -35,15 +35,6 @@ template <typename E> Host host_of(const std::vector<E> &data, Shape shape, nb_d
     return read_tensor(t);
 }
 
-double relative_error(const Host &a, const Host &b) {
-    double err = 0, scale = 0;
-    for (int64_t i = 0; i < b.numel(); i++) {
-        err = std::max(err, std::fabs(a.v[i] - b.v[i]));
-        scale = std::max(scale, std::fabs(b.v[i]));
-    }
-    return err / std::max(scale, 1e-30);
-}
-
 const uint64_t kSeed = 7;
 
 // Output and gradients from the composed attention in float64.
@@ -90,8 +81,10 @@ std::vector<Host> emulated(const EmuCase &c, nb_dtype dtype, nb_tensor *const in
         p.mask_stride[0] = c.sk, p.mask_stride[3] = 1;
     }
     p.heads = (int)c.heads, p.kv_heads = (int)c.kv_heads, p.sq = (int)c.sq, p.sk = (int)c.sk;
-    p.scale = (float)(1 / std::sqrt((double)D)), p.dropout = (float)c.dropout, p.causal = c.causal;
+    p.scale = (float)(1 / std::sqrt((double)D)), p.dropout = c.dropout, p.causal = c.causal;
     p.seed = kSeed, p.offset = 0; // a fresh generator's first draw
+    static_assert(forward_shared<S, D> <= sizeof shared && dq_shared<S, D> <= sizeof shared &&
+                  dkdv_shared<S, D> <= sizeof shared, "the emulated shared memory is too small");
     int64_t tiles = (c.sq + 127) / 128, query_tiles = (c.sq + 63) / 64, key_tiles = (c.sk + 63) / 64;
     emu_launch(bh * tiles, 256, shared, forward_shared<S, D>,
                [&] { attention_forward<S, D, DROPOUT>(p, (int)tiles); });

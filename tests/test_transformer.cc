@@ -267,16 +267,6 @@ TEST(Attention, LearnedMaskGetsAGradientThroughTheComposedPath) {
 
 // ---- the CUDA kernel ----
 
-// The largest |a - b| over the largest |b|.
-double relative_error(const Host &a, const Host &b) {
-    double err = 0, scale = 0;
-    for (int64_t i = 0; i < b.numel(); i++) {
-        err = std::max(err, std::fabs(a.v[i] - b.v[i]));
-        scale = std::max(scale, std::fabs(b.v[i]));
-    }
-    return err / std::max(scale, 1e-30);
-}
-
 struct CudaAttentionCase {
     Shape q, kv;
     bool causal, padding;

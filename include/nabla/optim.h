@@ -21,7 +21,9 @@
  * are stepped through f32 master copies the optimizer keeps (made from the
  * parameter at its first step): the kernel updates the copy and the
  * parameter becomes its rounding, so small updates accumulate instead of
- * rounding away (4 more bytes per element).
+ * rounding away (4 more bytes per element). Write such a parameter only
+ * before its first step: the next step would replace the value with the
+ * rounding of its copy.
  */
 #ifndef NABLA_OPTIM_H
 #define NABLA_OPTIM_H

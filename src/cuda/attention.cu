@@ -88,7 +88,7 @@ nb_status nb__cuda_attention(const nb_op_args *args) {
     p.q = nb__data(q), p.k = nb__data(k), p.v = nb__data(v);
     p.heads = (int)q->shape[1], p.kv_heads = (int)k->shape[1];
     p.sq = (int)q->shape[2], p.sk = (int)k->shape[2];
-    p.scale = (float)args->attrs.attention.scale, p.dropout = (float)args->attrs.attention.dropout;
+    p.scale = (float)args->attrs.attention.scale, p.dropout = args->attrs.attention.dropout;
     p.causal = args->attrs.attention.causal;
     p.seed = args->attrs.attention.seed, p.offset = args->attrs.attention.offset;
     if (mask) {

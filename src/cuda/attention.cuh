@@ -40,7 +40,8 @@ struct attention_params {
     float *lse, *delta;
     int64_t mask_stride[4];
     int heads, kv_heads, sq, sk;
-    float scale, dropout;
+    float scale;
+    double dropout; // as the CPU draws: the same keep threshold to the last bit
     bool causal;
     uint64_t seed, offset;
 };
@@ -234,8 +235,8 @@ __device__ __forceinline__ float biased_score(const attention_params &p, int64_t
 // the draw nb_bernoulli makes for that element of [B, H, Sq, Sk].
 __device__ __forceinline__ float dropout_factor(const attention_params &p, int64_t bh, int i, int j) {
     uint64_t index = (uint64_t)((bh * p.sq + i) * p.sk + j);
-    bool keep = nb_philox_draw(NB_OP_BERNOULLI, p.seed, p.offset, index, 1.0 - p.dropout, 0) != 0;
-    return keep ? 1 / (1 - p.dropout) : 0;
+    bool keep = nb_philox_draw(NB_OP_BERNOULLI, p.seed, p.offset, index, 1 - p.dropout, 0) != 0;
+    return keep ? (float)(1 / (1 - p.dropout)) : 0;
 }
 
 // The probability exp(x - lse), 0 where the score is hidden (also when the
