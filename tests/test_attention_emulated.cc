@@ -85,13 +85,15 @@ std::vector<Host> emulated(const EmuCase &c, nb_dtype dtype, nb_tensor *const in
     p.seed = kSeed, p.offset = 0; // a fresh generator's first draw
     static_assert(forward_shared<S, D> <= sizeof shared && dq_shared<S, D> <= sizeof shared &&
                   dkdv_shared<S, D> <= sizeof shared, "the emulated shared memory is too small");
-    int64_t tiles = (c.sq + 127) / 128, query_tiles = (c.sq + 63) / 64, key_tiles = (c.sk + 63) / 64;
-    emu_launch(bh * tiles, 256, shared, forward_shared<S, D>,
+    constexpr int rows = BACKWARD_WARPS * 16;
+    int64_t tiles = (c.sq + FORWARD_ROWS - 1) / FORWARD_ROWS;
+    int64_t query_tiles = (c.sq + rows - 1) / rows, key_tiles = (c.sk + rows - 1) / rows;
+    emu_launch(bh * tiles, FORWARD_WARPS * 32, shared, forward_shared<S, D>,
                [&] { attention_forward<S, D, DROPOUT>(p, (int)tiles); });
     emu_launch((bh * c.sq + 7) / 8, 256, shared, 0, [&] { attention_row_deltas<S, D>(p, bh * c.sq); });
-    emu_launch(bh * query_tiles, 128, shared, dq_shared<S, D>,
+    emu_launch(bh * query_tiles, BACKWARD_WARPS * 32, shared, dq_shared<S, D>,
                [&] { attention_backward_dq<S, D, DROPOUT>(p, (int)query_tiles); });
-    emu_launch(kv * key_tiles, 128, shared, dkdv_shared<S, D>,
+    emu_launch(kv * key_tiles, BACKWARD_WARPS * 32, shared, dkdv_shared<S, D>,
                [&] { attention_backward_dkdv<S, D, DROPOUT>(p, (int)key_tiles); });
     return {host_of(out, qs, dtype), host_of(dq, qs, dtype), host_of(dk, ks, dtype), host_of(dv, ks, dtype)};
 }
@@ -130,6 +132,8 @@ TEST(AttentionEmulated, ForwardAndBackwardMatchFloat64) {
     check<__nv_bfloat16, 64>({1, 2, 1, 33, 50, true, false, 0.3}, NB_BF16); // dropout
     check<__half, 128>({1, 3, 1, 150, 150, true, true, 0.2}, NB_F16);      // MQA, all of it
     check<__nv_bfloat16, 128>({2, 2, 2, 1, 257, true, false, 0}, NB_BF16);  // one decoded token
+    check<__half, 64>({1, 2, 2, 128, 192, false, false, 0}, NB_F16);       // whole tiles: no checks
+    check<__nv_bfloat16, 128>({1, 1, 1, 128, 256, true, false, 0}, NB_BF16); // tiles below the diagonal
 }
 
 } // namespace

@@ -24,7 +24,7 @@ int64_t tiles_of(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
 
 template <typename T, int D, bool DROPOUT>
 nb_status forward(const char *fn, const nb_cuda_ctx &ctx, const attention_params &p, int64_t bh) {
-    int64_t tiles = tiles_of(p.sq, FORWARD_WARPS * 16);
+    int64_t tiles = tiles_of(p.sq, FORWARD_ROWS);
     return launch(fn, ctx, attention_forward<T, D, DROPOUT>, bh * tiles, FORWARD_WARPS,
                   forward_shared<T, D>, p, (int)tiles);
 }

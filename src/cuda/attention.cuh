@@ -11,12 +11,16 @@
 // exactly the A fragment of the next product, so probabilities never leave
 // registers.
 //
-// Forward: a block takes 128 query rows (8 warps) and walks 64-key tiles,
-// loading the next K tile and the current V tile with cp.async while it
-// computes. Backward: delta = rowsum(dO * O) first; then one kernel per key
-// tile (64 keys, 4 warps) accumulates dK and dV over every query row of
-// the kv head's group, and one kernel per query tile accumulates dQ, so no
-// two blocks write the same gradient and the result is deterministic; both
+// Forward: a block of 4 warps takes 128 query rows, two 16-row tiles per
+// warp, so each fragment of K or V read from shared memory feeds two mma;
+// it walks key tiles (64 keys at head dim 64, 32 at 128, so that its
+// accumulators fit in registers without spilling), loading the next K tile
+// and the current V tile with cp.async while it computes (FlashAttention-2
+// measured these 4-warp shapes faster than 8 warps of 16 rows each).
+// Backward: delta = rowsum(dO * O) first; then one kernel per key tile (64
+// keys, 4 warps) accumulates dK and dV over every query row of the kv
+// head's group, and one kernel per query tile accumulates dQ, so no two
+// blocks write the same gradient and the result is deterministic; both
 // double-buffer the tiles they walk. attention.cu launches them.
 // Shared tiles have rows of D + 8 elements: the 16-byte shift per row puts
 // the eight rows an ldmatrix reads in distinct banks.
@@ -27,11 +31,13 @@
 
 namespace nb_flash {
 
-constexpr int KEY_TILE = 64;   // keys per tile in the forward and the dQ pass
+constexpr int FORWARD_WARPS = 4, FORWARD_WARP_TILES = 2; // 16-row tiles per warp
+constexpr int FORWARD_ROWS = FORWARD_WARPS * FORWARD_WARP_TILES * 16;
+template <int D> constexpr int FORWARD_KEYS = D == 64 ? 64 : 32;
+constexpr int KEY_TILE = 64; // keys per tile in the dQ pass
 // query rows per tile in the dK/dV pass: 32 at head dim 128 keeps its dK
 // and dV accumulators and two score tiles within 255 registers
 template <int D> constexpr int QUERY_TILE = D == 128 ? 32 : 64;
-constexpr int FORWARD_WARPS = 8;
 constexpr int BACKWARD_WARPS = 4;
 
 struct attention_params {
@@ -160,32 +166,39 @@ __device__ __forceinline__ void load_tile(T *tile, const T *src, int first, int 
     }
 }
 
-// c = a b^T: a warp's 16 rows of a against N rows of b, both shared tiles
-// with D columns.
-template <typename T, int D, int N>
-__device__ __forceinline__ void product_abt(float (&c)[N / 8][4], const T *a, const T *b) {
+// c = a b^T: M tiles of 16 rows of a (consecutive, from a) against N rows
+// of b, both shared tiles with D columns. Each B fragment serves the M tiles.
+template <typename T, int D, int N, int M>
+__device__ __forceinline__ void product_abt(float (&c)[M][N / 8][4], const T *a, const T *b) {
     int lane = threadIdx.x % 32;
 #pragma unroll
-    for (int nt = 0; nt < N / 8; nt++) c[nt][0] = c[nt][1] = c[nt][2] = c[nt][3] = 0;
+    for (int mt = 0; mt < M; mt++)
+#pragma unroll
+        for (int nt = 0; nt < N / 8; nt++) c[mt][nt][0] = c[mt][nt][1] = c[mt][nt][2] = c[mt][nt][3] = 0;
 #pragma unroll
     for (int ks = 0; ks < D / 16; ks++) {
-        uint32_t af[4];
-        load_matrices<false>(af, a + (lane % 16) * pitch<D> + ks * 16 + lane / 16 * 8);
+        uint32_t af[M][4];
+#pragma unroll
+        for (int mt = 0; mt < M; mt++)
+            load_matrices<false>(af[mt], a + (mt * 16 + lane % 16) * pitch<D> + ks * 16 + lane / 16 * 8);
 #pragma unroll
         for (int nt = 0; nt < N / 8; nt += 2) {
             uint32_t bf[4];
             load_matrices<false>(bf, b + (nt * 8 + lane / 16 * 8 + lane % 8) * pitch<D> + ks * 16 +
                                          lane / 8 % 2 * 8);
-            mma<T>(c[nt], af, bf[0], bf[1]);
-            mma<T>(c[nt + 1], af, bf[2], bf[3]);
+#pragma unroll
+            for (int mt = 0; mt < M; mt++) {
+                mma<T>(c[mt][nt], af[mt], bf[0], bf[1]);
+                mma<T>(c[mt][nt + 1], af[mt], bf[2], bf[3]);
+            }
         }
     }
 }
 
-// c += a b: a's 16 x K fragments (from registers) times K rows of the shared
-// tile b with D columns.
-template <typename T, int K, int D>
-__device__ __forceinline__ void product_ab(float (&c)[D / 8][4], const uint32_t (&a)[K / 16][4],
+// c += a b: M tiles of 16 x K fragments (from registers) times K rows of
+// the shared tile b with D columns.
+template <typename T, int K, int D, int M>
+__device__ __forceinline__ void product_ab(float (&c)[M][D / 8][4], const uint32_t (&a)[M][K / 16][4],
                                            const T *b) {
     int lane = threadIdx.x % 32;
 #pragma unroll
@@ -195,9 +208,25 @@ __device__ __forceinline__ void product_ab(float (&c)[D / 8][4], const uint32_t 
             uint32_t bf[4];
             load_matrices<true>(bf, b + (kk * 16 + lane / 8 % 2 * 8 + lane % 8) * pitch<D> +
                                         (dt + lane / 16) * 8);
-            mma<T>(c[dt], a[kk], bf[0], bf[1]);
-            mma<T>(c[dt + 1], a[kk], bf[2], bf[3]);
+#pragma unroll
+            for (int mt = 0; mt < M; mt++) {
+                mma<T>(c[mt][dt], a[mt][kk], bf[0], bf[1]);
+                mma<T>(c[mt][dt + 1], a[mt][kk], bf[2], bf[3]);
+            }
         }
+}
+
+// The one-tile forms the backward uses: a warp's 16 rows.
+template <typename T, int D, int N>
+__device__ __forceinline__ void product_abt(float (&c)[N / 8][4], const T *a, const T *b) {
+    product_abt<T, D, N, 1>(reinterpret_cast<float(&)[1][N / 8][4]>(c), a, b);
+}
+
+template <typename T, int K, int D>
+__device__ __forceinline__ void product_ab(float (&c)[D / 8][4], const uint32_t (&a)[K / 16][4],
+                                           const T *b) {
+    product_ab<T, K, D, 1>(reinterpret_cast<float(&)[1][D / 8][4]>(c),
+                           reinterpret_cast<const uint32_t(&)[1][K / 16][4]>(a), b);
 }
 
 // Accumulators of a 16 x N tile as the A fragments of a product over N.
@@ -231,6 +260,16 @@ __device__ __forceinline__ float biased_score(const attention_params &p, int64_t
     return x;
 }
 
+// Whether the scores of queries i0 .. i0 + rows - 1 against keys j0 ..
+// j0 + keys - 1 need biased_score's checks (a mask, a tile past either end,
+// or keys past the causal diagonal of query i0); if not, a score is the raw
+// product times the scale.
+__device__ __forceinline__ bool tile_needs_checks(const attention_params &p, int i0, int rows, int j0,
+                                                  int keys) {
+    return p.mask || i0 + rows > p.sq || j0 + keys > p.sk ||
+           (p.causal && j0 + keys - 1 > i0 + p.sk - p.sq);
+}
+
 // Dropout's factor for probability (i, j) of head bh: keep / (1 - p), from
 // the draw nb_bernoulli makes for that element of [B, H, Sq, Sk].
 __device__ __forceinline__ float dropout_factor(const attention_params &p, int64_t bh, int i, int j) {
@@ -248,7 +287,7 @@ __device__ __forceinline__ float probability(float x, float lse) {
 // Shared memory of each kernel: its tiles (and the dK/dV pass's row
 // statistics).
 template <typename T, int D>
-constexpr size_t forward_shared = sizeof(T) * (FORWARD_WARPS * 16 + 2 * KEY_TILE) * pitch<D>;
+constexpr size_t forward_shared = sizeof(T) * (FORWARD_ROWS + 2 * FORWARD_KEYS<D>) * pitch<D>;
 template <typename T, int D>
 constexpr size_t dq_shared = sizeof(T) * (2 * BACKWARD_WARPS * 16 + 4 * KEY_TILE) * pitch<D>;
 template <typename T, int D>
@@ -257,28 +296,32 @@ constexpr size_t dkdv_shared = sizeof(T) * (2 * BACKWARD_WARPS * 16 + 4 * QUERY_
 
 // ---- forward ----
 
-// The online softmax (Milakov and Gimelshein, 2018) of a warp's 16 x
-// KEY_TILE scores for the thread's two rows: m and l take in the tile, o is
-// rescaled by exp(m_old - m_new) and s becomes exp(s - m_new).
-template <int D>
-__device__ __forceinline__ void online_softmax(float (&s)[KEY_TILE / 8][4], float (&o)[D / 8][4],
+// The forward works in base 2: scores are scaled by log2(e) so that each
+// probability is one exp2 (FlashAttention-2's folding).
+constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+
+// The online softmax (Milakov and Gimelshein, 2018) of a warp's 16 x N
+// scores (base 2) for the thread's two rows: m and l take in the tile, o is
+// rescaled by 2^(m_old - m_new) and s becomes 2^(s - m_new).
+template <int D, int N>
+__device__ __forceinline__ void online_softmax(float (&s)[N / 8][4], float (&o)[D / 8][4],
                                                float (&m)[2], float (&l)[2]) {
 #pragma unroll
     for (int half = 0; half < 2; half++) {
         float top = m[half];
 #pragma unroll
-        for (int nt = 0; nt < KEY_TILE / 8; nt++)
+        for (int nt = 0; nt < N / 8; nt++)
             top = fmaxf(top, fmaxf(s[nt][2 * half], s[nt][2 * half + 1]));
         top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
         top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 2));
         float base = top == -INFINITY ? 0 : top; // no key seen yet: every exp is 0
-        float correction = __expf(m[half] - base), sum = 0;
+        float correction = exp2f(m[half] - base), sum = 0;
         m[half] = top;
 #pragma unroll
-        for (int nt = 0; nt < KEY_TILE / 8; nt++)
+        for (int nt = 0; nt < N / 8; nt++)
 #pragma unroll
             for (int e = 2 * half; e < 2 * half + 2; e++) {
-                s[nt][e] = __expf(s[nt][e] - base);
+                s[nt][e] = exp2f(s[nt][e] - base);
                 sum += s[nt][e];
             }
         sum += __shfl_xor_sync(0xffffffffu, sum, 1);
@@ -292,64 +335,14 @@ __device__ __forceinline__ void online_softmax(float (&s)[KEY_TILE / 8][4], floa
     }
 }
 
-template <typename T, int D, bool DROPOUT>
-__global__ void __launch_bounds__(FORWARD_WARPS * 32, D == 64 ? 2 : 1)
-    attention_forward(attention_params p, int query_tiles) {
-    constexpr int rows = FORWARD_WARPS * 16;
-    extern __shared__ uint4 shared[];
-    T *sq = (T *)shared, *sk = sq + rows * pitch<D>, *sv = sk + KEY_TILE * pitch<D>;
-    int64_t bh = blockIdx.x / query_tiles, kv = kv_head_of(p, bh);
-    // the longest causal tiles first: they finish last
-    int i0 = (query_tiles - 1 - (int)(blockIdx.x % query_tiles)) * rows;
-    int warp = threadIdx.x / 32;
-    const T *q = (const T *)p.q + bh * p.sq * D, *k = (const T *)p.k + kv * p.sk * D;
-    const T *v = (const T *)p.v + kv * p.sk * D;
-    int end = key_end(p, min(i0 + rows, p.sq) - 1);
-    bool plain = !p.mask && !p.causal; // only the last tile's bounds need a check
-
-    load_tile<T, D, rows>(sq, q, i0, p.sq);
-    commit_async();
-    if (end > 0) load_tile<T, D, KEY_TILE>(sk, k, 0, p.sk);
-    commit_async();
-    float o[D / 8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};
-    for (int j0 = 0; j0 < end; j0 += KEY_TILE) {
-        load_tile<T, D, KEY_TILE>(sv, v, j0, p.sk);
-        commit_async();
-        wait_async<1>(); // q and this K tile
-        __syncthreads();
-        float s[KEY_TILE / 8][4];
-        product_abt<T, D, KEY_TILE>(s, sq + warp * 16 * pitch<D>, sk);
-        __syncthreads(); // every warp is done with the K tile
-        if (j0 + KEY_TILE < end) load_tile<T, D, KEY_TILE>(sk, k, j0 + KEY_TILE, p.sk);
-        commit_async();
-        bool bias = !plain || j0 + KEY_TILE > p.sk;
-#pragma unroll
-        for (int nt = 0; nt < KEY_TILE / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                s[nt][e] = bias ? biased_score<T>(p, bh, i0 + warp * 16 + fragment_row(e),
-                                                  j0 + fragment_col(nt, e), s[nt][e])
-                                : s[nt][e] * p.scale;
-        online_softmax<D>(s, o, m, l);
-        if (DROPOUT)
-#pragma unroll
-            for (int nt = 0; nt < KEY_TILE / 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int i = i0 + warp * 16 + fragment_row(e), j = j0 + fragment_col(nt, e);
-                    if (i < p.sq && j < p.sk) s[nt][e] *= dropout_factor(p, bh, i, j);
-                }
-        uint32_t probs[KEY_TILE / 16][4];
-        to_fragments<T, KEY_TILE>(s, probs);
-        wait_async<1>(); // this V tile
-        __syncthreads();
-        product_ab<T, KEY_TILE, D>(o, probs, sv);
-        __syncthreads(); // every warp is done with the V tile
-    }
-    wait_async<0>();
+// Writes a warp tile's output rows first.. (o / l) and their lse.
+template <typename T, int D>
+__device__ __forceinline__ void store_output(const attention_params &p, int64_t bh, int first,
+                                             const float (&o)[D / 8][4], const float (&m)[2],
+                                             const float (&l)[2]) {
 #pragma unroll
     for (int half = 0; half < 2; half++) {
-        int i = i0 + warp * 16 + fragment_row(2 * half);
+        int i = first + fragment_row(2 * half);
         if (i >= p.sq) continue;
         float inverse = l[half] > 0 ? 1 / l[half] : 0;
         T *out = (T *)p.out + (bh * p.sq + i) * D;
@@ -358,8 +351,74 @@ __global__ void __launch_bounds__(FORWARD_WARPS * 32, D == 64 ? 2 : 1)
             store_pair(out + fragment_col(dt, 0), o[dt][2 * half] * inverse,
                        o[dt][2 * half + 1] * inverse);
         if (threadIdx.x % 4 == 0)
-            p.lse[bh * p.sq + i] = l[half] > 0 ? m[half] + logf(l[half]) : -INFINITY;
+            p.lse[bh * p.sq + i] = l[half] > 0 ? m[half] * LN2 + logf(l[half]) : -INFINITY;
     }
+}
+
+template <typename T, int D, bool DROPOUT>
+__global__ void __launch_bounds__(FORWARD_WARPS * 32, 2)
+    attention_forward(attention_params p, int query_tiles) {
+    constexpr int keys = FORWARD_KEYS<D>, tiles = FORWARD_WARP_TILES;
+    extern __shared__ uint4 shared[];
+    T *sq = (T *)shared, *sk = sq + FORWARD_ROWS * pitch<D>, *sv = sk + keys * pitch<D>;
+    int64_t bh = blockIdx.x / query_tiles, kv = kv_head_of(p, bh);
+    // the longest causal tiles first: they finish last
+    int i0 = (query_tiles - 1 - (int)(blockIdx.x % query_tiles)) * FORWARD_ROWS;
+    int warp_row = threadIdx.x / 32 * tiles * 16; // the warp's first row in the block's tile
+    const T *q = (const T *)p.q + bh * p.sq * D, *k = (const T *)p.k + kv * p.sk * D;
+    const T *v = (const T *)p.v + kv * p.sk * D;
+    int end = key_end(p, min(i0 + FORWARD_ROWS, p.sq) - 1);
+    float scale = p.scale * LOG2E;
+
+    load_tile<T, D, FORWARD_ROWS>(sq, q, i0, p.sq);
+    commit_async();
+    if (end > 0) load_tile<T, D, keys>(sk, k, 0, p.sk);
+    commit_async();
+    float o[tiles][D / 8][4] = {}, m[tiles][2], l[tiles][2] = {};
+#pragma unroll
+    for (int mt = 0; mt < tiles; mt++) m[mt][0] = m[mt][1] = -INFINITY;
+    for (int j0 = 0; j0 < end; j0 += keys) {
+        load_tile<T, D, keys>(sv, v, j0, p.sk);
+        commit_async();
+        wait_async<1>(); // q and this K tile
+        __syncthreads();
+        float s[tiles][keys / 8][4];
+        product_abt<T, D, keys>(s, sq + warp_row * pitch<D>, sk);
+        __syncthreads(); // every warp is done with the K tile
+        if (j0 + keys < end) load_tile<T, D, keys>(sk, k, j0 + keys, p.sk);
+        commit_async();
+        bool checked = tile_needs_checks(p, i0, FORWARD_ROWS, j0, keys);
+        uint32_t probs[tiles][keys / 16][4];
+#pragma unroll
+        for (int mt = 0; mt < tiles; mt++) {
+            int first = i0 + warp_row + mt * 16;
+#pragma unroll
+            for (int nt = 0; nt < keys / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    s[mt][nt][e] = checked ? biased_score<T>(p, bh, first + fragment_row(e),
+                                                          j0 + fragment_col(nt, e), s[mt][nt][e]) * LOG2E
+                                        : s[mt][nt][e] * scale;
+            online_softmax<D, keys>(s[mt], o[mt], m[mt], l[mt]);
+            if (DROPOUT)
+#pragma unroll
+                for (int nt = 0; nt < keys / 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int i = first + fragment_row(e), j = j0 + fragment_col(nt, e);
+                        if (i < p.sq && j < p.sk) s[mt][nt][e] *= dropout_factor(p, bh, i, j);
+                    }
+            to_fragments<T, keys>(s[mt], probs[mt]);
+        }
+        wait_async<1>(); // this V tile
+        __syncthreads();
+        product_ab<T, keys, D>(o, probs, sv);
+        __syncthreads(); // every warp is done with the V tile
+    }
+    wait_async<0>();
+#pragma unroll
+    for (int mt = 0; mt < tiles; mt++)
+        store_output<T, D>(p, bh, i0 + warp_row + mt * 16, o[mt], m[mt], l[mt]);
 }
 
 // ---- backward ----
@@ -429,6 +488,7 @@ __global__ void __launch_bounds__(BACKWARD_WARPS * 32)
         commit_async();
         wait_async<1>(); // this pair (and q, dO)
         __syncthreads();
+        bool checked = tile_needs_checks(p, i0, rows, j0, KEY_TILE);
         float s[KEY_TILE / 8][4], dp[KEY_TILE / 8][4];
         product_abt<T, D, KEY_TILE>(s, sq + warp * 16 * pitch<D>, sk);
         product_abt<T, D, KEY_TILE>(dp, sdo + warp * 16 * pitch<D>, sv);
@@ -437,7 +497,8 @@ __global__ void __launch_bounds__(BACKWARD_WARPS * 32)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int i = i0 + warp * 16 + fragment_row(e), j = j0 + fragment_col(nt, e);
-                float prob = probability(biased_score<T>(p, bh, i, j, s[nt][e]), lse[e / 2]);
+                float x = checked ? biased_score<T>(p, bh, i, j, s[nt][e]) : s[nt][e] * p.scale;
+                float prob = probability(x, lse[e / 2]);
                 float grad = dp[nt][e];
                 if (DROPOUT && prob != 0) grad *= dropout_factor(p, bh, i, j);
                 s[nt][e] = prob * (grad - delta[e / 2]);
@@ -500,6 +561,7 @@ __global__ void __launch_bounds__(BACKWARD_WARPS * 32)
         int i0 = first + t % per_head * rows;
         const T *sq = sqdo + 2 * buffer * tile, *sdo = sq + tile;
         const float *slse = stats + 2 * buffer * rows, *sdelta = slse + rows;
+        bool checked = tile_needs_checks(p, i0, rows, j0, keys);
         float s[rows / 8][4], dp[rows / 8][4]; // transposed: keys by queries
         product_abt<T, D, rows>(s, sk + warp * 16 * pitch<D>, sq);
         product_abt<T, D, rows>(dp, sv + warp * 16 * pitch<D>, sdo);
@@ -509,7 +571,8 @@ __global__ void __launch_bounds__(BACKWARD_WARPS * 32)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int c = fragment_col(nt, e), i = i0 + c, j = j0 + warp * 16 + fragment_row(e);
-                float prob = probability(biased_score<T>(p, bh, i, j, s[nt][e]), slse[c]);
+                float x = checked ? biased_score<T>(p, bh, i, j, s[nt][e]) : s[nt][e] * p.scale;
+                float prob = probability(x, slse[c]);
                 float factor = DROPOUT && prob != 0 ? dropout_factor(p, bh, i, j) : 1;
                 s[nt][e] = prob * factor;
                 dp[nt][e] = prob * (dp[nt][e] * factor - sdelta[c]);
