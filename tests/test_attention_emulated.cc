@@ -85,15 +85,13 @@ std::vector<Host> emulated(const EmuCase &c, nb_dtype dtype, nb_tensor *const in
     p.seed = kSeed, p.offset = 0; // a fresh generator's first draw
     static_assert(forward_shared<S, D> <= sizeof shared && dq_shared<S, D> <= sizeof shared &&
                   dkdv_shared<S, D> <= sizeof shared, "the emulated shared memory is too small");
-    constexpr int rows = BACKWARD_WARPS * 16;
-    int64_t tiles = (c.sq + FORWARD_ROWS - 1) / FORWARD_ROWS;
-    int64_t query_tiles = (c.sq + rows - 1) / rows, key_tiles = (c.sk + rows - 1) / rows;
-    emu_launch(bh * tiles, FORWARD_WARPS * 32, shared, forward_shared<S, D>,
-               [&] { attention_forward<S, D, DROPOUT>(p, (int)tiles); });
+    int64_t query_tiles = (c.sq + QUERY_BLOCK - 1) / QUERY_BLOCK, key_tiles = (c.sk + KEY_BLOCK - 1) / KEY_BLOCK;
+    emu_launch(bh * query_tiles, WARPS * 32, shared, forward_shared<S, D>,
+               [&] { attention_forward<S, D, DROPOUT>(p, (int)query_tiles); });
     emu_launch((bh * c.sq + 7) / 8, 256, shared, 0, [&] { attention_row_deltas<S, D>(p, bh * c.sq); });
-    emu_launch(bh * query_tiles, BACKWARD_WARPS * 32, shared, dq_shared<S, D>,
+    emu_launch(bh * query_tiles, WARPS * 32, shared, dq_shared<S, D>,
                [&] { attention_backward_dq<S, D, DROPOUT>(p, (int)query_tiles); });
-    emu_launch(kv * key_tiles, BACKWARD_WARPS * 32, shared, dkdv_shared<S, D>,
+    emu_launch(kv * key_tiles, WARPS * 32, shared, dkdv_shared<S, D>,
                [&] { attention_backward_dkdv<S, D, DROPOUT>(p, (int)key_tiles); });
     return {host_of(out, qs, dtype), host_of(dq, qs, dtype), host_of(dk, ks, dtype), host_of(dv, ks, dtype)};
 }

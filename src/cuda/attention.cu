@@ -24,23 +24,22 @@ int64_t tiles_of(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
 
 template <typename T, int D, bool DROPOUT>
 nb_status forward(const char *fn, const nb_cuda_ctx &ctx, const attention_params &p, int64_t bh) {
-    int64_t tiles = tiles_of(p.sq, FORWARD_ROWS);
-    return launch(fn, ctx, attention_forward<T, D, DROPOUT>, bh * tiles, FORWARD_WARPS,
+    int64_t tiles = tiles_of(p.sq, QUERY_BLOCK);
+    return launch(fn, ctx, attention_forward<T, D, DROPOUT>, bh * tiles, WARPS,
                   forward_shared<T, D>, p, (int)tiles);
 }
 
 template <typename T, int D, bool DROPOUT>
 nb_status backward(const char *fn, const nb_cuda_ctx &ctx, const attention_params &p, int64_t bh,
                    int64_t kv_heads) {
-    constexpr int rows = BACKWARD_WARPS * 16;
     int64_t row_count = bh * p.sq;
     attention_row_deltas<T, D><<<(unsigned)tiles_of(row_count, 8), 256, 0, ctx.handle>>>(p, row_count);
     NB_TRY(nb__cuda_launched(fn));
-    int64_t query_tiles = tiles_of(p.sq, rows), key_tiles = tiles_of(p.sk, rows);
-    NB_TRY(launch(fn, ctx, attention_backward_dq<T, D, DROPOUT>, bh * query_tiles, BACKWARD_WARPS,
+    int64_t query_tiles = tiles_of(p.sq, QUERY_BLOCK), key_tiles = tiles_of(p.sk, KEY_BLOCK);
+    NB_TRY(launch(fn, ctx, attention_backward_dq<T, D, DROPOUT>, bh * query_tiles, WARPS,
                   dq_shared<T, D>, p, (int)query_tiles));
     return launch(fn, ctx, attention_backward_dkdv<T, D, DROPOUT>, kv_heads * key_tiles,
-                  BACKWARD_WARPS, dkdv_shared<T, D>, p, (int)key_tiles);
+                  WARPS, dkdv_shared<T, D>, p, (int)key_tiles);
 }
 
 template <typename T, int D, bool DROPOUT>

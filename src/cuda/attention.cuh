@@ -17,11 +17,12 @@
 // accumulators fit in registers without spilling), loading the next K tile
 // and the current V tile with cp.async while it computes (FlashAttention-2
 // measured these 4-warp shapes faster than 8 warps of 16 rows each).
-// Backward: delta = rowsum(dO * O) first; then one kernel per key tile (64
-// keys, 4 warps) accumulates dK and dV over every query row of the kv
-// head's group, and one kernel per query tile accumulates dQ, so no two
-// blocks write the same gradient and the result is deterministic; both
-// double-buffer the tiles they walk. attention.cu launches them.
+// Backward: delta = rowsum(dO * O) first; then one kernel per 64 keys (4
+// warps of 16) accumulates dK and dV over every query row of the kv head's
+// group, and one kernel per 128 query rows (laid out as in the forward,
+// walking 32-key tiles) accumulates dQ, so no two blocks write the same
+// gradient and the result is deterministic; both double-buffer the tiles
+// they walk. attention.cu launches them.
 // Shared tiles have rows of D + 8 elements: the 16-byte shift per row puts
 // the eight rows an ldmatrix reads in distinct banks.
 #pragma once
@@ -31,14 +32,19 @@
 
 namespace nb_flash {
 
-constexpr int FORWARD_WARPS = 4, FORWARD_WARP_TILES = 2; // 16-row tiles per warp
-constexpr int FORWARD_ROWS = FORWARD_WARPS * FORWARD_WARP_TILES * 16;
+constexpr int WARPS = 4; // per block, in every kernel
+// The forward and the dQ pass: blocks of QUERY_BLOCK query rows, WARP_TILES
+// tiles of 16 per warp, walking tiles of as many keys as keep the
+// accumulators within 255 registers (the dQ pass holds two score tiles).
+constexpr int WARP_TILES = 2;
+constexpr int QUERY_BLOCK = WARPS * WARP_TILES * 16;
 template <int D> constexpr int FORWARD_KEYS = D == 64 ? 64 : 32;
-constexpr int KEY_TILE = 64; // keys per tile in the dQ pass
-// query rows per tile in the dK/dV pass: 32 at head dim 128 keeps its dK
-// and dV accumulators and two score tiles within 255 registers
+constexpr int DQ_KEYS = 32;
+// The dK/dV pass: blocks of KEY_BLOCK keys, 16 per warp, walking tiles of
+// QUERY_TILE query rows (32 at head dim 128 keeps its dK and dV
+// accumulators and two score tiles within 255 registers).
+constexpr int KEY_BLOCK = WARPS * 16;
 template <int D> constexpr int QUERY_TILE = D == 128 ? 32 : 64;
-constexpr int BACKWARD_WARPS = 4;
 
 struct attention_params {
     const void *q, *k, *v, *mask, *dout, *o;
@@ -287,11 +293,11 @@ __device__ __forceinline__ float probability(float x, float lse) {
 // Shared memory of each kernel: its tiles (and the dK/dV pass's row
 // statistics).
 template <typename T, int D>
-constexpr size_t forward_shared = sizeof(T) * (FORWARD_ROWS + 2 * FORWARD_KEYS<D>) * pitch<D>;
+constexpr size_t forward_shared = sizeof(T) * (QUERY_BLOCK + 2 * FORWARD_KEYS<D>) * pitch<D>;
 template <typename T, int D>
-constexpr size_t dq_shared = sizeof(T) * (2 * BACKWARD_WARPS * 16 + 4 * KEY_TILE) * pitch<D>;
+constexpr size_t dq_shared = sizeof(T) * (2 * QUERY_BLOCK + 4 * DQ_KEYS) * pitch<D>;
 template <typename T, int D>
-constexpr size_t dkdv_shared = sizeof(T) * (2 * BACKWARD_WARPS * 16 + 4 * QUERY_TILE<D>) * pitch<D> +
+constexpr size_t dkdv_shared = sizeof(T) * (2 * KEY_BLOCK + 4 * QUERY_TILE<D>) * pitch<D> +
                                sizeof(float) * 4 * QUERY_TILE<D>;
 
 // ---- forward ----
@@ -356,21 +362,21 @@ __device__ __forceinline__ void store_output(const attention_params &p, int64_t 
 }
 
 template <typename T, int D, bool DROPOUT>
-__global__ void __launch_bounds__(FORWARD_WARPS * 32, 2)
+__global__ void __launch_bounds__(WARPS * 32, 2)
     attention_forward(attention_params p, int query_tiles) {
-    constexpr int keys = FORWARD_KEYS<D>, tiles = FORWARD_WARP_TILES;
+    constexpr int keys = FORWARD_KEYS<D>, tiles = WARP_TILES;
     extern __shared__ uint4 shared[];
-    T *sq = (T *)shared, *sk = sq + FORWARD_ROWS * pitch<D>, *sv = sk + keys * pitch<D>;
+    T *sq = (T *)shared, *sk = sq + QUERY_BLOCK * pitch<D>, *sv = sk + keys * pitch<D>;
     int64_t bh = blockIdx.x / query_tiles, kv = kv_head_of(p, bh);
     // the longest causal tiles first: they finish last
-    int i0 = (query_tiles - 1 - (int)(blockIdx.x % query_tiles)) * FORWARD_ROWS;
+    int i0 = (query_tiles - 1 - (int)(blockIdx.x % query_tiles)) * QUERY_BLOCK;
     int warp_row = threadIdx.x / 32 * tiles * 16; // the warp's first row in the block's tile
     const T *q = (const T *)p.q + bh * p.sq * D, *k = (const T *)p.k + kv * p.sk * D;
     const T *v = (const T *)p.v + kv * p.sk * D;
-    int end = key_end(p, min(i0 + FORWARD_ROWS, p.sq) - 1);
+    int end = key_end(p, min(i0 + QUERY_BLOCK, p.sq) - 1);
     float scale = p.scale * LOG2E;
 
-    load_tile<T, D, FORWARD_ROWS>(sq, q, i0, p.sq);
+    load_tile<T, D, QUERY_BLOCK>(sq, q, i0, p.sq);
     commit_async();
     if (end > 0) load_tile<T, D, keys>(sk, k, 0, p.sk);
     commit_async();
@@ -387,7 +393,7 @@ __global__ void __launch_bounds__(FORWARD_WARPS * 32, 2)
         __syncthreads(); // every warp is done with the K tile
         if (j0 + keys < end) load_tile<T, D, keys>(sk, k, j0 + keys, p.sk);
         commit_async();
-        bool checked = tile_needs_checks(p, i0, FORWARD_ROWS, j0, keys);
+        bool checked = tile_needs_checks(p, i0, QUERY_BLOCK, j0, keys);
         uint32_t probs[tiles][keys / 16][4];
 #pragma unroll
         for (int mt = 0; mt < tiles; mt++) {
@@ -452,64 +458,73 @@ __device__ __forceinline__ void store_rows(T *dst, const float (&c)[D / 8][4], i
     }
 }
 
-// dQ for 64 query rows of head bh: dS = P (dP - delta) against every key
-// tile they see, dQ = scale dS K. The K and V tiles are double-buffered:
-// the next pair loads while this one is used.
+// dQ for QUERY_BLOCK query rows of head bh: dS = P (dP - delta) against
+// every key tile they see, dQ = scale dS K. The K and V tiles are
+// double-buffered: the next pair loads while this one is used.
 template <typename T, int D, bool DROPOUT>
-__global__ void __launch_bounds__(BACKWARD_WARPS * 32)
+__global__ void __launch_bounds__(WARPS * 32, 2)
     attention_backward_dq(attention_params p, int query_tiles) {
-    constexpr int rows = BACKWARD_WARPS * 16, tile = KEY_TILE * pitch<D>;
+    constexpr int keys = DQ_KEYS, tiles = WARP_TILES, tile = keys * pitch<D>;
     extern __shared__ uint4 shared[];
-    T *sq = (T *)shared, *sdo = sq + rows * pitch<D>, *skv = sdo + rows * pitch<D>; // [2][K, V]
+    T *sq = (T *)shared, *sdo = sq + QUERY_BLOCK * pitch<D>, *skv = sdo + QUERY_BLOCK * pitch<D>; // [2][K, V]
     int64_t bh = blockIdx.x / query_tiles, kv = kv_head_of(p, bh);
-    int i0 = (query_tiles - 1 - (int)(blockIdx.x % query_tiles)) * rows, warp = threadIdx.x / 32;
+    int i0 = (query_tiles - 1 - (int)(blockIdx.x % query_tiles)) * QUERY_BLOCK;
+    int warp_row = threadIdx.x / 32 * tiles * 16; // the warp's first row in the block's tile
     const T *k = (const T *)p.k + kv * p.sk * D, *v = (const T *)p.v + kv * p.sk * D;
-    int end = key_end(p, min(i0 + rows, p.sq) - 1);
-    load_tile<T, D, rows>(sq, (const T *)p.q + bh * p.sq * D, i0, p.sq);
-    load_tile<T, D, rows>(sdo, (const T *)p.dout + bh * p.sq * D, i0, p.sq);
+    int end = key_end(p, min(i0 + QUERY_BLOCK, p.sq) - 1);
+    load_tile<T, D, QUERY_BLOCK>(sq, (const T *)p.q + bh * p.sq * D, i0, p.sq);
+    load_tile<T, D, QUERY_BLOCK>(sdo, (const T *)p.dout + bh * p.sq * D, i0, p.sq);
     if (end > 0) {
-        load_tile<T, D, KEY_TILE>(skv, k, 0, p.sk);
-        load_tile<T, D, KEY_TILE>(skv + tile, v, 0, p.sk);
+        load_tile<T, D, keys>(skv, k, 0, p.sk);
+        load_tile<T, D, keys>(skv + tile, v, 0, p.sk);
     }
     commit_async();
-    float lse[2], delta[2];
-    for (int half = 0; half < 2; half++) {
-        int i = i0 + warp * 16 + fragment_row(2 * half);
-        lse[half] = i < p.sq ? p.lse[bh * p.sq + i] : 0;
-        delta[half] = i < p.sq ? p.delta[bh * p.sq + i] : 0;
-    }
-    float dq[D / 8][4] = {};
-    for (int j0 = 0, buffer = 0; j0 < end; j0 += KEY_TILE, buffer ^= 1) {
+    float lse[tiles][2], delta[tiles][2];
+#pragma unroll
+    for (int mt = 0; mt < tiles; mt++)
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            int i = i0 + warp_row + mt * 16 + fragment_row(2 * half);
+            lse[mt][half] = i < p.sq ? p.lse[bh * p.sq + i] : 0;
+            delta[mt][half] = i < p.sq ? p.delta[bh * p.sq + i] : 0;
+        }
+    float dq[tiles][D / 8][4] = {};
+    for (int j0 = 0, buffer = 0; j0 < end; j0 += keys, buffer ^= 1) {
         T *sk = skv + 2 * buffer * tile, *sv = sk + tile, *next = skv + 2 * (buffer ^ 1) * tile;
-        if (j0 + KEY_TILE < end) { // the other buffer was last read before the previous barrier
-            load_tile<T, D, KEY_TILE>(next, k, j0 + KEY_TILE, p.sk);
-            load_tile<T, D, KEY_TILE>(next + tile, v, j0 + KEY_TILE, p.sk);
+        if (j0 + keys < end) { // the other buffer was last read before the previous barrier
+            load_tile<T, D, keys>(next, k, j0 + keys, p.sk);
+            load_tile<T, D, keys>(next + tile, v, j0 + keys, p.sk);
         }
         commit_async();
         wait_async<1>(); // this pair (and q, dO)
         __syncthreads();
-        bool checked = tile_needs_checks(p, i0, rows, j0, KEY_TILE);
-        float s[KEY_TILE / 8][4], dp[KEY_TILE / 8][4];
-        product_abt<T, D, KEY_TILE>(s, sq + warp * 16 * pitch<D>, sk);
-        product_abt<T, D, KEY_TILE>(dp, sdo + warp * 16 * pitch<D>, sv);
+        bool checked = tile_needs_checks(p, i0, QUERY_BLOCK, j0, keys);
+        float s[tiles][keys / 8][4], dp[tiles][keys / 8][4];
+        product_abt<T, D, keys>(s, sq + warp_row * pitch<D>, sk);
+        product_abt<T, D, keys>(dp, sdo + warp_row * pitch<D>, sv);
+        uint32_t ds[tiles][keys / 16][4];
 #pragma unroll
-        for (int nt = 0; nt < KEY_TILE / 8; nt++)
+        for (int mt = 0; mt < tiles; mt++) {
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int i = i0 + warp * 16 + fragment_row(e), j = j0 + fragment_col(nt, e);
-                float x = checked ? biased_score<T>(p, bh, i, j, s[nt][e]) : s[nt][e] * p.scale;
-                float prob = probability(x, lse[e / 2]);
-                float grad = dp[nt][e];
-                if (DROPOUT && prob != 0) grad *= dropout_factor(p, bh, i, j);
-                s[nt][e] = prob * (grad - delta[e / 2]);
-            }
-        uint32_t ds[KEY_TILE / 16][4];
-        to_fragments<T, KEY_TILE>(s, ds);
-        product_ab<T, KEY_TILE, D>(dq, ds, sk);
+            for (int nt = 0; nt < keys / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int i = i0 + warp_row + mt * 16 + fragment_row(e), j = j0 + fragment_col(nt, e);
+                    float x = checked ? biased_score<T>(p, bh, i, j, s[mt][nt][e]) : s[mt][nt][e] * p.scale;
+                    float prob = probability(x, lse[mt][e / 2]);
+                    float grad = dp[mt][nt][e];
+                    if (DROPOUT && prob != 0) grad *= dropout_factor(p, bh, i, j);
+                    s[mt][nt][e] = prob * (grad - delta[mt][e / 2]);
+                }
+            to_fragments<T, keys>(s[mt], ds[mt]);
+        }
+        product_ab<T, keys, D>(dq, ds, sk);
         __syncthreads(); // every warp is done with this pair
     }
     wait_async<0>(); // q and dO when no key tile was read
-    store_rows<T, D>((T *)p.dq + bh * p.sq * D, dq, i0 + warp * 16, p.sq, p.scale);
+#pragma unroll
+    for (int mt = 0; mt < tiles; mt++)
+        store_rows<T, D>((T *)p.dq + bh * p.sq * D, dq[mt], i0 + warp_row + mt * 16, p.sq, p.scale);
 }
 
 // The query tile at step t of the dK/dV pass (its query head, the first
@@ -531,9 +546,9 @@ __device__ __forceinline__ void stage_query_tile(const attention_params &p, int6
 // dV = (P z)^T dO and dK = scale dS^T Q, with z dropout's factor. The query
 // tiles are double-buffered: the next loads while this one is used.
 template <typename T, int D, bool DROPOUT>
-__global__ void __launch_bounds__(BACKWARD_WARPS * 32)
+__global__ void __launch_bounds__(WARPS * 32)
     attention_backward_dkdv(attention_params p, int key_tiles) {
-    constexpr int keys = BACKWARD_WARPS * 16, rows = QUERY_TILE<D>, tile = rows * pitch<D>;
+    constexpr int keys = KEY_BLOCK, rows = QUERY_TILE<D>, tile = rows * pitch<D>;
     extern __shared__ uint4 shared[];
     T *sk = (T *)shared, *sv = sk + keys * pitch<D>, *sqdo = sv + keys * pitch<D>; // [2][q, dO]
     float *stats = (float *)(sqdo + 4 * tile);                                     // [2][lse, delta]
