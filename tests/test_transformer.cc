@@ -286,7 +286,9 @@ TEST(CudaAttention, FusedKernelMatchesFloat64) {
         {{2, 4, 300, 128}, {2, 2, 333, 128}, true, false, 0}, // causal, Sq < Sk
         {{1, 2, 200, 64}, {1, 2, 90, 64}, true, true, 0},     // causal, Sq > Sk: empty rows
         {{1, 3, 150, 128}, {1, 1, 150, 128}, true, false, 0.2}, // MQA with dropout
-        {{2, 2, 1, 128}, {2, 2, 257, 128}, true, false, 0}};  // one decoded token
+        {{2, 2, 1, 128}, {2, 2, 257, 128}, true, false, 0},   // one decoded token
+        {{2, 4, 256, 64}, {2, 4, 384, 64}, false, false, 0},  // whole tiles: no per-score checks
+        {{1, 2, 256, 128}, {1, 2, 512, 128}, true, false, 0}}; // tiles below the diagonal
     for (nb_dtype dtype : {NB_BF16, NB_F16})
         for (const CudaAttentionCase &c : cases) {
             std::string what = std::string(nb_dtype_name(dtype)) + " q " + shape_str(c.q) + " kv " +
