@@ -31,7 +31,7 @@
     X(SILU, a / (1 + exp(-a)))                     \
     X(HARDSIGMOID, a <= -3 ? 0 : a >= 3 ? 1 : a / 6 + (elem)0.5) \
     X(HARDSWISH, a <= -3 ? 0 : a >= 3 ? a : a * (a + 3) / 6) \
-    X(GELU, gelu_tanh ? a / (1 + exp((elem)-2 * NB_GELU_SQRT_2_OVER_PI * (a + (elem)NB_GELU_CUBIC * a * a * a))) \
+    X(GELU, gelu_tanh ? a / (1 + exp(-2 * (elem)NB_GELU_SQRT_2_OVER_PI * (a + (elem)NB_GELU_CUBIC * a * a * a))) \
                       : a * (1 + erf(a * (elem)NB_GELU_RSQRT2)) / 2)
 
 /* Integers wrap like two's complement instead of overflowing. */

@@ -341,22 +341,34 @@ __device__ __forceinline__ void online_softmax(float (&s)[N / 8][4], float (&o)[
     }
 }
 
+// Stores a warp's 16 x D accumulators into rows first.. of dst [rows, D],
+// up to limit, the thread's upper row times factor[0] and its lower row
+// (8 further) times factor[1].
+template <typename T, int D>
+__device__ __forceinline__ void store_rows(T *dst, const float (&c)[D / 8][4], int first, int limit,
+                                           const float (&factor)[2]) {
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        int r = first + fragment_row(2 * half);
+        if (r >= limit) continue;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++)
+            store_pair(dst + (int64_t)r * D + fragment_col(dt, 0), c[dt][2 * half] * factor[half],
+                       c[dt][2 * half + 1] * factor[half]);
+    }
+}
+
 // Writes a warp tile's output rows first.. (o / l) and their lse.
 template <typename T, int D>
 __device__ __forceinline__ void store_output(const attention_params &p, int64_t bh, int first,
                                              const float (&o)[D / 8][4], const float (&m)[2],
                                              const float (&l)[2]) {
+    const float inverse[2] = {l[0] > 0 ? 1 / l[0] : 0, l[1] > 0 ? 1 / l[1] : 0};
+    store_rows<T, D>((T *)p.out + bh * p.sq * D, o, first, p.sq, inverse);
 #pragma unroll
     for (int half = 0; half < 2; half++) {
         int i = first + fragment_row(2 * half);
-        if (i >= p.sq) continue;
-        float inverse = l[half] > 0 ? 1 / l[half] : 0;
-        T *out = (T *)p.out + (bh * p.sq + i) * D;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; dt++)
-            store_pair(out + fragment_col(dt, 0), o[dt][2 * half] * inverse,
-                       o[dt][2 * half + 1] * inverse);
-        if (threadIdx.x % 4 == 0)
+        if (i < p.sq && threadIdx.x % 4 == 0)
             p.lse[bh * p.sq + i] = l[half] > 0 ? m[half] * LN2 + logf(l[half]) : -INFINITY;
     }
 }
@@ -442,22 +454,6 @@ __global__ void attention_row_deltas(attention_params p, int64_t row_count) {
     if (threadIdx.x % 32 == 0) p.delta[row] = sum;
 }
 
-// Stores a warp's 16 x D accumulators times factor into rows first.. of
-// dst [rows, D], up to limit.
-template <typename T, int D>
-__device__ __forceinline__ void store_rows(T *dst, const float (&c)[D / 8][4], int first, int limit,
-                                           float factor) {
-#pragma unroll
-    for (int half = 0; half < 2; half++) {
-        int r = first + fragment_row(2 * half);
-        if (r >= limit) continue;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; dt++)
-            store_pair(dst + (int64_t)r * D + fragment_col(dt, 0), c[dt][2 * half] * factor,
-                       c[dt][2 * half + 1] * factor);
-    }
-}
-
 // dQ for QUERY_BLOCK query rows of head bh: dS = P (dP - delta) against
 // every key tile they see, dQ = scale dS K. The K and V tiles are
 // double-buffered: the next pair loads while this one is used.
@@ -524,7 +520,8 @@ __global__ void __launch_bounds__(WARPS * 32, 2)
     wait_async<0>(); // q and dO when no key tile was read
 #pragma unroll
     for (int mt = 0; mt < tiles; mt++)
-        store_rows<T, D>((T *)p.dq + bh * p.sq * D, dq[mt], i0 + warp_row + mt * 16, p.sq, p.scale);
+        store_rows<T, D>((T *)p.dq + bh * p.sq * D, dq[mt], i0 + warp_row + mt * 16, p.sq,
+                         {p.scale, p.scale});
 }
 
 // The query tile at step t of the dK/dV pass (its query head, the first
@@ -599,8 +596,8 @@ __global__ void __launch_bounds__(WARPS * 32)
         __syncthreads(); // every warp is done with this tile
     }
     wait_async<0>(); // K and V when no query sees these keys
-    store_rows<T, D>((T *)p.dk + head * p.sk * D, dk, j0 + warp * 16, p.sk, p.scale);
-    store_rows<T, D>((T *)p.dv + head * p.sk * D, dv, j0 + warp * 16, p.sk, 1);
+    store_rows<T, D>((T *)p.dk + head * p.sk * D, dk, j0 + warp * 16, p.sk, {p.scale, p.scale});
+    store_rows<T, D>((T *)p.dv + head * p.sk * D, dv, j0 + warp * 16, p.sk, {1, 1});
 }
 
 } // namespace nb_flash
