@@ -80,7 +80,7 @@ TEST(Dtype, PromotionFollowsPyTorch) {
     EXPECT_EQ(nb_promote_types(NB_BOOL, NB_F16), NB_F16);
     EXPECT_EQ(nb_dtype_size(NB_BF16), 2u);
     EXPECT_STREQ(nb_dtype_name(NB_BOOL), "bool");
-    EXPECT_STREQ(nb_dtype_name((nb_dtype)99), "?");
+    EXPECT_STREQ(nb_dtype_name((nb_dtype)99), "invalid dtype 99");
 }
 
 TEST(Dtype, CastsSaturateAndWrap) {

@@ -14,11 +14,12 @@
 
 namespace {
 
-enum Kind { FLOAT, INTEGRAL, INDEX, MASK };
+enum Kind { FLOAT, INTEGRAL, INDEX, MASK, RAMP };
 
 struct Input {
     Kind kind;
-    double lo, hi;      // FLOAT: uniform in [lo, hi]; INTEGRAL: integers in [lo, hi]
+    double lo, hi;      // FLOAT: uniform in [lo, hi]; INTEGRAL: integers in [lo, hi];
+                        // RAMP: lo to hi in order, rounded to integers (the extreme at an end)
     int bound_dim = -1; // INDEX: integers in [0, size of this dim of input 0) when >= 0, else [lo, hi)
 };
 
@@ -243,6 +244,7 @@ void reduction(nb_op op, Reducer fn, std::function<double(const std::vector<doub
 Input F(double lo, double hi) { return {FLOAT, lo, hi}; }
 Input I(double lo, double hi) { return {INTEGRAL, lo, hi}; }
 Input IDX(int bound_dim, double hi = 0) { return {INDEX, 0, hi, bound_dim}; }
+Input RAMP_(double from, double to) { return {RAMP, from, to}; }
 const Input M = {MASK, 0, 1};
 
 double philox_uniform(uint64_t seed, int64_t i, double lo, double hi) {
@@ -1680,6 +1682,70 @@ void large_cases() {
          [](const std::vector<Host> &h) { return matmul_ref(h[0], h[1]); }, false, 10});
 }
 
+// Both sides of every CPU threshold that changes the algorithm: the thread
+// team starts at NB_CPU_PARALLEL_MIN (32,768) elements, and a reduction with
+// fewer outputs than threads splits each output's elements into ranges from
+// twice that. Inputs whose sign and order expose a wrong identity or merge:
+// all negative, all positive, and ramps that put the extreme at either end.
+void threshold_cases() {
+    const std::vector<std::vector<Shape>> sizes = {{{32767}}, {{32768}}, {{65535}}, {{65536}},
+                                                   {{70001}}, {{2, 70000}}, {{4, 40000}}, {{3, 11000}}};
+    const std::vector<std::pair<std::string, Input>> inputs = {
+        {"negative", F(-3, -1)}, {"positive", F(1, 3)},
+        {"ramp_up", RAMP_(-100000, -1)}, {"ramp_down", RAMP_(100000, 1)}};
+    using Fold = std::function<double(const std::vector<double> &)>;
+    auto first_of = [](bool largest) {
+        return [largest](const std::vector<double> &v) {
+            auto it = largest ? std::max_element(v.begin(), v.end()) : std::min_element(v.begin(), v.end());
+            return (double)(it - v.begin());
+        };
+    };
+    const std::vector<std::tuple<nb_op, Reducer, Fold>> extremes = {
+        {NB_OP_MAX, nb_max, [](const std::vector<double> &v) { return *std::max_element(v.begin(), v.end()); }},
+        {NB_OP_MIN, nb_min, [](const std::vector<double> &v) { return *std::min_element(v.begin(), v.end()); }},
+        {NB_OP_ARGMAX, nb_argmax, first_of(true)},
+        {NB_OP_ARGMIN, nb_argmin, first_of(false)},
+        {NB_OP_SUM, [](const nb_tensor *x, int n, const int *d, bool k) { return nb_sum(x, n, d, k); }, fold_sum},
+        {NB_OP_LOGSUMEXP, nb_logsumexp, [](const std::vector<double> &v) {
+             double m = *std::max_element(v.begin(), v.end()), s = 0;
+             for (double a : v) s += std::exp(a - m);
+             return m + std::log(s);
+         }}};
+    for (const auto &[op, fn, fold] : extremes)
+        for (const auto &[tag, in] : inputs) {
+            bool exp_like = op == NB_OP_LOGSUMEXP;
+            if (exp_like && in.kind == RAMP) continue; // a ramp of integers is one term of the sum
+            std::vector<nb_dtype> dtypes = {NB_F32, NB_F64, NB_I32, NB_I64};
+            if (exp_like) dtypes = {NB_F32, NB_F64};
+            int dim = -1;
+            add({op, std::string(nb_op_name(op)) + "_threshold_" + tag, {in}, sizes, dtypes,
+                 [fn, dim](const Tensors &t) { return fn(t[0], 1, &dim, false); },
+                 [fold, dim](const std::vector<Host> &h) { return reduce_ref(h[0], {dim}, false, fold); },
+                 false, op == NB_OP_SUM ? 100.0 : 1.0});
+        }
+    // the elementwise engine: serial below the cut-off, a thread team above
+    add({NB_OP_MUL, "mul_threshold", {F(-3, -1), F(1, 3)},
+         {{{32767}, {32767}}, {{32768}, {1}}, {{3, 11000}, {11000}}, {{40000, 1}, {1, 1}}}, SIGNED,
+         [](const Tensors &t) { return nb_mul(t[0], t[1]); },
+         [](const std::vector<Host> &h) {
+             return map_n(h, [](const std::vector<double> &v) { return v[0] * v[1]; });
+         },
+         false});
+    add({NB_OP_NEG, "neg_threshold", {RAMP_(1, 40000)}, {{{32767}}, {{32768}}, {{2, 20000}}}, SIGNED,
+         [](const Tensors &t) { return nb_neg(t[0]); },
+         [](const std::vector<Host> &h) { return map1(h[0], [](double a) { return -a; }); }, false});
+    // blocked depthwise convolution with a partial block of channels, below and
+    // above the input size that starts the thread team
+    for (const Shape &x : {Shape{2, 9, 40, 45}, Shape{2, 9, 48, 40}}) {
+        ConvConfig k = {{1, 1}, {1, 1}, {1, 1}, 9, {0, 0}};
+        add({NB_OP_DEPTHWISE_CONV2D, "depthwise_threshold_" + shape_str(x), {F(-1, 1), F(-1, 1)},
+             {{x, {9, 1, 3, 3}}}, {NB_F32, NB_F64},
+             [k](const Tensors &t) { return nb_conv2d(t[0], t[1], nullptr, k.stride, k.padding, k.dilation, k.groups); },
+             [k, x](const std::vector<Host> &h) { return conv_ref(h[0], h[1], nullptr, k, x[2], x[3]); },
+             false, 5});
+    }
+}
+
 void view_cases() {
     add({NB_OP_RESHAPE, "reshape", {F(-3, 3)}, {{{3, 4}}, {{2, 3, 2}}}, ALL,
          [](const Tensors &t) { return nb_reshape(t[0], 2, Shape{2, -1}.data()); },
@@ -1743,6 +1809,7 @@ const std::vector<Case> &all_cases() {
         conv_cases();
         pool_cases();
         optimizer_cases();
+        threshold_cases();
         built = true;
     }
     return g_cases;
@@ -1766,6 +1833,11 @@ Host random_input(const Input &in, const Shape &shape, const Shape &first, nb_dt
         lo = 0;
     }
     if (in.kind == MASK || dtype == NB_BOOL) lo = 0, hi = 1;
+    if (in.kind == RAMP) {
+        double last = (double)std::max<int64_t>(h.numel() - 1, 1);
+        for (int64_t i = 0; i < h.numel(); i++) h.v[i] = std::round(lo + (hi - lo) * (double)i / last);
+        return h;
+    }
     if (dtype == NB_U8) lo = std::max(lo, 0.0);
     if (integral) lo = std::ceil(lo), hi = std::floor(hi);
     for (double &v : h.v) {
@@ -1817,7 +1889,7 @@ void run_case(const Case &c, size_t index, nb_device device) {
                     Host h = random_input(c.inputs[k], shapes[k], shapes[0], d, rng);
                     owned.emplace_back(place(h, d, strided));
                     ASSERT_NE(owned.back().t, nullptr) << what << ": " << nb_last_error();
-                    if (strided && !shapes[k].empty() && shapes[k].back() > 1) {
+                    if (strided && !shapes[k].empty() && shapes[k].back() > 1 && numel_of(shapes[k]) > 0) {
                         ASSERT_FALSE(nb_is_contiguous(owned.back()));
                     }
                     inputs.push_back(owned.back());

@@ -5,7 +5,7 @@
  *   if (nb_fashion_mnist_load(NULL, true, &images, &labels) != NB_OK) ...
  *   nb_batches *batches = nb_batches_create(images, labels, 128, true, false, gen);
  *   nb_tensor *x, *y;
- *   while (nb_batches_next(batches, &x, &y)) { ...; nb_release(x); nb_release(y); }
+ *   while (nb_batches_take(batches, &x, &y) == NB_OK && x) { ...; nb_release(x); nb_release(y); }
  */
 #ifndef NABLA_DATA_H
 #define NABLA_DATA_H
@@ -38,8 +38,12 @@ typedef struct nb_batches nb_batches;
  * generator); drop_last skips a final short batch. Holds references. */
 nb_batches *nb_batches_create(const nb_tensor *images, const nb_tensor *labels, int64_t batch_size,
                               bool shuffle, bool drop_last, nb_generator *gen);
-/* The next batch (new references), or false at the end of an epoch, after
- * which the next call starts a new one. */
+/* The next batch (new references) with NB_OK; at the end of an epoch NB_OK
+ * with *images and *labels NULL, after which the next call starts a new
+ * epoch; on failure the status (the batch is not consumed). */
+nb_status nb_batches_take(nb_batches *batches, nb_tensor **images, nb_tensor **labels);
+/* nb_batches_take as a loop condition: true for a batch, false at the end of
+ * an epoch and on failure (nb_batches_take tells the two apart). */
 bool nb_batches_next(nb_batches *batches, nb_tensor **images, nb_tensor **labels);
 /* Batches per epoch. */
 int64_t nb_batches_count(const nb_batches *batches);

@@ -27,14 +27,14 @@ typedef enum nb_dtype {
 } nb_dtype;
 
 size_t nb_dtype_size(nb_dtype dtype);        /* bytes per element, 0 if invalid */
-const char *nb_dtype_name(nb_dtype dtype);   /* "f32", ..., "?" if invalid */
+const char *nb_dtype_name(nb_dtype dtype);   /* "f32", ..., "invalid dtype 42" */
 bool nb_dtype_is_float(nb_dtype dtype);      /* f32, f64, f16, bf16 */
 bool nb_dtype_is_valid(nb_dtype dtype);
 
 /* The dtype two operands of a binary op compute in, as in PyTorch: a float
  * beats an integer, the wider type wins, f16 with bf16 gives f32, bool is the
  * narrowest integer. */
-nb_dtype nb_promote_types(nb_dtype a, nb_dtype b);
+nb_dtype nb_promote_types(nb_dtype a, nb_dtype b); /* NB_DTYPE_COUNT if either is invalid */
 
 /* IEEE half and bfloat16, rounding to nearest even; NaN stays NaN. */
 uint16_t nb_f32_to_f16(float value);

@@ -36,8 +36,13 @@ extern "C" {
 
 typedef struct nb_optimizer nb_optimizer;
 
-/* SGD with optional momentum (0 for none), Nesterov momentum and L2 weight
- * decay added to the gradient. */
+/* The constructors reject a NULL or repeated parameter, a non-float or
+ * non-contiguous one, and hyper-parameters that are NaN, infinite or out of
+ * range (NB_ERR_INVALID). Adam and AdamW count steps per parameter, as
+ * PyTorch does: bias correction uses the steps a parameter was updated.
+ *
+ * SGD with optional momentum (in [0, 1]; 0 for none), Nesterov momentum and
+ * L2 weight decay added to the gradient. */
 nb_optimizer *nb_sgd_create(nb_tensor *const *params, int n, double lr, double momentum,
                             double weight_decay, bool nesterov);
 /* Adam (Kingma and Ba, 2015); weight_decay adds wd * p to the gradient. */
@@ -49,7 +54,9 @@ nb_optimizer *nb_adamw_create(nb_tensor *const *params, int n, double lr, double
 nb_status nb_optimizer_step(nb_optimizer *opt);
 /* Drops every parameter's gradient (the next backward starts afresh). */
 void nb_optimizer_zero_grad(nb_optimizer *opt);
-void nb_optimizer_set_lr(nb_optimizer *opt, double lr);
+/* Fails with NB_ERR_INVALID (the rate unchanged) for a NaN, infinite or
+ * negative lr. */
+nb_status nb_optimizer_set_lr(nb_optimizer *opt, double lr);
 double nb_optimizer_get_lr(const nb_optimizer *opt);
 void nb_optimizer_free(nb_optimizer *opt);
 
@@ -62,7 +69,7 @@ nb_tensor *nb_clip_grad_norm(nb_tensor *const *params, int n, double max_norm);
 
 /* The learning rate of step (from 0): max_lr * (step + 1) / warmup_steps
  * during the warmup, then a cosine from max_lr down to min_lr at
- * total_steps, and min_lr after. */
+ * total_steps, and min_lr after. Negative counts are taken as 0. */
 double nb_lr_warmup_cosine(int64_t step, int64_t warmup_steps, int64_t total_steps, double max_lr,
                            double min_lr);
 

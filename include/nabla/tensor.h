@@ -39,7 +39,8 @@ nb_device nb_cuda(int index);
 /* GPUs this build can use: 0 when nabla was built without CUDA or none is
  * present (include/nabla/cuda.h has the rest of the CUDA API). */
 int nb_cuda_device_count(void);
-/* "cpu" or "cuda:N", into buf (at least 16 bytes); returns buf. */
+/* "cpu" or "cuda:N", into buf (at least 16 bytes); returns buf (NULL, with
+ * an error, for a NULL or empty buf). */
 const char *nb_device_str(nb_device device, char *buf, size_t size);
 
 /* Frees the memory the device's allocator keeps for reuse. On the CPU, blocks
@@ -85,7 +86,12 @@ nb_tensor *nb_arange(double start, double end, double step, nb_dtype dtype, nb_d
 nb_tensor *nb_linspace(double start, double end, int64_t steps, nb_dtype dtype, nb_device device);
 /* [n, m] with ones on the diagonal. */
 nb_tensor *nb_eye(int64_t n, int64_t m, nb_dtype dtype, nb_device device);
-/* Copies numel elements of dtype from host memory at data. */
+/* Copies numel elements of dtype from host memory at data, which must hold
+ * nbytes = numel * dtype size (NB_ERR_INVALID otherwise: a short buffer is
+ * caught, not read past). */
+nb_tensor *nb_from_buffer(const void *data, size_t nbytes, int ndim, const int64_t *shape,
+                          nb_dtype dtype, nb_device device);
+/* nb_from_buffer for a buffer the caller knows holds numel elements. */
 nb_tensor *nb_from_host(const void *data, int ndim, const int64_t *shape, nb_dtype dtype,
                         nb_device device);
 /* Copies t's elements, in row-major order and t's dtype, to host memory;

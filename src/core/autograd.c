@@ -53,7 +53,9 @@ nb_tensor *nb_detach(const nb_tensor *t) {
 static void release_inputs(nb_node *node) {
     for (int i = 0; i < node->n_inputs; i++) nb_release(node->inputs[i]);
     free(node->inputs);
+    free(node->versions);
     node->inputs = NULL;
+    node->versions = NULL;
     node->released = true;
 }
 
@@ -72,17 +74,22 @@ nb_status nb__record(nb_tensor *out, nb_op op, int n_inputs, const nb_tensor *co
     if (!any) return NB_OK;
     nb_node *node = calloc(1, sizeof *node);
     nb_tensor **saved = calloc((size_t)n_inputs, sizeof *saved);
-    if (!node || !saved) {
+    int64_t *versions = calloc((size_t)n_inputs, sizeof *versions);
+    if (!node || !saved || !versions) {
         free(node);
         free(saved);
-        return nb__error(NB_ERR_OOM, "nb_%s: out of host memory recording the graph",
-                         nb_op_name(op));
+        free(versions);
+        return nb__error(NB_ERR_OOM, "%s: out of host memory recording the graph", nb__op_fn(op));
     }
-    for (int i = 0; i < n_inputs; i++) saved[i] = nb_retain((nb_tensor *)inputs[i]);
+    for (int i = 0; i < n_inputs; i++) {
+        saved[i] = nb_retain((nb_tensor *)inputs[i]);
+        versions[i] = inputs[i] ? nb__version(inputs[i]) : 0;
+    }
     node->op = op;
     node->backward = backward;
     node->n_inputs = n_inputs;
     node->inputs = saved;
+    node->versions = versions;
     if (attrs) node->attrs = *attrs;
     node->out_ndim = out->ndim;
     memcpy(node->out_shape, out->shape, sizeof out->shape);
@@ -193,6 +200,21 @@ static nb_status accumulate_leaf(nb_tensor *leaf, nb_tensor *g) {
     return status;
 }
 
+/* Note [saved versions]: what node saved must be what the forward read. */
+static nb_status check_versions(const nb_node *node) {
+    for (int i = 0; i < node->n_inputs; i++) {
+        const nb_tensor *input = node->inputs[i];
+        if (!input || nb__version(input) == node->versions[i]) continue;
+        return nb__error(NB_ERR_AUTOGRAD,
+                         "nb_backward: input %d of %s, saved for the gradient, was changed in "
+                         "place after the forward (storage version %lld, saved at %lld); clone "
+                         "it before writing, or write it after backward",
+                         i, nb__op_fn(node->op), (long long)nb__version(input),
+                         (long long)node->versions[i]);
+    }
+    return NB_OK;
+}
+
 static nb_status run_node(nb_node *node) {
     int n = node->n_inputs;
     bool *needs = calloc((size_t)n, sizeof *needs);
@@ -203,6 +225,7 @@ static nb_status run_node(nb_node *node) {
                            nb_op_name(node->op));
     for (int i = 0; i < n && status == NB_OK; i++)
         needs[i] = node->inputs[i] && node->inputs[i]->requires_grad;
+    if (status == NB_OK) status = check_versions(node);
     if (status == NB_OK) status = node->backward(node, node->grad, needs, grads);
     for (int i = 0; i < n && status == NB_OK; i++) {
         nb_tensor *input = node->inputs[i];
@@ -233,6 +256,8 @@ static void free_graph(node_list *order) {
         nb_node *node = order->items[i];
         saved[i] = node->inputs;
         counts[i] = node->n_inputs;
+        free(node->versions);
+        node->versions = NULL;
         node->inputs = NULL;
         node->n_inputs = 0;
         node->released = true;
@@ -269,6 +294,7 @@ nb_status nb_backward(nb_tensor *root, const nb_tensor *grad, bool retain_graph)
              "nb_backward: the root does not require a gradient (no input of the ops that "
              "made it requires one, or it was made with recording off)");
     bool was = nb_set_grad_enabled(false);
+    const char *outer = nb__enter("nb_backward");
     nb_tensor *seed = NULL;
     nb_status status = initial_grad(root, grad, &seed);
     if (status == NB_OK && !root->grad_fn) {
@@ -288,6 +314,7 @@ nb_status nb_backward(nb_tensor *root, const nb_tensor *grad, bool retain_graph)
         free(order.items);
     }
     nb_release(seed);
+    nb__leave(outer);
     nb_set_grad_enabled(was);
     return status;
 }

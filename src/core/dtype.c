@@ -1,4 +1,5 @@
 /* Element sizes, names, type promotion and the 16-bit float conversions. */
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -11,7 +12,38 @@ bool nb_dtype_is_valid(nb_dtype dtype) { return (unsigned)dtype < NB_DTYPE_COUNT
 size_t nb_dtype_size(nb_dtype dtype) { return nb_dtype_is_valid(dtype) ? nb__dtype_size(dtype) : 0; }
 
 const char *nb_dtype_name(nb_dtype dtype) {
-    return nb_dtype_is_valid(dtype) ? dtype_names[dtype] : "?";
+    if (nb_dtype_is_valid(dtype)) return dtype_names[dtype];
+    static _Thread_local char ring[4][32]; /* a few per message */
+    static _Thread_local int next;
+    char *name = ring[next++ % 4];
+    snprintf(name, sizeof ring[0], "invalid dtype %d", (int)dtype);
+    return name;
+}
+
+void nb__integer_range(nb_dtype dtype, double *lo, double *hi) {
+    switch (dtype) {
+    case NB_F64: case NB_I64: *lo = -0x1p53, *hi = 0x1p53; break;
+    case NB_F32: *lo = -0x1p24, *hi = 0x1p24; break;
+    case NB_F16: *lo = -2048, *hi = 2048; break;
+    case NB_BF16: *lo = -256, *hi = 256; break;
+    case NB_I32: *lo = -0x1p31, *hi = 0x1p31 - 1; break;
+    case NB_U8: *lo = 0, *hi = 255; break;
+    default: *lo = 0, *hi = 1; break; /* bool */
+    }
+}
+
+nb_status nb__check_value(const char *fn, double value, nb_dtype dtype) {
+    double lo, hi;
+    switch (dtype) {
+    case NB_I32: lo = -0x1p31, hi = 0x1p31 - 1; break;
+    case NB_I64: lo = -0x1p63, hi = 0x1p63 - 1024; break; /* the largest double below 2^63 */
+    case NB_U8: lo = 0, hi = 255; break;
+    default: return NB_OK; /* floats round; bool is value != 0 */
+    }
+    NB_CHECK(value >= lo && value < hi + 1, NB_ERR_INVALID,
+             "%s: the value %g does not fit %s (whose values are [%.0f, %.0f])", fn, value,
+             nb_dtype_name(dtype), lo, hi);
+    return NB_OK;
 }
 
 bool nb_dtype_is_float(nb_dtype dtype) {
@@ -33,6 +65,7 @@ static int promotion_rank(nb_dtype d) {
 }
 
 nb_dtype nb_promote_types(nb_dtype a, nb_dtype b) {
+    if (!nb_dtype_is_valid(a) || !nb_dtype_is_valid(b)) return NB_DTYPE_COUNT;
     if (a == b) return a;
     if ((a == NB_F16 && b == NB_BF16) || (a == NB_BF16 && b == NB_F16)) return NB_F32;
     return promotion_rank(a) >= promotion_rank(b) ? a : b;

@@ -2,20 +2,35 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
 static _Thread_local nb_status last_status = NB_OK;
 static _Thread_local char last_message[1024];
+static _Thread_local const char *caller; /* the outermost public function running */
 
 nb_status nb__error(nb_status code, const char *fmt, ...) {
+    size_t used = 0, caller_len = caller ? strlen(caller) : 0;
+    char message[sizeof last_message];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    bool named = caller && strncmp(message, caller, caller_len) == 0 && message[caller_len] == ':';
+    if (caller && !named) used = (size_t)snprintf(last_message, sizeof last_message, "%s: ", caller);
+    snprintf(last_message + used, sizeof last_message - used, "%s", message);
     last_status = code;
     return code;
 }
+
+const char *nb__enter(const char *fn) {
+    const char *outer = caller;
+    if (!caller) caller = fn;
+    return outer;
+}
+
+void nb__leave(const char *outer) { caller = outer; }
 
 const char *nb_last_error(void) { return last_message; }
 

@@ -22,8 +22,18 @@ extern "C" {
 
 /* ---- errors ---- */
 
-/* Records a formatted message and code for this thread; returns code. */
+/* Records a formatted message and code for this thread; returns code. Inside
+ * a public function that runs other public ones (see nb__enter) the message
+ * starts with that function's name: "nb_embedding: nb_index_select: ...". */
 nb_status nb__error(nb_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Marks the public function the user called, for the messages of the public
+ * functions it runs: a composite op (nb_embedding over nb_index_select, a
+ * layer's forward, nb_backward) calls nb__enter(its name) first and
+ * nb__leave(what nb__enter returned) on every way out. Only the outermost
+ * name is kept. */
+const char *nb__enter(const char *fn);
+void nb__leave(const char *outer);
 
 /* For user input: on failure record the message and return the code. */
 #define NB_CHECK(cond, code, ...)                 \
@@ -58,6 +68,7 @@ typedef struct nb_storage {
     size_t nbytes;
     nb_device device;
     void *block; /* the allocator's record of data (the CUDA allocator's block) */
+    int64_t version; /* in-place writes so far; see Note [saved versions] */
 } nb_storage;
 
 typedef struct nb_node nb_node;
@@ -73,7 +84,23 @@ struct nb_tensor {
     bool requires_grad;
     nb_tensor *grad;  /* accumulated gradient of a leaf */
     nb_node *grad_fn; /* the node that produced this tensor, NULL for a leaf */
+    nb_tensor *next_free; /* the queue of nb_release, which frees graphs without recursion */
 };
+
+/* Note [saved versions]: every in-place write through the API (nb_copy_,
+ * the nb_init_* functions, optimizer steps, running statistics) counts one
+ * version of the storage it writes (nb__bump_version). A node records the
+ * versions of what it saved; nb_backward fails, naming the op, when a saved
+ * tensor's storage has moved on, instead of computing a gradient from values
+ * the forward never saw (PyTorch's version counter). */
+static inline void nb__bump_version(nb_tensor *t) {
+    __atomic_add_fetch(&t->storage->version, 1, __ATOMIC_RELAXED);
+}
+static inline int64_t nb__version(const nb_tensor *t) {
+    return __atomic_load_n(&t->storage->version, __ATOMIC_RELAXED);
+}
+/* Whether a and b may touch the same bytes (same storage, overlapping extents). */
+bool nb__may_overlap(const nb_tensor *a, const nb_tensor *b);
 
 /* The CPU allocator (src/core/cpu_alloc.c); release returns the bytes freed. */
 nb_status nb__cpu_alloc(const char *fn, size_t nbytes, nb_device device, void **ptr, void **block);
@@ -106,6 +133,12 @@ static inline char *nb__data(const nb_tensor *t) {
 static inline bool nb__same_device(nb_device a, nb_device b) {
     return a.type == b.type && a.index == b.index;
 }
+/* The integers dtype holds exactly: [lo, hi] (2^53 for i64, whose random
+ * integers go through double). */
+void nb__integer_range(nb_dtype dtype, double *lo, double *hi);
+/* Fails (naming fn, the value and the range) for a value an integer dtype
+ * cannot hold: NaN, inf or out of range. Floats round and bool tests != 0. */
+nb_status nb__check_value(const char *fn, double value, nb_dtype dtype);
 /* Checks that a device exists in this build. */
 nb_status nb__check_device(const char *fn, nb_device device);
 /* A layer's weight shares x's float dtype and device; its bias (if any) is
@@ -252,6 +285,7 @@ struct nb_node {
     nb_backward_fn backward;
     int n_inputs;
     nb_tensor **inputs; /* strong references, released after a backward without retain_graph */
+    int64_t *versions;  /* each input's storage version when recorded (Note [saved versions]) */
     nb_attrs attrs;
     int out_ndim;
     int64_t out_shape[NB_MAX_DIMS];

@@ -201,16 +201,21 @@ int nb_format(const nb_tensor *t, char *buf, size_t size) {
     return length;
 }
 
-nb_status nb_fprint(FILE *stream, const nb_tensor *t) {
-    NB_CHECK(stream, NB_ERR_INVALID, "nb_fprint: stream is NULL");
+static nb_status print_to(const char *fn, FILE *stream, const nb_tensor *t) {
+    NB_CHECK(stream, NB_ERR_INVALID, "%s: stream is NULL", fn);
+    const char *outer = nb__enter(fn);
     int length = nb_format(t, NULL, 0);
+    nb__leave(outer);
     if (length < 0) return nb_last_status();
     char *text = malloc((size_t)length + 1);
-    NB_CHECK(text, NB_ERR_OOM, "nb_fprint: out of host memory for %d bytes", length + 1);
+    NB_CHECK(text, NB_ERR_OOM, "%s: out of host memory for %d bytes", fn, length + 1);
     nb_format(t, text, (size_t)length + 1);
-    fprintf(stream, "%s\n", text);
+    bool written = fprintf(stream, "%s\n", text) == length + 1 && fflush(stream) == 0;
     free(text);
+    NB_CHECK(written, NB_ERR_IO, "%s: the stream could not be written (%d bytes)", fn, length + 1);
     return NB_OK;
 }
 
-nb_status nb_print(const nb_tensor *t) { return nb_fprint(stdout, t); }
+nb_status nb_fprint(FILE *stream, const nb_tensor *t) { return print_to("nb_fprint", stream, t); }
+
+nb_status nb_print(const nb_tensor *t) { return print_to("nb_print", stdout, t); }

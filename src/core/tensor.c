@@ -10,8 +10,15 @@ nb_device nb_cpu(void) { return (nb_device){NB_DEVICE_CPU, 0}; }
 nb_device nb_cuda(int index) { return (nb_device){NB_DEVICE_CUDA, index}; }
 
 const char *nb_device_str(nb_device device, char *buf, size_t size) {
-    if (device.type == NB_DEVICE_CPU)
+    if (!buf || size == 0) {
+        nb__error(NB_ERR_INVALID, "nb_device_str: needs a buffer, got %s of %zu bytes",
+                  buf ? "one" : "NULL", size);
+        return NULL;
+    }
+    if (device.type == NB_DEVICE_CPU && device.index == 0)
         snprintf(buf, size, "cpu");
+    else if (device.type == NB_DEVICE_CPU)
+        snprintf(buf, size, "cpu:%d", device.index);
     else if (device.type == NB_DEVICE_CUDA)
         snprintf(buf, size, "cuda:%d", device.index);
     else
@@ -20,7 +27,11 @@ const char *nb_device_str(nb_device device, char *buf, size_t size) {
 }
 
 nb_status nb__check_device(const char *fn, nb_device device) {
-    if (device.type == NB_DEVICE_CPU) return NB_OK;
+    if (device.type == NB_DEVICE_CPU) {
+        NB_CHECK(device.index == 0, NB_ERR_DEVICE, "%s: %s requested; the CPU is device 0", fn,
+                 nb__device_name(device));
+        return NB_OK;
+    }
     NB_CHECK(device.type == NB_DEVICE_CUDA, NB_ERR_DEVICE, "%s: unknown device type %d", fn,
              (int)device.type);
     int count = nb_cuda_device_count();
@@ -72,19 +83,17 @@ nb_status nb__checked_numel(const char *fn, int ndim, const int64_t *shape, nb_d
              fn, ndim, NB_MAX_DIMS);
     NB_CHECK(ndim == 0 || shape, NB_ERR_INVALID, "%s: shape is NULL for %d dims", fn, ndim);
     NB_CHECK(nb_dtype_is_valid(dtype), NB_ERR_DTYPE, "%s: invalid dtype %d", fn, (int)dtype);
-    int64_t n = 1;
+    int64_t n = 1, extent = 1; /* extent: the product of the nonzero sizes, which strides reach */
+    bool empty = false;
     for (int i = 0; i < ndim; i++)
         NB_CHECK(shape[i] >= 0, NB_ERR_SHAPE, "%s: negative size %lld in shape %s", fn,
                  (long long)shape[i], nb__shape_str(ndim, shape));
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] == 0) {
-            n = 0;
-            break;
-        }
-        NB_CHECK(n <= INT64_MAX / shape[i], NB_ERR_OVERFLOW,
+        empty = empty || shape[i] == 0;
+        NB_CHECK(!__builtin_mul_overflow(extent, shape[i] ? shape[i] : 1, &extent), NB_ERR_OVERFLOW,
                  "%s: shape %s has more than 2^63 elements", fn, nb__shape_str(ndim, shape));
-        n *= shape[i];
     }
+    n = empty ? 0 : extent;
     NB_CHECK(n <= (int64_t)(SIZE_MAX / 2 / nb_dtype_size(dtype)), NB_ERR_OVERFLOW,
              "%s: shape %s of %s does not fit in addressable memory", fn,
              nb__shape_str(ndim, shape), nb_dtype_name(dtype));
@@ -100,7 +109,10 @@ void nb__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
     }
 }
 
+/* As in PyTorch, an empty tensor is contiguous whatever its strides. */
 bool nb__is_contiguous(const nb_tensor *t) {
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] == 0) return true;
     int64_t expected = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] == 1) continue;
@@ -160,12 +172,49 @@ nb_tensor *nb_retain(nb_tensor *t) {
     return t;
 }
 
+/* Freeing a tensor frees its node, which releases the node's inputs: for a
+ * chain of a million ops that recursion would overflow the stack. A tensor
+ * whose count drops to 0 joins this thread's queue instead, and the
+ * outermost nb_release frees the queue in a loop. */
+static _Thread_local nb_tensor *free_queue;
+static _Thread_local bool freeing;
+
 void nb_release(nb_tensor *t) {
     if (!t || __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) != 0) return;
-    nb__node_free(t->grad_fn);
-    nb_release(t->grad);
-    storage_release(t->storage);
-    free(t);
+    t->next_free = free_queue;
+    free_queue = t;
+    if (freeing) return;
+    freeing = true;
+    while (free_queue) {
+        nb_tensor *next = free_queue;
+        free_queue = next->next_free;
+        nb__node_free(next->grad_fn);
+        nb_release(next->grad);
+        storage_release(next->storage);
+        free(next);
+    }
+    freeing = false;
+}
+
+/* The lowest and one past the highest byte offset t reads in its storage. */
+static void byte_extent(const nb_tensor *t, int64_t *lo, int64_t *hi) {
+    int64_t first = t->offset, last = t->offset;
+    for (int d = 0; d < t->ndim; d++) {
+        int64_t span = (t->shape[d] - 1) * t->strides[d];
+        if (span < 0) first += span;
+        else last += span;
+    }
+    int64_t size = (int64_t)nb__dtype_size(t->dtype);
+    *lo = first * size;
+    *hi = (last + 1) * size;
+}
+
+bool nb__may_overlap(const nb_tensor *a, const nb_tensor *b) {
+    if (a->storage != b->storage || nb_numel(a) == 0 || nb_numel(b) == 0) return false;
+    int64_t a_lo, a_hi, b_lo, b_hi;
+    byte_extent(a, &a_lo, &a_hi);
+    byte_extent(b, &b_lo, &b_hi);
+    return a_lo < b_hi && b_lo < a_hi;
 }
 
 /* ---- properties (NULL-safe: they answer 0 or NULL for a NULL tensor) ---- */
@@ -209,21 +258,38 @@ nb_status nb__transfer(const char *fn, nb_tensor *dst, const nb_tensor *src) {
     return backend->copy(fn, nb__data(dst), to, nb__data(src), from, nbytes);
 }
 
-nb_tensor *nb_from_host(const void *data, int ndim, const int64_t *shape, nb_dtype dtype,
-                        nb_device device) {
-    nb_tensor *t = NULL;
-    if (nb__tensor_new("nb_from_host", ndim, shape, dtype, device, &t) != NB_OK) return NULL;
-    size_t nbytes = (size_t)nb_numel(t) * nb_dtype_size(dtype);
-    if (!data && nbytes > 0) {
-        nb__error(NB_ERR_INVALID, "nb_from_host: data is NULL for %lld elements",
-                  (long long)nb_numel(t));
-        nb_release(t);
+/* data of at least nbytes (SIZE_MAX: unknown) copied into a new tensor. */
+static nb_tensor *from_host(const char *fn, const void *data, size_t nbytes, int ndim,
+                            const int64_t *shape, nb_dtype dtype, nb_device device) {
+    int64_t numel;
+    if (nb__checked_numel(fn, ndim, shape, dtype, &numel) != NB_OK) return NULL;
+    size_t need = (size_t)numel * nb_dtype_size(dtype);
+    if (!data && need > 0) {
+        nb__error(NB_ERR_INVALID, "%s: data is NULL for a %s tensor of shape %s (%zu bytes)", fn,
+                  nb_dtype_name(dtype), nb__shape_str(ndim, shape), need);
         return NULL;
     }
-    nb_status status = nbytes ? nb__backend(device.type)->copy("nb_from_host", nb__data(t), device,
-                                                              data, nb_cpu(), nbytes)
-                              : NB_OK;
+    if (nbytes != SIZE_MAX && nbytes != need) {
+        nb__error(NB_ERR_INVALID, "%s: a %s tensor of shape %s needs %zu bytes, the buffer has %zu",
+                  fn, nb_dtype_name(dtype), nb__shape_str(ndim, shape), need, nbytes);
+        return NULL;
+    }
+    nb_tensor *t = NULL;
+    if (nb__tensor_new(fn, ndim, shape, dtype, device, &t) != NB_OK) return NULL;
+    nb_status status = need ? nb__backend(device.type)->copy(fn, nb__data(t), device, data, nb_cpu(),
+                                                             need)
+                            : NB_OK;
     return nb__unwrap(status, t);
+}
+
+nb_tensor *nb_from_buffer(const void *data, size_t nbytes, int ndim, const int64_t *shape,
+                          nb_dtype dtype, nb_device device) {
+    return from_host("nb_from_buffer", data, nbytes, ndim, shape, dtype, device);
+}
+
+nb_tensor *nb_from_host(const void *data, int ndim, const int64_t *shape, nb_dtype dtype,
+                        nb_device device) {
+    return from_host("nb_from_host", data, SIZE_MAX, ndim, shape, dtype, device);
 }
 
 nb_status nb_to_host(const nb_tensor *t, void *dst, size_t nbytes) {

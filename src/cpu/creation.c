@@ -26,7 +26,7 @@ nb_status nb__cpu_range(const nb_op_args *args) {
     size_t size = nb_dtype_size(out->dtype);
 #pragma omp parallel for schedule(static) if (n >= NB_CPU_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) {
-        double v = symmetric && i >= n / 2 ? end - (double)(n - 1 - i) * step
+        double v = symmetric && n > 1 && i >= n / 2 ? end - (double)(n - 1 - i) * step
                                            : start + (double)i * step;
         nb__cpu_convert(out->dtype, base + i * (int64_t)size, 1, NB_F64, &v, 1, 1);
     }

@@ -22,10 +22,9 @@ static int64_t coordinate(const nb_tensor *t, int64_t linear, int dim) {
     return linear % t->shape[dim];
 }
 
-/* Reads every index as int64 into a new array and checks 0 <= index < limit;
- * a negative index counts from the end when wrap is set. */
-static nb_status load_indices(const char *fn, const nb_tensor *index, int64_t limit, bool wrap,
-                              int64_t **out) {
+/* Reads every index as int64 into a new array and checks 0 <= index < limit
+ * (a negative index is an error, as in PyTorch's index_select). */
+static nb_status load_indices(const char *fn, const nb_tensor *index, int64_t limit, int64_t **out) {
     int64_t n = nb_numel(index);
     int64_t *values = malloc((size_t)(n ? n : 1) * sizeof *values);
     NB_CHECK(values, NB_ERR_OOM, "%s: out of host memory reading %lld indices", fn, (long long)n);
@@ -33,7 +32,6 @@ static nb_status load_indices(const char *fn, const nb_tensor *index, int64_t li
     for (int64_t i = 0; i < n; i++) {
         nb__cpu_convert(NB_I64, &values[i], 1, index->dtype,
                         nb__data(index) + element_offset(index, i) * (int64_t)size, 1, 1);
-        if (wrap && values[i] < 0 && values[i] >= -limit) values[i] += limit;
         if (values[i] < 0 || values[i] >= limit) {
             int64_t bad = values[i];
             free(values);
@@ -62,7 +60,7 @@ nb_status nb__cpu_index_select(const nb_op_args *args) {
     nb_tensor *out = args->out;
     int dim = args->attrs.axis.dim;
     int64_t *idx;
-    NB_TRY(load_indices("nb_index_select", index, x->shape[dim], true, &idx));
+    NB_TRY(load_indices("nb_index_select", index, x->shape[dim], &idx));
     size_t size = nb_dtype_size(x->dtype);
     int64_t n = nb_numel(out);
 #pragma omp parallel for schedule(static) if (n >= NB_CPU_PARALLEL_MIN)
@@ -79,7 +77,7 @@ nb_status nb__cpu_gather(const nb_op_args *args) {
     nb_tensor *out = args->out;
     int dim = args->attrs.axis.dim;
     int64_t *idx;
-    NB_TRY(load_indices("nb_gather", index, x->shape[dim], false, &idx));
+    NB_TRY(load_indices("nb_gather", index, x->shape[dim], &idx));
     size_t size = nb_dtype_size(x->dtype);
     int64_t n = nb_numel(out);
 #pragma omp parallel for schedule(static) if (n >= NB_CPU_PARALLEL_MIN)
@@ -98,7 +96,7 @@ nb_status nb__cpu_scatter_add(const nb_op_args *args) {
     nb_tensor *out = args->out;
     int dim = args->attrs.axis.dim;
     int64_t *idx;
-    NB_TRY(load_indices("nb_scatter_add", index, out->shape[dim], false, &idx));
+    NB_TRY(load_indices("nb_scatter_add", index, out->shape[dim], &idx));
     bool integer = !nb_dtype_is_float(out->dtype);
     size_t size = nb_dtype_size(out->dtype), src_size = nb_dtype_size(src->dtype);
     for (int64_t i = 0; i < nb_numel(index); i++) {
@@ -127,7 +125,7 @@ nb_status nb__cpu_one_hot(const nb_op_args *args) {
     nb_tensor *out = args->out;
     int64_t classes = args->attrs.one_hot.num_classes;
     int64_t *idx;
-    NB_TRY(load_indices("nb_one_hot", indices, classes, false, &idx));
+    NB_TRY(load_indices("nb_one_hot", indices, classes, &idx));
     int64_t *o = (int64_t *)nb__data(out);
     memset(o, 0, (size_t)nb_numel(out) * sizeof *o);
     for (int64_t i = 0; i < nb_numel(indices); i++) o[i * classes + idx[i]] = 1;

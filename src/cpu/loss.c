@@ -28,9 +28,9 @@ static nb_status load_targets(const nb_tensor *targets, int64_t classes, int64_t
     return NB_OK;
 }
 
-/* (loss, lse) of one row of logits. */
+/* (loss, max, log sum exp(x - max)) of one row of logits. */
 static void row_loss(const double *x, int64_t classes, int64_t target, const nb_attrs *attrs,
-                     double *loss, double *lse) {
+                     double out[3]) {
     double max = -INFINITY, sum = 0, total = 0;
     for (int64_t j = 0; j < classes; j++) max = x[j] > max ? x[j] : max;
     double shift = max == -INFINITY ? 0 : max;
@@ -38,11 +38,12 @@ static void row_loss(const double *x, int64_t classes, int64_t target, const nb_
         sum += exp(x[j] - shift);
         total += x[j];
     }
-    *lse = shift + log(sum);
-    double s = attrs->cross_entropy.smoothing;
-    *loss = target == attrs->cross_entropy.ignore_index
-                ? 0
-                : (1 - s) * (*lse - x[target]) + s * (*lse - total / (double)classes);
+    double lse = shift + log(sum), s = attrs->cross_entropy.smoothing;
+    /* without smoothing the mean term is left out: a -inf logit would make it 0 * inf */
+    double smoothed = s > 0 ? s * (lse - total / (double)classes) : 0;
+    out[0] = target == attrs->cross_entropy.ignore_index ? 0 : (1 - s) * (lse - x[target]) + smoothed;
+    out[1] = shift;
+    out[2] = log(sum);
 }
 
 /* Runs body for each row r with the row converted to double in `row`. */
@@ -72,10 +73,10 @@ nb_status nb__cpu_cross_entropy(const nb_op_args *args) {
     NB_TRY(load_targets(args->in[1], classes, args->attrs.cross_entropy.ignore_index, &targets));
     bool failed = false;
     FOR_EACH_ROW(logits, failed, {
-        double pair[2];
-        row_loss(row, classes, targets[r], &args->attrs, &pair[0], &pair[1]);
-        nb__cpu_convert(out->dtype, nb__data(out) + 2 * r * (int64_t)nb_dtype_size(out->dtype), 1,
-                        NB_F64, pair, 1, 2);
+        double saved[3];
+        row_loss(row, classes, targets[r], &args->attrs, saved);
+        nb__cpu_convert(out->dtype, nb__data(out) + 3 * r * (int64_t)nb_dtype_size(out->dtype), 1,
+                        NB_F64, saved, 1, 3);
     });
     free(targets);
     NB_CHECK(!failed, NB_ERR_OOM, "nb_cross_entropy: out of host memory for a row of %lld",
@@ -93,13 +94,14 @@ nb_status nb__cpu_cross_entropy_backward(const nb_op_args *args) {
     size_t out_size = nb_dtype_size(dx->dtype), packed_size = nb_dtype_size(packed->dtype);
     bool failed = false;
     FOR_EACH_ROW(logits, failed, {
-        double pair[2]; /* weight, lse */
-        nb__cpu_convert(NB_F64, pair, 1, packed->dtype,
-                        nb__data(packed) + 2 * r * (int64_t)packed_size, 1, 2);
+        double saved[3]; /* weight, max, log sum */
+        nb__cpu_convert(NB_F64, saved, 1, packed->dtype,
+                        nb__data(packed) + 3 * r * (int64_t)packed_size, 1, 3);
         bool ignored = targets[r] == ignore;
         for (int64_t j = 0; j < classes; j++) {
             double onehot = j == targets[r] ? 1 - s : 0;
-            row[j] = ignored ? 0 : pair[0] * (exp(row[j] - pair[1]) - s / (double)classes - onehot);
+            double p = exp((row[j] - saved[1]) - saved[2]);
+            row[j] = ignored ? 0 : saved[0] * (p - s / (double)classes - onehot);
         }
         nb__cpu_convert(dx->dtype, nb__data(dx) + r * classes * (int64_t)out_size, 1, NB_F64, row,
                         1, classes);

@@ -100,7 +100,7 @@ DEFINE_BN_LOOPS(f64, double, NB_F64)
 nb_status nb__cpu_batch_norm(const nb_op_args *args) {
     const nb_tensor *x = args->op == NB_OP_BATCH_NORM_STATS || args->op == NB_OP_BATCH_NORM_APPLY
                              ? args->in[0] : args->in[1];
-    int64_t n = x->shape[0], channels = x->shape[1], s = nb_numel(x) / (n * channels);
+    int64_t n = x->shape[0], channels = x->shape[1], s = nb__numel(x->ndim - 2, x->shape + 2);
     bool reduce = args->op == NB_OP_BATCH_NORM_STATS || args->op == NB_OP_BATCH_NORM_BACKWARD_REDUCE;
     const nb_tensor *packed = args->op == NB_OP_BATCH_NORM_STATS ? NULL : args->in[args->n_in - 1];
     double *p = packed ? load_params(packed) : NULL;

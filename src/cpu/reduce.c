@@ -2,8 +2,9 @@
  * dims of size 1 (the front end drops them for keepdim=false) and is
  * contiguous, so output element o is the o-th index over the kept dims.
  * Each output walks its reduced elements row by row (the reduced dims are
- * coalesced first), converting chunks to double (int64 for integer sums and
- * products) and folding them into an accumulator. Variance combines chunk
+ * coalesced first), converting chunks to double (int64 for integer sums,
+ * products and extremes, which stay exact beyond 2^53) and folding them into
+ * an accumulator. Variance combines chunk
  * statistics with Chan et al.'s parallel formula; logsumexp keeps a running
  * maximum and rescales its sum, as online softmax does. When there are fewer
  * outputs than threads, each output's elements are split into ranges folded
@@ -22,7 +23,8 @@ typedef struct accumulator {
     int64_t int_value;   /* integer sum or product */
     int64_t index;       /* position of the extreme (argmax/argmin) */
     double count, mean, m2; /* variance */
-    int64_t seen;        /* elements folded so far */
+    int64_t seen;        /* elements folded so far (the next one's position) */
+    bool any;            /* an extreme holds a value: ranges after the first start empty */
     bool nan;            /* logsumexp saw a NaN */
 } accumulator;
 
@@ -35,9 +37,18 @@ static void start(nb_op op, accumulator *acc) {
     if (op == NB_OP_LOGSUMEXP) acc->mean = -INFINITY;
 }
 
+static bool is_extreme(nb_op op) {
+    return op == NB_OP_MAX || op == NB_OP_MIN || op == NB_OP_ARGMAX || op == NB_OP_ARGMIN;
+}
+
 static bool beats(nb_op op, double candidate, double best) {
     if (best != best) return false; /* the first NaN wins */
     if (candidate != candidate) return true;
+    bool is_max = op == NB_OP_MAX || op == NB_OP_ARGMAX;
+    return is_max ? candidate > best : candidate < best;
+}
+
+static bool beats_int(nb_op op, int64_t candidate, int64_t best) {
     bool is_max = op == NB_OP_MAX || op == NB_OP_ARGMAX;
     return is_max ? candidate > best : candidate < best;
 }
@@ -52,9 +63,10 @@ static void fold_floats(nb_op op, double p, const double *v, int64_t n, accumula
         break;
     case NB_OP_MAX: case NB_OP_MIN: case NB_OP_ARGMAX: case NB_OP_ARGMIN:
         for (int64_t i = 0; i < n; i++)
-            if ((acc->seen == 0 && i == 0) || beats(op, v[i], acc->value)) {
+            if (!acc->any || beats(op, v[i], acc->value)) {
                 acc->value = v[i];
                 acc->index = acc->seen + i;
+                acc->any = true;
             }
         break;
     case NB_OP_VAR: case NB_OP_STD: {
@@ -99,10 +111,22 @@ static void fold_floats(nb_op op, double p, const double *v, int64_t n, accumula
     acc->seen += n;
 }
 
+/* Integer sums and products wrap as two's complement, as PyTorch's do. */
+static int64_t combine_ints(nb_op op, int64_t a, int64_t b) {
+    return op == NB_OP_PROD ? (int64_t)((uint64_t)a * (uint64_t)b) : (int64_t)((uint64_t)a + (uint64_t)b);
+}
+
 static void fold_ints(nb_op op, const int64_t *v, int64_t n, accumulator *acc) {
-    for (int64_t i = 0; i < n; i++)
-        acc->int_value = op == NB_OP_PROD ? (int64_t)((uint64_t)acc->int_value * (uint64_t)v[i])
-                                          : (int64_t)((uint64_t)acc->int_value + (uint64_t)v[i]);
+    if (is_extreme(op)) {
+        for (int64_t i = 0; i < n; i++)
+            if (!acc->any || beats_int(op, v[i], acc->int_value)) {
+                acc->int_value = v[i];
+                acc->index = acc->seen + i;
+                acc->any = true;
+            }
+    } else {
+        for (int64_t i = 0; i < n; i++) acc->int_value = combine_ints(op, acc->int_value, v[i]);
+    }
     acc->seen += n;
 }
 
@@ -112,8 +136,9 @@ static double finish(const nb_op_args *args, const accumulator *acc) {
     case NB_OP_MEAN: return acc->value / (double)acc->seen;
     case NB_OP_ARGMAX: case NB_OP_ARGMIN: return (double)acc->index;
     case NB_OP_VAR: case NB_OP_STD: {
+        /* as PyTorch: the divisor is max(0, N - correction), so inf past N (NaN for 0 / 0) */
         double denom = acc->count - correction;
-        double var = denom > 0 ? acc->m2 / denom : NAN;
+        double var = acc->m2 / (denom > 0 ? denom : 0);
         return args->op == NB_OP_STD ? sqrt(var) : var;
     }
     case NB_OP_LOGSUMEXP: return acc->nan ? NAN : acc->mean + log(acc->value);
@@ -127,20 +152,22 @@ static double finish(const nb_op_args *args, const accumulator *acc) {
 /* Combines the accumulator of the next range of reduced elements into `into`
  * (ranges merge in order, so the first extreme and the first NaN still win). */
 static void merge(nb_op op, double p, bool integer, accumulator *into, const accumulator *next) {
-    if (integer) {
-        into->int_value = op == NB_OP_PROD
-                              ? (int64_t)((uint64_t)into->int_value * (uint64_t)next->int_value)
-                              : (int64_t)((uint64_t)into->int_value + (uint64_t)next->int_value);
+    if (is_extreme(op) && next->any) {
+        bool better = integer ? beats_int(op, next->int_value, into->int_value)
+                              : beats(op, next->value, into->value);
+        if (!into->any || better) {
+            into->value = next->value;
+            into->int_value = next->int_value;
+            into->index = next->index;
+            into->any = true;
+        }
+    } else if (integer) {
+        into->int_value = combine_ints(op, into->int_value, next->int_value);
     } else {
         switch (op) {
         case NB_OP_SUM: case NB_OP_MEAN: into->value += next->value; break;
         case NB_OP_PROD: into->value *= next->value; break;
-        case NB_OP_MAX: case NB_OP_MIN: case NB_OP_ARGMAX: case NB_OP_ARGMIN:
-            if (beats(op, next->value, into->value)) {
-                into->value = next->value;
-                into->index = next->index;
-            }
-            break;
+        case NB_OP_MAX: case NB_OP_MIN: case NB_OP_ARGMAX: case NB_OP_ARGMIN: break; /* empty next */
         case NB_OP_VAR: case NB_OP_STD: {
             double total = into->count + next->count, delta = next->mean - into->mean;
             into->m2 += next->m2 + delta * delta * into->count * next->count / total;
@@ -264,8 +291,9 @@ nb_status nb__cpu_reduce(const nb_op_args *args) {
     if (leading_sum(args, &rows, &cols)) return column_sums(args, rows, cols);
     nb_reduce_plan plan;
     nb__plan_reduce(x, args->attrs.reduce.mask, &plan);
-    /* integer sums and products stay exact in int64 */
-    bool integer = !nb_dtype_is_float(x->dtype) && (args->op == NB_OP_SUM || args->op == NB_OP_PROD);
+    /* integer sums, products and extremes stay exact in int64 */
+    bool integer = !nb_dtype_is_float(x->dtype) &&
+                   (args->op == NB_OP_SUM || args->op == NB_OP_PROD || is_extreme(args->op));
     int64_t n_out = nb_numel(out), count = nb__numel(plan.n_reduced, plan.red_shape);
     size_t x_size = nb_dtype_size(x->dtype), out_size = nb_dtype_size(out->dtype);
     /* many outputs: a thread per output; few outputs of many elements: split each */
@@ -286,8 +314,9 @@ nb_status nb__cpu_reduce(const nb_op_args *args) {
             reduce_range(args, &plan, base, integer, 0, count, &acc);
         }
         char *dst = nb__data(out) + o * (int64_t)out_size;
+        bool arg = args->op == NB_OP_ARGMAX || args->op == NB_OP_ARGMIN;
         if (integer) {
-            nb__cpu_convert(out->dtype, dst, 1, NB_I64, &acc.int_value, 1, 1);
+            nb__cpu_convert(out->dtype, dst, 1, NB_I64, arg ? &acc.index : &acc.int_value, 1, 1);
         } else {
             double value = finish(args, &acc);
             nb__cpu_convert(out->dtype, dst, 1, NB_F64, &value, 1, 1);

@@ -6,7 +6,9 @@
 
 /* NaN passes through relu, sign and clamp, as in PyTorch. The tanh GELU,
  * x (1 + tanh u) / 2, is written x sigmoid(2u): one exp instead of libm's
- * much slower tanh, and no cancellation in 1 + tanh u for negative u. */
+ * much slower tanh, and no cancellation in 1 + tanh u for negative u. The
+ * exact GELU halves x first, so x (1 + erf) cannot overflow near the
+ * dtype's maximum. */
 #define UNARY_FLOAT_OPS(X)                         \
     X(NEG, -a)                                     \
     X(ABS, fabs(a))                                \
@@ -32,7 +34,7 @@
     X(HARDSIGMOID, a <= -3 ? 0 : a >= 3 ? 1 : a / 6 + (elem)0.5) \
     X(HARDSWISH, a <= -3 ? 0 : a >= 3 ? a : a * (a + 3) / 6) \
     X(GELU, gelu_tanh ? a / (1 + exp(-2 * (elem)NB_GELU_SQRT_2_OVER_PI * (a + (elem)NB_GELU_CUBIC * a * a * a))) \
-                      : a * (1 + erf(a * (elem)NB_GELU_RSQRT2)) / 2)
+                      : (a / 2) * (1 + erf(a * (elem)NB_GELU_RSQRT2)))
 
 /* Integers wrap like two's complement instead of overflowing. */
 #define UNARY_INT_OPS(X)                                     \

@@ -17,7 +17,7 @@ __global__ void nb_range_kernel(char *out, nb_dtype dtype, int64_t n, double sta
                                 double end, bool symmetric) {
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += stride) {
-        double v = symmetric && i >= n / 2 ? end - (double)(n - 1 - i) * step
+        double v = symmetric && n > 1 && i >= n / 2 ? end - (double)(n - 1 - i) * step
                                            : start + (double)i * step;
         nb_store<double>(out + i * nb_size_of(dtype), dtype, v);
     }

@@ -47,12 +47,10 @@ __device__ __forceinline__ int64_t nb_index_at(const nb_index_args &a, int64_t i
     return nb_load<int64_t>(a.index + at * nb_size_of(a.index_dtype), a.index_dtype);
 }
 
-// Checks index value v of position i (negative counts from the end when wrap).
-__device__ __forceinline__ bool nb_valid(const nb_index_args &a, nb_op op, int64_t *v, int64_t i,
-                                         bool wrap) {
-    if (wrap && *v < 0 && *v >= -a.limit) *v += a.limit;
-    if (*v >= 0 && *v < a.limit) return true;
-    nb_report_index(a.errors, op, *v, a.limit, i);
+// Checks index value v of position i (a negative one is out of range).
+__device__ __forceinline__ bool nb_valid(const nb_index_args &a, nb_op op, int64_t v, int64_t i) {
+    if (v >= 0 && v < a.limit) return true;
+    nb_report_index(a.errors, op, v, a.limit, i);
     return false;
 }
 
@@ -63,7 +61,7 @@ __global__ void nb_index_select_kernel(nb_index_args a) {
         nb_offset_with(i, a.out_shape, a.out_shape.strides, a.dim, 0, &c);
         int64_t v = nb_load<int64_t>(a.index + c * a.index_geometry.strides[0] *
                                                    nb_size_of(a.index_dtype), a.index_dtype);
-        if (!nb_valid(a, NB_OP_INDEX_SELECT, &v, c, true)) continue;
+        if (!nb_valid(a, NB_OP_INDEX_SELECT, v, c)) continue;
         int64_t src = nb_offset_with(i, a.out_shape, a.x_geometry.strides, a.dim, v, &c);
         nb_move(a.out + i * a.size, a.x + src * a.size, a.size);
     }
@@ -73,7 +71,7 @@ __global__ void nb_gather_kernel(nb_index_args a) {
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < a.n; i += stride) {
         int64_t v = nb_index_at(a, i);
-        if (!nb_valid(a, NB_OP_GATHER, &v, i, false)) continue;
+        if (!nb_valid(a, NB_OP_GATHER, v, i)) continue;
         int64_t c;
         int64_t src = nb_offset_with(i, a.index_geometry, a.x_geometry.strides, a.dim, v, &c);
         nb_move(a.out + i * a.size, a.x + src * a.size, a.size);
@@ -104,7 +102,7 @@ __global__ void nb_scatter_add_kernel(nb_index_args a, nb_cuda_geometry src_geom
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < a.n; i += stride) {
         int64_t v = nb_index_at(a, i);
-        if (!nb_valid(a, NB_OP_SCATTER_ADD, &v, i, false)) continue;
+        if (!nb_valid(a, NB_OP_SCATTER_ADD, v, i)) continue;
         int64_t c;
         int64_t dst = nb_offset_with(i, a.index_geometry, a.out_shape.strides, a.dim, v, &c);
         int64_t from = nb_offset_with(i, a.index_geometry, src_geometry.strides, -1, 0, &c);
@@ -116,7 +114,7 @@ __global__ void nb_one_hot_kernel(nb_index_args a) {
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < a.n; i += stride) {
         int64_t v = nb_index_at(a, i);
-        if (nb_valid(a, NB_OP_ONE_HOT, &v, i, false)) ((int64_t *)a.out)[i * a.limit + v] = 1;
+        if (nb_valid(a, NB_OP_ONE_HOT, v, i)) ((int64_t *)a.out)[i * a.limit + v] = 1;
     }
 }
 

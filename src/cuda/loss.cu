@@ -1,5 +1,7 @@
 // Cross-entropy kernels, a block per row of logits: the forward folds the
-// online (max, sum) pair and the row's sum in one read and writes (loss, lse);
+// online (max, sum) pair and the row's sum in one read and writes (loss, max,
+// log sum): the max is a logit, exact in any precision, so the backward's
+// x - max loses nothing even for logits of 1e4 in f32;
 // the backward reads the row once and writes its gradient (src/ops/loss.c
 // has the formulas). A target out of range is reported at the next
 // synchronization; its row's loss is NaN.
@@ -32,29 +34,33 @@ __global__ void nb_cross_entropy_rows(const T *x, A *out, nb_ce_args a) {
         r = nb_block_running(r);
         total = nb_block_sum(total);
         if (threadIdx.x != 0) continue;
-        A lse = r.max + log(r.sum), s = (A)a.smoothing, loss = 0;
+        A log_sum = log(r.sum), lse = r.max + log_sum, s = (A)a.smoothing, loss = 0;
         int64_t t = nb_target(a, row);
         if (t != a.ignore && (t < 0 || t >= a.classes)) {
             nb_report_index(a.errors, NB_OP_CROSS_ENTROPY, t, a.classes, row);
             loss = (A)NAN;
         } else if (t != a.ignore) {
-            loss = (1 - s) * (lse - nb_to_compute<A>(in[t])) + s * (lse - total / (A)a.classes);
+            // without smoothing the mean term is left out: a -inf logit would make it 0 * inf
+            A smoothed = s > 0 ? s * (lse - total / (A)a.classes) : (A)0;
+            loss = (1 - s) * (lse - nb_to_compute<A>(in[t])) + smoothed;
         }
-        out[2 * row] = loss;
-        out[2 * row + 1] = lse;
+        out[3 * row] = loss;
+        out[3 * row + 1] = r.max;
+        out[3 * row + 2] = log_sum;
     }
 }
 
 template <typename T, typename A>
-__global__ void nb_cross_entropy_grad(const T *x, const A *weight_lse, T *dx, nb_ce_args a) {
+__global__ void nb_cross_entropy_grad(const T *x, const A *saved, T *dx, nb_ce_args a) {
     for (int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
         int64_t t = nb_target(a, row);
-        A w = weight_lse[2 * row], lse = weight_lse[2 * row + 1], s = (A)a.smoothing;
+        A w = saved[3 * row], max = saved[3 * row + 1], log_sum = saved[3 * row + 2];
+        A s = (A)a.smoothing;
         bool ignored = t == a.ignore;
         for (int64_t j = threadIdx.x; j < a.classes; j += blockDim.x) {
             A v = nb_to_compute<A>(x[row * a.classes + j]);
             A onehot = j == t ? 1 - s : 0;
-            A g = ignored ? 0 : w * (exp(v - lse) - s / (A)a.classes - onehot);
+            A g = ignored ? 0 : w * (exp((v - max) - log_sum) - s / (A)a.classes - onehot);
             dx[row * a.classes + j] = nb_to_storage<T>(g);
         }
     }

@@ -85,7 +85,7 @@ nb_status nb__cuda_batch_norm(const nb_op_args *args) {
     a.out_dtype = args->out->dtype;
     a.n = x->shape[0];
     a.channels = x->shape[1];
-    a.s = nb_numel(x) / (a.n * a.channels);
+    a.s = nb__numel(x->ndim - 2, x->shape + 2);
     if (stats || args->op == NB_OP_BATCH_NORM_BACKWARD_REDUCE) {
         unsigned blocks = (unsigned)(a.channels < 65535 ? a.channels : 65535);
         nb_bn_reduce<<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(a, stats);

@@ -164,7 +164,7 @@ template <typename A> __device__ void nb_acc_write(const nb_reduce_args &r, cons
     case NB_OP_ARGMAX: case NB_OP_ARGMIN: v = (double)a.index; break;
     case NB_OP_VAR: case NB_OP_STD: {
         double denom = (double)a.count - r.correction;
-        v = denom > 0 ? (double)a.m2 / denom : CUDART_NAN;
+        v = (double)a.m2 / (denom > 0 ? denom : 0.0); // inf past N, as on the CPU
         if (r.op == NB_OP_STD) v = sqrt(v);
         break;
     }

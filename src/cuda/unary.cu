@@ -36,8 +36,9 @@ struct nb_unary_fn {
             case NB_OP_HARDSIGMOID: return a <= -3 ? (C)0 : a >= 3 ? (C)1 : a / 6 + (C)0.5;
             case NB_OP_HARDSWISH: return a <= -3 ? (C)0 : a >= 3 ? a : a * (a + 3) / 6;
             case NB_OP_GELU:
-                return gelu_tanh ? a * (1 + tanh((C)NB_GELU_SQRT_2_OVER_PI * (a + (C)NB_GELU_CUBIC * a * a * a))) / 2
-                                 : a * (1 + erf(a * (C)NB_GELU_RSQRT2)) / 2;
+                // x / 2 first: x (1 + erf) would overflow near the dtype's maximum
+                return gelu_tanh ? (a / 2) * (1 + tanh((C)NB_GELU_SQRT_2_OVER_PI * (a + (C)NB_GELU_CUBIC * a * a * a)))
+                                 : (a / 2) * (1 + erf(a * (C)NB_GELU_RSQRT2));
             default: return a;
             }
         } else {

@@ -37,7 +37,7 @@ nb_batches *nb_batches_create(const nb_tensor *images, const nb_tensor *labels, 
 
 int64_t nb_batches_count(const nb_batches *b) {
     if (!b) return 0;
-    return b->drop_last ? b->rows / b->batch_size : (b->rows + b->batch_size - 1) / b->batch_size;
+    return b->rows / b->batch_size + (!b->drop_last && b->rows % b->batch_size != 0);
 }
 
 static bool start_epoch(nb_batches *b) {
@@ -48,32 +48,43 @@ static bool start_epoch(nb_batches *b) {
     return b->order != NULL;
 }
 
-bool nb_batches_next(nb_batches *b, nb_tensor **images, nb_tensor **labels) {
-    if (!b || !images || !labels) {
-        nb__error(NB_ERR_INVALID, "nb_batches_next: an argument is NULL");
-        return false;
-    }
+static nb_status take(nb_batches *b, nb_tensor **images, nb_tensor **labels) {
+    NB_CHECK(b && images && labels, NB_ERR_INVALID, "nb_batches_take: %s is NULL",
+             !b ? "batches" : !images ? "images" : "labels");
     *images = *labels = NULL;
-    if (!b->order && !start_epoch(b)) return false;
+    if (!b->order && !start_epoch(b)) return nb_last_status();
     int64_t left = b->rows - b->next;
     if (left <= 0 || (b->drop_last && left < b->batch_size)) {
         nb_release(b->order); /* the next call starts a new epoch */
         b->order = NULL;
-        return false;
+        return NB_OK;
     }
     int64_t count = left < b->batch_size ? left : b->batch_size;
     nb_tensor *rows = nb_slice(b->order, 0, b->next, b->next + count, 1);
-    b->next += count;
     *images = rows ? nb_index_select(b->images, 0, rows) : NULL;
-    *labels = rows ? nb_index_select(b->labels, 0, rows) : NULL;
+    *labels = *images ? nb_index_select(b->labels, 0, rows) : NULL;
     nb_release(rows);
-    if (!*images || !*labels) {
+    if (!*images || !*labels) { /* the batch is not consumed: the next call retries it */
         nb_release(*images);
-        nb_release(*labels);
-        *images = *labels = NULL;
-        return false;
+        *images = NULL;
+        return nb_last_status();
     }
-    return true;
+    b->next += count;
+    return NB_OK;
+}
+
+nb_status nb_batches_take(nb_batches *b, nb_tensor **images, nb_tensor **labels) {
+    const char *outer = nb__enter("nb_batches_take");
+    nb_status status = take(b, images, labels);
+    nb__leave(outer);
+    return status;
+}
+
+bool nb_batches_next(nb_batches *b, nb_tensor **images, nb_tensor **labels) {
+    const char *outer = nb__enter("nb_batches_next");
+    nb_status status = take(b, images, labels);
+    nb__leave(outer);
+    return status == NB_OK && *images;
 }
 
 void nb_batches_free(nb_batches *b) {

@@ -13,7 +13,7 @@
 #include <zlib.h>
 typedef gzFile idx_file;
 static idx_file idx_open(const char *path) { return gzopen(path, "rb"); }
-static int idx_read(idx_file f, void *buf, size_t n) { return gzread(f, buf, (unsigned)n); }
+static int idx_read(idx_file f, void *buf, size_t n) { return gzread(f, buf, (unsigned)n); } /* n < 2^31 */
 static const char *idx_error(idx_file f, int *failed) {
     int code;
     const char *message = gzerror(f, &code);
@@ -36,14 +36,32 @@ static void idx_close(idx_file f) { fclose(f); }
 #define NB_FASHION_MNIST_MEAN 0.2860
 #define NB_FASHION_MNIST_STD 0.3530
 
+#define NB_IDX_CHUNK ((size_t)1 << 24) /* bytes per read call: within zlib's unsigned int */
+
+/* Reads up to n bytes in chunks into buf; *got says how many came. */
+static nb_status read_some(idx_file file, const char *path, char *buf, size_t n, size_t *got) {
+    *got = 0;
+    while (*got < n) {
+        size_t want = n - *got < NB_IDX_CHUNK ? n - *got : NB_IDX_CHUNK;
+        int read = idx_read(file, buf + *got, want);
+        if (read <= 0) {
+            int failed;
+            const char *message = idx_error(file, &failed);
+            NB_CHECK(read == 0 && !failed, NB_ERR_IO, "nb_idx_read: %s: unreadable: %s", path, message);
+            break;
+        }
+        *got += (size_t)read;
+    }
+    return NB_OK;
+}
+
 /* Reads exactly n bytes, or fails saying what was read. */
 static nb_status read_exact(idx_file file, const char *path, void *buf, size_t n, const char *what) {
-    int got = idx_read(file, buf, n);
-    if (got == (int)n) return NB_OK;
-    int failed;
-    const char *message = idx_error(file, &failed);
-    return nb__error(NB_ERR_IO, "nb_idx_read: %s: %s (%s): wanted %zu bytes, got %d", path,
-                     failed ? "unreadable" : "truncated", failed ? message : what, n, got);
+    size_t got;
+    NB_TRY(read_some(file, path, buf, n, &got));
+    NB_CHECK(got == n, NB_ERR_IO, "nb_idx_read: %s: truncated (%s): wanted %zu bytes, got %zu", path,
+             what, n, got);
+    return NB_OK;
 }
 
 static nb_status read_header(idx_file file, const char *path, int *ndim, int64_t *shape) {
@@ -67,21 +85,52 @@ static nb_status read_header(idx_file file, const char *path, int *ndim, int64_t
     return NB_OK;
 }
 
+/* The n value bytes into a buffer that doubles as data arrives, so a header
+ * that declares more than the file holds costs at most twice what it does
+ * hold (a compressed file's length says nothing of its content). */
+static nb_status read_values(idx_file file, const char *path, size_t n, char **out) {
+    size_t capacity = 0, have = 0;
+    char *buffer = NULL;
+    nb_status status = NB_OK;
+    while (status == NB_OK && have < n) {
+        size_t next = capacity ? (capacity < n / 2 ? 2 * capacity : n) : (n < NB_IDX_CHUNK ? n : NB_IDX_CHUNK);
+        char *grown = realloc(buffer, next);
+        if (!grown) {
+            status = nb__error(NB_ERR_OOM, "nb_idx_read: %s: out of host memory for %zu bytes of "
+                               "values", path, next);
+            break;
+        }
+        buffer = grown;
+        capacity = next;
+        size_t got;
+        status = read_some(file, path, buffer + have, capacity - have, &got);
+        have += got;
+        if (status == NB_OK && have < capacity)
+            status = nb__error(NB_ERR_IO, "nb_idx_read: %s: truncated: its dims declare %zu bytes of "
+                               "values, it holds %zu", path, n, have);
+    }
+    if (status != NB_OK) free(buffer);
+    else *out = buffer;
+    return status;
+}
+
 static nb_status read_file(idx_file file, const char *path, nb_tensor **out) {
     int ndim = 0;
-    int64_t shape[NB_MAX_DIMS];
+    int64_t shape[NB_MAX_DIMS], numel;
     NB_TRY(read_header(file, path, &ndim, shape));
-    NB_TRY(nb__tensor_new("nb_idx_read", ndim, shape, NB_U8, nb_cpu(), out));
-    size_t n = (size_t)nb_numel(*out);
-    nb_status status = read_exact(file, path, nb__data(*out), n, "the values");
+    NB_TRY(nb__checked_numel("nb_idx_read", ndim, shape, NB_U8, &numel));
+    char *values = NULL;
+    NB_TRY(read_values(file, path, (size_t)numel, &values));
     unsigned char extra;
-    if (status == NB_OK && idx_read(file, &extra, 1) != 0)
+    nb_status status = NB_OK;
+    if (idx_read(file, &extra, 1) != 0)
         status = nb__error(NB_ERR_IO, "nb_idx_read: %s: more bytes than its dims %s hold", path,
                            nb__shape_str(ndim, shape));
-    if (status != NB_OK) {
-        nb_release(*out);
-        *out = NULL;
+    if (status == NB_OK) {
+        *out = nb_from_host(values, ndim, shape, NB_U8, nb_cpu());
+        if (!*out) status = nb__error(nb_last_status(), "nb_idx_read: %s: %s", path, nb_last_error());
     }
+    free(values);
     return status;
 }
 

@@ -34,7 +34,7 @@ nb_module *nb_nn_linear(int64_t in_features, int64_t out_features, bool bias, nb
     LAYER_CHECK(in_features > 0 && out_features > 0 && nb_dtype_is_float(dtype),
                 "nb_nn_linear: needs positive sizes and a float dtype, got %lld, %lld and %s",
                 (long long)in_features, (long long)out_features, nb_dtype_name(dtype));
-    nb_module *m = nb__module_new("Linear", linear_forward);
+    nb_module *m = nb__module_new("Linear", "nb_nn_linear", linear_forward);
     int64_t shape[2] = {out_features, in_features};
     if (!m || !nb__module_add_param(m, "weight", kaiming(2, shape, in_features, dtype, device, gen)))
         return NULL;
@@ -68,10 +68,10 @@ static bool conv_args_valid(const char *fn, int64_t in, int64_t out, int kernel,
     return false;
 }
 
-static nb_module *conv_module(const char *type, nb_forward_fn forward, const int64_t *weight_shape,
-                              int64_t fan_in, int64_t out_channels, bool bias, nb_dtype dtype,
-                              nb_device device, nb_generator *gen) {
-    nb_module *m = nb__module_new(type, forward);
+static nb_module *conv_module(const char *type, const char *fn, nb_forward_fn forward,
+                              const int64_t *weight_shape, int64_t fan_in, int64_t out_channels,
+                              bool bias, nb_dtype dtype, nb_device device, nb_generator *gen) {
+    nb_module *m = nb__module_new(type, fn, forward);
     if (!m || !nb__module_add_param(m, "weight", kaiming(4, weight_shape, fan_in, dtype, device, gen)))
         return NULL;
     if (bias && !nb__module_add_param(m, "bias", nb_zeros(1, &out_channels, dtype, device)))
@@ -88,8 +88,8 @@ nb_module *nb_nn_conv2d(int64_t in_channels, int64_t out_channels, int kernel, i
                 "nb_nn_conv2d: needs dilation > 0 and padding >= 0 (or NB_PADDING_SAME), got %d "
                 "and %d", dilation, padding);
     int64_t shape[4] = {out_channels, in_channels / groups, kernel, kernel};
-    nb_module *m = conv_module("Conv2d", conv_forward, shape, shape[1] * kernel * kernel,
-                               out_channels, bias, dtype, device, gen);
+    nb_module *m = conv_module("Conv2d", "nb_nn_conv2d", conv_forward, shape,
+                               shape[1] * kernel * kernel, out_channels, bias, dtype, device, gen);
     if (!m) return NULL;
     m->config = (nb_layer_config){.stride = {stride, stride}, .padding = {padding, padding},
                                   .dilation = {dilation, dilation}, .groups = groups};
@@ -102,10 +102,14 @@ nb_module *nb_nn_conv_transpose2d(int64_t in_channels, int64_t out_channels, int
     if (!conv_args_valid("nb_nn_conv_transpose2d", in_channels, out_channels, kernel, stride,
                          groups, dtype))
         return NULL;
+    LAYER_CHECK(padding >= 0 && output_padding >= 0 && output_padding < stride,
+                "nb_nn_conv_transpose2d: needs padding >= 0 and 0 <= output_padding < stride %d, "
+                "got padding %d and output_padding %d", stride, padding, output_padding);
     int64_t shape[4] = {in_channels, out_channels / groups, kernel, kernel};
     /* PyTorch's fan_in for a transposed conv weight: dim 1 times the kernel */
-    nb_module *m = conv_module("ConvTranspose2d", conv_transpose_forward, shape,
-                               shape[1] * kernel * kernel, out_channels, bias, dtype, device, gen);
+    nb_module *m = conv_module("ConvTranspose2d", "nb_nn_conv_transpose2d", conv_transpose_forward,
+                               shape, shape[1] * kernel * kernel, out_channels, bias, dtype,
+                               device, gen);
     if (!m) return NULL;
     m->config = (nb_layer_config){.stride = {stride, stride}, .padding = {padding, padding},
                                   .output_padding = {output_padding, output_padding},
@@ -126,7 +130,8 @@ nb_module *nb_nn_depthwise_separable_conv2d(int64_t in_channels, int64_t out_cha
     parts[4] = nb_nn_batch_norm2d(out_channels, 1e-5, 0.1, true, dtype, device);
     parts[5] = nb_nn_activation(activation);
     const char *names[6] = {"depthwise", "bn1", "act1", "pointwise", "bn2", "act2"};
-    return nb__sequential_named("DepthwiseSeparableConv2d", 6, parts, names);
+    return nb__sequential_named("DepthwiseSeparableConv2d", "nb_nn_depthwise_separable_conv2d", 6, parts,
+                                names);
 }
 
 /* ---- normalization ---- */
@@ -143,13 +148,15 @@ static nb_tensor *batch_norm_forward(nb_module *m, const nb_tensor *x) {
                          nb__module_param(m, "bias"), m->training, c->momentum, c->eps);
 }
 
-static nb_module *batch_norm(const char *type, int min_dims, int max_dims, int64_t features,
-                             double eps, double momentum, bool affine, nb_dtype dtype,
-                             nb_device device) {
-    LAYER_CHECK(features > 0 && eps > 0 && momentum >= 0 && momentum <= 1 && nb_dtype_is_float(dtype),
-                "nb_nn_%s: needs features > 0, eps > 0, momentum in [0, 1] and a float dtype, got "
-                "%lld, %g, %g and %s", type, (long long)features, eps, momentum, nb_dtype_name(dtype));
-    nb_module *m = nb__module_new(type, batch_norm_forward);
+static nb_module *batch_norm(const char *type, const char *fn, int min_dims, int max_dims,
+                             int64_t features, double eps, double momentum, bool affine,
+                             nb_dtype dtype, nb_device device) {
+    LAYER_CHECK(features > 0 && eps > 0 && isfinite(eps) && momentum >= 0 && momentum <= 1 &&
+                    nb_dtype_is_float(dtype),
+                "%s: needs features > 0, a finite eps > 0, momentum in [0, 1] and a float dtype, "
+                "got %lld, %g, %g and %s", fn, (long long)features, eps, momentum,
+                nb_dtype_name(dtype));
+    nb_module *m = nb__module_new(type, fn, batch_norm_forward);
     if (!m) return NULL;
     m->config = (nb_layer_config){.eps = eps, .momentum = momentum, .min_dims = min_dims,
                                   .max_dims = max_dims};
@@ -165,12 +172,12 @@ static nb_module *batch_norm(const char *type, int min_dims, int max_dims, int64
 
 nb_module *nb_nn_batch_norm1d(int64_t features, double eps, double momentum, bool affine,
                               nb_dtype dtype, nb_device device) {
-    return batch_norm("BatchNorm1d", 2, 3, features, eps, momentum, affine, dtype, device);
+    return batch_norm("BatchNorm1d", "nb_nn_batch_norm1d", 2, 3, features, eps, momentum, affine, dtype, device);
 }
 
 nb_module *nb_nn_batch_norm2d(int64_t channels, double eps, double momentum, bool affine,
                               nb_dtype dtype, nb_device device) {
-    return batch_norm("BatchNorm2d", 4, 4, channels, eps, momentum, affine, dtype, device);
+    return batch_norm("BatchNorm2d", "nb_nn_batch_norm2d", 4, 4, channels, eps, momentum, affine, dtype, device);
 }
 
 static nb_tensor *group_norm_forward(nb_module *m, const nb_tensor *x) {
@@ -180,10 +187,12 @@ static nb_tensor *group_norm_forward(nb_module *m, const nb_tensor *x) {
 
 nb_module *nb_nn_group_norm(int groups, int64_t channels, double eps, bool affine, nb_dtype dtype,
                             nb_device device) {
-    LAYER_CHECK(groups > 0 && channels > 0 && channels % groups == 0 && eps > 0,
-                "nb_nn_group_norm: needs channels %lld divisible by groups %d and eps > 0",
-                (long long)channels, groups);
-    nb_module *m = nb__module_new("GroupNorm", group_norm_forward);
+    LAYER_CHECK(groups > 0 && channels > 0 && channels % groups == 0 && eps > 0 && isfinite(eps) &&
+                    nb_dtype_is_float(dtype),
+                "nb_nn_group_norm: needs channels %lld divisible by groups %d, a finite eps > 0 and "
+                "a float dtype, got eps %g and %s", (long long)channels, groups, eps,
+                nb_dtype_name(dtype));
+    nb_module *m = nb__module_new("GroupNorm", "nb_nn_group_norm", group_norm_forward);
     if (!m) return NULL;
     m->config = (nb_layer_config){.groups = groups, .eps = eps};
     if (affine && (!nb__module_add_param(m, "weight", nb_ones(1, &channels, dtype, device)) ||
@@ -199,11 +208,12 @@ static nb_tensor *layer_norm_forward(nb_module *m, const nb_tensor *x) {
 }
 
 /* LayerNorm (weight and bias) or RMSNorm (weight only) over the last dim. */
-static nb_module *row_norm_layer(const char *type, bool rms, int64_t features, double eps,
-                                 bool affine, nb_dtype dtype, nb_device device) {
-    LAYER_CHECK(features > 0 && eps > 0, "nb_nn_%s: needs features > 0 and eps > 0, got %lld and %g",
-                rms ? "rms_norm" : "layer_norm", (long long)features, eps);
-    nb_module *m = nb__module_new(type, layer_norm_forward);
+static nb_module *row_norm_layer(const char *type, const char *fn, bool rms, int64_t features,
+                                 double eps, bool affine, nb_dtype dtype, nb_device device) {
+    LAYER_CHECK(features > 0 && eps > 0 && isfinite(eps) && nb_dtype_is_float(dtype),
+                "%s: needs features > 0, a finite eps > 0 and a float dtype, got %lld, %g and %s",
+                fn, (long long)features, eps, nb_dtype_name(dtype));
+    nb_module *m = nb__module_new(type, fn, layer_norm_forward);
     if (!m) return NULL;
     m->config = (nb_layer_config){.groups = rms, .eps = eps}; /* groups: 1 for RMSNorm */
     if (affine && !nb__module_add_param(m, "weight", nb_ones(1, &features, dtype, device)))
@@ -215,12 +225,12 @@ static nb_module *row_norm_layer(const char *type, bool rms, int64_t features, d
 
 nb_module *nb_nn_layer_norm(int64_t features, double eps, bool affine, nb_dtype dtype,
                             nb_device device) {
-    return row_norm_layer("LayerNorm", false, features, eps, affine, dtype, device);
+    return row_norm_layer("LayerNorm", "nb_nn_layer_norm", false, features, eps, affine, dtype, device);
 }
 
 nb_module *nb_nn_rms_norm(int64_t features, double eps, bool affine, nb_dtype dtype,
                           nb_device device) {
-    return row_norm_layer("RMSNorm", true, features, eps, affine, dtype, device);
+    return row_norm_layer("RMSNorm", "nb_nn_rms_norm", true, features, eps, affine, dtype, device);
 }
 
 /* ---- pooling, dropout, flatten, activations ---- */
@@ -233,8 +243,13 @@ static nb_tensor *avg_pool_forward(nb_module *m, const nb_tensor *x) {
     return nb_avg_pool2d(x, m->config.kernel, m->config.stride, m->config.padding);
 }
 
-static nb_module *pool(const char *type, nb_forward_fn forward, int kernel, int stride, int padding) {
-    nb_module *m = nb__module_new(type, forward);
+static nb_module *pool(const char *type, const char *fn, nb_forward_fn forward, int kernel,
+                       int stride, int padding) {
+    /* PyTorch's rule: padding at most half the kernel, so no window is all padding */
+    LAYER_CHECK(kernel >= 1 && stride >= 0 && padding >= 0 && padding <= kernel / 2,
+                "%s: needs kernel >= 1, stride >= 0 (0: the kernel) and 0 <= padding <= kernel / "
+                "2, got kernel %d, stride %d, padding %d", fn, kernel, stride, padding);
+    nb_module *m = nb__module_new(type, fn, forward);
     if (!m) return NULL;
     int s = stride > 0 ? stride : kernel; /* stride 0: the kernel, as PyTorch's default */
     m->config = (nb_layer_config){.kernel = {kernel, kernel}, .stride = {s, s},
@@ -243,11 +258,11 @@ static nb_module *pool(const char *type, nb_forward_fn forward, int kernel, int 
 }
 
 nb_module *nb_nn_max_pool2d(int kernel, int stride, int padding) {
-    return pool("MaxPool2d", max_pool_forward, kernel, stride, padding);
+    return pool("MaxPool2d", "nb_nn_max_pool2d", max_pool_forward, kernel, stride, padding);
 }
 
 nb_module *nb_nn_avg_pool2d(int kernel, int stride, int padding) {
-    return pool("AvgPool2d", avg_pool_forward, kernel, stride, padding);
+    return pool("AvgPool2d", "nb_nn_avg_pool2d", avg_pool_forward, kernel, stride, padding);
 }
 
 static nb_tensor *adaptive_forward(nb_module *m, const nb_tensor *x) {
@@ -257,7 +272,7 @@ static nb_tensor *adaptive_forward(nb_module *m, const nb_tensor *x) {
 nb_module *nb_nn_adaptive_avg_pool2d(int64_t out_h, int64_t out_w) {
     LAYER_CHECK(out_h > 0 && out_w > 0, "nb_nn_adaptive_avg_pool2d: needs a positive size, got "
                 "%lldx%lld", (long long)out_h, (long long)out_w);
-    nb_module *m = nb__module_new("AdaptiveAvgPool2d", adaptive_forward);
+    nb_module *m = nb__module_new("AdaptiveAvgPool2d", "nb_nn_adaptive_avg_pool2d", adaptive_forward);
     if (m) {
         m->config.out_size[0] = out_h;
         m->config.out_size[1] = out_w;
@@ -278,7 +293,7 @@ static nb_tensor *dropout_forward(nb_module *m, const nb_tensor *x) {
 
 nb_module *nb_nn_dropout(double p, nb_generator *gen) {
     LAYER_CHECK(p >= 0 && p < 1, "nb_nn_dropout: p must be in [0, 1), got %g", p);
-    nb_module *m = nb__module_new("Dropout", dropout_forward);
+    nb_module *m = nb__module_new("Dropout", "nb_nn_dropout", dropout_forward);
     if (m) m->config = (nb_layer_config){.p = p, .gen = gen};
     return m;
 }
@@ -290,7 +305,7 @@ static nb_tensor *flatten_forward(nb_module *m, const nb_tensor *x) {
     return nb_reshape(x, 2, shape);
 }
 
-nb_module *nb_nn_flatten(void) { return nb__module_new("Flatten", flatten_forward); }
+nb_module *nb_nn_flatten(void) { return nb__module_new("Flatten", "nb_nn_flatten", flatten_forward); }
 
 static nb_tensor *activation_forward(nb_module *m, const nb_tensor *x) {
     switch (m->config.activation) {
@@ -312,7 +327,7 @@ nb_module *nb_nn_activation(nb_activation activation) {
                                                            "SwiGLU"};
     LAYER_CHECK((unsigned)activation < NB_ACTIVATION_COUNT, "nb_nn_activation: unknown activation %d",
                 (int)activation);
-    nb_module *m = nb__module_new(names[activation], activation_forward);
+    nb_module *m = nb__module_new(names[activation], "nb_nn_activation", activation_forward);
     if (m) m->config.activation = activation;
     return m;
 }
@@ -328,6 +343,7 @@ nb_status nb_init_normal(nb_tensor *t, double mean, double std, nb_generator *ge
     nb_status status = values ? nb__copy_into(t, values) : nb_last_status();
     nb_set_grad_enabled(was);
     nb_release(values);
+    if (status == NB_OK) nb__bump_version(t);
     return status;
 }
 
@@ -339,5 +355,7 @@ nb_status nb_init_kaiming_normal(nb_tensor *t, int64_t fan_in, nb_generator *gen
 
 nb_status nb_init_constant(nb_tensor *t, double value) {
     NB_CHECK(t, NB_ERR_INVALID, "nb_init_constant: tensor is NULL");
-    return nb__fill(t, value);
+    NB_TRY(nb__fill(t, value));
+    nb__bump_version(t);
+    return NB_OK;
 }

@@ -6,13 +6,14 @@
 
 #include "nn.h"
 
-nb_module *nb__module_new(const char *type, nb_forward_fn forward) {
+nb_module *nb__module_new(const char *type, const char *fn, nb_forward_fn forward) {
     nb_module *m = calloc(1, sizeof *m);
     if (!m) {
-        nb__error(NB_ERR_OOM, "nb_nn: out of host memory for a %s", type);
+        nb__error(NB_ERR_OOM, "%s: out of host memory for a %s", fn, type);
         return NULL;
     }
     m->type = type;
+    m->fn = fn;
     m->forward = forward;
     m->training = true;
     return m;
@@ -21,12 +22,15 @@ nb_module *nb__module_new(const char *type, nb_forward_fn forward) {
 static bool add_slot(nb_module *m, bool param, const char *name, nb_tensor *t) {
     int *count = param ? &m->n_params : &m->n_buffers;
     if (!t || *count == NB_MODULE_SLOTS) {
-        if (t) nb__error(NB_ERR_INTERNAL, "nb_nn: %s has too many tensors", m->type);
+        if (t) nb__error(NB_ERR_INTERNAL, "%s: a %s has too many tensors", m->fn, m->type);
+        else if (strncmp(nb_last_error(), m->fn, strlen(m->fn)) != 0)
+            nb__error(nb_last_status(), "%s: %s %s: %s", m->fn, param ? "parameter" : "buffer",
+                      name, nb_last_error());
         nb_release(t);
         nb_module_free(m);
         return false;
     }
-    if (param && nb_set_requires_grad(t, true) != NB_OK) {
+    if (param && nb_set_requires_grad(t, true) != NB_OK) { /* cannot fail for a new float leaf */
         nb_release(t);
         nb_module_free(m);
         return false;
@@ -50,7 +54,7 @@ nb_status nb__module_set_children(nb_module *m, int n, nb_module *const *childre
     m->child_names = calloc((size_t)(n ? n : 1), sizeof *m->child_names);
     if (!m->children || !m->child_names) {
         for (int i = 0; i < n; i++) nb_module_free(children[i]);
-        return nb__error(NB_ERR_OOM, "nb_nn: out of host memory for %d children", n);
+        return nb__error(NB_ERR_OOM, "%s: out of host memory for %d children", m->fn, n);
     }
     for (int i = 0; i < n; i++) {
         m->children[i] = children[i];
@@ -80,7 +84,10 @@ nb_tensor *nb_module_forward(nb_module *m, const nb_tensor *x) {
         nb__error(NB_ERR_INVALID, "nb_module_forward: %s is NULL", m ? "x" : "module");
         return NULL;
     }
-    return m->forward(m, x);
+    const char *outer = nb__enter("nb_module_forward");
+    nb_tensor *y = m->forward(m, x);
+    nb__leave(outer);
+    return y;
 }
 
 void nb_module_train(nb_module *m, bool training) {
@@ -112,12 +119,23 @@ static int collect(const nb_module *m, bool params, const char *prefix, nb_named
     return count;
 }
 
+/* -1 (and an error) for a NULL module or a negative max. */
+static int named_tensors(const char *fn, const nb_module *m, bool params, nb_named_tensor *out,
+                         int max) {
+    if (!m || max < 0 || (max > 0 && !out)) {
+        nb__error(NB_ERR_INVALID, "%s: needs a module and room for max >= 0 entries, got %s, %s "
+                  "and max %d", fn, m ? "a module" : "NULL", out ? "an array" : "NULL", max);
+        return -1;
+    }
+    return collect(m, params, "", out, max, 0);
+}
+
 int nb_module_parameters(const nb_module *m, nb_named_tensor *out, int max) {
-    return m ? collect(m, true, "", out, max, 0) : 0;
+    return named_tensors("nb_module_parameters", m, true, out, max);
 }
 
 int nb_module_buffers(const nb_module *m, nb_named_tensor *out, int max) {
-    return m ? collect(m, false, "", out, max, 0) : 0;
+    return named_tensors("nb_module_buffers", m, false, out, max);
 }
 
 void nb_module_free(nb_module *m) {
@@ -144,19 +162,42 @@ static nb_tensor *sequential_forward(nb_module *m, const nb_tensor *x) {
     return h;
 }
 
-nb_module *nb__sequential_named(const char *type, int n, nb_module *const *children,
-                                const char *const *names) {
-    bool complete = children != NULL || n == 0;
-    for (int i = 0; i < n && complete; i++) complete = children[i] != NULL;
-    if (n < 0 || !complete) {
-        for (int i = 0; children && i < n; i++) nb_module_free(children[i]);
-        if (nb_last_status() == NB_OK || n < 0)
-            nb__error(NB_ERR_INVALID, "nb_nn_sequential: %d children, one of them NULL", n);
+/* Frees each distinct child once. */
+static void free_children(int n, nb_module *const *children) {
+    for (int i = 0; children && i < n; i++) {
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++) seen = children[j] == children[i];
+        if (!seen) nb_module_free(children[i]);
+    }
+}
+
+/* Why children cannot be a module's, or NB_OK. */
+static nb_status check_children(const char *fn, int n, nb_module *const *children) {
+    NB_CHECK(n >= 0 && (n == 0 || children), NB_ERR_INVALID,
+             "%s: needs n >= 0 children, got %s with n = %d", fn, children ? "an array" : "NULL", n);
+    for (int i = 0; i < n; i++) {
+        /* NULL from a failed constructor, probably: keep what it said */
+        bool failed = nb_last_status() != NB_OK;
+        NB_CHECK(children[i], failed ? nb_last_status() : NB_ERR_INVALID,
+                 "%s: child %d of %d is NULL%s%s%s", fn, i, n, failed ? " (the last error: " : "",
+                 failed ? nb_last_error() : "", failed ? ")" : "");
+        for (int j = 0; j < i; j++)
+            NB_CHECK(children[j] != children[i], NB_ERR_INVALID,
+                     "%s: children %d and %d are the same module (a module has one parent; make "
+                     "two)", fn, j, i);
+    }
+    return NB_OK;
+}
+
+nb_module *nb__sequential_named(const char *type, const char *fn, int n,
+                                nb_module *const *children, const char *const *names) {
+    if (check_children(fn, n, children) != NB_OK) {
+        free_children(n, children);
         return NULL;
     }
-    nb_module *m = nb__module_new(type, sequential_forward);
+    nb_module *m = nb__module_new(type, fn, sequential_forward);
     if (!m) {
-        for (int i = 0; i < n; i++) nb_module_free(children[i]);
+        free_children(n, children);
         return NULL;
     }
     if (nb__module_set_children(m, n, children, names) != NB_OK) {
@@ -167,5 +208,5 @@ nb_module *nb__sequential_named(const char *type, int n, nb_module *const *child
 }
 
 nb_module *nb_nn_sequential(int n, nb_module *const *children) {
-    return nb__sequential_named("Sequential", n, children, NULL);
+    return nb__sequential_named("Sequential", "nb_nn_sequential", n, children, NULL);
 }

@@ -28,6 +28,7 @@ typedef struct nb_kv_cache {
 
 struct nb_module {
     const char *type;
+    const char *fn; /* the constructor, named in the messages of its failures */
     nb_forward_fn forward;
     bool training;
     nb_layer_config config;
@@ -39,10 +40,12 @@ struct nb_module {
     nb_kv_cache cache;
 };
 
-/* A module of type with forward, no parameters yet; NULL on OOM. */
-nb_module *nb__module_new(const char *type, nb_forward_fn forward);
+/* A module of type made by the public constructor fn, with forward and no
+ * parameters yet; NULL on OOM. */
+nb_module *nb__module_new(const char *type, const char *fn, nb_forward_fn forward);
 /* Adds a parameter (made a leaf that requires a gradient) or a buffer,
- * taking t's reference; on failure frees m and returns false. */
+ * taking t's reference; on failure (t NULL: its creation failed) frees m,
+ * records the error under m's constructor and returns false. */
 bool nb__module_add_param(nb_module *m, const char *name, nb_tensor *t);
 bool nb__module_add_buffer(nb_module *m, const char *name, nb_tensor *t);
 /* Sets children (owned) with their names; NULL names: "0", "1", ... */
@@ -50,8 +53,8 @@ nb_status nb__module_set_children(nb_module *m, int n, nb_module *const *childre
                                   const char *const *names);
 /* A Sequential of the given type and child names (NULL: "0", "1", ...);
  * owns the children even when it fails. */
-nb_module *nb__sequential_named(const char *type, int n, nb_module *const *children,
-                                const char *const *names);
+nb_module *nb__sequential_named(const char *type, const char *fn, int n,
+                                nb_module *const *children, const char *const *names);
 /* The parameter or buffer named name, or NULL. */
 nb_tensor *nb__module_param(const nb_module *m, const char *name);
 nb_tensor *nb__module_buffer(const nb_module *m, const char *name);

@@ -19,22 +19,39 @@ struct nb_optimizer {
     nb_tensor **master;           /* f32 copies of f16 and bf16 parameters */
     double lr, momentum, beta1, beta2, eps, weight_decay;
     bool nesterov;
-    int64_t steps;
+    int64_t *steps; /* per parameter, as PyTorch counts: steps taken with a gradient */
 };
+
+static bool valid_lr(double lr) { return lr >= 0 && isfinite(lr); }
 
 static nb_optimizer *create(optimizer_kind kind, const char *fn, nb_tensor *const *params, int n,
                             double lr) {
-    if (n < 0 || (n > 0 && !params) || !(lr >= 0)) {
-        nb__error(NB_ERR_INVALID, "%s: needs parameters and lr >= 0, got %d parameters and lr %g",
-                  fn, n, lr);
+    if (n < 0 || (n > 0 && !params)) {
+        nb__error(NB_ERR_INVALID, "%s: needs a parameter array, got %s with n = %d", fn,
+                  params ? "an array" : "NULL", n);
+        return NULL;
+    }
+    if (!valid_lr(lr)) {
+        nb__error(NB_ERR_INVALID, "%s: lr must be finite and >= 0, got %g", fn, lr);
         return NULL;
     }
     for (int i = 0; i < n; i++) {
-        if (!params[i] || !nb_dtype_is_float(params[i]->dtype) || !nb__is_contiguous(params[i])) {
-            nb__error(NB_ERR_INVALID, "%s: parameter %d is %s", fn, i,
-                      params[i] ? "not a contiguous float tensor" : "NULL");
+        if (!params[i]) {
+            nb__error(NB_ERR_INVALID, "%s: parameter %d is NULL", fn, i);
             return NULL;
         }
+        if (!nb_dtype_is_float(params[i]->dtype) || !nb__is_contiguous(params[i])) {
+            nb__error(nb_dtype_is_float(params[i]->dtype) ? NB_ERR_INVALID : NB_ERR_DTYPE,
+                      "%s: parameter %d must be a contiguous float tensor, got a %s%s one", fn, i,
+                      nb__is_contiguous(params[i]) ? "" : "non-contiguous ",
+                      nb_dtype_name(params[i]->dtype));
+            return NULL;
+        }
+        for (int j = 0; j < i; j++)
+            if (params[j] == params[i]) { /* it would be stepped twice */
+                nb__error(NB_ERR_INVALID, "%s: parameters %d and %d are the same tensor", fn, j, i);
+                return NULL;
+            }
     }
     nb_optimizer *opt = calloc(1, sizeof *opt);
     size_t count = (size_t)(n ? n : 1);
@@ -43,8 +60,9 @@ static nb_optimizer *create(optimizer_kind kind, const char *fn, nb_tensor *cons
         opt->state1 = calloc(count, sizeof *opt->state1);
         opt->state2 = calloc(count, sizeof *opt->state2);
         opt->master = calloc(count, sizeof *opt->master);
+        opt->steps = calloc(count, sizeof *opt->steps);
     }
-    if (!opt || !opt->params || !opt->state1 || !opt->state2 || !opt->master) {
+    if (!opt || !opt->params || !opt->state1 || !opt->state2 || !opt->master || !opt->steps) {
         if (opt) nb_optimizer_free(opt);
         nb__error(NB_ERR_OOM, "%s: out of host memory for %d parameters", fn, n);
         return NULL;
@@ -58,9 +76,11 @@ static nb_optimizer *create(optimizer_kind kind, const char *fn, nb_tensor *cons
 
 nb_optimizer *nb_sgd_create(nb_tensor *const *params, int n, double lr, double momentum,
                             double weight_decay, bool nesterov) {
-    if (!(momentum >= 0) || !(weight_decay >= 0) || (nesterov && momentum == 0)) {
-        nb__error(NB_ERR_INVALID, "nb_sgd_create: needs momentum >= 0, weight_decay >= 0 and "
-                  "momentum > 0 for Nesterov, got %g, %g", momentum, weight_decay);
+    if (!(momentum >= 0 && momentum <= 1) || !(weight_decay >= 0 && isfinite(weight_decay)) ||
+        (nesterov && momentum == 0)) {
+        nb__error(NB_ERR_INVALID, "nb_sgd_create: needs momentum in [0, 1], a finite weight_decay "
+                  ">= 0 and momentum > 0 for Nesterov, got momentum %g, weight_decay %g, "
+                  "nesterov %s", momentum, weight_decay, nesterov ? "true" : "false");
         return NULL;
     }
     nb_optimizer *opt = create(SGD, "nb_sgd_create", params, n, lr);
@@ -74,9 +94,11 @@ nb_optimizer *nb_sgd_create(nb_tensor *const *params, int n, double lr, double m
 
 static nb_optimizer *adam(optimizer_kind kind, const char *fn, nb_tensor *const *params, int n,
                           double lr, double beta1, double beta2, double eps, double weight_decay) {
-    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && eps > 0 && weight_decay >= 0)) {
-        nb__error(NB_ERR_INVALID, "%s: needs betas in [0, 1), eps > 0 and weight_decay >= 0, got "
-                  "%g, %g, %g, %g", fn, beta1, beta2, eps, weight_decay);
+    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && eps > 0 && isfinite(eps) &&
+          weight_decay >= 0 && isfinite(weight_decay))) {
+        nb__error(NB_ERR_INVALID, "%s: needs betas in [0, 1), a finite eps > 0 and a finite "
+                  "weight_decay >= 0, got betas %g and %g, eps %g, weight_decay %g", fn, beta1,
+                  beta2, eps, weight_decay);
         return NULL;
     }
     nb_optimizer *opt = create(kind, fn, params, n, lr);
@@ -139,29 +161,32 @@ static nb_status update(nb_optimizer *opt, int i, nb_tensor *target, const nb_te
     return nb__adam_step(target, grad, opt->state1[i], opt->state2[i], attrs);
 }
 
-static nb_status step_one(nb_optimizer *opt, int i, const nb_attrs *attrs) {
+static nb_status step_one(nb_optimizer *opt, int i) {
+    int64_t step = ++opt->steps[i];
+    const nb_attrs attrs = {.optim = {.lr = opt->lr, .momentum = opt->momentum, .beta1 = opt->beta1,
+                                      .beta2 = opt->beta2, .eps = opt->eps,
+                                      .weight_decay = opt->weight_decay,
+                                      .bias_correction1 = 1 - pow(opt->beta1, (double)step),
+                                      .bias_correction2 = 1 - pow(opt->beta2, (double)step),
+                                      .nesterov = opt->nesterov, .decoupled = opt->kind == ADAMW}};
     nb_tensor *grad = NULL, *target;
     NB_TRY(nb__result(nb_contiguous(opt->params[i]->grad), &grad));
     nb_status status = update_target(opt, i, &grad, &target);
-    if (status == NB_OK) status = update(opt, i, target, grad, attrs);
+    if (status == NB_OK) status = update(opt, i, target, grad, &attrs);
     if (status == NB_OK && target != opt->params[i]) status = nb__copy_into(opt->params[i], target);
+    if (status == NB_OK) nb__bump_version(opt->params[i]);
     nb_release(grad);
     return status;
 }
 
 nb_status nb_optimizer_step(nb_optimizer *opt) {
     NB_CHECK(opt, NB_ERR_INVALID, "nb_optimizer_step: optimizer is NULL");
-    opt->steps++;
-    nb_attrs attrs = {.optim = {.lr = opt->lr, .momentum = opt->momentum, .beta1 = opt->beta1,
-                                .beta2 = opt->beta2, .eps = opt->eps,
-                                .weight_decay = opt->weight_decay,
-                                .bias_correction1 = 1 - pow(opt->beta1, (double)opt->steps),
-                                .bias_correction2 = 1 - pow(opt->beta2, (double)opt->steps),
-                                .nesterov = opt->nesterov, .decoupled = opt->kind == ADAMW}};
     bool was = nb_set_grad_enabled(false);
+    const char *outer = nb__enter("nb_optimizer_step");
     nb_status status = NB_OK;
     for (int i = 0; i < opt->n && status == NB_OK; i++)
-        if (opt->params[i]->grad) status = step_one(opt, i, &attrs);
+        if (opt->params[i]->grad) status = step_one(opt, i);
+    nb__leave(outer);
     nb_set_grad_enabled(was);
     return status;
 }
@@ -173,8 +198,12 @@ void nb_optimizer_zero_grad(nb_optimizer *opt) {
     }
 }
 
-void nb_optimizer_set_lr(nb_optimizer *opt, double lr) {
-    if (opt) opt->lr = lr;
+nb_status nb_optimizer_set_lr(nb_optimizer *opt, double lr) {
+    NB_CHECK(opt, NB_ERR_INVALID, "nb_optimizer_set_lr: optimizer is NULL");
+    NB_CHECK(valid_lr(lr), NB_ERR_INVALID, "nb_optimizer_set_lr: lr must be finite and >= 0, got %g",
+             lr);
+    opt->lr = lr;
+    return NB_OK;
 }
 
 double nb_optimizer_get_lr(const nb_optimizer *opt) { return opt ? opt->lr : 0; }
@@ -191,6 +220,7 @@ void nb_optimizer_free(nb_optimizer *opt) {
     free(opt->state1);
     free(opt->state2);
     free(opt->master);
+    free(opt->steps);
     free(opt);
 }
 
@@ -255,8 +285,11 @@ nb_tensor *nb_clip_grad_norm(nb_tensor *const *params, int n, double max_norm) {
 
 double nb_lr_warmup_cosine(int64_t step, int64_t warmup_steps, int64_t total_steps, double max_lr,
                            double min_lr) {
-    if (step < warmup_steps) return max_lr * (double)(step + 1) / (double)warmup_steps;
-    if (step >= total_steps || total_steps <= warmup_steps) return min_lr;
-    double progress = (double)(step - warmup_steps) / (double)(total_steps - warmup_steps);
+    /* negative counts are 0; the differences are taken in double (no overflow) */
+    double at = step > 0 ? (double)step : 0, warmup = warmup_steps > 0 ? (double)warmup_steps : 0;
+    double total = total_steps > 0 ? (double)total_steps : 0;
+    if (at < warmup) return max_lr * (at + 1) / warmup;
+    if (at >= total || total <= warmup) return min_lr;
+    double progress = (at - warmup) / (total - warmup);
     return min_lr + 0.5 * (max_lr - min_lr) * (1 + cos(3.14159265358979323846 * progress));
 }

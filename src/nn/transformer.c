@@ -27,7 +27,7 @@ nb_module *nb_nn_embedding(int64_t num, int64_t dim, nb_dtype dtype, nb_device d
                   "%lld, %lld and %s", (long long)num, (long long)dim, nb_dtype_name(dtype));
         return NULL;
     }
-    nb_module *m = nb__module_new("Embedding", embedding_forward);
+    nb_module *m = nb__module_new("Embedding", "nb_nn_embedding", embedding_forward);
     int64_t shape[2] = {num, dim};
     nb_tensor *weight = m ? nb_empty(2, shape, dtype, device) : NULL;
     if (weight && nb_init_normal(weight, 0, 1, gen) != NB_OK) {
@@ -44,6 +44,7 @@ static int64_t head_dim(const nb_attention_config *c) { return c->dim / c->heads
 /* Columns [first, first + heads * D) of the projection [B, S, *] as
  * [B, heads, S, D]. */
 static nb_tensor *heads_of(nb_scratch *s, const nb_tensor *qkv, int64_t first, int heads, int64_t d) {
+    if (!qkv) return NULL; /* the projection failed; s holds why */
     int64_t shape[4] = {qkv->shape[0], qkv->shape[1], heads, d};
     nb_tensor *cols = K(nb_slice(qkv, 2, first, first + heads * d, 1));
     return K(nb_transpose(K(nb_reshape(cols, 4, shape)), 1, 2));
@@ -51,6 +52,7 @@ static nb_tensor *heads_of(nb_scratch *s, const nb_tensor *qkv, int64_t first, i
 
 /* Appends k or v [B, Hkv, S, D] at the cache's end; the filled part as a view. */
 static nb_tensor *cached(nb_scratch *s, nb_tensor *cache, int64_t length, const nb_tensor *t) {
+    if (!t) return NULL;
     nb_tensor *slot = K(nb_slice(cache, 2, length, length + t->shape[2], 1));
     if (slot && nb__copy_into(slot, t) != NB_OK) K(NULL);
     return K(nb_slice(cache, 2, 0, length + t->shape[2], 1));
@@ -67,7 +69,7 @@ static nb_status check_cache(const nb_module *m, const nb_tensor *x) {
     return NB_OK;
 }
 
-nb_tensor *nb_attention_forward(nb_module *m, const nb_tensor *x, const nb_tensor *mask) {
+static nb_tensor *attention_forward(nb_module *m, const nb_tensor *x, const nb_tensor *mask) {
     if (!m || strcmp(m->type, "MultiheadAttention") != 0) {
         nb__error(NB_ERR_INVALID, "nb_attention_forward: needs a MultiheadAttention module, got %s",
                   m ? m->type : "NULL");
@@ -105,6 +107,13 @@ nb_tensor *nb_attention_forward(nb_module *m, const nb_tensor *x, const nb_tenso
     return nb__scratch_finish(s, r, &out) == NB_OK ? out : NULL;
 }
 
+nb_tensor *nb_attention_forward(nb_module *m, const nb_tensor *x, const nb_tensor *mask) {
+    const char *outer = nb__enter("nb_attention_forward");
+    nb_tensor *y = attention_forward(m, x, mask);
+    nb__leave(outer);
+    return y;
+}
+
 static nb_tensor *attention_module_forward(nb_module *m, const nb_tensor *x) {
     return nb_attention_forward(m, x, NULL);
 }
@@ -113,11 +122,15 @@ nb_module *nb_nn_multihead_attention(const nb_attention_config *config, nb_dtype
                                      nb_device device, nb_generator *gen) {
     nb_attention_config c = config ? *config : (nb_attention_config){0};
     if (c.kv_heads == 0) c.kv_heads = c.heads;
-    if (!config || c.heads <= 0 || c.dim <= 0 || c.dim % c.heads || c.kv_heads < 0 ||
-        c.heads % c.kv_heads || (c.rope && head_dim(&c) % 2) || !(c.dropout >= 0 && c.dropout < 1)) {
+    bool base_ok = c.rope_base == 0 || (c.rope_base > 0 && isfinite(c.rope_base));
+    if (!config || c.heads <= 0 || c.dim <= 0 || c.dim % c.heads || c.kv_heads <= 0 ||
+        c.heads % c.kv_heads || (c.rope && head_dim(&c) % 2) || !(c.dropout >= 0 && c.dropout < 1) ||
+        !base_ok) {
         nb__error(NB_ERR_INVALID, "nb_nn_multihead_attention: needs heads dividing dim, kv_heads "
-                  "dividing heads, an even head dim with RoPE and dropout in [0, 1), got dim %lld, "
-                  "heads %d, kv_heads %d, dropout %g", (long long)c.dim, c.heads, c.kv_heads, c.dropout);
+                  "dividing heads, an even head dim with RoPE, dropout in [0, 1) and rope_base 0 "
+                  "(10000) or finite > 0, got %s dim %lld, heads %d, kv_heads %d, dropout %g, "
+                  "rope_base %g", config ? "" : "a NULL config:", (long long)c.dim, c.heads,
+                  c.kv_heads, c.dropout, c.rope_base);
         return NULL;
     }
     int64_t projected = (c.heads + 2 * c.kv_heads) * head_dim(&c);
@@ -125,7 +138,8 @@ nb_module *nb_nn_multihead_attention(const nb_attention_config *config, nb_dtype
     parts[0] = nb_nn_linear(c.dim, projected, c.bias, dtype, device, gen);
     parts[1] = nb_nn_linear(c.dim, c.dim, c.bias, dtype, device, gen);
     const char *names[2] = {"qkv", "out"};
-    nb_module *m = nb__sequential_named("MultiheadAttention", 2, parts, names);
+    nb_module *m = nb__sequential_named("MultiheadAttention", "nb_nn_multihead_attention", 2, parts,
+                                        names);
     if (!m) return NULL;
     m->forward = attention_module_forward;
     m->config.attention = c;
@@ -189,8 +203,12 @@ static nb_module *row_norm(const nb_transformer_config *c, nb_dtype dtype, nb_de
 
 nb_module *nb_nn_transformer_block(const nb_transformer_config *config, nb_dtype dtype,
                                    nb_device device, nb_generator *gen) {
-    if (!config || !(config->dropout >= 0 && config->dropout < 1)) {
-        nb__error(NB_ERR_INVALID, "nb_nn_transformer_block: needs a config with dropout in [0, 1)");
+    if (!config || !(config->dropout >= 0 && config->dropout < 1) || config->hidden < 0 ||
+        !(config->eps >= 0 && isfinite(config->eps))) {
+        nb__error(NB_ERR_INVALID, "nb_nn_transformer_block: needs a config with dropout in [0, 1), "
+                  "hidden >= 0 (0: the default) and a finite eps >= 0 (0: 1e-5), got %s%g, %lld "
+                  "and %g", config ? "" : "NULL: ", config ? config->dropout : 0,
+                  config ? (long long)config->hidden : 0LL, config ? config->eps : 0);
         return NULL;
     }
     const nb_transformer_config *c = config;
@@ -205,9 +223,9 @@ nb_module *nb_nn_transformer_block(const nb_transformer_config *config, nb_dtype
     mlp[2] = nb_nn_linear(hidden, dim, c->attention.bias, dtype, device, gen);
     const char *mlp_names[3] = {"fc1", "act", "fc2"};
     const char *names[5] = {"norm1", "attn", "norm2", "mlp", "drop"};
-    parts[3] = nb__sequential_named("MLP", 3, mlp, mlp_names);
+    parts[3] = nb__sequential_named("MLP", "nb_nn_transformer_block", 3, mlp, mlp_names);
     parts[4] = nb_nn_dropout(c->dropout, gen);
-    nb_module *m = nb__sequential_named("TransformerBlock", 5, parts, names);
+    nb_module *m = nb__sequential_named("TransformerBlock", "nb_nn_transformer_block", 5, parts, names);
     if (m) m->forward = block_forward;
     return m;
 }
@@ -285,7 +303,7 @@ nb_module *nb_nn_gpt(const nb_gpt_config *config, nb_dtype dtype, nb_device devi
     names[n] = "blocks", parts[n++] = nb_nn_sequential(c->layers, blocks);
     names[n] = "norm", parts[n++] = row_norm(&c->block, dtype, device);
     if (!c->tied) names[n] = "head", parts[n++] = nb_nn_linear(dim, c->vocab, false, dtype, device, gen);
-    nb_module *m = nb__sequential_named("GPT", n, parts, names);
+    nb_module *m = nb__sequential_named("GPT", "nb_nn_gpt", n, parts, names);
     if (!m) return NULL;
     m->forward = gpt_forward;
     m->config.gpt = *c;
@@ -301,11 +319,14 @@ nb_tensor *nb_gpt_loss(nb_module *gpt, const nb_tensor *tokens, const nb_tensor 
         nb__error(NB_ERR_INVALID, "nb_gpt_loss: needs a GPT module and targets");
         return NULL;
     }
+    const char *outer = nb__enter("nb_gpt_loss");
     nb_scratch scratch = {0}, *s = &scratch;
     nb_tensor *logits = K(nb_module_forward(gpt, tokens));
     int64_t rows[2] = {-1, gpt->config.gpt.vocab}, flat = -1;
     nb_tensor *loss = K(nb_cross_entropy(K(nb_reshape(logits, 2, rows)), K(nb_reshape(targets, 1, &flat)),
                                          NB_REDUCTION_MEAN, 0, -100));
     nb_tensor *out = NULL;
-    return nb__scratch_finish(s, loss, &out) == NB_OK ? out : NULL;
+    nb_status status = nb__scratch_finish(s, loss, &out);
+    nb__leave(outer);
+    return status == NB_OK ? out : NULL;
 }

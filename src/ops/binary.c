@@ -3,7 +3,7 @@
  * logic give bool. Gradients, each summed back over broadcast dims:
  *   add (g, g)        sub (g, -g)         mul (g*b, g*a)
  *   div (g/b, -g*a/b^2)
- *   pow (g*b*a^(b-1), g*a^b*log(a) where a > 0, else 0)
+ *   pow (g*b*a^(b-1) where b != 0, else 0; g*a^b*log(a) where a > 0, else 0)
  *   maximum/minimum: g to the selected side, halved on ties (as PyTorch). */
 #include "../core/internal.h"
 
@@ -30,7 +30,9 @@ static nb_tensor *side_grad(nb_scratch *sc, nb_op op, int which, const nb_tensor
             nb_tensor *term = K(nb_mul(K(nb_pow(a, b)), K(nb_log(safe_a))));
             r = K(nb_mul(g, K(nb_where(positive, term, C(0)))));
         } else {
-            r = K(nb_mul(g, K(nb_mul(b, K(nb_pow(a, K(nb_sub(b, C(1)))))))));
+            /* 0 where b = 0 (as PyTorch): at a = 0 the product would be 0 * inf */
+            nb_tensor *slope = K(nb_mul(b, K(nb_pow(a, K(nb_sub(b, C(1)))))));
+            r = K(nb_mul(g, K(nb_where(K(nb_eq(b, C(0))), C(0), slope))));
         }
         break;
     case NB_OP_MAXIMUM: case NB_OP_MINIMUM: {

@@ -24,6 +24,7 @@
  *     backward        dx = direct(g, W),  dW = weight_grad(x, g)
  * used when it has them for the dtype; where they answer NB_ERR_UNSUPPORTED
  * (a shape the library cannot run) the GEMM path takes over. */
+#include <limits.h>
 #include <string.h>
 
 #include "../core/internal.h"
@@ -54,9 +55,10 @@ static nb_status fold_kernel(const nb_tensor *col, const nb_window *w, int64_t n
 /* ---- arguments ---- */
 
 /* Output size of a window along one dim, or -1 when the kernel does not fit. */
-static int64_t out_size(int64_t in, int kernel, int stride, int pad_total, int dilation) {
-    int64_t span = (int64_t)(kernel - 1) * dilation + 1;
-    return in + pad_total < span ? -1 : (in + pad_total - span) / stride + 1;
+static int64_t out_size(int64_t in, int kernel, int stride, int64_t pad_total, int dilation) {
+    int64_t span = (int64_t)(kernel - 1) * dilation + 1, padded; /* span < 2^62 */
+    if (__builtin_add_overflow(in, pad_total, &padded)) padded = INT64_MAX; /* the shape check fails */
+    return padded < span ? -1 : (padded - span) / stride + 1;
 }
 
 static nb_status check_pairs(const char *fn, const int *stride, const int *padding,
@@ -79,7 +81,9 @@ static nb_status conv_window(const char *fn, const int64_t *in, int kh, int kw, 
     memset(w, 0, sizeof *w);
     stride = stride ? stride : ones;
     dilation = dilation ? dilation : ones;
-    int pad_total[2];
+    NB_CHECK(kh >= 1 && kw >= 1, NB_ERR_SHAPE, "%s: the kernel must be at least 1x1, got %dx%d", fn,
+             kh, kw);
+    int64_t pad_total[2]; /* 2 * padding of up to 2^31 - 1: int64 */
     for (int d = 0; d < 2; d++) {
         int kernel = d ? kw : kh;
         w->kernel[d] = kernel;
@@ -89,11 +93,16 @@ static nb_status conv_window(const char *fn, const int64_t *in, int kh, int kw, 
         if (padding && padding[0] == NB_PADDING_SAME) { /* extra padding goes after, as PyTorch */
             NB_CHECK(stride[0] == 1 && stride[1] == 1, NB_ERR_INVALID,
                      "%s: padding 'same' needs stride 1, got [%d,%d]", fn, stride[0], stride[1]);
-            pad_total[d] = (kernel - 1) * dilation[d];
-            w->padding[d] = pad_total[d] / 2;
+            NB_CHECK(dilation[d] >= 1, NB_ERR_INVALID, "%s: dilation must be >= 1, got [%d,%d]", fn,
+                     dilation[0], dilation[1]);
+            pad_total[d] = (int64_t)(kernel - 1) * dilation[d];
+            NB_CHECK(pad_total[d] / 2 <= INT_MAX, NB_ERR_OVERFLOW,
+                     "%s: padding 'same' of kernel %d with dilation %d exceeds 2^31", fn, kernel,
+                     dilation[d]);
+            w->padding[d] = (int)(pad_total[d] / 2);
         } else {
             w->padding[d] = padding ? padding[d] : 0;
-            pad_total[d] = 2 * w->padding[d];
+            pad_total[d] = 2 * (int64_t)w->padding[d];
         }
     }
     NB_TRY(check_pairs(fn, w->stride, w->padding, w->dilation));
@@ -104,6 +113,10 @@ static nb_status conv_window(const char *fn, const int64_t *in, int kh, int kw, 
                  "[%d,%d]", fn, kh, kw, w->dilation[0], w->dilation[1], nb__shape_str(2, in),
                  w->padding[0], w->padding[1]);
     }
+    int64_t positions;
+    NB_CHECK(!__builtin_mul_overflow(w->out[0], w->out[1], &positions), NB_ERR_OVERFLOW,
+             "%s: an output of %lldx%lld positions (padding [%d,%d]) overflows", fn,
+             (long long)w->out[0], (long long)w->out[1], w->padding[0], w->padding[1]);
     return NB_OK;
 }
 

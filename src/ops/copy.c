@@ -7,10 +7,10 @@
 
 nb_status nb__copy_into(nb_tensor *dst, const nb_tensor *src) {
     NB_CHECK(nb__same_device(dst->storage->device, src->storage->device), NB_ERR_DEVICE,
-             "nb_copy: source is on %s but destination is on %s",
+             "nb_copy_: source is on %s but destination is on %s",
              nb__device_name(src->storage->device), nb__device_name(dst->storage->device));
     nb_tensor *expanded = NULL;
-    NB_TRY(nb__expand_view("nb_copy", src, dst->ndim, dst->shape, &expanded));
+    NB_TRY(nb__expand_view("nb_copy_", src, dst->ndim, dst->shape, &expanded));
     nb_op_args args = {.op = NB_OP_COPY, .dtype = src->dtype, .out = dst, .in = {expanded}, .n_in = 1};
     nb_status status = nb__dispatch(&args);
     nb_release(expanded);
@@ -91,10 +91,13 @@ nb_status nb_copy_(nb_tensor *dst, const nb_tensor *src) {
         NB_CHECK(dst->strides[d] != 0 || dst->shape[d] <= 1, NB_ERR_INVALID,
                  "nb_copy_: dst %s is a broadcast view (dim %d has stride 0): several elements "
                  "share one memory location", nb__tensor_shape_str(dst), d);
-    if (nb__same_device(dst->storage->device, src->storage->device)) return nb__copy_into(dst, src);
-    nb_tensor *moved = NULL;
-    NB_TRY(to_device(src, dst->storage->device, &moved));
-    nb_status status = nb__copy_into(dst, moved);
-    nb_release(moved);
+    nb_tensor *staged = NULL; /* src moved to dst's device, or copied away from an overlap */
+    if (!nb__same_device(dst->storage->device, src->storage->device))
+        NB_TRY(to_device(src, dst->storage->device, &staged));
+    else if (nb__may_overlap(dst, src))
+        NB_TRY(to_device(src, src->storage->device, &staged));
+    nb_status status = nb__copy_into(dst, staged ? staged : src);
+    nb_release(staged);
+    if (status == NB_OK) nb__bump_version(dst);
     return status;
 }

@@ -12,6 +12,7 @@ nb_status nb__fill(nb_tensor *t, double value) {
 static nb_tensor *filled(const char *fn, int ndim, const int64_t *shape, const double *value,
                          nb_dtype dtype, nb_device device) {
     nb_tensor *t = NULL;
+    if (value && nb_dtype_is_valid(dtype) && nb__check_value(fn, *value, dtype) != NB_OK) return NULL;
     nb_status status = nb__tensor_new(fn, ndim, shape, dtype, device, &t);
     if (status == NB_OK && value) status = nb__fill(t, *value);
     return nb__unwrap(status, t);
@@ -86,7 +87,7 @@ nb_tensor *nb_eye(int64_t n, int64_t m, nb_dtype dtype, nb_device device) {
     int64_t shape[2] = {n, m};
     nb_tensor *t = NULL, *diagonal = NULL;
     nb_status status = nb__result(filled("nb_eye", 2, shape, &(double){0}, dtype, device), &t);
-    int64_t length = n < m ? n : m, stride = m + 1;
+    int64_t length = n < m ? n : m, stride = length > 0 ? m + 1 : 1; /* m < INT64_MAX then */
     if (status == NB_OK && length > 0) {
         status = nb__tensor_view(t, 1, &length, &stride, 0, &diagonal);
         if (status == NB_OK) status = nb__fill(diagonal, 1);

@@ -177,11 +177,14 @@ nb_tensor *nb_embedding(const nb_tensor *weight, const nb_tensor *indices) {
     int64_t flat = nb_numel(indices), shape[NB_MAX_DIMS];
     memcpy(shape, indices->shape, (size_t)indices->ndim * sizeof *shape);
     shape[indices->ndim] = weight->shape[1];
+    const char *outer = nb__enter("nb_embedding");
     nb_scratch s = {0};
     nb_tensor *rows = nb__keep(&s, nb_index_select(weight, 0, nb__keep(&s, nb_reshape(indices, 1, &flat))));
     nb_tensor *r = nb__keep(&s, nb_reshape(rows, indices->ndim + 1, shape));
     nb_tensor *out = NULL;
-    return nb__scratch_finish(&s, r, &out) == NB_OK ? out : NULL;
+    nb_status status = nb__scratch_finish(&s, r, &out);
+    nb__leave(outer);
+    return status == NB_OK ? out : NULL;
 }
 
 nb_tensor *nb_one_hot(const nb_tensor *indices, int64_t num_classes) {

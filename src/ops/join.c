@@ -86,15 +86,20 @@ nb_tensor *nb_cat(int n, const nb_tensor *const *tensors, int dim) {
     return nb__unwrap(status, out);
 }
 
-nb_tensor *nb_stack(int n, const nb_tensor *const *tensors, int dim) {
-    if (n < 1 || !tensors || !tensors[0]) {
-        nb__error(NB_ERR_INVALID, "nb_stack: needs at least one tensor, got %d", n);
+static nb_tensor *stack(int n, const nb_tensor *const *tensors, int dim) {
+    if (n < 1 || !tensors) {
+        nb__error(NB_ERR_INVALID, "nb_stack: needs an array of at least one tensor, got %s with n = %d",
+                  tensors ? "an array" : "NULL", n);
         return NULL;
     }
+    for (int i = 0; i < n; i++)
+        if (!tensors[i]) {
+            nb__error(NB_ERR_INVALID, "nb_stack: tensor %d of %d is NULL", i, n);
+            return NULL;
+        }
     for (int i = 1; i < n; i++) {
         const nb_tensor *t = tensors[i], *first = tensors[0];
-        if (t && (t->ndim != first->ndim ||
-                  memcmp(t->shape, first->shape, (size_t)t->ndim * sizeof *t->shape))) {
+        if (t->ndim != first->ndim || memcmp(t->shape, first->shape, (size_t)t->ndim * sizeof *t->shape)) {
             nb__error(NB_ERR_SHAPE, "nb_stack: tensor %d has shape %s, tensor 0 has %s", i,
                       nb__tensor_shape_str(t), nb__tensor_shape_str(first));
             return NULL;
@@ -115,6 +120,13 @@ nb_tensor *nb_stack(int n, const nb_tensor *const *tensors, int dim) {
     return out;
 }
 
+nb_tensor *nb_stack(int n, const nb_tensor *const *tensors, int dim) {
+    const char *outer = nb__enter("nb_stack");
+    nb_tensor *out = stack(n, tensors, dim);
+    nb__leave(outer);
+    return out;
+}
+
 nb_status nb_split(const nb_tensor *x, int64_t split_size, int dim, int max_out, nb_tensor **out,
                    int *n_out) {
     NB_CHECK(x && out && n_out, NB_ERR_INVALID, "nb_split: %s is NULL",
@@ -125,7 +137,7 @@ nb_status nb_split(const nb_tensor *x, int64_t split_size, int dim, int max_out,
     int64_t size = x->shape[d];
     NB_CHECK(split_size >= 1 || (split_size == 0 && size == 0), NB_ERR_INVALID,
              "nb_split: split_size must be >= 1, got %lld", (long long)split_size);
-    int64_t pieces = size == 0 ? 1 : (size + split_size - 1) / split_size;
+    int64_t pieces = size == 0 ? 1 : size / split_size + (size % split_size != 0);
     NB_CHECK(pieces <= max_out, NB_ERR_INVALID,
              "nb_split: %lld pieces of %lld along dim %d of %s, but room for %d", (long long)pieces,
              (long long)split_size, dim, nb__tensor_shape_str(x), max_out);
@@ -148,5 +160,8 @@ nb_status nb_chunk(const nb_tensor *x, int chunks, int dim, int max_out, nb_tens
     NB_CHECK(x->ndim > 0, NB_ERR_SHAPE, "nb_chunk: cannot chunk a 0-dim tensor");
     NB_TRY(nb__normalize_dim("nb_chunk", dim, x->ndim, &d));
     int64_t size = x->shape[d];
-    return nb_split(x, (size + chunks - 1) / chunks, d, max_out, out, n_out);
+    const char *outer = nb__enter("nb_chunk");
+    nb_status status = nb_split(x, size / chunks + (size % chunks != 0), d, max_out, out, n_out);
+    nb__leave(outer);
+    return status;
 }

@@ -1,16 +1,20 @@
-/* Losses. cross_entropy runs one kernel that writes, per row, the loss and
- * the log-sum-exp of the logits ([N, 2] in the compute precision); the
- * reduction is taken with nabla ops, so nothing waits for the device. The
- * backward kernel rebuilds softmax from the saved log-sum-exp:
- *   dx[i, j] = w[i] * (exp(x[i, j] - lse[i]) - (1 - s) [j == t[i]] - s / C)
+/* Losses. cross_entropy runs one kernel that writes, per row, the loss, the
+ * row's max m and l = log sum_j exp(x[i, j] - m) ([N, 3] in the compute
+ * precision); the reduction is taken with nabla ops, so nothing waits for the
+ * device. The backward kernel rebuilds softmax from the saved pair:
+ *   dx[i, j] = w[i] * (exp((x[i, j] - m[i]) - l[i]) - (1 - s) [j == t[i]] - s / C)
  * with w[i] the incoming gradient of row i (g / rows counted for MEAN) and 0
- * for ignored rows. */
+ * for ignored rows. Saving m (a logit, exact) and l (at most log C) rather
+ * than lse = m + l keeps the gradient exact to the precision's epsilon for
+ * logits of any size: an f32 lse near 1e4 is off by half a unit of 1e-3.
+ * Without label smoothing the smoothing term is left out, so a class masked
+ * with a -inf logit gives a finite loss. */
 #include <math.h>
 
 #include "../core/internal.h"
 
-/* The node saves logits, targets, the [N, 2] (loss, lse) rows and the count
- * of rows not ignored. The kernel takes [N, 2] (weight, lse) rows. */
+/* The node saves logits, targets, the [N, 3] (loss, m, l) rows and the count
+ * of rows not ignored. The kernel takes [N, 3] (weight, m, l) rows. */
 static nb_status cross_entropy_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
                                         nb_tensor **grads) {
     (void)needs;
@@ -22,10 +26,11 @@ static nb_status cross_entropy_backward(const nb_node *node, const nb_tensor *g,
     nb_tensor *weights = (nb_tensor *)g; /* the loss's gradient, per row or for all */
     if (node->attrs.cross_entropy.reduction == NB_REDUCTION_MEAN)
         weights = K(nb_div(g, K(nb_cast(counted, g->dtype))));
-    weights = K(nb_expand(K(nb_cast(weights, rows->dtype)), 1, &n));
-    nb_tensor *lse = K(nb_squeeze(K(nb_slice(rows, 1, 1, 2, 1)), 1));
+    int64_t column[2] = {n, 1};
+    weights = K(nb_expand(K(nb_reshape(K(nb_cast(weights, rows->dtype)), 2, (int64_t[]){-1, 1})), 2, column));
+    nb_tensor *max_and_log_sum = K(nb_slice(rows, 1, 1, 3, 1));
     nb_tensor *packed = NULL, *dx = NULL, *dense = K(nb_contiguous(logits));
-    if (s.status == NB_OK) packed = K(nb_stack(2, (const nb_tensor *[]){weights, lse}, 1));
+    if (s.status == NB_OK) packed = K(nb_cat(2, (const nb_tensor *[]){weights, max_and_log_sum}, 1));
     if (s.status == NB_OK && nb__tensor_new("nb_cross_entropy", 2, logits->shape, logits->dtype,
                                             logits->storage->device, &dx) != NB_OK)
         K(NULL);
@@ -59,10 +64,10 @@ static nb_status check(const nb_tensor *logits, const nb_tensor *targets, double
     return NB_OK;
 }
 
-/* The [N, 2] rows (loss, lse) in f32 (f64 for f64 logits). */
+/* The [N, 3] rows (loss, m, l) in f32 (f64 for f64 logits). */
 static nb_status loss_rows(const nb_tensor *logits, const nb_tensor *targets, const nb_attrs *attrs,
                            nb_tensor **rows) {
-    int64_t shape[2] = {logits->shape[0], 2};
+    int64_t shape[2] = {logits->shape[0], 3};
     nb_dtype precision = logits->dtype == NB_F64 ? NB_F64 : NB_F32;
     nb_tensor *dense = NULL;
     NB_TRY(nb__result(nb_contiguous(logits), &dense));

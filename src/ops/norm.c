@@ -104,6 +104,7 @@ static void update_running(nb_scratch *s, nb_tensor *running, const nb_tensor *v
                                   K(nb_mul(K(nb_cast(value, running->dtype)),
                                            K(nb__scalar_like(running, momentum))))));
     if (blended && nb__copy_into(running, blended) != NB_OK) K(NULL);
+    else if (blended) nb__bump_version(running);
 }
 
 /* Stages 4 and 5. The node saves x, weight, bias, mean and invstd (weight
@@ -161,8 +162,9 @@ static nb_status check_batch_norm(const nb_tensor *x, const nb_tensor *running_m
     NB_CHECK(x->ndim >= 2 && x->shape[1] > 0 && nb_dtype_is_float(x->dtype), NB_ERR_SHAPE,
              "%s: needs a float x [N, C, ...] with C > 0, got %s %s", fn, nb_dtype_name(x->dtype),
              nb__tensor_shape_str(x));
-    NB_CHECK(eps > 0 && momentum >= 0 && momentum <= 1, NB_ERR_INVALID,
-             "%s: needs eps > 0 and momentum in [0, 1], got %g and %g", fn, eps, momentum);
+    NB_CHECK(eps > 0 && isfinite(eps) && momentum >= 0 && momentum <= 1, NB_ERR_INVALID,
+             "%s: needs a finite eps > 0 and momentum in [0, 1], got eps %g and momentum %g", fn,
+             eps, momentum);
     NB_CHECK(training || (running_mean && running_var), NB_ERR_INVALID,
              "%s: evaluation needs running_mean and running_var", fn);
     NB_CHECK(!training || nb_numel(x) / x->shape[1] > 1 || nb_numel(x) == 0, NB_ERR_SHAPE,
@@ -193,6 +195,13 @@ nb_tensor *nb_batch_norm(const nb_tensor *x, nb_tensor *running_mean, nb_tensor 
         nb_tensor *y = batch_norm_eval(s, x, running_mean, running_var, weight, bias, eps);
         return nb__scratch_finish(s, y, &out) == NB_OK ? out : NULL;
     }
+    if (nb_numel(x) == 0) { /* as PyTorch: an empty result, zero gradients, running stats kept */
+        nb_device device = x->storage->device;
+        nb_tensor *zeros = K(nb_zeros(1, &x->shape[1], stats_dtype(x->dtype), device));
+        nb_tensor *ones = K(nb_ones(1, &x->shape[1], stats_dtype(x->dtype), device));
+        nb_tensor *y = s->status == NB_OK ? normalize(s, x, zeros, ones, weight, bias) : NULL;
+        return nb__scratch_finish(s, y, &out) == NB_OK ? out : NULL;
+    }
     bool was = nb_set_grad_enabled(false);
     nb_tensor *mean = NULL, *m2 = NULL, *dense = K(nb_contiguous(x));
     double count = 0;
@@ -220,7 +229,7 @@ nb_tensor *nb_group_norm(const nb_tensor *x, int groups, const nb_tensor *weight
         return NULL;
     }
     if (x->ndim < 2 || !nb_dtype_is_float(x->dtype) || groups < 1 || x->shape[1] % groups ||
-        !(eps > 0)) {
+        !(eps > 0 && isfinite(eps))) {
         nb__error(NB_ERR_SHAPE, "%s: needs a float x [N, C, ...] with C divisible by groups %d and "
                   "eps > 0, got %s %s and eps %g", fn, groups, nb_dtype_name(x->dtype),
                   nb__tensor_shape_str(x), eps);
@@ -230,7 +239,8 @@ nb_tensor *nb_group_norm(const nb_tensor *x, int groups, const nb_tensor *weight
         check_channel_param(fn, "bias", bias, x) != NB_OK)
         return NULL;
     nb_scratch scratch = {0}, *s = &scratch;
-    int64_t grouped[3] = {x->shape[0], groups, -1};
+    /* the group size spelled out: a batch of 0 leaves nothing to infer a -1 from */
+    int64_t grouped[3] = {x->shape[0], groups, x->shape[1] / groups * nb__numel(x->ndim - 2, x->shape + 2)};
     int last = 2;
     nb_tensor *xs = K(nb_reshape(K(nb_cast(x, stats_dtype(x->dtype))), 3, grouped));
     nb_tensor *mean = K(nb_mean(xs, 1, &last, true));

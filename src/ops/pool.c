@@ -108,7 +108,10 @@ nb_tensor *nb_adaptive_avg_pool2d(const nb_tensor *x, int64_t out_h, int64_t out
     w.adaptive = 1;
     w.out[0] = out_h;
     w.out[1] = out_w;
-    return avg_pool(x, &w);
+    const char *outer = nb__enter("nb_adaptive_avg_pool2d");
+    nb_tensor *out = avg_pool(x, &w);
+    nb__leave(outer);
+    return out;
 }
 
 nb_tensor *nb_global_avg_pool2d(const nb_tensor *x) {

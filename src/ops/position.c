@@ -15,6 +15,9 @@ static nb_status rope(const nb_tensor *x, int64_t offset, double base, bool inve
     NB_CHECK(x->ndim >= 2 && x->shape[x->ndim - 1] % 2 == 0, NB_ERR_SHAPE,
              "%s: needs x [..., seq, dim] with an even dim, got %s", fn, nb__tensor_shape_str(x));
     NB_CHECK(offset >= 0, NB_ERR_INVALID, "%s: offset must be >= 0, got %lld", fn, (long long)offset);
+    int64_t seq = x->shape[x->ndim - 2], last;
+    NB_CHECK(!__builtin_add_overflow(offset, seq, &last), NB_ERR_OVERFLOW,
+             "%s: offset %lld plus %lld positions overflows", fn, (long long)offset, (long long)seq);
     NB_CHECK(base > 0 && isfinite(base), NB_ERR_INVALID, "%s: base must be positive, got %g", fn, base);
     bool was = nb_set_grad_enabled(false); /* the kernel's input, not part of the graph */
     nb_tensor *dense = nb_contiguous(x);
@@ -46,8 +49,8 @@ nb_tensor *nb_rope(const nb_tensor *x, int64_t offset, double base) {
     return out;
 }
 
-nb_tensor *nb_sinusoidal_positions(int64_t seq, int64_t dim, double base, nb_dtype dtype,
-                                   nb_device device) {
+static nb_tensor *sinusoidal_positions(int64_t seq, int64_t dim, double base, nb_dtype dtype,
+                                       nb_device device) {
     const char *fn = "nb_sinusoidal_positions";
     if (seq < 0 || dim < 0 || dim % 2 || !(base > 0 && isfinite(base)) || !nb_dtype_is_float(dtype)) {
         nb__error(NB_ERR_INVALID, "%s: needs seq >= 0, an even dim >= 0, base > 0 and a float "
@@ -69,4 +72,12 @@ nb_tensor *nb_sinusoidal_positions(int64_t seq, int64_t dim, double base, nb_dty
     nb_tensor *r = K(nb_cast(K(nb_reshape(interleaved, 2, table)), dtype)), *out = NULL;
 #undef K
     return nb__scratch_finish(s, r, &out) == NB_OK ? out : NULL;
+}
+
+nb_tensor *nb_sinusoidal_positions(int64_t seq, int64_t dim, double base, nb_dtype dtype,
+                                   nb_device device) {
+    const char *outer = nb__enter("nb_sinusoidal_positions");
+    nb_tensor *out = sinusoidal_positions(seq, dim, base, dtype, device);
+    nb__leave(outer);
+    return out;
 }

@@ -58,18 +58,23 @@ nb_tensor *nb_bernoulli(int ndim, const int64_t *shape, double p, nb_dtype dtype
 
 nb_tensor *nb_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, nb_dtype dtype,
                       nb_device device, nb_generator *gen) {
-    if (!(low < high) || high - low > (int64_t)1 << 53 || low < -((int64_t)1 << 53) ||
-        high > (int64_t)1 << 53) {
-        nb__error(NB_ERR_INVALID, "nb_randint: needs low < high within +-2^53, got [%lld, %lld)",
-                  (long long)low, (long long)high);
+    double lo = 0, hi = 0;
+    if (nb_dtype_is_valid(dtype)) nb__integer_range(dtype, &lo, &hi);
+    if (!(low < high) || (double)low < lo || (double)(high - 1) > hi) { /* high - 1: no overflow */
+        nb__error(NB_ERR_INVALID, "nb_randint: needs low < high with [low, high) within the "
+                  "integers %s holds ([%.0f, %.0f]), got [%lld, %lld)", nb_dtype_name(dtype), lo,
+                  hi, (long long)low, (long long)high);
         return NULL;
     }
     return draw(NB_OP_RANDINT, ndim, shape, (double)low, (double)high, dtype, device, gen);
 }
 
 nb_tensor *nb_randperm(int64_t n, nb_dtype dtype, nb_device device, nb_generator *gen) {
-    if (n < 0) {
-        nb__error(NB_ERR_INVALID, "nb_randperm: n must be >= 0, got %lld", (long long)n);
+    double lo = 0, hi = 0;
+    if (nb_dtype_is_valid(dtype)) nb__integer_range(dtype, &lo, &hi);
+    if (n < 0 || (n > 0 && (double)(n - 1) > hi)) {
+        nb__error(NB_ERR_INVALID, "nb_randperm: needs 0 <= n with n - 1 within the integers %s "
+                  "holds ([%.0f, %.0f]), got n = %lld", nb_dtype_name(dtype), lo, hi, (long long)n);
         return NULL;
     }
     return draw(NB_OP_RANDPERM, 1, &n, 0, 0, dtype, device, gen);

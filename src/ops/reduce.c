@@ -5,8 +5,8 @@
  * and N the number of reduced elements:
  *   sum g              mean g/N           prod g * (product of the others)
  *   max/min g * [x == y] / (number of ties)      logsumexp g * exp(x - y)
- *   var g * 2(x - mean)/(N - c)           std g * (x - mean)/((N - c) y)
- *   norm g * sign(x) |x|^(p-1) / y^(p-1)  (max-like for p = inf; 0 where y = 0) */
+ *   var g * 2(x - mean)/(N - c)           std g * (x - mean)/((N - c) y) (0 where y = 0)
+ *   norm g * sign(x) |x|^(p-1) / y^(p-1)  (max-like for p = inf; 0 where y = 0 or x = 0) */
 #include <math.h>
 #include <string.h>
 
@@ -126,8 +126,10 @@ static nb_status reduce_backward(const nb_node *node, const nb_tensor *grad, con
     case NB_OP_LOGSUMEXP: local = K(nb_exp(K(nb_sub(x, y)))); break;
     case NB_OP_VAR: case NB_OP_STD: {
         nb_tensor *centered = K(nb_sub(x, reduce_keep(&s, NB_OP_MEAN, x, mask)));
+        /* std's is 0 where std is 0 (a constant row; PyTorch's rule), not 0 / 0 */
         local = node->op == NB_OP_VAR ? K(nb_mul(centered, C(2 / (n - c))))
-                                      : K(nb_div(centered, K(nb_mul(y, C(n - c)))));
+                                      : K(nb_where(K(nb_eq(y, C(0))), C(0),
+                                                   K(nb_div(centered, K(nb_mul(y, C(n - c)))))));
         break;
     }
     case NB_OP_NORM: {
@@ -139,7 +141,9 @@ static nb_status reduce_backward(const nb_node *node, const nb_tensor *grad, con
         } else if (p == 0) {
             raw = C(0);
         } else {
+            /* 0 at x = 0: for p < 1, |x|^(p-1) is inf there */
             raw = K(nb_div(K(nb_mul(sx, K(nb_pow(ax, C(p - 1))))), K(nb_pow(y, C(p - 1)))));
+            raw = K(nb_where(K(nb_eq(ax, C(0))), C(0), raw));
         }
         local = K(nb_where(K(nb_eq(y, C(0))), C(0), raw));
         break;

@@ -192,9 +192,12 @@ nb_tensor *nb_swiglu(const nb_tensor *x) {
         return NULL;
     }
     int64_t half = x->shape[x->ndim - 1] / 2;
+    const char *outer = nb__enter("nb_swiglu");
     nb_scratch s = {0};
     nb_tensor *gate = nb__keep(&s, nb_silu(nb__keep(&s, nb_slice(x, -1, 0, half, 1))));
     nb_tensor *up = nb__keep(&s, nb_slice(x, -1, half, 2 * half, 1));
     nb_tensor *r = nb__keep(&s, nb_mul(gate, up)), *out = NULL;
-    return nb__scratch_finish(&s, r, &out) == NB_OK ? out : NULL;
+    nb_status status = nb__scratch_finish(&s, r, &out);
+    nb__leave(outer);
+    return status == NB_OK ? out : NULL;
 }

@@ -29,8 +29,10 @@ nb_status nb__broadcast_shapes(const char *fn, int na, const int64_t *a, int nb,
 /* Target sizes may be -1 (keep); new leading dims get stride 0. */
 static nb_status expand_geometry(const char *fn, const nb_tensor *t, int ndim, const int64_t *shape,
                                  int64_t *sizes, int64_t *strides) {
+    NB_CHECK(ndim == 0 || shape, NB_ERR_INVALID, "%s: shape is NULL for %d dims", fn, ndim);
     NB_CHECK(ndim >= t->ndim && ndim <= NB_MAX_DIMS, NB_ERR_SHAPE,
-             "%s: cannot expand %s to %d dims", fn, nb__tensor_shape_str(t), ndim);
+             "%s: cannot expand %s to %d dims (at most %d)", fn, nb__tensor_shape_str(t), ndim,
+             NB_MAX_DIMS);
     int lead = ndim - t->ndim;
     for (int d = 0; d < ndim; d++) {
         int64_t target = shape[d];
@@ -49,7 +51,8 @@ static nb_status expand_geometry(const char *fn, const nb_tensor *t, int ndim, c
         sizes[d] = target;
         strides[d] = target == have ? t->strides[d - lead] : 0;
     }
-    return NB_OK;
+    int64_t numel;
+    return nb__checked_numel(fn, ndim, sizes, t->dtype, &numel);
 }
 
 nb_status nb__expand_view(const char *fn, const nb_tensor *t, int ndim, const int64_t *shape,
@@ -128,10 +131,11 @@ static bool null_check(const char *fn, const nb_tensor *t) {
 /* Resolves a -1 in shape against t's element count. */
 static nb_status infer_shape(const char *fn, const nb_tensor *t, int ndim, const int64_t *shape,
                              int64_t *resolved) {
-    NB_CHECK(ndim >= 0 && ndim <= NB_MAX_DIMS && (ndim == 0 || shape), NB_ERR_SHAPE,
-             "%s: %d dims requested (at most %d, shape not NULL)", fn, ndim, NB_MAX_DIMS);
+    NB_CHECK(ndim >= 0 && ndim <= NB_MAX_DIMS, NB_ERR_SHAPE, "%s: %d dims requested, at most %d", fn,
+             ndim, NB_MAX_DIMS);
+    NB_CHECK(ndim == 0 || shape, NB_ERR_INVALID, "%s: shape is NULL for %d dims", fn, ndim);
     int infer = -1;
-    int64_t known = 1;
+    int64_t known = 1, extent = 1; /* extent: the product of the nonzero sizes, which strides reach */
     for (int d = 0; d < ndim; d++) {
         if (shape[d] == -1) {
             NB_CHECK(infer < 0, NB_ERR_SHAPE, "%s: more than one -1 in %s", fn,
@@ -141,8 +145,10 @@ static nb_status infer_shape(const char *fn, const nb_tensor *t, int ndim, const
         }
         NB_CHECK(shape[d] >= 0, NB_ERR_SHAPE, "%s: negative size in %s", fn,
                  nb__shape_str(ndim, shape));
-        known = shape[d] && known > INT64_MAX / shape[d] ? -1 : known * shape[d];
-        NB_CHECK(known >= 0, NB_ERR_OVERFLOW, "%s: %s overflows", fn, nb__shape_str(ndim, shape));
+        bool overflow = __builtin_mul_overflow(known, shape[d], &known) ||
+                        __builtin_mul_overflow(extent, shape[d] ? shape[d] : 1, &extent);
+        NB_CHECK(!overflow, NB_ERR_OVERFLOW, "%s: shape %s has more than 2^63 elements", fn,
+                 nb__shape_str(ndim, shape));
         resolved[d] = shape[d];
     }
     int64_t numel = nb_numel(t);
@@ -278,8 +284,8 @@ nb_tensor *nb_slice(const nb_tensor *t, int dim, int64_t start, int64_t end, int
     int64_t shape[NB_MAX_DIMS], strides[NB_MAX_DIMS];
     memcpy(shape, t->shape, sizeof shape);
     memcpy(strides, t->strides, sizeof strides);
-    shape[d] = (end - start + step - 1) / step;
-    strides[d] = t->strides[d] * step;
+    shape[d] = end == start ? 0 : (end - start - 1) / step + 1; /* no overflow for any step */
+    if (shape[d] > 1) strides[d] = t->strides[d] * step; /* step < size: within the storage */
     nb_attrs attrs = {.slice = {d, start, step}};
     return make_view(NB_OP_SLICE, t, t->ndim, shape, strides, t->offset + start * t->strides[d],
                      &attrs, slice_backward);
@@ -339,18 +345,17 @@ nb_tensor *nb_unsqueeze(const nb_tensor *t, int dim) {
                      reshape_backward);
 }
 
-nb_tensor *nb_expand(const nb_tensor *t, int ndim, const int64_t *shape) {
-    if (!null_check("nb_expand", t)) return NULL;
-    if (ndim < 0 || ndim > NB_MAX_DIMS || (ndim > 0 && !shape)) {
-        nb__error(NB_ERR_SHAPE, "nb_expand: %d dims requested (at most %d, shape not NULL)", ndim,
-                  NB_MAX_DIMS);
-        return NULL;
-    }
+static nb_tensor *expand(const char *fn, const nb_tensor *t, int ndim, const int64_t *shape) {
+    if (!null_check(fn, t)) return NULL;
     int64_t sizes[NB_MAX_DIMS], strides[NB_MAX_DIMS];
-    if (expand_geometry("nb_expand", t, ndim, shape, sizes, strides) != NB_OK) return NULL;
+    if (expand_geometry(fn, t, ndim, shape, sizes, strides) != NB_OK) return NULL;
     return make_view(NB_OP_EXPAND, t, ndim, sizes, strides, t->offset, NULL, expand_backward);
 }
 
+nb_tensor *nb_expand(const nb_tensor *t, int ndim, const int64_t *shape) {
+    return expand("nb_expand", t, ndim, shape);
+}
+
 nb_tensor *nb_broadcast_to(const nb_tensor *t, int ndim, const int64_t *shape) {
-    return nb_expand(t, ndim, shape);
+    return expand("nb_broadcast_to", t, ndim, shape);
 }

@@ -77,6 +77,7 @@ static nb_status masked_fill_impl(const nb_tensor *x, const nb_tensor *mask, dou
              nb__device_name(mask->storage->device));
     NB_CHECK(mask->dtype == NB_BOOL, NB_ERR_DTYPE, "nb_masked_fill: mask must be bool, got %s",
              nb_dtype_name(mask->dtype));
+    NB_TRY(nb__check_value("nb_masked_fill", value, x->dtype));
     nb_tensor *em = NULL;
     NB_TRY(nb__expand_view("nb_masked_fill", mask, x->ndim, x->shape, &em));
     nb_status status = nb__tensor_new("nb_masked_fill", x->ndim, x->shape, x->dtype,
