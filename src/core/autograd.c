@@ -72,9 +72,9 @@ nb_status nb__record(nb_tensor *out, nb_op op, int n_inputs, const nb_tensor *co
     bool any = false;
     for (int i = 0; i < n_inputs; i++) any = any || (inputs[i] && inputs[i]->requires_grad);
     if (!any) return NB_OK;
-    nb_node *node = calloc(1, sizeof *node);
-    nb_tensor **saved = calloc((size_t)n_inputs, sizeof *saved);
-    int64_t *versions = calloc((size_t)n_inputs, sizeof *versions);
+    nb_node *node = nb__calloc(1, sizeof *node);
+    nb_tensor **saved = nb__calloc((size_t)n_inputs, sizeof *saved);
+    int64_t *versions = nb__calloc((size_t)n_inputs, sizeof *versions);
     if (!node || !saved || !versions) {
         free(node);
         free(saved);
@@ -126,7 +126,7 @@ typedef struct node_list {
 static nb_status list_push(node_list *list, nb_node *node) {
     if (list->count == list->capacity) {
         int capacity = list->capacity ? 2 * list->capacity : 64;
-        nb_node **items = realloc(list->items, (size_t)capacity * sizeof *items);
+        nb_node **items = nb__realloc(list->items, (size_t)capacity * sizeof *items);
         NB_CHECK(items, NB_ERR_OOM, "nb_backward: out of host memory walking the graph");
         list->items = items;
         list->capacity = capacity;
@@ -217,8 +217,8 @@ static nb_status check_versions(const nb_node *node) {
 
 static nb_status run_node(nb_node *node) {
     int n = node->n_inputs;
-    bool *needs = calloc((size_t)n, sizeof *needs);
-    nb_tensor **grads = calloc((size_t)n, sizeof *grads);
+    bool *needs = nb__calloc((size_t)n, sizeof *needs);
+    nb_tensor **grads = nb__calloc((size_t)n, sizeof *grads);
     nb_status status = NB_OK;
     if (!needs || !grads)
         status = nb__error(NB_ERR_OOM, "nb_backward: out of host memory at %s",
@@ -245,8 +245,8 @@ static nb_status run_node(nb_node *node) {
 /* Frees what the walked nodes saved. Every node is detached first: releasing
  * an input can free other nodes of the list, which must not be touched then. */
 static void free_graph(node_list *order) {
-    nb_tensor ***saved = malloc((size_t)order->count * sizeof *saved);
-    int *counts = malloc((size_t)order->count * sizeof *counts);
+    nb_tensor ***saved = nb__malloc((size_t)order->count * sizeof *saved);
+    int *counts = nb__malloc((size_t)order->count * sizeof *counts);
     if (!saved || !counts) { /* keep the graph rather than fail after a successful walk */
         free(saved);
         free(counts);

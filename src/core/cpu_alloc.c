@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -102,7 +103,7 @@ static bool keep_locked(void *ptr, size_t size) {
     b->last_used = ++cache.clock;
     if (b->count == b->capacity) {
         int capacity = b->capacity ? 2 * b->capacity : 8;
-        void **grown = realloc(b->blocks, (size_t)capacity * sizeof *grown);
+        void **grown = nb__realloc(b->blocks, (size_t)capacity * sizeof *grown);
         if (!grown) return false;
         b->blocks = grown;
         b->capacity = capacity;
@@ -112,8 +113,33 @@ static bool keep_locked(void *ptr, size_t size) {
     return true;
 }
 
+/* Note [allocation faults]: the tests fail the k-th heap allocation nabla
+ * makes (nb__fail_allocation) to check that every error path returns a
+ * status, frees what it made and leaves the library usable. Every allocation
+ * of the library goes through nb__allocation_fails: tensor memory here, and
+ * everything else through nb__malloc, nb__calloc and nb__realloc. */
+static int64_t fault_countdown, allocations_seen;
+
+void nb__fail_allocation(int64_t k) {
+    __atomic_store_n(&allocations_seen, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&fault_countdown, k > 0 ? k : 0, __ATOMIC_RELAXED);
+}
+
+int64_t nb__allocations_seen(void) { return __atomic_load_n(&allocations_seen, __ATOMIC_RELAXED); }
+
+bool nb__allocation_fails(void) {
+    __atomic_add_fetch(&allocations_seen, 1, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&fault_countdown, __ATOMIC_RELAXED) <= 0) return false;
+    return __atomic_sub_fetch(&fault_countdown, 1, __ATOMIC_RELAXED) == 0;
+}
+
+void *nb__malloc(size_t n) { return nb__allocation_fails() ? NULL : malloc(n); }
+void *nb__calloc(size_t count, size_t size) { return nb__allocation_fails() ? NULL : calloc(count, size); }
+void *nb__realloc(void *ptr, size_t n) { return nb__allocation_fails() ? NULL : realloc(ptr, n); }
+
 static void *fresh_block(size_t size) {
     bool large = size >= NB_CPU_BIN;
+    if (nb__allocation_fails()) return NULL;
     void *ptr = aligned_alloc(large ? NB_CPU_BIN : NB_CPU_ALIGN, size ? size : NB_CPU_ALIGN);
 #ifdef MADV_HUGEPAGE
     if (ptr && large) madvise(ptr, size, MADV_HUGEPAGE); /* fewer faults; a hint only */
@@ -171,7 +197,8 @@ nb_status nb__cpu_alloc(const char *fn, size_t nbytes, nb_device device, void **
     void *ptr = size >= NB_CPU_CACHE_MIN ? take_cached(size) : NULL;
     if (!ptr) ptr = fresh_block(size);
     if (!ptr && nb__cpu_release_cache() > 0) ptr = fresh_block(size);
-    NB_CHECK(ptr, NB_ERR_OOM, "%s: out of memory allocating %zu bytes on cpu", fn, nbytes);
+    NB_CHECK(ptr, NB_ERR_OOM, "%s: out of memory allocating %zu bytes on cpu (%zu bytes free)", fn,
+             nbytes, (size_t)sysconf(_SC_AVPHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE));
     if (nb__poison_allocations()) memset(ptr, 0xFF, nbytes);
     count_allocation(nbytes);
     *out = ptr;

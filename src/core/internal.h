@@ -102,6 +102,16 @@ static inline int64_t nb__version(const nb_tensor *t) {
 /* Whether a and b may touch the same bytes (same storage, overlapping extents). */
 bool nb__may_overlap(const nb_tensor *a, const nb_tensor *b);
 
+/* Heap allocation for everything but tensor memory: malloc, calloc and
+ * realloc that fail on request (Note [allocation faults], cpu_alloc.c). */
+void *nb__malloc(size_t n);
+void *nb__calloc(size_t count, size_t size);
+void *nb__realloc(void *ptr, size_t n);
+bool nb__allocation_fails(void);
+/* For the tests: the k-th allocation from now fails (k <= 0: none), and the
+ * allocations made since the last call. */
+void nb__fail_allocation(int64_t k);
+int64_t nb__allocations_seen(void);
 /* The CPU allocator (src/core/cpu_alloc.c); release returns the bytes freed. */
 nb_status nb__cpu_alloc(const char *fn, size_t nbytes, nb_device device, void **ptr, void **block);
 void nb__cpu_free(void *ptr, size_t nbytes, nb_device device, void *block);

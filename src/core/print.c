@@ -29,7 +29,7 @@ static void append(text *t, const char *fmt, ...) {
     va_end(ap);
     if (t->length + (size_t)n + 1 > t->capacity) {
         size_t capacity = (t->length + (size_t)n + 1) * 2;
-        char *data = realloc(t->data, capacity);
+        char *data = nb__realloc(t->data, capacity);
         if (!data) {
             t->failed = true;
             return;
@@ -150,7 +150,7 @@ static void write_suffix(text *out, const nb_tensor *t) {
 static nb_status host_values(const nb_tensor *t, void **values) {
     nb_dtype as = nb_dtype_is_float(t->dtype) ? NB_F64 : NB_I64;
     int64_t n = nb_numel(t);
-    *values = malloc((size_t)(n ? n : 1) * 8);
+    *values = nb__malloc((size_t)(n ? n : 1) * 8);
     NB_CHECK(*values, NB_ERR_OOM, "nb_format: out of host memory for %lld values", (long long)n);
     bool was = nb_set_grad_enabled(false);
     nb_tensor *converted = nb_cast(t, as);
@@ -207,7 +207,7 @@ static nb_status print_to(const char *fn, FILE *stream, const nb_tensor *t) {
     int length = nb_format(t, NULL, 0);
     nb__leave(outer);
     if (length < 0) return nb_last_status();
-    char *text = malloc((size_t)length + 1);
+    char *text = nb__malloc((size_t)length + 1);
     NB_CHECK(text, NB_ERR_OOM, "%s: out of host memory for %d bytes", fn, length + 1);
     nb_format(t, text, (size_t)length + 1);
     bool written = fprintf(stream, "%s\n", text) == length + 1 && fflush(stream) == 0;

@@ -12,7 +12,7 @@ nb_generator *nb__generator_or_default(nb_generator *gen) {
 }
 
 nb_generator *nb_generator_create(uint64_t seed) {
-    nb_generator *gen = malloc(sizeof *gen);
+    nb_generator *gen = nb__malloc(sizeof *gen);
     if (!gen) {
         nb__error(NB_ERR_OOM, "nb_generator_create: out of host memory");
         return NULL;

@@ -48,7 +48,7 @@ static nb_status storage_new(const char *fn, size_t nbytes, nb_device device, nb
     const nb_backend *backend = nb__backend(device.type);
     NB_CHECK(backend, NB_ERR_UNSUPPORTED, "%s: no allocator for device %s", fn,
              nb__device_name(device));
-    nb_storage *s = malloc(sizeof *s);
+    nb_storage *s = nb__malloc(sizeof *s);
     NB_CHECK(s, NB_ERR_OOM, "%s: out of host memory allocating a storage header", fn);
     nb_status status = backend->alloc(fn, nbytes, device, &s->data, &s->block);
     if (status != NB_OK) {
@@ -123,7 +123,7 @@ bool nb__is_contiguous(const nb_tensor *t) {
 }
 
 static nb_tensor *tensor_header(nb_storage *storage, nb_dtype dtype) {
-    nb_tensor *t = calloc(1, sizeof *t);
+    nb_tensor *t = nb__calloc(1, sizeof *t);
     if (!t) return NULL;
     t->refcount = 1;
     t->storage = storage;

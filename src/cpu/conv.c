@@ -71,7 +71,7 @@ nb_status nb__cpu_fold(const nb_op_args *args) {
     bool failed = false;
 #pragma omp parallel reduction(|| : failed) if (nb_numel(col) >= NB_CPU_PARALLEL_MIN)
     {
-        double *plane = malloc((size_t)(pixels + w->out[1]) * sizeof *plane);
+        double *plane = nb__malloc((size_t)(pixels + w->out[1]) * sizeof *plane);
         failed = !plane;
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < batch * channels; item++) {
@@ -315,7 +315,7 @@ nb_status nb__cpu_depthwise(const nb_op_args *args) {
     bool failed = false;
 #pragma omp parallel reduction(|| : failed) if (nb_numel(p.x) >= NB_CPU_PARALLEL_MIN)
     {
-        void *buffer = malloc((size_t)scratch * (wide ? sizeof(double) : sizeof(float)));
+        void *buffer = nb__malloc((size_t)scratch * (wide ? sizeof(double) : sizeof(float)));
         failed = !buffer;
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < items; item++) {

@@ -26,7 +26,7 @@ static int64_t coordinate(const nb_tensor *t, int64_t linear, int dim) {
  * (a negative index is an error, as in PyTorch's index_select). */
 static nb_status load_indices(const char *fn, const nb_tensor *index, int64_t limit, int64_t **out) {
     int64_t n = nb_numel(index);
-    int64_t *values = malloc((size_t)(n ? n : 1) * sizeof *values);
+    int64_t *values = nb__malloc((size_t)(n ? n : 1) * sizeof *values);
     NB_CHECK(values, NB_ERR_OOM, "%s: out of host memory reading %lld indices", fn, (long long)n);
     size_t size = nb_dtype_size(index->dtype);
     for (int64_t i = 0; i < n; i++) {

@@ -9,7 +9,7 @@
 static nb_status load_targets(const nb_tensor *targets, int64_t classes, int64_t ignore,
                               int64_t **out) {
     int64_t n = nb_numel(targets);
-    int64_t *values = malloc((size_t)(n ? n : 1) * sizeof *values);
+    int64_t *values = nb__malloc((size_t)(n ? n : 1) * sizeof *values);
     NB_CHECK(values, NB_ERR_OOM, "nb_cross_entropy: out of host memory for %lld targets",
              (long long)n);
     size_t size = nb_dtype_size(targets->dtype);
@@ -53,7 +53,7 @@ static void row_loss(const double *x, int64_t classes, int64_t target, const nb_
         size_t elem_ = nb_dtype_size((logits)->dtype);                                      \
         _Pragma("omp parallel reduction(|| : failed) if (rows_ * classes_ >= NB_CPU_PARALLEL_MIN)") \
         {                                                                                   \
-            double *row = malloc((size_t)classes_ * sizeof *row);                           \
+            double *row = nb__malloc((size_t)classes_ * sizeof *row);                           \
             failed = !row;                                                                  \
             _Pragma("omp for schedule(static)")                                             \
             for (int64_t r = 0; r < rows_; r++) {                                           \

@@ -82,13 +82,13 @@ nb_status nb__cpu_linear(const nb_op_args *args) {
     nb_tensor *out = args->out;
     int64_t rows = out->shape[0], cols = out->shape[1];
     size_t size = nb_dtype_size(out->dtype);
-    double *b = malloc((size_t)cols * sizeof *b);
+    double *b = nb__malloc((size_t)cols * sizeof *b);
     NB_CHECK(b, NB_ERR_OOM, "nb_linear: out of host memory for a bias of %lld", (long long)cols);
     nb__cpu_convert(NB_F64, b, 1, bias->dtype, nb__data(bias), bias->strides[0], cols);
     bool failed = false;
 #pragma omp parallel reduction(|| : failed) if (rows * cols >= NB_CPU_PARALLEL_MIN)
     {
-        double *row = malloc((size_t)cols * sizeof *row);
+        double *row = nb__malloc((size_t)cols * sizeof *row);
         failed = !row;
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
@@ -113,9 +113,9 @@ typedef struct gemm_scratch {
 } gemm_scratch;
 
 static bool scratch_new(gemm_scratch *s, int64_t m, int64_t k, int64_t n, size_t size, bool with_c) {
-    s->a = malloc((size_t)(m * k) * size + 1);
-    s->b = malloc((size_t)(k * n) * size + 1);
-    s->c = with_c ? malloc((size_t)(m * n) * size + 1) : NULL;
+    s->a = nb__malloc((size_t)(m * k) * size + 1);
+    s->b = nb__malloc((size_t)(k * n) * size + 1);
+    s->c = with_c ? nb__malloc((size_t)(m * n) * size + 1) : NULL;
     return s->a && s->b && (!with_c || s->c);
 }
 

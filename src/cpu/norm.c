@@ -12,7 +12,7 @@
 
 /* The packed per-channel parameters [k, C] as doubles, k rows. */
 static double *load_params(const nb_tensor *p) {
-    double *v = malloc((size_t)nb_numel(p) * sizeof *v);
+    double *v = nb__malloc((size_t)nb_numel(p) * sizeof *v);
     if (v) nb__cpu_convert(NB_F64, v, 1, p->dtype, nb__data(p), 1, nb_numel(p));
     return v;
 }
@@ -104,13 +104,13 @@ nb_status nb__cpu_batch_norm(const nb_op_args *args) {
     bool reduce = args->op == NB_OP_BATCH_NORM_STATS || args->op == NB_OP_BATCH_NORM_BACKWARD_REDUCE;
     const nb_tensor *packed = args->op == NB_OP_BATCH_NORM_STATS ? NULL : args->in[args->n_in - 1];
     double *p = packed ? load_params(packed) : NULL;
-    double *pairs = reduce ? malloc((size_t)(2 * channels) * sizeof *pairs) : NULL;
+    double *pairs = reduce ? nb__malloc((size_t)(2 * channels) * sizeof *pairs) : NULL;
     bool failed = (packed && !p) || (reduce && !pairs);
     int64_t items = reduce ? channels : n * channels;
     bool wide = nb__cpu_compute_dtype(x->dtype) == NB_F64;
 #pragma omp parallel reduction(|| : failed) if (!failed && nb_numel(x) >= NB_CPU_PARALLEL_MIN)
     {
-        double *a = malloc((size_t)(4 * s) * sizeof *a), *b = a ? a + s : NULL;
+        double *a = nb__malloc((size_t)(4 * s) * sizeof *a), *b = a ? a + s : NULL;
         failed = failed || !a;
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < items; item++) {
@@ -232,11 +232,11 @@ nb_status nb__cpu_layer_norm(const nb_op_args *args) {
     nb_tensor *dparams = p.backward ? (nb_tensor *)args->in[4] : NULL;
     bool parallel = nb_numel(args->out) >= NB_CPU_PARALLEL_MIN;
     int threads = parallel ? omp_get_max_threads() : 1;
-    double *partials = dparams ? calloc((size_t)threads * 2 * (size_t)p.d, sizeof *partials) : NULL;
+    double *partials = dparams ? nb__calloc((size_t)threads * 2 * (size_t)p.d, sizeof *partials) : NULL;
     bool wide = nb__cpu_compute_dtype(args->out->dtype) == NB_F64, failed = dparams && !partials;
 #pragma omp parallel num_threads(threads) reduction(|| : failed) if (parallel && !failed)
     {
-        void *buffer = malloc((size_t)(4 * p.d) * (wide ? sizeof(double) : sizeof(float)));
+        void *buffer = nb__malloc((size_t)(4 * p.d) * (wide ? sizeof(double) : sizeof(float)));
         double *mine = partials ? partials + (size_t)omp_get_thread_num() * 2 * (size_t)p.d : NULL;
         failed = failed || !buffer;
         if (buffer && wide) row_norm_rows_f64(&p, buffer, mine);
@@ -247,7 +247,7 @@ nb_status nb__cpu_layer_norm(const nb_op_args *args) {
         double *total = partials;
         for (int t = 1; t < threads; t++)
             for (int64_t k = 0; k < 2 * p.d; k++) total[k] += partials[(size_t)t * 2 * (size_t)p.d + (size_t)k];
-        double *held = malloc((size_t)(2 * p.d) * sizeof *held);
+        double *held = nb__malloc((size_t)(2 * p.d) * sizeof *held);
         failed = !held;
         if (held) {
             nb__cpu_convert(NB_F64, held, 1, dparams->dtype, nb__data(dparams), 1, 2 * p.d);

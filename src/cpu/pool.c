@@ -39,7 +39,7 @@ static nb_status for_each_plane(const char *fn_name, const nb_op_args *args, int
     bool failed = false;
 #pragma omp parallel reduction(|| : failed) if (planes * in_pixels >= NB_CPU_PARALLEL_MIN)
     {
-        double *in = malloc((size_t)(in_pixels + out_pixels) * sizeof *in);
+        double *in = nb__malloc((size_t)(in_pixels + out_pixels) * sizeof *in);
         failed = !in;
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < planes; p++) {

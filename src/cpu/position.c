@@ -9,7 +9,7 @@
 
 /* cos at [p * half + i], sin at [(seq + p) * half + i]. */
 static double *angle_table(int64_t seq, int64_t half, const nb_attrs *attrs) {
-    double *table = malloc(sizeof(double) * (size_t)(2 * seq * half + 1));
+    double *table = nb__malloc(sizeof(double) * (size_t)(2 * seq * half + 1));
     if (!table) return NULL;
     double sign = attrs->rope.inverse ? -1 : 1;
     for (int64_t p = 0; p < seq; p++)
@@ -32,7 +32,7 @@ nb_status nb__cpu_rope(const nb_op_args *args) {
     bool failed = false;
 #pragma omp parallel reduction(|| : failed) if (rows * dim >= NB_CPU_PARALLEL_MIN)
     {
-        double *row = malloc(sizeof(double) * (size_t)dim);
+        double *row = nb__malloc(sizeof(double) * (size_t)dim);
         failed = !row;
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {

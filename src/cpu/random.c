@@ -41,7 +41,7 @@ static int compare_keyed(const void *pa, const void *pb) {
 nb_status nb__cpu_randperm(const nb_op_args *args) {
     nb_tensor *out = args->out;
     int64_t n = nb_numel(out);
-    keyed_index *items = malloc((size_t)n * sizeof *items);
+    keyed_index *items = nb__malloc((size_t)n * sizeof *items);
     NB_CHECK(items, NB_ERR_OOM, "nb_randperm: out of host memory sorting %lld keys",
              (long long)n);
     for (int64_t i = 0; i < n; i++) {

@@ -31,7 +31,7 @@ nb_status nb__cpu_softmax(const nb_op_args *args) {
     bool failed = false;
 #pragma omp parallel reduction(|| : failed) if (nb_numel(x) >= NB_CPU_PARALLEL_MIN)
     {
-        double *row = malloc((size_t)size * sizeof *row);
+        double *row = nb__malloc((size_t)size * sizeof *row);
         failed = !row;
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {

@@ -20,7 +20,7 @@ nb_batches *nb_batches_create(const nb_tensor *images, const nb_tensor *labels, 
                   labels ? nb__tensor_shape_str(labels) : "NULL", (long long)batch_size);
         return NULL;
     }
-    nb_batches *b = calloc(1, sizeof *b);
+    nb_batches *b = nb__calloc(1, sizeof *b);
     if (!b) {
         nb__error(NB_ERR_OOM, "nb_batches_create: out of host memory");
         return NULL;

@@ -94,7 +94,7 @@ static nb_status read_values(idx_file file, const char *path, size_t n, char **o
     nb_status status = NB_OK;
     while (status == NB_OK && have < n) {
         size_t next = capacity ? (capacity < n / 2 ? 2 * capacity : n) : (n < NB_IDX_CHUNK ? n : NB_IDX_CHUNK);
-        char *grown = realloc(buffer, next);
+        char *grown = nb__realloc(buffer, next);
         if (!grown) {
             status = nb__error(NB_ERR_OOM, "nb_idx_read: %s: out of host memory for %zu bytes of "
                                "values", path, next);

@@ -7,7 +7,7 @@
 #include "nn.h"
 
 nb_module *nb__module_new(const char *type, const char *fn, nb_forward_fn forward) {
-    nb_module *m = calloc(1, sizeof *m);
+    nb_module *m = nb__calloc(1, sizeof *m);
     if (!m) {
         nb__error(NB_ERR_OOM, "%s: out of host memory for a %s", fn, type);
         return NULL;
@@ -50,8 +50,8 @@ bool nb__module_add_buffer(nb_module *m, const char *name, nb_tensor *t) {
 
 nb_status nb__module_set_children(nb_module *m, int n, nb_module *const *children,
                                   const char *const *names) {
-    m->children = calloc((size_t)(n ? n : 1), sizeof *m->children);
-    m->child_names = calloc((size_t)(n ? n : 1), sizeof *m->child_names);
+    m->children = nb__calloc((size_t)(n ? n : 1), sizeof *m->children);
+    m->child_names = nb__calloc((size_t)(n ? n : 1), sizeof *m->child_names);
     if (!m->children || !m->child_names) {
         for (int i = 0; i < n; i++) nb_module_free(children[i]);
         return nb__error(NB_ERR_OOM, "%s: out of host memory for %d children", m->fn, n);

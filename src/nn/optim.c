@@ -53,14 +53,14 @@ static nb_optimizer *create(optimizer_kind kind, const char *fn, nb_tensor *cons
                 return NULL;
             }
     }
-    nb_optimizer *opt = calloc(1, sizeof *opt);
+    nb_optimizer *opt = nb__calloc(1, sizeof *opt);
     size_t count = (size_t)(n ? n : 1);
     if (opt) {
-        opt->params = calloc(count, sizeof *opt->params);
-        opt->state1 = calloc(count, sizeof *opt->state1);
-        opt->state2 = calloc(count, sizeof *opt->state2);
-        opt->master = calloc(count, sizeof *opt->master);
-        opt->steps = calloc(count, sizeof *opt->steps);
+        opt->params = nb__calloc(count, sizeof *opt->params);
+        opt->state1 = nb__calloc(count, sizeof *opt->state1);
+        opt->state2 = nb__calloc(count, sizeof *opt->state2);
+        opt->master = nb__calloc(count, sizeof *opt->master);
+        opt->steps = nb__calloc(count, sizeof *opt->steps);
     }
     if (!opt || !opt->params || !opt->state1 || !opt->state2 || !opt->master || !opt->steps) {
         if (opt) nb_optimizer_free(opt);

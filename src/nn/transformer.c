@@ -267,7 +267,7 @@ static nb_tensor *gpt_forward(nb_module *m, const nb_tensor *tokens) {
 /* GPT-2's initialization over every matrix of m. */
 static nb_status init_gpt(nb_module *m, int layers, nb_generator *gen) {
     int n = nb_module_parameters(m, NULL, 0);
-    nb_named_tensor *params = malloc(sizeof *params * (size_t)n);
+    nb_named_tensor *params = nb__malloc(sizeof *params * (size_t)n);
     NB_CHECK(params, NB_ERR_OOM, "nb_nn_gpt: out of host memory listing %d parameters", n);
     nb_module_parameters(m, params, n);
     nb_status status = NB_OK;

@@ -87,8 +87,9 @@ nb_tensor *nb_eye(int64_t n, int64_t m, nb_dtype dtype, nb_device device) {
     int64_t shape[2] = {n, m};
     nb_tensor *t = NULL, *diagonal = NULL;
     nb_status status = nb__result(filled("nb_eye", 2, shape, &(double){0}, dtype, device), &t);
-    int64_t length = n < m ? n : m, stride = length > 0 ? m + 1 : 1; /* m < INT64_MAX then */
+    int64_t length = n < m ? n : m;
     if (status == NB_OK && length > 0) {
+        int64_t stride = m + 1; /* n * m elements exist: m < INT64_MAX */
         status = nb__tensor_view(t, 1, &length, &stride, 0, &diagonal);
         if (status == NB_OK) status = nb__fill(diagonal, 1);
     }

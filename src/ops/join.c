@@ -105,7 +105,7 @@ static nb_tensor *stack(int n, const nb_tensor *const *tensors, int dim) {
             return NULL;
         }
     }
-    nb_tensor **expanded = calloc((size_t)n, sizeof *expanded);
+    nb_tensor **expanded = nb__calloc((size_t)n, sizeof *expanded);
     if (!expanded) {
         nb__error(NB_ERR_OOM, "nb_stack: out of host memory for %d tensors", n);
         return NULL;
