@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what nabla needs on Debian: a C toolchain, CMake, OpenBLAS (its
 # OpenMP build, which shares nabla's thread pool),
-# googletest, OpenMP (with gcc), ccache, zlib, the Fashion-MNIST data set
+# googletest, OpenMP (with gcc), ccache, zlib, clang with libFuzzer (the fuzz
+# targets), the Fashion-MNIST data set
 # (/usr/share/datasets/fashion-mnist) and the King James Bible (bible-kjv). Runs apt-get through sudo when not root.
 set -euo pipefail
 sudo=""
@@ -10,6 +11,6 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config ccache libopenblas-dev libopenblas-openmp-dev \
-    libgtest-dev zlib1g-dev \
+    libgtest-dev zlib1g-dev clang libclang-rt-14-dev libomp-dev \
     dataset-fashion-mnist bible-kjv >/dev/null
 echo "install-deps: done"

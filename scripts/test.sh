@@ -2,7 +2,8 @@
 # The README's second command: the whole test suite. Builds (release, into
 # build/) and runs every test, then builds the CPU library and tests with
 # AddressSanitizer and UndefinedBehaviorSanitizer (into build-asan/, leak
-# checking on) and runs them again. --no-sanitize skips the second pass.
+# checking on) and runs them again, then fuzzes the file readers for a minute
+# (scripts/fuzz.sh). --no-sanitize skips both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs="$(nproc)"
@@ -19,5 +20,6 @@ if [ "${1:-}" != "--no-sanitize" ]; then
     ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan -j"$jobs" --output-on-failure
+    scripts/fuzz.sh 60
 fi
 echo "test: all suites passed"
