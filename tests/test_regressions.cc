@@ -571,4 +571,45 @@ TEST(Regression, EndOfEpochAndShortBuffersAreUnambiguous) {
     EXPECT_EQ(read_tensor(fits).v, (std::vector<double>{1, 2, 3}));
 }
 
+// NaN and signed-zero rules (docs/ops.md, "NaN and signed zeros").
+TEST(Regression, NanAndSignedZeroRules) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (nb_dtype dtype : {NB_F32, NB_F64}) {
+        T x(nb_cast(T(f64_tensor({nan, -0.0, 0.0, -INFINITY})), dtype));
+        Host sign = read_tensor(T(nb_sign(x)));
+        EXPECT_TRUE(std::isnan(sign.v[0])); // numpy's rule; PyTorch 1.13 gives 0
+        Host hs = read_tensor(T(nb_hardswish(x)));
+        EXPECT_EQ(hs.v[3], 0.0) << "hardswish(-inf) is its limit, 0";
+        T neg0(nb_cast(T(f64_tensor({-0.0, 0.0})), dtype)), pos0(nb_cast(T(f64_tensor({0.0, -0.0})), dtype));
+        Host lo = read_tensor(T(nb_minimum(neg0, pos0))), hi = read_tensor(T(nb_maximum(neg0, pos0)));
+        for (int i = 0; i < 2; i++) {
+            EXPECT_TRUE(std::signbit(lo.v[i])) << "minimum(-0, +0) is -0 in either order";
+            EXPECT_FALSE(std::signbit(hi.v[i])) << "maximum(-0, +0) is +0 in either order";
+        }
+    }
+    // gradients at NaN
+    EXPECT_TRUE(std::isnan(grad_of([](nb_tensor *x) { return nb_abs(x); }, {nan}).v[0]));
+    EXPECT_EQ(grad_of([](nb_tensor *x) { return nb_relu(x); }, {nan}).v[0], 1.0);
+    EXPECT_EQ(grad_of([](nb_tensor *x) { return nb_relu6(x); }, {nan}).v[0], 1.0);
+    EXPECT_EQ(grad_of([](nb_tensor *x) { return nb_hardsigmoid(x); }, {nan}).v[0], 0.0);
+    EXPECT_EQ(grad_of([](nb_tensor *x) { return nb_hardswish(x); }, {-INFINITY}).v[0], 0.0);
+    // maximum / minimum: the NaN side takes the whole gradient
+    for (bool is_max : {true, false}) {
+        auto op = is_max ? nb_maximum : nb_minimum;
+        T other(f64_tensor({1, nan}));
+        Host ga = grad_of([&](nb_tensor *a) { return op(a, other); }, {nan, 2});
+        EXPECT_EQ(ga.v[0], 1.0);
+        EXPECT_EQ(ga.v[1], 0.0);
+        T first(f64_tensor({nan, 2}));
+        Host gb = grad_of([&](nb_tensor *b) { return op(first, b); }, {1, nan});
+        EXPECT_EQ(gb.v[0], 0.0);
+        EXPECT_EQ(gb.v[1], 1.0);
+    }
+    // rsqrt's gradient -y^3 / 2: +inf at -0, -inf at +0
+    Host gr = grad_of([](nb_tensor *x) { return nb_rsqrt(x); }, {-0.0, 0.0, 4.0});
+    EXPECT_EQ(gr.v[0], INFINITY);
+    EXPECT_EQ(gr.v[1], -INFINITY);
+    EXPECT_DOUBLE_EQ(gr.v[2], -0.5 / 8);
+}
+
 } // namespace

@@ -12,8 +12,8 @@
     X(MUL, a * b)                                         \
     X(DIV, a / b)                                         \
     X(POW, pow(a, b))                                     \
-    X(MAXIMUM, (a > b || a != a) ? a : b)                 \
-    X(MINIMUM, (a < b || a != a) ? a : b)                 \
+    X(MAXIMUM, (a > b || a != a || (a == b && !signbit(a))) ? a : b) \
+    X(MINIMUM, (a < b || a != a || (a == b && signbit(a))) ? a : b)  \
     X(EQ, a == b)                                         \
     X(NE, a != b)                                         \
     X(LT, a < b)                                          \

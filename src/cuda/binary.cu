@@ -27,8 +27,9 @@ struct nb_binary_fn {
             case NB_OP_MUL: return a * b;
             case NB_OP_DIV: return a / b;
             case NB_OP_POW: return pow(a, b);
-            case NB_OP_MAXIMUM: return (a > b || a != a) ? a : b; // NaN from either side
-            case NB_OP_MINIMUM: return (a < b || a != a) ? a : b;
+            // NaN from either side; -0 below +0 in either order (docs/ops.md)
+            case NB_OP_MAXIMUM: return (a > b || a != a || (a == b && !signbit(a))) ? a : b;
+            case NB_OP_MINIMUM: return (a < b || a != a || (a == b && signbit(a))) ? a : b;
             default: return a;
             }
         } else {

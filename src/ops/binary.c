@@ -4,7 +4,8 @@
  *   add (g, g)        sub (g, -g)         mul (g*b, g*a)
  *   div (g/b, -g*a/b^2)
  *   pow (g*b*a^(b-1) where b != 0, else 0; g*a^b*log(a) where a > 0, else 0)
- *   maximum/minimum: g to the selected side, halved on ties (as PyTorch). */
+ *   maximum/minimum: g to the selected side, halved on ties (as PyTorch); with
+ *   a NaN, all of g to the NaN side (a when both are), whose value the result is. */
 #include "../core/internal.h"
 
 static bool is_predicate(nb_op op) { return op >= NB_OP_EQ && op <= NB_OP_LOGICAL_XOR; }
@@ -36,7 +37,8 @@ static nb_tensor *side_grad(nb_scratch *sc, nb_op op, int which, const nb_tensor
         }
         break;
     case NB_OP_MAXIMUM: case NB_OP_MINIMUM: {
-        nb_tensor *wins = K(op == NB_OP_MAXIMUM ? nb_gt(a, b) : nb_lt(a, b));
+        nb_tensor *wins = K(nb_logical_or(K(op == NB_OP_MAXIMUM ? nb_gt(a, b) : nb_lt(a, b)),
+                                          K(nb_ne(a, a)))); /* a NaN a wins */
         nb_tensor *weight_a = K(nb_add(K(nb_cast(wins, g->dtype)),
                                        K(nb_mul(C(0.5), K(nb_cast(K(nb_eq(a, b)), g->dtype))))));
         r = K(nb_mul(g, which ? K(nb_sub(C(1), weight_a)) : weight_a));

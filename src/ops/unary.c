@@ -49,7 +49,10 @@ static nb_status unary_backward(const nb_node *node, const nb_tensor *g, const b
     case NB_OP_LOG: r = K(nb_div(g, x)); break;
     case NB_OP_LOG1P: r = K(nb_div(g, K(nb_add(x, C(1))))); break;
     case NB_OP_SQRT: r = K(nb_mul(g, K(nb_mul(C(0.5), K(nb_rsqrt(x)))))); break;
-    case NB_OP_RSQRT: r = K(nb_mul(g, K(nb_div(K(nb_mul(C(-0.5), K(nb_rsqrt(x)))), x)))); break;
+    case NB_OP_RSQRT: /* -y^3 / 2, as PyTorch: +inf at -0, -inf at +0 */
+        y = K(nb_rsqrt(x));
+        r = K(nb_mul(g, K(nb_mul(C(-0.5), K(nb_mul(y, K(nb_mul(y, y))))))));
+        break;
     case NB_OP_SIN: r = K(nb_mul(g, K(nb_cos(x)))); break;
     case NB_OP_COS: r = K(nb_neg(K(nb_mul(g, K(nb_sin(x)))))); break;
     case NB_OP_TANH:
@@ -60,8 +63,8 @@ static nb_status unary_backward(const nb_node *node, const nb_tensor *g, const b
         y = K(nb_sigmoid(x));
         r = K(nb_mul(g, K(nb_mul(y, K(nb_sub(C(1), y))))));
         break;
-    /* g where the slope is 1 and 0 elsewhere (a NaN g stays outside, as PyTorch) */
-    case NB_OP_RELU: r = K(nb_where(K(nb_gt(x, C(0))), g, C(0))); break;
+    /* g where the slope is 1 and 0 elsewhere; at x = NaN g passes, as PyTorch's */
+    case NB_OP_RELU: r = K(nb_where(K(nb_le(x, C(0))), C(0), g)); break;
     case NB_OP_SIGN: case NB_OP_FLOOR: case NB_OP_CEIL: case NB_OP_ROUND:
         r = K(nb_zeros(x->ndim, x->shape, x->dtype, x->storage->device));
         break;
@@ -71,10 +74,14 @@ static nb_status unary_backward(const nb_node *node, const nb_tensor *g, const b
         r = K(nb_where(inside, g, C(0)));
         break;
     }
-    case NB_OP_RELU6: case NB_OP_HARDSIGMOID: { /* the slope inside (lo, hi), 0 outside */
-        bool six = node->op == NB_OP_RELU6;
-        nb_tensor *inside = K(nb_logical_and(K(nb_gt(x, C(six ? 0 : -3))), K(nb_lt(x, C(six ? 6 : 3)))));
-        r = K(nb_where(inside, six ? g : K(nb_mul(g, C(1.0 / 6))), C(0)));
+    case NB_OP_RELU6: { /* g inside (0, 6); at NaN g passes, as PyTorch's hardtanh */
+        nb_tensor *outside = K(nb_logical_or(K(nb_le(x, C(0))), K(nb_ge(x, C(6)))));
+        r = K(nb_where(outside, C(0), g));
+        break;
+    }
+    case NB_OP_HARDSIGMOID: { /* g / 6 inside (-3, 3), 0 outside and at NaN, as PyTorch */
+        nb_tensor *inside = K(nb_logical_and(K(nb_gt(x, C(-3))), K(nb_lt(x, C(3)))));
+        r = K(nb_where(inside, K(nb_mul(g, C(1.0 / 6))), C(0)));
         break;
     }
     case NB_OP_LEAKY_RELU:
