@@ -1688,8 +1688,8 @@ void large_cases() {
 // twice that. Inputs whose sign and order expose a wrong identity or merge:
 // all negative, all positive, and ramps that put the extreme at either end.
 void threshold_cases() {
-    const std::vector<std::vector<Shape>> sizes = {{{32767}}, {{32768}}, {{65535}}, {{65536}},
-                                                   {{70001}}, {{2, 70000}}, {{4, 40000}}, {{3, 11000}}};
+    const std::vector<std::vector<Shape>> sizes = {{{32767}}, {{65535}}, {{65536}}, {{70001}},
+                                                   {{2, 70000}}, {{3, 11000}}};
     const std::vector<std::pair<std::string, Input>> inputs = {
         {"negative", F(-3, -1)}, {"positive", F(1, 3)},
         {"ramp_up", RAMP_(-100000, -1)}, {"ramp_down", RAMP_(100000, 1)}};

@@ -45,7 +45,7 @@ nb_status nb_batches_take(nb_batches *batches, nb_tensor **images, nb_tensor **l
 /* nb_batches_take as a loop condition: true for a batch, false at the end of
  * an epoch and on failure (nb_batches_take tells the two apart). */
 bool nb_batches_next(nb_batches *batches, nb_tensor **images, nb_tensor **labels);
-/* Batches per epoch. */
+/* Batches per epoch (-1 and an error for NULL). */
 int64_t nb_batches_count(const nb_batches *batches);
 void nb_batches_free(nb_batches *batches);
 

@@ -30,8 +30,7 @@ nb_status nb_cuda_stream_create(int device, nb_stream **out) {
 }
 
 nb_status nb_cuda_stream_destroy(nb_stream *stream) {
-    (void)stream;
-    return NB_NO_CUDA("nb_cuda_stream_destroy");
+    return stream ? NB_NO_CUDA("nb_cuda_stream_destroy") : NB_OK; /* NULL: nothing, as with CUDA */
 }
 
 nb_status nb_cuda_set_stream(int device, nb_stream *stream) {

@@ -36,7 +36,10 @@ nb_batches *nb_batches_create(const nb_tensor *images, const nb_tensor *labels, 
 }
 
 int64_t nb_batches_count(const nb_batches *b) {
-    if (!b) return 0;
+    if (!b) {
+        nb__error(NB_ERR_INVALID, "nb_batches_count: batches is NULL");
+        return -1;
+    }
     return b->rows / b->batch_size + (!b->drop_last && b->rows % b->batch_size != 0);
 }
 

@@ -169,8 +169,8 @@ static nb_status normalize(const nb_tensor *pixels, nb_tensor **images) {
     return nb__scratch_finish(&s, nb__keep(&s, nb_reshape(y, 4, shape)), images);
 }
 
-nb_status nb_fashion_mnist_load(const char *dir, bool train, nb_tensor **images,
-                                nb_tensor **labels) {
+static nb_status fashion_mnist_load(const char *dir, bool train, nb_tensor **images,
+                                   nb_tensor **labels) {
     NB_CHECK(images && labels, NB_ERR_INVALID, "nb_fashion_mnist_load: an output is NULL");
     *images = *labels = NULL;
     if (!dir) dir = getenv("NABLA_FASHION_MNIST_DIR");
@@ -194,5 +194,13 @@ nb_status nb_fashion_mnist_load(const char *dir, bool train, nb_tensor **images,
     }
     nb_release(pixels);
     nb_release(bytes);
+    return status;
+}
+
+nb_status nb_fashion_mnist_load(const char *dir, bool train, nb_tensor **images,
+                                nb_tensor **labels) {
+    const char *outer = nb__enter("nb_fashion_mnist_load");
+    nb_status status = fashion_mnist_load(dir, train, images, labels);
+    nb__leave(outer);
     return status;
 }

@@ -355,6 +355,7 @@ nb_status nb_init_kaiming_normal(nb_tensor *t, int64_t fan_in, nb_generator *gen
 
 nb_status nb_init_constant(nb_tensor *t, double value) {
     NB_CHECK(t, NB_ERR_INVALID, "nb_init_constant: tensor is NULL");
+    NB_TRY(nb__check_value("nb_init_constant", value, t->dtype));
     NB_TRY(nb__fill(t, value));
     nb__bump_version(t);
     return NB_OK;

@@ -48,10 +48,10 @@ static nb_status run_pool(nb_op op, const nb_tensor *in, const nb_window *w, nb_
     return nb__dispatch_new(nb__op_fn(op), &args, 4, shape, dtype, out);
 }
 
-nb_tensor *nb_max_pool2d_with_indices(const nb_tensor *x, const int kernel[2], const int stride[2],
-                                      const int padding[2], nb_tensor **indices) {
+static nb_tensor *max_pool(const char *fn, const nb_tensor *x, const int kernel[2],
+                           const int stride[2], const int padding[2], nb_tensor **indices) {
     nb_window w;
-    if (pool_window("nb_max_pool2d", x, kernel, stride, padding, &w) != NB_OK) return NULL;
+    if (pool_window(fn, x, kernel, stride, padding, &w) != NB_OK) return NULL;
     nb_tensor *index = NULL;
     if (run_pool(NB_OP_MAX_POOL2D, x, &w, NB_I64, w.out, &index) != NB_OK) return NULL;
     nb_scratch s = {0};
@@ -69,9 +69,14 @@ nb_tensor *nb_max_pool2d_with_indices(const nb_tensor *x, const int kernel[2], c
     return out;
 }
 
+nb_tensor *nb_max_pool2d_with_indices(const nb_tensor *x, const int kernel[2], const int stride[2],
+                                      const int padding[2], nb_tensor **indices) {
+    return max_pool("nb_max_pool2d_with_indices", x, kernel, stride, padding, indices);
+}
+
 nb_tensor *nb_max_pool2d(const nb_tensor *x, const int kernel[2], const int stride[2],
                          const int padding[2]) {
-    return nb_max_pool2d_with_indices(x, kernel, stride, padding, NULL);
+    return max_pool("nb_max_pool2d", x, kernel, stride, padding, NULL);
 }
 
 static nb_status avg_pool_backward(const nb_node *node, const nb_tensor *g, const bool *needs,

@@ -203,12 +203,22 @@ DEFINE_REDUCE(argmax, ARGMAX)
 DEFINE_REDUCE(argmin, ARGMIN)
 DEFINE_REDUCE(logsumexp, LOGSUMEXP)
 
+/* Any finite correction, as PyTorch (negative ones included). */
+static nb_tensor *spread(nb_op op, const nb_tensor *x, int ndims, const int *dims, double correction,
+                         bool keepdim) {
+    if (!isfinite(correction)) {
+        nb__error(NB_ERR_INVALID, "%s: correction must be finite, got %g", nb__op_fn(op), correction);
+        return NULL;
+    }
+    return reduce(op, x, ndims, dims, keepdim, correction, 2);
+}
+
 nb_tensor *nb_var(const nb_tensor *x, int ndims, const int *dims, double correction, bool keepdim) {
-    return reduce(NB_OP_VAR, x, ndims, dims, keepdim, correction, 2);
+    return spread(NB_OP_VAR, x, ndims, dims, correction, keepdim);
 }
 
 nb_tensor *nb_std(const nb_tensor *x, int ndims, const int *dims, double correction, bool keepdim) {
-    return reduce(NB_OP_STD, x, ndims, dims, keepdim, correction, 2);
+    return spread(NB_OP_STD, x, ndims, dims, correction, keepdim);
 }
 
 nb_tensor *nb_norm(const nb_tensor *x, double p, int ndims, const int *dims, bool keepdim) {

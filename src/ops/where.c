@@ -27,6 +27,8 @@ static nb_status where_impl(const nb_tensor *cond, const nb_tensor *a, const nb_
                  nb__same_device(device, b->storage->device),
              NB_ERR_DEVICE, "nb_where: cond, a and b are on %s, %s and %s", nb__device_name(device),
              nb__device_name(a->storage->device), nb__device_name(b->storage->device));
+    NB_CHECK(cond->dtype == NB_BOOL, NB_ERR_DTYPE, "nb_where: cond must be bool (as PyTorch's), got %s",
+             nb_dtype_name(cond->dtype));
     int ndim;
     int64_t shape[NB_MAX_DIMS];
     NB_TRY(nb__broadcast_shapes("nb_where", cond->ndim, cond->shape, a->ndim, a->shape, &ndim, shape));
