@@ -203,6 +203,7 @@ void build_rows() {
                           NB_ERR_INVALID, "NULL"});
     }
     ROW(nb_swiglu, NB_ERR_SHAPE, "[..., 2F]", nb_swiglu(x));
+    ROW(nb_swiglu, NB_ERR_DTYPE, "got i64", nb_swiglu(T(nb_zeros(1, Shape{4}.data(), NB_I64, cpu))));
     ROW(nb_clamp, NB_ERR_INVALID, "", nb_clamp(x, 2, 1));
     ROW(nb_clamp, NB_ERR_INVALID, "", nb_clamp(x, NAN, 1));
     ROW(nb_leaky_relu, NB_ERR_INVALID, "", nb_leaky_relu(x, NAN));
@@ -310,7 +311,10 @@ void build_rows() {
     ROW(nb_layer_norm, NB_ERR_INVALID, "eps", nb_layer_norm(x, 1, nullptr, nullptr, NAN));
     ROW(nb_rms_norm, NB_ERR_DTYPE, "", nb_rms_norm(xi, 1, nullptr, 1e-5));
     ROW(nb_group_norm, NB_ERR_SHAPE, "divisible by groups", nb_group_norm(img, 3, nullptr, nullptr, 1e-5));
-    ROW(nb_group_norm, NB_ERR_SHAPE, "eps", nb_group_norm(img, 2, nullptr, nullptr, INFINITY));
+    ROW(nb_group_norm, NB_ERR_INVALID, "eps must be finite", nb_group_norm(img, 2, nullptr, nullptr, INFINITY));
+    ROW(nb_group_norm, NB_ERR_DTYPE, "needs a float x, got i64", nb_group_norm(xi, 1, nullptr, nullptr, 1e-5));
+    ROW(nb_batch_norm, NB_ERR_DTYPE, "needs a float x", nb_batch_norm(T(nb_zeros(2, Shape{2, 3}.data(), NB_I32, cpu)), nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5));
+    ROW(nb_avg_pool2d, NB_ERR_DTYPE, "needs a float x", nb_avg_pool2d(T(nb_zeros(4, Shape{1, 1, 4, 4}.data(), NB_U8, cpu)), k3, nullptr, nullptr));
     ROW(nb_cross_entropy, NB_ERR_INDEX, "target 3", nb_cross_entropy(T(nb_zeros(2, Shape{3, 3}.data(), NB_F32, cpu)),
                                                                     T(nb_full(1, Shape{3}.data(), 3, NB_I64, cpu)),
                                                                     NB_REDUCTION_MEAN, 0, -100));
@@ -346,7 +350,7 @@ void build_rows() {
     ROW(nb_backward, NB_ERR_INVALID, "root is NULL", nb_backward(nullptr, nullptr, false));
     // ---- layers ----
     ROW(nb_nn_linear, NB_ERR_INVALID, "positive sizes", nb_nn_linear(0, 3, true, NB_F32, cpu, gen));
-    ROW(nb_nn_linear, NB_ERR_INVALID, "float dtype", nb_nn_linear(2, 3, true, NB_I32, cpu, gen));
+    ROW(nb_nn_linear, NB_ERR_DTYPE, "needs a float dtype, got i32", nb_nn_linear(2, 3, true, NB_I32, cpu, gen));
     ROW(nb_nn_linear, NB_ERR_DEVICE, "nb_nn_linear: parameter weight", nb_nn_linear(2, 3, true, NB_F32, gpu7, gen));
     ROW(nb_nn_linear, NB_ERR_OVERFLOW, "nb_nn_linear", nb_nn_linear(HUGE_SIZE, HUGE_SIZE, true, NB_F32, cpu, gen));
     ROW(nb_nn_conv2d, NB_ERR_INVALID, "kernel 0", nb_nn_conv2d(2, 2, 0, 1, 0, 1, 1, true, NB_F32, cpu, gen));
@@ -360,7 +364,7 @@ void build_rows() {
     ROW(nb_nn_batch_norm2d, NB_ERR_INVALID, "eps", nb_nn_batch_norm2d(3, NAN, 0.1, true, NB_F32, cpu));
     ROW(nb_nn_group_norm, NB_ERR_INVALID, "divisible", nb_nn_group_norm(3, 4, 1e-5, true, NB_F32, cpu));
     ROW(nb_nn_layer_norm, NB_ERR_INVALID, "eps", nb_nn_layer_norm(4, INFINITY, true, NB_F32, cpu));
-    ROW(nb_nn_rms_norm, NB_ERR_INVALID, "float dtype", nb_nn_rms_norm(4, 1e-5, true, NB_U8, cpu));
+    ROW(nb_nn_rms_norm, NB_ERR_DTYPE, "float dtype", nb_nn_rms_norm(4, 1e-5, true, NB_U8, cpu));
     ROW(nb_nn_max_pool2d, NB_ERR_INVALID, "kernel -2", nb_nn_max_pool2d(-2, 1, 0));
     ROW(nb_nn_avg_pool2d, NB_ERR_INVALID, "padding 2", nb_nn_avg_pool2d(3, 1, 2));
     ROW(nb_nn_adaptive_avg_pool2d, NB_ERR_INVALID, "positive size", nb_nn_adaptive_avg_pool2d(0, 2));
@@ -393,7 +397,7 @@ void build_rows() {
     ROW(nb_module_parameters, NB_ERR_INVALID, "max -1", nb_module_parameters(linear, named, -1));
     ROW(nb_module_buffers, NB_ERR_INVALID, "needs a module", nb_module_buffers(nullptr, named, 4));
     ROW(nb_init_normal, NB_ERR_INVALID, "std >= 0", nb_init_normal(d, 0, -1, gen));
-    ROW(nb_init_normal, NB_ERR_INVALID, "float tensor", nb_init_normal(xi, 0, 1, gen));
+    ROW(nb_init_normal, NB_ERR_DTYPE, "float tensor", nb_init_normal(xi, 0, 1, gen));
     ROW(nb_init_kaiming_normal, NB_ERR_INVALID, "fan_in", nb_init_kaiming_normal(d, 0, gen));
     ROW(nb_init_constant, NB_ERR_INVALID, "NULL", nb_init_constant(nullptr, 1));
     ROW(nb_init_constant, NB_ERR_INVALID, "does not fit i64", nb_init_constant(xi, NAN));

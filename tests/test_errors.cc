@@ -301,7 +301,7 @@ TEST(Errors, CnnPath) {
     EXPECT_FAILS(nb_batch_norm(x, nullptr, nullptr, nullptr, nullptr, true, 2, 1e-5),
                  NB_ERR_INVALID, "momentum in [0, 1]");
     EXPECT_FAILS(nb_group_norm(x, 2, nullptr, nullptr, 1e-5), NB_ERR_SHAPE,
-                 "nb_group_norm: needs a float x [N, C, ...] with C divisible by groups 2");
+                 "nb_group_norm: needs x [N, C, ...] with C divisible by groups 2");
     EXPECT_FAILS(nb_layer_norm(x, 1, four, nullptr, 1e-5), NB_ERR_SHAPE,
                  "nb_layer_norm: weight must have the shape of x's last 1 dims (x is [2,3,5,5]), got [4]");
     EXPECT_FAILS(nb_layer_norm(x, 5, nullptr, nullptr, 1e-5), NB_ERR_SHAPE,

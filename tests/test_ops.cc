@@ -465,9 +465,9 @@ void elementwise_cases() {
          },
          true});
     add({NB_OP_MASKED_FILL, "masked_fill", {F(-3, 3), M}, {{{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{2, 3}, {}}},
-         ALL, [](const Tensors &t) { return nb_masked_fill(t[0], t[1], -1.5); },
+         ALL, [](const Tensors &t) { return nb_masked_fill(t[0], t[1], 2.5); },
          [](const std::vector<Host> &h) {
-             return map_n(h, [](const std::vector<double> &v) { return v[1] != 0 ? -1.5 : v[0]; });
+             return map_n(h, [](const std::vector<double> &v) { return v[1] != 0 ? 2.5 : v[0]; });
          },
          true});
     add({NB_OP_COPY, "clone", {F(-3, 3)}, UNARY_SHAPES, ALL, [](const Tensors &t) { return nb_clone(t[0]); },

@@ -12,6 +12,13 @@
         }                                 \
     } while (0)
 
+/* Records NB_ERR_DTYPE for a layer of a dtype that is not float. */
+static bool float_dtype(const char *fn, nb_dtype dtype) {
+    if (nb_dtype_is_float(dtype)) return true;
+    nb__error(NB_ERR_DTYPE, "%s: needs a float dtype, got %s", fn, nb_dtype_name(dtype));
+    return false;
+}
+
 /* A new weight of shape, Kaiming-normal for fan_in. */
 static nb_tensor *kaiming(int ndim, const int64_t *shape, int64_t fan_in, nb_dtype dtype,
                           nb_device device, nb_generator *gen) {
@@ -31,6 +38,7 @@ static nb_tensor *linear_forward(nb_module *m, const nb_tensor *x) {
 
 nb_module *nb_nn_linear(int64_t in_features, int64_t out_features, bool bias, nb_dtype dtype,
                         nb_device device, nb_generator *gen) {
+    if (!float_dtype("nb_nn_linear", dtype)) return NULL;
     LAYER_CHECK(in_features > 0 && out_features > 0 && nb_dtype_is_float(dtype),
                 "nb_nn_linear: needs positive sizes and a float dtype, got %lld, %lld and %s",
                 (long long)in_features, (long long)out_features, nb_dtype_name(dtype));
@@ -59,6 +67,7 @@ static nb_tensor *conv_transpose_forward(nb_module *m, const nb_tensor *x) {
 
 static bool conv_args_valid(const char *fn, int64_t in, int64_t out, int kernel, int stride,
                             int groups, nb_dtype dtype) {
+    if (!float_dtype(fn, dtype)) return false;
     if (in > 0 && out > 0 && kernel > 0 && stride > 0 && groups > 0 && in % groups == 0 &&
         out % groups == 0 && nb_dtype_is_float(dtype))
         return true;
@@ -151,6 +160,7 @@ static nb_tensor *batch_norm_forward(nb_module *m, const nb_tensor *x) {
 static nb_module *batch_norm(const char *type, const char *fn, int min_dims, int max_dims,
                              int64_t features, double eps, double momentum, bool affine,
                              nb_dtype dtype, nb_device device) {
+    if (!float_dtype(fn, dtype)) return NULL;
     LAYER_CHECK(features > 0 && eps > 0 && isfinite(eps) && momentum >= 0 && momentum <= 1 &&
                     nb_dtype_is_float(dtype),
                 "%s: needs features > 0, a finite eps > 0, momentum in [0, 1] and a float dtype, "
@@ -187,6 +197,7 @@ static nb_tensor *group_norm_forward(nb_module *m, const nb_tensor *x) {
 
 nb_module *nb_nn_group_norm(int groups, int64_t channels, double eps, bool affine, nb_dtype dtype,
                             nb_device device) {
+    if (!float_dtype("nb_nn_group_norm", dtype)) return NULL;
     LAYER_CHECK(groups > 0 && channels > 0 && channels % groups == 0 && eps > 0 && isfinite(eps) &&
                     nb_dtype_is_float(dtype),
                 "nb_nn_group_norm: needs channels %lld divisible by groups %d, a finite eps > 0 and "
@@ -210,6 +221,7 @@ static nb_tensor *layer_norm_forward(nb_module *m, const nb_tensor *x) {
 /* LayerNorm (weight and bias) or RMSNorm (weight only) over the last dim. */
 static nb_module *row_norm_layer(const char *type, const char *fn, bool rms, int64_t features,
                                  double eps, bool affine, nb_dtype dtype, nb_device device) {
+    if (!float_dtype(fn, dtype)) return NULL;
     LAYER_CHECK(features > 0 && eps > 0 && isfinite(eps) && nb_dtype_is_float(dtype),
                 "%s: needs features > 0, a finite eps > 0 and a float dtype, got %lld, %g and %s",
                 fn, (long long)features, eps, nb_dtype_name(dtype));
@@ -335,9 +347,11 @@ nb_module *nb_nn_activation(nb_activation activation) {
 /* ---- initializers ---- */
 
 nb_status nb_init_normal(nb_tensor *t, double mean, double std, nb_generator *gen) {
-    NB_CHECK(t && nb_dtype_is_float(t->dtype) && std >= 0 && isfinite(mean) && isfinite(std),
-             NB_ERR_INVALID, "nb_init_normal: needs a float tensor, a finite mean and std >= 0, "
-             "got %s, %g and %g", t ? nb_dtype_name(t->dtype) : "NULL", mean, std);
+    NB_CHECK(t, NB_ERR_INVALID, "nb_init_normal: tensor is NULL");
+    NB_CHECK(nb_dtype_is_float(t->dtype), NB_ERR_DTYPE, "nb_init_normal: needs a float tensor, got %s",
+             nb_dtype_name(t->dtype));
+    NB_CHECK(std >= 0 && isfinite(mean) && isfinite(std), NB_ERR_INVALID,
+             "nb_init_normal: needs a finite mean and std >= 0, got %g and %g", mean, std);
     bool was = nb_set_grad_enabled(false);
     nb_tensor *values = nb_normal(t->ndim, t->shape, mean, std, t->dtype, t->storage->device, gen);
     nb_status status = values ? nb__copy_into(t, values) : nb_last_status();

@@ -23,7 +23,7 @@ static nb_tensor *embedding_forward(nb_module *m, const nb_tensor *indices) {
 nb_module *nb_nn_embedding(int64_t num, int64_t dim, nb_dtype dtype, nb_device device,
                            nb_generator *gen) {
     if (num <= 0 || dim <= 0 || !nb_dtype_is_float(dtype)) {
-        nb__error(NB_ERR_INVALID, "nb_nn_embedding: needs positive sizes and a float dtype, got "
+        nb__error(nb_dtype_is_float(dtype) ? NB_ERR_INVALID : NB_ERR_DTYPE, "nb_nn_embedding: needs positive sizes and a float dtype, got "
                   "%lld, %lld and %s", (long long)num, (long long)dim, nb_dtype_name(dtype));
         return NULL;
     }

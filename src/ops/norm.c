@@ -159,9 +159,10 @@ static nb_status check_batch_norm(const nb_tensor *x, const nb_tensor *running_m
                                   double eps) {
     const char *fn = "nb_batch_norm";
     NB_CHECK(x, NB_ERR_INVALID, "%s: x is NULL", fn);
-    NB_CHECK(x->ndim >= 2 && x->shape[1] > 0 && nb_dtype_is_float(x->dtype), NB_ERR_SHAPE,
-             "%s: needs a float x [N, C, ...] with C > 0, got %s %s", fn, nb_dtype_name(x->dtype),
-             nb__tensor_shape_str(x));
+    NB_CHECK(nb_dtype_is_float(x->dtype), NB_ERR_DTYPE, "%s: needs a float x, got %s", fn,
+             nb_dtype_name(x->dtype));
+    NB_CHECK(x->ndim >= 2 && x->shape[1] > 0, NB_ERR_SHAPE,
+             "%s: needs x [N, C, ...] with C > 0, got %s", fn, nb__tensor_shape_str(x));
     NB_CHECK(eps > 0 && isfinite(eps) && momentum >= 0 && momentum <= 1, NB_ERR_INVALID,
              "%s: needs a finite eps > 0 and momentum in [0, 1], got eps %g and momentum %g", fn,
              eps, momentum);
@@ -228,11 +229,17 @@ nb_tensor *nb_group_norm(const nb_tensor *x, int groups, const nb_tensor *weight
         nb__error(NB_ERR_INVALID, "%s: x is NULL", fn);
         return NULL;
     }
-    if (x->ndim < 2 || !nb_dtype_is_float(x->dtype) || groups < 1 || x->shape[1] % groups ||
-        !(eps > 0 && isfinite(eps))) {
-        nb__error(NB_ERR_SHAPE, "%s: needs a float x [N, C, ...] with C divisible by groups %d and "
-                  "eps > 0, got %s %s and eps %g", fn, groups, nb_dtype_name(x->dtype),
-                  nb__tensor_shape_str(x), eps);
+    if (!nb_dtype_is_float(x->dtype)) {
+        nb__error(NB_ERR_DTYPE, "%s: needs a float x, got %s", fn, nb_dtype_name(x->dtype));
+        return NULL;
+    }
+    if (!(eps > 0 && isfinite(eps))) {
+        nb__error(NB_ERR_INVALID, "%s: eps must be finite and > 0, got %g", fn, eps);
+        return NULL;
+    }
+    if (x->ndim < 2 || groups < 1 || x->shape[1] % groups) {
+        nb__error(NB_ERR_SHAPE, "%s: needs x [N, C, ...] with C divisible by groups %d, got %s", fn,
+                  groups, nb__tensor_shape_str(x));
         return NULL;
     }
     if (check_channel_param(fn, "weight", weight, x) != NB_OK ||

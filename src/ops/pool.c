@@ -12,8 +12,9 @@
 static nb_status pool_window(const char *fn, const nb_tensor *x, const int *kernel,
                              const int *stride, const int *padding, nb_window *w) {
     NB_CHECK(x, NB_ERR_INVALID, "%s: x is NULL", fn);
-    NB_CHECK(x->ndim == 4 && nb_dtype_is_float(x->dtype), NB_ERR_SHAPE,
-             "%s: needs a float x [N, C, H, W], got %s %s", fn, nb_dtype_name(x->dtype),
+    NB_CHECK(nb_dtype_is_float(x->dtype), NB_ERR_DTYPE, "%s: needs a float x, got %s", fn,
+             nb_dtype_name(x->dtype));
+    NB_CHECK(x->ndim == 4, NB_ERR_SHAPE, "%s: needs x [N, C, H, W], got %s", fn,
              nb__tensor_shape_str(x));
     NB_CHECK(kernel && kernel[0] >= 1 && kernel[1] >= 1, NB_ERR_INVALID,
              "%s: needs a kernel of at least [1,1]", fn);

@@ -194,8 +194,9 @@ nb_tensor *nb_clamp(const nb_tensor *x, double lo, double hi) {
 
 nb_tensor *nb_swiglu(const nb_tensor *x) {
     if (!x || x->ndim < 1 || x->shape[x->ndim - 1] % 2 || !nb_dtype_is_float(x->dtype)) {
-        nb__error(x ? NB_ERR_SHAPE : NB_ERR_INVALID, "nb_swiglu: needs a float x [..., 2F], got %s",
-                  x ? nb__tensor_shape_str(x) : "NULL");
+        nb_status status = !x ? NB_ERR_INVALID : !nb_dtype_is_float(x->dtype) ? NB_ERR_DTYPE : NB_ERR_SHAPE;
+        nb__error(status, "nb_swiglu: needs a float x [..., 2F], got %s%s%s",
+                  x ? nb_dtype_name(x->dtype) : "NULL", x ? " " : "", x ? nb__tensor_shape_str(x) : "");
         return NULL;
     }
     int64_t half = x->shape[x->ndim - 1] / 2;
