@@ -258,7 +258,8 @@ void build_rows() {
     ROW(nb_softmax, NB_ERR_DTYPE, "", nb_softmax(xi, 0));
     ROW(nb_log_softmax, NB_ERR_INVALID, "NULL", nb_log_softmax(nullptr, 0));
     // ---- joins and indexing ----
-    ROW(nb_cat, NB_ERR_INVALID, "", nb_cat(0, nullptr, 0));
+    ROW(nb_cat, NB_ERR_INVALID, "got NULL with n = 2", nb_cat(2, nullptr, 0));
+    ROW(nb_cat, NB_ERR_INVALID, "n = 0", nb_cat(0, std::vector<const nb_tensor *>{x}.data(), 0));
     ROW(nb_cat, NB_ERR_INVALID, "NULL", nb_cat(1, (const nb_tensor *const *)none, 0));
     ROW(nb_cat, NB_ERR_SHAPE, "", nb_cat(2, std::vector<const nb_tensor *>{x, d}.data(), 0));
     ROW(nb_stack, NB_ERR_INVALID, "tensor 1 of 2 is NULL", nb_stack(2, std::vector<const nb_tensor *>{x, nullptr}.data(), 0));

@@ -44,7 +44,7 @@ TEST(Errors, NullArguments) {
     EXPECT_FAILS(nb_permute(a, nullptr), NB_ERR_INVALID, "nb_permute: dims is NULL");
     EXPECT_FAILS(nb_from_host(nullptr, 1, S3, NB_F32, nb_cpu()), NB_ERR_INVALID, "nb_from_host: data is NULL");
     EXPECT_FAILS(nb_where(nullptr, a, a), NB_ERR_INVALID, "nb_where: cond is NULL");
-    EXPECT_FAILS(nb_cat(0, nullptr, 0), NB_ERR_INVALID, "nb_cat: needs at least one tensor");
+    EXPECT_FAILS(nb_cat(0, nullptr, 0), NB_ERR_INVALID, "nb_cat: needs an array of at least one tensor, got NULL with n = 0");
     EXPECT_FAILS(nb_detach(nullptr), NB_ERR_INVALID, "nb_detach");
     EXPECT_FAILS(nb_cast(nullptr, NB_F64), NB_ERR_INVALID, "nb_cast: tensor is NULL");
     EXPECT_FAILS(nb_gather(nullptr, 0, a), NB_ERR_INVALID, "nb_gather: x is NULL");

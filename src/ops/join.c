@@ -29,7 +29,9 @@ static nb_status cat_backward(const nb_node *node, const nb_tensor *g, const boo
 
 static nb_status check_cat(int n, const nb_tensor *const *tensors, int dim, int *d,
                            nb_dtype *dtype, int64_t *shape) {
-    NB_CHECK(n >= 1 && tensors, NB_ERR_INVALID, "nb_cat: needs at least one tensor, got %d", n);
+    NB_CHECK(n >= 1 && tensors, NB_ERR_INVALID,
+             "nb_cat: needs an array of at least one tensor, got %s with n = %d",
+             tensors ? "an array" : "NULL", n);
     for (int i = 0; i < n; i++)
         NB_CHECK(tensors[i], NB_ERR_INVALID, "nb_cat: tensor %d is NULL", i);
     const nb_tensor *first = tensors[0];
