@@ -326,6 +326,20 @@ TEST(Random, StreamsAreCounterBased) {
     EXPECT_EQ(d1.v, d2.v);
 }
 
+// f64 uniform draws are low + (high - low) * u with two roundings (never a
+// fused multiply-add), so CPU and CUDA agree to the last bit (docs/random.md).
+TEST(Random, F64UniformRoundsTheProductThenTheSum) {
+    const uint64_t seed = 31;
+    nb_generator *g = nb_generator_create(seed);
+    Host u = read_tensor(T(nb_uniform(1, Shape{64}.data(), 0.1, 0.7, NB_F64, nb_cpu(), g)));
+    nb_generator_free(g);
+    for (int i = 0; i < 64; i++) {
+        auto w = PhiloxRef::block(seed, (uint64_t)i);
+        volatile double product = (0.7 - 0.1) * PhiloxRef::unit(w[0], w[1]);
+        EXPECT_EQ(u.v[i], product + 0.1) << i;
+    }
+}
+
 TEST(Random, DistributionsHaveTheirMoments) {
     nb_generator *g = nb_generator_create(2024);
     const int64_t n = 200000;

@@ -17,6 +17,17 @@
 #define NB_HOST_DEVICE
 #endif
 
+/* a * b + c rounded twice, never fused: nvcc contracts the expression into
+ * one DFMA where gcc in C11 mode (-ffp-contract=off) does not, and the f64
+ * draws must match to the last bit on both. */
+NB_HOST_DEVICE static inline double nb_mul_add_rn(double a, double b, double c) {
+#if defined(__CUDA_ARCH__)
+    return __dadd_rn(__dmul_rn(a, b), c);
+#else
+    return a * b + c;
+#endif
+}
+
 typedef struct nb_philox_block {
     uint32_t w[4];
 } nb_philox_block;
@@ -57,14 +68,14 @@ NB_HOST_DEVICE static inline double nb_philox_unit(uint32_t hi, uint32_t lo) {
 }
 
 NB_HOST_DEVICE static inline double nb_philox_uniform(nb_philox_block b, double low, double high) {
-    return low + (high - low) * nb_philox_unit(b.w[0], b.w[1]);
+    return nb_mul_add_rn(high - low, nb_philox_unit(b.w[0], b.w[1]), low);
 }
 
 /* Box-Muller: sqrt(-2 ln u1) cos(2 pi u2) with u1 in (0, 1]. */
 NB_HOST_DEVICE static inline double nb_philox_normal(nb_philox_block b, double mean, double std) {
     double u1 = 1.0 - nb_philox_unit(b.w[0], b.w[1]);
     double u2 = nb_philox_unit(b.w[2], b.w[3]);
-    return mean + std * sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
+    return nb_mul_add_rn(std, sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2), mean);
 }
 
 NB_HOST_DEVICE static inline uint64_t nb_philox_u64(nb_philox_block b) {
