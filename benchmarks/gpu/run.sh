@@ -67,11 +67,13 @@ status=0
 } >"$out/device.txt" 2>&1
 
 start=$(date +%s)
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+# cuDNN is required here: a run without it would time the GEMM fallback
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" -DNABLA_CUDNN=ON \
       >"$out/configure.log" 2>&1 &&
     cmake --build build-gpu -j"$(nproc)" >"$out/build.log" 2>&1 || { echo "build failed"; tail -30 "$out/build.log"; exit 1; }
 echo "build: $(($(date +%s) - start)) s" | tee -a "$out/device.txt"
 grep "nabla:" "$out/configure.log" | tee -a "$out/device.txt"
+grep -q "nabla: cuDNN ON" "$out/configure.log" || { echo "cuDNN is not in this build: stopping"; exit 1; }
 
 if wants tests; then
     ctest --test-dir build-gpu -j4 --output-on-failure >"$out/ctest.log" 2>&1 || status=1
