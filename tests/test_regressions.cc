@@ -612,4 +612,27 @@ TEST(Regression, NanAndSignedZeroRules) {
     EXPECT_DOUBLE_EQ(gr.v[2], -0.5 / 8);
 }
 
+// f16 and bf16 gradients of embedding and index_select add in f32 and round
+// once: a row picked 1,000 times gets 1000, not bf16's 256 (256 + 1 rounds to
+// 256). On every device present.
+TEST(Regression, HalfPrecisionEmbeddingGradientsSumInFloat) {
+    std::vector<nb_device> devices = {nb_cpu()};
+    for (int i = 0; i < nb_cuda_device_count(); i++) devices.push_back(nb_cuda(i));
+    for (nb_device device : devices)
+        for (nb_dtype dtype : {NB_BF16, NB_F16}) {
+            T host_weight(nb_zeros(2, Shape{4, 2}.data(), dtype, nb_cpu()));
+            T weight(nb_to(host_weight, device));
+            T leaf(nb_detach(weight));
+            ASSERT_EQ(nb_set_requires_grad(leaf, true), NB_OK);
+            T host_idx(nb_full(1, Shape{1000}.data(), 1, NB_I64, nb_cpu()));
+            T idx(nb_to(host_idx, device));
+            T rows(nb_embedding(leaf, idx));
+            ASSERT_NE(rows.t, nullptr) << nb_last_error();
+            ASSERT_EQ(nb_backward(T(nb_sum(rows, 0, nullptr, false)), nullptr, false), NB_OK) << nb_last_error();
+            Host g = read_tensor(T(nb_to(T(nb_grad(leaf)), nb_cpu())));
+            EXPECT_EQ(g.v[2], 1000.0) << nb_dtype_name(dtype) << (device.type == NB_DEVICE_CUDA ? " cuda" : " cpu");
+            EXPECT_EQ(g.v[0], 0.0);
+        }
+}
+
 } // namespace

@@ -3,7 +3,10 @@
  * Gradients:
  *   index_select  scatter_add of g into zeros at the selected positions
  *   gather        scatter_add(zeros_like(x), dim, index, g)
- *   scatter_add   g for x; gather(g, dim, index) for src */
+ *   scatter_add   g for x; gather(g, dim, index) for src
+ * The two sums into zeros add f16 and bf16 gradients in f32 and round once:
+ * an embedding row a byte-level GPT picks a thousand times a batch would
+ * otherwise round after each addition (bf16 keeps 8 bits: 256 + 1 is 256). */
 #include <string.h>
 
 #include "../core/internal.h"
@@ -39,6 +42,18 @@ static nb_status run(nb_op op, int ndim, const int64_t *shape, nb_dtype dtype, i
     return status;
 }
 
+/* zeros of x's shape with g scatter-added at index along dim, summed in f32
+ * for f16 and bf16 and returned in g's dtype; kept in s. */
+static nb_tensor *scatter_into_zeros(nb_scratch *s, const nb_tensor *x, int dim,
+                                     const nb_tensor *index, const nb_tensor *g) {
+    bool narrow = g->dtype == NB_F16 || g->dtype == NB_BF16;
+    nb_dtype sum = narrow ? NB_F32 : g->dtype;
+    nb_tensor *zeros = nb__keep(s, nb_zeros(x->ndim, x->shape, sum, g->storage->device));
+    nb_tensor *wide = narrow ? nb__keep(s, nb_cast(g, sum)) : (nb_tensor *)g;
+    nb_tensor *r = nb__keep(s, nb_scatter_add(zeros, dim, index, wide));
+    return narrow ? nb__keep(s, nb_cast(r, g->dtype)) : r;
+}
+
 static nb_status index_select_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
                                        nb_tensor **grads) {
     (void)needs;
@@ -49,8 +64,7 @@ static nb_status index_select_backward(const nb_node *node, const nb_tensor *g, 
     nb_scratch s = {0};
 #define K(expr) nb__keep(&s, (expr))
     nb_tensor *spread = K(nb_expand(K(nb_reshape(index, g->ndim, shape)), g->ndim, g->shape));
-    nb_tensor *zeros = K(nb_zeros(x->ndim, x->shape, g->dtype, g->storage->device));
-    nb_tensor *r = K(nb_scatter_add(zeros, dim, spread, g));
+    nb_tensor *r = s.status == NB_OK ? scatter_into_zeros(&s, x, dim, spread, g) : NULL;
 #undef K
     return nb__scratch_finish(&s, r, &grads[0]);
 }
@@ -79,8 +93,7 @@ static nb_status gather_backward(const nb_node *node, const nb_tensor *g, const 
     (void)needs;
     const nb_tensor *x = node->inputs[0];
     nb_scratch s = {0};
-    nb_tensor *zeros = nb__keep(&s, nb_zeros(x->ndim, x->shape, g->dtype, g->storage->device));
-    nb_tensor *r = nb__keep(&s, nb_scatter_add(zeros, node->attrs.axis.dim, node->inputs[1], g));
+    nb_tensor *r = scatter_into_zeros(&s, x, node->attrs.axis.dim, node->inputs[1], g);
     return nb__scratch_finish(&s, r, &grads[0]);
 }
 
