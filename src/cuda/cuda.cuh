@@ -214,6 +214,25 @@ __device__ __forceinline__ int nb_size_of(nb_dtype dtype) {
     default: { using T = __nv_bfloat16; __VA_ARGS__; break; }              \
     }
 
+// A kernel's launch limits, read once per process: the threads per block its
+// registers allow (an f64 kernel of 72 registers cannot run 1024 threads:
+// 73,728 > 65,536 registers per block) and its static shared memory.
+template <auto Kernel> static const cudaFuncAttributes &nb_kernel_limits() {
+    static const cudaFuncAttributes limits = [] {
+        cudaFuncAttributes a = {};
+        if (cudaFuncGetAttributes(&a, Kernel) != cudaSuccess) a.maxThreadsPerBlock = 32;
+        return a;
+    }();
+    return limits;
+}
+
+// wanted (a power of two, at least 32) halved until Kernel can launch it.
+template <auto Kernel> static unsigned nb_block_threads(unsigned wanted) {
+    unsigned most = (unsigned)nb_kernel_limits<Kernel>().maxThreadsPerBlock;
+    while (wanted > 32 && wanted > most) wanted /= 2;
+    return wanted;
+}
+
 // The sum of v over the block (blockDim.x a multiple of 32), in every thread.
 template <typename A> __device__ A nb_block_sum(A v) {
     __shared__ A partial[32];

@@ -80,38 +80,40 @@ static nb_ce_args ce_args(const nb_op_args *args, const nb_cuda_ctx *ctx) {
     return a;
 }
 
+template <auto Kernel>
 static void launch_shape(const nb_cuda_ctx *ctx, int64_t rows, int64_t classes, unsigned *blocks,
                          unsigned *threads) {
     *threads = 32;
     while (*threads < 512 && (int64_t)*threads * 4 < classes) *threads *= 2;
+    *threads = nb_block_threads<Kernel>(*threads);
     int64_t most = (int64_t)ctx->multiprocessors * 32;
     *blocks = (unsigned)(rows < most ? rows : most);
 }
 
-template <typename T> static void launch_forward(const nb_op_args *args, const nb_cuda_ctx *ctx) {
+template <typename T, typename A> static void launch_forward(const nb_op_args *args, const nb_cuda_ctx *ctx) {
     nb_ce_args a = ce_args(args, ctx);
     unsigned blocks, threads;
-    launch_shape(ctx, a.rows, a.classes, &blocks, &threads);
-    const T *x = (const T *)nb__data(args->in[0]);
-    if (args->out->dtype == NB_F64)
-        nb_cross_entropy_rows<T, double><<<blocks, threads, 0, ctx->handle>>>(x, (double *)nb__data(args->out), a);
-    else
-        nb_cross_entropy_rows<T, float><<<blocks, threads, 0, ctx->handle>>>(x, (float *)nb__data(args->out), a);
+    launch_shape<nb_cross_entropy_rows<T, A>>(ctx, a.rows, a.classes, &blocks, &threads);
+    nb_cross_entropy_rows<T, A><<<blocks, threads, 0, ctx->handle>>>(
+        (const T *)nb__data(args->in[0]), (A *)nb__data(args->out), a);
+}
+
+template <typename T> static void launch_forward(const nb_op_args *args, const nb_cuda_ctx *ctx) {
+    if (args->out->dtype == NB_F64) launch_forward<T, double>(args, ctx);
+    else launch_forward<T, float>(args, ctx);
+}
+
+template <typename T, typename A> static void launch_backward(const nb_op_args *args, const nb_cuda_ctx *ctx) {
+    nb_ce_args a = ce_args(args, ctx);
+    unsigned blocks, threads;
+    launch_shape<nb_cross_entropy_grad<T, A>>(ctx, a.rows, a.classes, &blocks, &threads);
+    nb_cross_entropy_grad<T, A><<<blocks, threads, 0, ctx->handle>>>(
+        (const T *)nb__data(args->in[0]), (const A *)nb__data(args->in[2]), (T *)nb__data(args->out), a);
 }
 
 template <typename T> static void launch_backward(const nb_op_args *args, const nb_cuda_ctx *ctx) {
-    nb_ce_args a = ce_args(args, ctx);
-    unsigned blocks, threads;
-    launch_shape(ctx, a.rows, a.classes, &blocks, &threads);
-    const T *x = (const T *)nb__data(args->in[0]);
-    T *dx = (T *)nb__data(args->out);
-    const nb_tensor *packed = args->in[2];
-    if (packed->dtype == NB_F64)
-        nb_cross_entropy_grad<T, double><<<blocks, threads, 0, ctx->handle>>>(
-            x, (const double *)nb__data(packed), dx, a);
-    else
-        nb_cross_entropy_grad<T, float><<<blocks, threads, 0, ctx->handle>>>(
-            x, (const float *)nb__data(packed), dx, a);
+    if (args->in[2]->dtype == NB_F64) launch_backward<T, double>(args, ctx);
+    else launch_backward<T, float>(args, ctx);
 }
 
 nb_status nb__cuda_cross_entropy(const nb_op_args *args) {

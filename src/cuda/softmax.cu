@@ -91,9 +91,12 @@ static void launch_softmax(const nb_cuda_ctx *ctx, const nb_tensor *x, nb_tensor
     using A = nb_compute_t<T>;
     constexpr int V = 16 / sizeof(T);
     bool packed = size % V == 0 && (uintptr_t)in % 16 == 0 && (uintptr_t)o % 16 == 0;
-    bool cached = size * (int64_t)sizeof(A) <= NB_SOFTMAX_CACHE_BYTES;
+    /* the row cache shares the default 48 KiB with the block reduction's static buffers */
+    const cudaFuncAttributes &limits = nb_kernel_limits<nb_softmax_rows<T>>();
+    bool cached = size * (int64_t)sizeof(A) + (int64_t)limits.sharedSizeBytes <= NB_SOFTMAX_CACHE_BYTES;
     unsigned threads = 32;
     while (threads < 1024 && (int64_t)threads * V * 4 < size) threads *= 2;
+    threads = nb_block_threads<nb_softmax_rows<T>>(threads);
     int64_t rows = outer;
     unsigned blocks = (unsigned)(rows < (int64_t)ctx->multiprocessors * 32 ? rows
                                                                            : ctx->multiprocessors * 32);
