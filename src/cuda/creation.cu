@@ -1,5 +1,6 @@
 // Creation kernels: fill (any strides, through double so every dtype gets
-// the correctly rounded, saturated value), arange and linspace.
+// the correctly rounded, saturated value; a dense fill of +0 is a memset,
+// since +0 is all-zero bytes in every dtype), arange and linspace.
 #include "map.cuh"
 
 struct nb_fill_fn {
@@ -8,7 +9,17 @@ struct nb_fill_fn {
 };
 
 nb_status nb__cuda_fill(const nb_op_args *args) {
-    return nb__cuda_map_as<double>(args, nb_fill_fn{args->attrs.fill.value});
+    const nb_tensor *out = args->out;
+    double value = args->attrs.fill.value;
+    if (value == 0 && !signbit(value) && nb__is_contiguous(out)) {
+        const char *fn = nb__op_fn(args->op);
+        nb_cuda_ctx ctx;
+        NB_TRY(nb__cuda_begin(fn, out->storage->device.index, &ctx));
+        size_t bytes = (size_t)nb_numel(out) * nb_dtype_size(out->dtype);
+        NB_CUDA_TRY(fn, cudaMemsetAsync(nb__data(out), 0, bytes, ctx.handle));
+        return NB_OK;
+    }
+    return nb__cuda_map_as<double>(args, nb_fill_fn{value});
 }
 
 // arange: start + i*step; linspace: the same from the nearer end, so both
