@@ -227,6 +227,30 @@ TEST(Cuda, Tf32MatmulIsOptInAndClose) {
            err_fast / scale);
 }
 
+// Odd f16/bf16 shapes with a bias at a 2-byte-aligned address and operands
+// at odd offsets: cuBLASLt refuses some of these with the bias epilogue, and
+// the product must still come back (without the epilogue, then on aligned
+// copies), matching the CPU in float64.
+TEST(Cuda, LinearWithOddShapesAndMisalignedOperands) {
+    SKIP_WITHOUT_CUDA();
+    for (nb_dtype dtype : {NB_F16, NB_BF16, NB_F32})
+        for (int64_t features : {3, 7, 33}) {
+            const int64_t rows = 5, in = 9;
+            Host x = iota_host({rows, in + 1}), w = iota_host({features, in + 1}, 0.25);
+            Host b = iota_host({features + 1}, 0.5);
+            T hx(make_tensor(x, dtype)), hw(make_tensor(w, dtype)), hb(make_tensor(b, dtype));
+            T gx(nb_to(hx, nb_cuda(0))), gw(nb_to(hw, nb_cuda(0))), gb(nb_to(hb, nb_cuda(0)));
+            // views one element in: every operand off its 16-byte alignment
+            T cx(nb_slice(hx, 1, 1, in + 1, 1)), cw(nb_slice(hw, 1, 1, in + 1, 1)), cb(nb_slice(hb, 0, 1, features + 1, 1));
+            T vx(nb_slice(gx, 1, 1, in + 1, 1)), vw(nb_slice(gw, 1, 1, in + 1, 1)), vb(nb_slice(gb, 0, 1, features + 1, 1));
+            T ref(nb_linear(T(nb_cast(cx, NB_F64)), T(nb_cast(cw, NB_F64)), T(nb_cast(cb, NB_F64))));
+            T got(nb_linear(vx, vw, vb));
+            ASSERT_NE(got.t, nullptr) << nb_dtype_name(dtype) << " features " << features << ": " << nb_last_error();
+            expect_close(read_tensor(got), read_tensor(ref), dtype, 4,
+                         std::string("linear ") + nb_dtype_name(dtype) + " features " + std::to_string(features));
+        }
+}
+
 TEST(Cuda, IndexErrorsAreReportedAtTheNextSynchronization) {
     SKIP_WITHOUT_CUDA();
     Host h = iota_host({5, 3});

@@ -8,7 +8,11 @@
 // whose matrices have no unit stride, are copied contiguous first.
 // f16 and bf16 accumulate in f32; f32 may use TF32 tensor cores when
 // nb_cuda_set_tf32 allows it. The heuristic's choice of algorithm is cached
-// per shape; each stream has its own workspace.
+// per shape and alignment; each stream has its own workspace. When cuBLASLt
+// refuses a product (no algorithm, or a failing call: odd f16/bf16 shapes
+// with the bias epilogue and a 2-byte-aligned bias) it is tried again
+// without the epilogue (the bias added by the elementwise kernel), then on
+// fresh, 256-byte-aligned copies of the operands and the output.
 #include <cublasLt.h>
 #include <string.h>
 
@@ -239,12 +243,9 @@ static nb_status run_gemm(const char *fn, const nb_cuda_ctx *ctx, const gemm_cal
     return NB_OK;
 }
 
-// out = a @ b (+ bias over out's last dim when bias is not NULL); the linear
-// layer's fused bias epilogue uses this too.
-nb_status nb__cuda_gemm(const char *fn, const nb_tensor *a, const nb_tensor *b,
-                        const nb_tensor *bias, nb_tensor *out) {
-    nb_cuda_ctx ctx;
-    NB_TRY(nb__cuda_begin(fn, out->storage->device.index, &ctx));
+// One attempt at out = a @ b (+ bias in the epilogue).
+static nb_status gemm_once(const char *fn, const nb_cuda_ctx *ctx, const nb_tensor *a,
+                           const nb_tensor *b, const nb_tensor *bias, nb_tensor *out) {
     gemm_call c;
     c.dtype = out->dtype;
     c.m = a->shape[a->ndim - 2];
@@ -253,24 +254,73 @@ nb_status nb__cuda_gemm(const char *fn, const nb_tensor *a, const nb_tensor *b,
     c.batch = nb_numel(out) / (c.m * c.n);
     c.d = nb__data(out);
     c.bias = bias ? nb__data(bias) : NULL;
-    NB_CHECK(c.batch <= INT32_MAX, NB_ERR_UNSUPPORTED, "%s: %lld batches, cuBLASLt takes 2^31-1",
-             fn, (long long)c.batch);
-    if (c.k == 0) {
-        NB_CUDA_TRY(fn, cudaMemsetAsync(c.d, 0, (size_t)nb_numel(out) * nb_dtype_size(out->dtype),
-                                        ctx.handle));
-        return NB_OK;
-    }
     nb_tensor *copy_a = NULL, *copy_b = NULL;
     nb_status status = prepare(fn, b, &c.a, &copy_b);
     if (status == NB_OK) status = prepare(fn, a, &c.b, &copy_a);
     cublasLtMatmulDesc_t desc = NULL;
     cublasLtMatrixLayout_t layouts[3] = {NULL, NULL, NULL};
-    if (status == NB_OK) status = run_gemm(fn, &ctx, &c, &desc, layouts);
+    if (status == NB_OK) status = run_gemm(fn, ctx, &c, &desc, layouts);
     for (int i = 0; i < 3; i++)
         if (layouts[i]) cublasLtMatrixLayoutDestroy(layouts[i]);
     if (desc) cublasLtMatmulDescDestroy(desc);
     nb_release(copy_a); // stream order keeps the copies alive long enough
     nb_release(copy_b);
+    return status;
+}
+
+// out += bias broadcast over out's rows, by the elementwise kernel.
+static nb_status add_bias(const char *fn, nb_tensor *out, const nb_tensor *bias) {
+    nb_tensor *spread = NULL;
+    NB_TRY(nb__expand_view(fn, bias, out->ndim, out->shape, &spread));
+    nb_op_args args = {.op = NB_OP_ADD, .dtype = out->dtype, .out = out, .in = {out, spread}, .n_in = 2};
+    nb_status status = nb__dispatch(&args);
+    nb_release(spread);
+    return status;
+}
+
+// A fresh contiguous copy of t (the allocator's blocks are 256-byte aligned).
+static nb_status aligned_copy(const char *fn, const nb_tensor *t, nb_tensor **copy) {
+    NB_TRY(nb__tensor_new(fn, t->ndim, t->shape, t->dtype, t->storage->device, copy));
+    return nb__copy_into(*copy, t);
+}
+
+// The product on fresh copies of a, b and out, the bias added afterwards.
+static nb_status gemm_on_copies(const char *fn, const nb_cuda_ctx *ctx, const nb_tensor *a,
+                                const nb_tensor *b, const nb_tensor *bias, nb_tensor *out) {
+    nb_tensor *a2 = NULL, *b2 = NULL, *d2 = NULL;
+    nb_status status = aligned_copy(fn, a, &a2);
+    if (status == NB_OK) status = aligned_copy(fn, b, &b2);
+    if (status == NB_OK) status = nb__tensor_new(fn, out->ndim, out->shape, out->dtype, out->storage->device, &d2);
+    if (status == NB_OK) status = gemm_once(fn, ctx, a2, b2, NULL, d2);
+    if (status == NB_OK && bias) status = add_bias(fn, d2, bias);
+    if (status == NB_OK) status = nb__copy_into(out, d2);
+    nb_release(a2);
+    nb_release(b2);
+    nb_release(d2);
+    return status;
+}
+
+// out = a @ b (+ bias over out's last dim when bias is not NULL); the linear
+// layer's fused bias epilogue uses this too.
+nb_status nb__cuda_gemm(const char *fn, const nb_tensor *a, const nb_tensor *b,
+                        const nb_tensor *bias, nb_tensor *out) {
+    nb_cuda_ctx ctx;
+    NB_TRY(nb__cuda_begin(fn, out->storage->device.index, &ctx));
+    int64_t m = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], n = b->shape[b->ndim - 1];
+    if (m == 0 || n == 0) return NB_OK;
+    NB_CHECK(nb_numel(out) / (m * n) <= INT32_MAX, NB_ERR_UNSUPPORTED,
+             "%s: %lld batches, cuBLASLt takes 2^31-1", fn, (long long)(nb_numel(out) / (m * n)));
+    if (k == 0) {
+        NB_CUDA_TRY(fn, cudaMemsetAsync(nb__data(out), 0, (size_t)nb_numel(out) * nb_dtype_size(out->dtype),
+                                        ctx.handle));
+        return bias ? add_bias(fn, out, bias) : NB_OK;
+    }
+    nb_status status = gemm_once(fn, &ctx, a, b, bias, out);
+    if (status != NB_OK && status != NB_ERR_OOM && bias) {
+        status = gemm_once(fn, &ctx, a, b, NULL, out);
+        if (status == NB_OK) status = add_bias(fn, out, bias);
+    }
+    if (status != NB_OK && status != NB_ERR_OOM) status = gemm_on_copies(fn, &ctx, a, b, bias, out);
     return status;
 }
 
