@@ -448,7 +448,8 @@ void build_rows() {
           "nb_dtype_is_float", "nb_dtype_is_valid", "nb_promote_types", "nb_f32_to_f16", "nb_f16_to_f32",
           "nb_f32_to_bf16", "nb_bf16_to_f32", "nb_set_grad_enabled", "nb_is_grad_enabled", "nb_manual_seed",
           "nb_cuda_set_tf32", "nb_cuda_tf32_enabled", "nb_lr_warmup_cosine", "nb_cpu_memory_stats_reset",
-          "nb_generator_create", "nb_nn_flatten"})
+          "nb_generator_create", "nb_nn_flatten", "nb_use_deterministic_algorithms",
+          "nb_deterministic_algorithms_enabled"})
         g_no_bad_input.insert(fn);
     // NULL-safe: each is called with NULL below and must not crash
     for (const char *fn : {"nb_retain", "nb_release", "nb_ndim", "nb_shape", "nb_strides", "nb_numel",

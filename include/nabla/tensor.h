@@ -56,6 +56,13 @@ void nb_cpu_memory_stats_get(nb_cpu_memory_stats *out);
 /* Sets peak_allocated to allocated. */
 void nb_cpu_memory_stats_reset(void);
 
+/* Deterministic algorithms only (torch.use_deterministic_algorithms): cuDNN
+ * engines that sum with atomics in a run-dependent order are skipped, so a
+ * run repeats bit for bit. Off by default; NABLA_DETERMINISTIC=1 in the
+ * environment turns it on at start (the test suite does). */
+void nb_use_deterministic_algorithms(bool enabled);
+bool nb_deterministic_algorithms_enabled(void);
+
 /* ---- reference counting ---- */
 nb_tensor *nb_retain(nb_tensor *t); /* returns t */
 void nb_release(nb_tensor *t);      /* NULL is fine */

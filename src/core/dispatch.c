@@ -1,4 +1,6 @@
 /* The op name table and kernel dispatch over the backends' tables. */
+#include <stdlib.h>
+
 #include "internal.h"
 
 #define NB_OP_NAME_ENTRY(ID, name, differentiable) #name,
@@ -62,3 +64,22 @@ nb_status nb__dispatch_new(const char *fn, nb_op_args *args, int ndim, const int
 }
 
 const char *nb_version(void) { return "0.1.0"; }
+
+/* -1 until the environment is read: NABLA_DETERMINISTIC=1 starts it on. */
+static int deterministic = -1;
+
+void nb_use_deterministic_algorithms(bool enabled) {
+    __atomic_store_n(&deterministic, enabled ? 1 : 0, __ATOMIC_RELAXED);
+}
+
+bool nb_deterministic_algorithms_enabled(void) {
+    int on = __atomic_load_n(&deterministic, __ATOMIC_RELAXED);
+    if (on < 0) {
+        const char *env = getenv("NABLA_DETERMINISTIC");
+        int from_env = env && env[0] == '1';
+        __atomic_compare_exchange_n(&deterministic, &on, from_env, false, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED); /* a concurrent setter wins */
+        on = __atomic_load_n(&deterministic, __ATOMIC_RELAXED);
+    }
+    return on == 1;
+}

@@ -282,7 +282,7 @@ static const dnn_direction directions[3] = {
 
 // Everything a plan depends on (zeroed padding: it is compared as bytes).
 typedef struct dnn_key {
-    int device, direction, dtype, tf32;
+    int device, direction, dtype, tf32, deterministic;
     int64_t dims[3][4]; // x [N, C, H, W], w [K, C/G, kh, kw], y [N, K, Ho, Wo]
     int64_t align[3];
     int64_t pre[2], post[2], stride[2], dilation[2];
@@ -385,7 +385,8 @@ static nb_status dnn_graph(const char *fn, dnn_descriptors *d, cudnnHandle_t han
     return NB_OK;
 }
 
-// Whether an engine configuration keeps the numerics nabla promises.
+// Whether an engine configuration keeps the numerics nabla promises (and,
+// with nb_use_deterministic_algorithms, repeats bit for bit).
 static bool dnn_numerics_allowed(cudnnBackendDescriptor_t config, const dnn_key *key) {
     cudnnBackendDescriptor_t engine;
     if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &engine) != CUDNN_STATUS_SUCCESS)
@@ -400,7 +401,8 @@ static bool dnn_numerics_allowed(cudnnBackendDescriptor_t config, const dnn_key 
                                        &count, notes) == CUDNN_STATUS_SUCCESS;
     for (int64_t i = 0; ok && i < count; i++) {
         bool tf32 = key->dtype == NB_F32 && !key->tf32 && notes[i] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE;
-        ok = !tf32 && notes[i] != CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS &&
+        bool racy = key->deterministic && notes[i] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC;
+        ok = !tf32 && !racy && notes[i] != CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS &&
              notes[i] != CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION;
     }
     cudnnBackendDestroyDescriptor(engine);
@@ -615,6 +617,7 @@ static nb_status dnn_convolve(const nb_op_args *args, const nb_cuda_ctx *ctx, bo
     key.direction = direction;
     key.dtype = args->out->dtype;
     key.tf32 = nb_cuda_tf32_enabled();
+    key.deterministic = nb_deterministic_algorithms_enabled();
     void *ptrs[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3 && status == NB_OK; i++) {
         const nb_tensor *t = operands[roles[direction][i]];
