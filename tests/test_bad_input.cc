@@ -84,10 +84,9 @@ void build_rows() {
     cpu3.index = 3;
     static const int64_t s23[2] = {2, 3}, s9[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1}, neg[2] = {2, -3};
     static const int64_t over[2] = {HUGE_SIZE, 4}, s4 = 4;
-    static const int one_dim[1] = {0}, bad_dim[1] = {5}, twice[2] = {0, -2}, k3[2] = {3, 3};
+    static const int bad_dim[1] = {5}, twice[2] = {0, -2}, k3[2] = {3, 3};
     static const int k0[2] = {0, 0}, s0[2] = {0, 1}, p_neg[2] = {-2, 0}, big_pad[2] = {INT32_MAX, INT32_MAX};
     static const int perm_bad[2] = {0, 0};
-    static const int64_t out_size[2] = {4, 4};
     static nb_tensor *none[1] = {nullptr};
     static char text[64];
     static double value;

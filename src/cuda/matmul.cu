@@ -272,7 +272,13 @@ static nb_status gemm_once(const char *fn, const nb_cuda_ctx *ctx, const nb_tens
 static nb_status add_bias(const char *fn, nb_tensor *out, const nb_tensor *bias) {
     nb_tensor *spread = NULL;
     NB_TRY(nb__expand_view(fn, bias, out->ndim, out->shape, &spread));
-    nb_op_args args = {.op = NB_OP_ADD, .dtype = out->dtype, .out = out, .in = {out, spread}, .n_in = 2};
+    nb_op_args args = {};
+    args.op = NB_OP_ADD;
+    args.dtype = out->dtype;
+    args.out = out;
+    args.in[0] = out;
+    args.in[1] = spread;
+    args.n_in = 2;
     nb_status status = nb__dispatch(&args);
     nb_release(spread);
     return status;
