@@ -81,17 +81,21 @@ TEST(Regression, ExtremesOfManyNegativeOrPositiveValues) {
 }
 
 // 2. i64 extremes compared through double: 2^53 + 1 and 2^53 were equal.
+// On every device present.
 TEST(Regression, IntegerExtremesAreExactBeyondTwoToThe53) {
     const int64_t big = (int64_t)1 << 53;
     T x(i64_tensor({big, big + 1, big - 1}));
-    T mx(nb_max(x, 0, nullptr, false)), amx(nb_argmax(x, 0, nullptr, false));
-    T mn(nb_min(x, 0, nullptr, false)), amn(nb_argmin(x, 0, nullptr, false));
-    EXPECT_EQ(item_i64(mx), big + 1);
-    EXPECT_EQ(item_i64(amx), 1);
-    EXPECT_EQ(item_i64(mn), big - 1);
-    EXPECT_EQ(item_i64(amn), 2);
-    T s(nb_sum(x, 0, nullptr, false));
-    EXPECT_EQ(item_i64(s), 3 * big);
+    std::vector<nb_device> devices = {nb_cpu()};
+    for (int i = 0; i < nb_cuda_device_count(); i++) devices.push_back(nb_cuda(i));
+    for (nb_device device : devices) {
+        T on(nb_to(x, device));
+        auto host = [](nb_tensor *t) { return T(nb_to(T(t), nb_cpu())); };
+        EXPECT_EQ(item_i64(host(nb_max(on, 0, nullptr, false))), big + 1);
+        EXPECT_EQ(item_i64(host(nb_argmax(on, 0, nullptr, false))), 1);
+        EXPECT_EQ(item_i64(host(nb_min(on, 0, nullptr, false))), big - 1);
+        EXPECT_EQ(item_i64(host(nb_argmin(on, 0, nullptr, false))), 2);
+        EXPECT_EQ(item_i64(host(nb_sum(on, 0, nullptr, false))), 3 * big);
+    }
     // casts between i64 tensors keep every bit; to f64 they round to nearest even
     T same(nb_cast(x, NB_I64)), wide(nb_cast(x, NB_F64));
     int64_t back[3];

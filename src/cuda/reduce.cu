@@ -12,7 +12,8 @@
 //    neighbouring outputs, for reductions over outer dims or few elements.
 // Outputs with many elements are split into parts whose accumulators a
 // second kernel merges. f32, f16 and bf16 accumulate in float, the rest in
-// double; integer sums and products stay exact in int64.
+// double; integer sums, products and extremes stay exact in int64 (an i64
+// compared through double takes 2^53 + 1 for 2^53).
 #include <math_constants.h>
 
 #include "cuda.cuh"
@@ -61,12 +62,37 @@ __device__ __forceinline__ bool nb_beats(nb_op op, A v, int64_t at, A best, int6
     return is_max ? v > best : v < best;
 }
 
+__device__ __forceinline__ bool nb_is_extreme(nb_op op) {
+    return op == NB_OP_MAX || op == NB_OP_MIN || op == NB_OP_ARGMAX || op == NB_OP_ARGMIN;
+}
+
+// nb_beats for integers: exact, ties to the earlier position.
+__device__ __forceinline__ bool nb_beats_int(nb_op op, int64_t v, int64_t at, int64_t best, int64_t best_at) {
+    if (v == best) return at < best_at;
+    bool is_max = op == NB_OP_MAX || op == NB_OP_ARGMAX;
+    return is_max ? v > best : v < best;
+}
+
+// a.ivalue combined with v: an extreme (with its position), a sum or a product
+// (wrapping as two's complement).
+__device__ __forceinline__ void nb_int_combine(nb_op op, int64_t &ivalue, int64_t &index, bool empty,
+                                               int64_t v, int64_t at) {
+    if (nb_is_extreme(op)) {
+        if (empty || nb_beats_int(op, v, at, ivalue, index)) {
+            ivalue = v;
+            index = at;
+        }
+    } else {
+        ivalue = op == NB_OP_PROD ? (int64_t)((uint64_t)ivalue * (uint64_t)v)
+                                  : (int64_t)((uint64_t)ivalue + (uint64_t)v);
+    }
+}
+
 template <typename A>
 __device__ __forceinline__ void nb_acc_fold(const nb_reduce_args &r, nb_acc<A> &a, A v, int64_t ivalue,
                                             int64_t at) {
     if (r.integer) {
-        a.ivalue = r.op == NB_OP_PROD ? (int64_t)((uint64_t)a.ivalue * (uint64_t)ivalue)
-                                      : (int64_t)((uint64_t)a.ivalue + (uint64_t)ivalue);
+        nb_int_combine(r.op, a.ivalue, a.index, a.count == 0, ivalue, at);
         a.count++;
         return;
     }
@@ -114,8 +140,7 @@ template <typename A> __device__ void nb_acc_merge(const nb_reduce_args &r, nb_a
         return;
     }
     if (r.integer) {
-        a.ivalue = r.op == NB_OP_PROD ? (int64_t)((uint64_t)a.ivalue * (uint64_t)b.ivalue)
-                                      : (int64_t)((uint64_t)a.ivalue + (uint64_t)b.ivalue);
+        nb_int_combine(r.op, a.ivalue, a.index, false, b.ivalue, b.index);
     } else {
         switch (r.op) {
         case NB_OP_SUM: case NB_OP_MEAN: a.value += b.value; break;
@@ -155,7 +180,8 @@ template <typename A> __device__ void nb_acc_merge(const nb_reduce_args &r, nb_a
 template <typename A> __device__ void nb_acc_write(const nb_reduce_args &r, const nb_acc<A> &a, int64_t o) {
     char *dst = r.out + o * nb_size_of(r.out_dtype);
     if (r.integer) {
-        nb_store<int64_t>(dst, r.out_dtype, a.ivalue);
+        bool arg = r.op == NB_OP_ARGMAX || r.op == NB_OP_ARGMIN;
+        nb_store<int64_t>(dst, r.out_dtype, arg ? a.index : a.ivalue);
         return;
     }
     double v = (double)a.value;
@@ -310,7 +336,9 @@ nb_status nb__cuda_reduce(const nb_op_args *args) {
     r.op = args->op;
     r.p = args->attrs.reduce.p;
     r.correction = args->attrs.reduce.correction;
-    r.integer = !nb_dtype_is_float(x->dtype) && (args->op == NB_OP_SUM || args->op == NB_OP_PROD);
+    bool extreme = args->op == NB_OP_MAX || args->op == NB_OP_MIN || args->op == NB_OP_ARGMAX ||
+                   args->op == NB_OP_ARGMIN;
+    r.integer = !nb_dtype_is_float(x->dtype) && (args->op == NB_OP_SUM || args->op == NB_OP_PROD || extreme);
     r.n_out = nb_numel(out);
     r.count = nb__numel(r.plan.n_reduced, r.plan.red_shape);
     r.parts = 1;
