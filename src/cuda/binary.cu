@@ -4,6 +4,7 @@
 #include "map.cuh"
 
 struct nb_binary_fn {
+    static constexpr int inputs = 2;
     nb_op op;
 
     template <typename C> __device__ C operator()(const C *in) const {

@@ -5,6 +5,7 @@
 #include "map.cuh"
 
 struct nb_identity_fn {
+    static constexpr int inputs = 1;
     template <typename C> __device__ C operator()(const C *in) const { return in[0]; }
 };
 

@@ -4,6 +4,7 @@
 #include "map.cuh"
 
 struct nb_fill_fn {
+    static constexpr int inputs = 0;
     double value;
     template <typename C> __device__ C operator()(const C *) const { return (C)value; }
 };

@@ -7,7 +7,11 @@
 //    column-broadcast operands all take this path;
 //  - any: arbitrary strides and dtypes, converting each element.
 // A functor F has `template <typename C> __device__ C operator()(const C *in)`
-// and computes in C (float, double or int64, see nb_compute).
+// and computes in C (float, double or int64, see nb_compute), and says how
+// many inputs it reads in `static constexpr int inputs`. Both kernels take
+// that count as a template parameter, so operand arrays are indexed by
+// constants and live in registers; a one-dim plan (contiguous or broadcast
+// operands) computes offsets without dividing.
 #pragma once
 
 #include "cuda.cuh"
@@ -19,25 +23,33 @@ template <typename T, int V> struct alignas(sizeof(T) * V) nb_pack {
     T v[V];
 };
 
-// The element offset of output element i in each operand of the plan.
+// The element offset of output element i in each of the M operands of the
+// plan. M is a template parameter so that every array here is indexed by
+// constants and stays in registers (a run-time operand count put them in
+// local memory: 160-byte stack frames in the bf16 kernels).
+template <int M>
 __device__ __forceinline__ void nb_plan_offsets(const nb_map_plan &p, int64_t i, int64_t *offset) {
-    for (int k = 0; k < p.n_operands; k++) offset[k] = 0;
+#pragma unroll
+    for (int k = 0; k < M; k++) offset[k] = 0;
     for (int d = p.ndim - 1; d >= 0; d--) {
         int64_t c = i % p.shape[d];
         i /= p.shape[d];
-        for (int k = 0; k < p.n_operands; k++) offset[k] += c * p.strides[k][d];
+#pragma unroll
+        for (int k = 0; k < M; k++) offset[k] += c * p.strides[k][d];
     }
 }
 
-template <typename C, typename F>
+// Any strides and dtypes, N inputs, computing in C.
+template <typename C, int N, typename F>
 __global__ void nb_map_any(nb_map_plan p, F f) {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < p.numel; i += step) {
-        int64_t offset[NB_MAP_MAX_OPERANDS];
-        nb_plan_offsets(p, i, offset);
-        C in[NB_MAX_INPUTS];
-        for (int k = 1; k < p.n_operands; k++)
-            in[k - 1] = nb_load<C>(p.base[k] + offset[k] * nb_size_of(p.dtype[k]), p.dtype[k]);
+        int64_t offset[N + 1];
+        nb_plan_offsets<N + 1>(p, i, offset);
+        C in[N > 0 ? N : 1];
+#pragma unroll
+        for (int k = 0; k < N; k++)
+            in[k] = nb_load<C>(p.base[k + 1] + offset[k + 1] * nb_size_of(p.dtype[k + 1]), p.dtype[k + 1]);
         nb_store<C>(p.base[0] + offset[0] * nb_size_of(p.dtype[0]), p.dtype[0], f(in));
     }
 }
@@ -50,10 +62,12 @@ __device__ __forceinline__ void nb_load_values(const char *base, int64_t offset,
     const S *at = (const S *)base + offset;
     if (broadcast) {
         C x = nb_to_compute<C>(*at);
+#pragma unroll
         for (int j = 0; j < V; j++) out[j] = x;
         return;
     }
     nb_pack<S, V> pack = *(const nb_pack<S, V> *)at;
+#pragma unroll
     for (int j = 0; j < V; j++) out[j] = nb_to_compute<C>(pack.v[j]);
 }
 
@@ -68,6 +82,7 @@ __device__ __forceinline__ void nb_load_pack(const nb_map_plan &p, int k, int64_
 template <typename S, int V, typename C>
 __device__ __forceinline__ void nb_store_values(char *base, int64_t offset, const C *values) {
     nb_pack<S, V> pack;
+#pragma unroll
     for (int j = 0; j < V; j++) pack.v[j] = nb_to_storage<S>(values[j]);
     *(nb_pack<S, V> *)((S *)base + offset) = pack;
 }
@@ -78,24 +93,37 @@ __device__ __forceinline__ void nb_store_pack(const nb_map_plan &p, int64_t offs
     else nb_store_values<T, V>(p.base[0], offset, values);
 }
 
-// One element of the vector kernel's tail (a row length not divisible by V).
-template <typename T, typename C, typename F>
-__device__ __forceinline__ void nb_map_one(const nb_map_plan &p, int64_t i, const F &f) {
-    C in[NB_MAX_INPUTS];
-    for (int k = 1; k < p.n_operands; k++) {
-        int64_t offset = nb_offset_of(i, p.ndim, p.shape, p.strides[k]);
-        in[k - 1] = p.dtype[k] == NB_BOOL ? nb_to_compute<C>(((const bool *)p.base[k])[offset])
-                                          : nb_to_compute<C>(((const T *)p.base[k])[offset]);
+// Element i's offsets: with one dim (contiguous or broadcast operands, the
+// common case) i times each stride, else the division walk over the dims.
+template <int M>
+__device__ __forceinline__ void nb_element_offsets(const nb_map_plan &p, int64_t i, int64_t *offset) {
+    if (p.ndim == 1) {
+#pragma unroll
+        for (int k = 0; k < M; k++) offset[k] = i * p.strides[k][0];
+    } else {
+        nb_plan_offsets<M>(p, i, offset);
     }
-    int64_t offset = nb_offset_of(i, p.ndim, p.shape, p.strides[0]);
-    if (p.dtype[0] == NB_BOOL) ((bool *)p.base[0])[offset] = nb_to_storage<bool>(f(in));
-    else ((T *)p.base[0])[offset] = nb_to_storage<T>(f(in));
+}
+
+// One element of the vector kernel's tail (a row length not divisible by V).
+template <typename T, typename C, int N, typename F>
+__device__ __forceinline__ void nb_map_one(const nb_map_plan &p, int64_t i, const F &f) {
+    int64_t offset[N + 1];
+    nb_element_offsets<N + 1>(p, i, offset);
+    C in[N > 0 ? N : 1];
+#pragma unroll
+    for (int k = 0; k < N; k++)
+        in[k] = p.dtype[k + 1] == NB_BOOL ? nb_to_compute<C>(((const bool *)p.base[k + 1])[offset[k + 1]])
+                                          : nb_to_compute<C>(((const T *)p.base[k + 1])[offset[k + 1]]);
+    if (p.dtype[0] == NB_BOOL) ((bool *)p.base[0])[offset[0]] = nb_to_storage<bool>(f(in));
+    else ((T *)p.base[0])[offset[0]] = nb_to_storage<T>(f(in));
 }
 
 // Vector v covers elements [v*V, v*V + V) of a row: plan_vector guarantees
 // rows hold whole vectors, except a 1-dim plan whose last partial vector is
-// done element by element.
-template <typename T, typename F>
+// done element by element. N inputs, a template parameter (see
+// nb_plan_offsets).
+template <typename T, int N, typename F>
 __global__ void nb_map_vector(nb_map_plan p, F f) {
     using C = nb_compute_t<T>;
     constexpr int V = 16 / sizeof(T);
@@ -104,22 +132,25 @@ __global__ void nb_map_vector(nb_map_plan p, F f) {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     int64_t first = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
     for (int64_t v = first; v < vectors; v += step) {
-        int64_t i = v * V;
-        int64_t offset[NB_MAP_MAX_OPERANDS];
-        nb_plan_offsets(p, i, offset);
-        C in[NB_MAX_INPUTS][V];
-        for (int k = 1; k < p.n_operands; k++)
-            nb_load_pack<T, V>(p, k, offset[k], p.strides[k][last] == 0, in[k - 1]);
+        int64_t offset[N + 1];
+        nb_element_offsets<N + 1>(p, v * V, offset);
+        C in[N > 0 ? N : 1][V];
+#pragma unroll
+        for (int k = 0; k < N; k++)
+            nb_load_pack<T, V>(p, k + 1, offset[k + 1], p.strides[k + 1][last] == 0, in[k]);
         C out[V];
+#pragma unroll
         for (int j = 0; j < V; j++) {
-            C args[NB_MAX_INPUTS];
-            for (int k = 0; k < p.n_operands - 1; k++) args[k] = in[k][j];
+            C args[N > 0 ? N : 1];
+#pragma unroll
+            for (int k = 0; k < N; k++) args[k] = in[k][j];
             out[j] = f(args);
         }
         nb_store_pack<T, V>(p, offset[0], out);
     }
-    for (int64_t i = vectors * V + first; i < p.numel; i += step) nb_map_one<T, C>(p, i, f);
+    for (int64_t i = vectors * V + first; i < p.numel; i += step) nb_map_one<T, C, N>(p, i, f);
 }
+
 
 // Whether the vector kernel can run the plan with storage type T.
 bool nb__cuda_plan_vector(const nb_map_plan *p, nb_dtype t);
@@ -134,15 +165,17 @@ template <typename F> nb_status nb__cuda_map(const nb_op_args *args, F f) {
     nb_map_plan plan;
     nb__plan_map(args, &plan);
     unsigned threads = NB_CUDA_THREADS;
+    constexpr int N = F::inputs;
+    NB_ASSERT(plan.n_operands == N + 1);
     if (nb__cuda_plan_vector(&plan, args->dtype)) {
         int64_t vectors = plan.numel / (16 / nb_dtype_size(args->dtype)) + 1;
         unsigned blocks = nb__cuda_blocks(&ctx, vectors, threads);
-        NB_CUDA_SWITCH(args->dtype, T, (nb_map_vector<T, F><<<blocks, threads, 0, ctx.handle>>>(plan, f)));
+        NB_CUDA_SWITCH(args->dtype, T, (nb_map_vector<T, N, F><<<blocks, threads, 0, ctx.handle>>>(plan, f)));
     } else {
         unsigned blocks = nb__cuda_blocks(&ctx, plan.numel, threads);
-        if (args->dtype == NB_F64) nb_map_any<double, F><<<blocks, threads, 0, ctx.handle>>>(plan, f);
-        else if (nb_dtype_is_float(args->dtype)) nb_map_any<float, F><<<blocks, threads, 0, ctx.handle>>>(plan, f);
-        else nb_map_any<int64_t, F><<<blocks, threads, 0, ctx.handle>>>(plan, f);
+        if (args->dtype == NB_F64) nb_map_any<double, N, F><<<blocks, threads, 0, ctx.handle>>>(plan, f);
+        else if (nb_dtype_is_float(args->dtype)) nb_map_any<float, N, F><<<blocks, threads, 0, ctx.handle>>>(plan, f);
+        else nb_map_any<int64_t, N, F><<<blocks, threads, 0, ctx.handle>>>(plan, f);
     }
     return nb__cuda_launched(fn);
 }
@@ -156,7 +189,8 @@ template <typename C, typename F> nb_status nb__cuda_map_as(const nb_op_args *ar
     NB_TRY(nb__cuda_begin(fn, args->out->storage->device.index, &ctx));
     nb_map_plan plan;
     nb__plan_map(args, &plan);
+    NB_ASSERT(plan.n_operands == F::inputs + 1);
     unsigned blocks = nb__cuda_blocks(&ctx, plan.numel, NB_CUDA_THREADS);
-    nb_map_any<C, F><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(plan, f);
+    nb_map_any<C, F::inputs, F><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(plan, f);
     return nb__cuda_launched(fn);
 }

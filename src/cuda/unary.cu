@@ -3,6 +3,7 @@
 #include "map.cuh"
 
 struct nb_unary_fn {
+    static constexpr int inputs = 1;
     nb_op op;
     double lo, hi; // clamp bounds
     double slope;  // leaky_relu
@@ -65,6 +66,7 @@ nb_status nb__cuda_unary(const nb_op_args *args) {
 
 // g * gelu'(x), the derivative of src/cpu/unary.c.
 struct nb_gelu_backward_fn {
+    static constexpr int inputs = 2;
     bool tanh_form;
 
     template <typename C> __device__ C operator()(const C *in) const {

@@ -3,12 +3,14 @@
 #include "map.cuh"
 
 struct nb_where_fn {
+    static constexpr int inputs = 3;
     template <typename C> __device__ C operator()(const C *in) const {
         return in[0] != 0 ? in[1] : in[2];
     }
 };
 
 struct nb_masked_fill_fn {
+    static constexpr int inputs = 2;
     double value;
 
     template <typename C> __device__ C operator()(const C *in) const {
