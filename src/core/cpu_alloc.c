@@ -116,8 +116,9 @@ static bool keep_locked(void *ptr, size_t size) {
 /* Note [allocation faults]: the tests fail the k-th heap allocation nabla
  * makes (nb__fail_allocation) to check that every error path returns a
  * status, frees what it made and leaves the library usable. Every allocation
- * of the library goes through nb__allocation_fails: tensor memory here, and
- * everything else through nb__malloc, nb__calloc and nb__realloc. */
+ * of the library goes through nb__allocation_fails: CPU tensor memory here,
+ * and everything else (the CUDA runtime's records included) through
+ * nb__malloc, nb__calloc and nb__realloc. */
 static int64_t fault_countdown, allocations_seen;
 
 void nb__fail_allocation(int64_t k) {

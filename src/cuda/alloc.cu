@@ -110,7 +110,7 @@ nb_status nb__cuda_alloc(const char *fn, size_t nbytes, nb_device device, void *
     if (!block) {
         void *fresh = NULL;
         status = fresh_block(fn, device.index, pool, nbytes, rounded, &fresh);
-        block = status == NB_OK ? (cuda_block *)malloc(sizeof *block) : NULL;
+        block = status == NB_OK ? (cuda_block *)nb__malloc(sizeof *block) : NULL;
         if (status == NB_OK && !block) {
             cudaFree(fresh);
             status = nb__error(NB_ERR_OOM, "%s: out of host memory for a block record", fn);

@@ -38,8 +38,8 @@ bool nb__shape_cache_get(nb_shape_cache *cache, const void *key, void *value) {
 void nb__shape_cache_put(nb_shape_cache *cache, const void *key, const void *value) {
     pthread_mutex_lock(&cache->lock);
     if (!cache->entries)
-        cache->entries = (unsigned char *)calloc((size_t)cache->slots,
-                                                 1 + cache->key_size + cache->value_size);
+        cache->entries = (unsigned char *)nb__calloc((size_t)cache->slots,
+                                                     1 + cache->key_size + cache->value_size);
     if (cache->entries) { // without memory the choice is simply made again next time
         uint64_t first = key_hash(key, cache->key_size) % cache->slots;
         unsigned char *slot = slot_at(cache, first); // a full probe run replaces its first slot

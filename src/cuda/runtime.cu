@@ -174,7 +174,7 @@ nb_status nb_cuda_stream_create(int device, nb_stream **out) {
     NB_CHECK(out, NB_ERR_INVALID, "nb_cuda_stream_create: out is NULL");
     cuda_device *dev;
     NB_TRY(device_state("nb_cuda_stream_create", device, &dev));
-    nb_stream *stream = (nb_stream *)calloc(1, sizeof *stream);
+    nb_stream *stream = (nb_stream *)nb__calloc(1, sizeof *stream);
     NB_CHECK(stream, NB_ERR_OOM, "nb_cuda_stream_create: out of host memory");
     cudaError_t error = cudaStreamCreateWithFlags(&stream->handle, cudaStreamNonBlocking);
     if (error != cudaSuccess) {
@@ -244,7 +244,7 @@ nb_status nb_cuda_event_create(int device, nb_event **out) {
     NB_CHECK(out, NB_ERR_INVALID, "nb_cuda_event_create: out is NULL");
     cuda_device *dev;
     NB_TRY(device_state("nb_cuda_event_create", device, &dev));
-    nb_event *event = (nb_event *)calloc(1, sizeof *event);
+    nb_event *event = (nb_event *)nb__calloc(1, sizeof *event);
     NB_CHECK(event, NB_ERR_OOM, "nb_cuda_event_create: out of host memory");
     cudaError_t error = cudaEventCreate(&event->handle);
     if (error != cudaSuccess) {
