@@ -203,16 +203,30 @@ template <typename A> __device__ void nb_acc_write(const nb_reduce_args &r, cons
     nb_store<double>(dst, r.out_dtype, v);
 }
 
-template <typename A> __device__ nb_acc<A> nb_acc_shuffle(const nb_acc<A> &a, int width) {
-    nb_acc<A> b;
-    b.value = __shfl_down_sync(0xffffffffu, a.value, width);
-    b.max = __shfl_down_sync(0xffffffffu, a.max, width);
-    b.mean = __shfl_down_sync(0xffffffffu, a.mean, width);
-    b.m2 = __shfl_down_sync(0xffffffffu, a.m2, width);
-    b.ivalue = __shfl_down_sync(0xffffffffu, a.ivalue, width);
-    b.index = __shfl_down_sync(0xffffffffu, a.index, width);
+// The accumulator of the lane width above, moving only the fields the op's
+// merge reads (two or three shuffles, not eight); the op is the same for the
+// whole warp, so every lane takes the same branch.
+template <typename A>
+__device__ nb_acc<A> nb_acc_shuffle(const nb_reduce_args &r, const nb_acc<A> &a, int width) {
+    nb_acc<A> b = a; // the fields the merge ignores keep this lane's values
     b.count = __shfl_down_sync(0xffffffffu, a.count, width);
-    b.nan = __shfl_down_sync(0xffffffffu, a.nan, width);
+    bool extreme = nb_is_extreme(r.op);
+    if (r.integer) {
+        b.ivalue = __shfl_down_sync(0xffffffffu, a.ivalue, width);
+        if (extreme) b.index = __shfl_down_sync(0xffffffffu, a.index, width);
+        return b;
+    }
+    if (r.op == NB_OP_VAR || r.op == NB_OP_STD) {
+        b.mean = __shfl_down_sync(0xffffffffu, a.mean, width);
+        b.m2 = __shfl_down_sync(0xffffffffu, a.m2, width);
+        return b;
+    }
+    b.value = __shfl_down_sync(0xffffffffu, a.value, width);
+    if (extreme) b.index = __shfl_down_sync(0xffffffffu, a.index, width);
+    if (r.op == NB_OP_LOGSUMEXP) {
+        b.max = __shfl_down_sync(0xffffffffu, a.max, width);
+        b.nan = __shfl_down_sync(0xffffffffu, a.nan, width);
+    }
     return b;
 }
 
@@ -220,7 +234,7 @@ template <typename A> __device__ nb_acc<A> nb_acc_shuffle(const nb_acc<A> &a, in
 template <typename A> __device__ nb_acc<A> nb_acc_block(const nb_reduce_args &r, nb_acc<A> a) {
     __shared__ nb_acc<A> warps[32];
     for (int width = 16; width > 0; width /= 2) {
-        nb_acc<A> other = nb_acc_shuffle(a, width);
+        nb_acc<A> other = nb_acc_shuffle(r, a, width);
         if ((threadIdx.x % 32) + width < 32) nb_acc_merge(r, a, other);
     }
     if (threadIdx.x % 32 == 0) warps[threadIdx.x / 32] = a;
