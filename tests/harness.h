@@ -105,6 +105,20 @@ inline Host read_tensor(const nb_tensor *t) {
     return h;
 }
 
+// A one-layer causal GPT of width 8 and 2 heads, small enough to build in
+// every test that needs one.
+inline nb_gpt_config small_gpt_config(int64_t vocab, int64_t context, bool rope = false) {
+    nb_gpt_config c = {};
+    c.vocab = vocab;
+    c.context = context;
+    c.layers = 1;
+    c.block.attention.dim = 8;
+    c.block.attention.heads = 2;
+    c.block.attention.causal = true;
+    c.block.attention.rope = rope;
+    return c;
+}
+
 // Skips a CUDA test when no GPU is usable, printing nabla's reason.
 #define SKIP_WITHOUT_CUDA()                                                                   \
     if (nb_cuda_device_count() == 0)                                                           \

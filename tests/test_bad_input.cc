@@ -482,13 +482,8 @@ class BadInput : public ::testing::Test {
         f.cols = nb_normal(3, Shape{1, 9, 4}.data(), 0, 1, NB_F32, nb_cpu(), f.gen);
         f.tokens = nb_zeros(2, Shape{1, 4}.data(), NB_I64, nb_cpu());
         f.linear = nb_nn_linear(3, 4, true, NB_F32, nb_cpu(), f.gen);
-        nb_attention_config attention = {8, 2, 0, true, false, false, 0, 0};
-        f.attention = nb_nn_multihead_attention(&attention, NB_F32, nb_cpu(), f.gen);
-        nb_gpt_config gpt = {};
-        gpt.vocab = 5;
-        gpt.context = 4;
-        gpt.layers = 1;
-        gpt.block.attention = attention;
+        nb_gpt_config gpt = small_gpt_config(5, 4);
+        f.attention = nb_nn_multihead_attention(&gpt.block.attention, NB_F32, nb_cpu(), f.gen);
         f.gpt = nb_nn_gpt(&gpt, NB_F32, nb_cpu(), f.gen);
         f.opt = nb_sgd_create(&f.d, 1, 0.1, 0, 0, false);
         f.batches = nb_batches_create(f.d, f.xi, 2, false, false, nullptr);

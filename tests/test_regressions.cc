@@ -165,13 +165,7 @@ TEST(Regression, NegativeIndicesAreErrors) {
     EXPECT_EQ(nb_last_status(), NB_ERR_INDEX);
     EXPECT_EQ(std::string(nb_last_error()).rfind("nb_embedding: ", 0), 0u) << nb_last_error();
     T tokens(nb_full(2, Shape{1, 1}.data(), -1, NB_I64, nb_cpu()));
-    nb_gpt_config config = {};
-    config.vocab = 5;
-    config.context = 4;
-    config.layers = 1;
-    config.block.attention.dim = 8;
-    config.block.attention.heads = 2;
-    config.block.attention.causal = true;
+    nb_gpt_config config = small_gpt_config(5, 4);
     nb_module *gpt = nb_nn_gpt(&config, NB_F32, nb_cpu(), nullptr);
     ASSERT_NE(gpt, nullptr) << nb_last_error();
     EXPECT_EQ(T(nb_module_forward(gpt, tokens)).t, nullptr);

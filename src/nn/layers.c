@@ -39,9 +39,9 @@ static nb_tensor *linear_forward(nb_module *m, const nb_tensor *x) {
 nb_module *nb_nn_linear(int64_t in_features, int64_t out_features, bool bias, nb_dtype dtype,
                         nb_device device, nb_generator *gen) {
     if (!float_dtype("nb_nn_linear", dtype)) return NULL;
-    LAYER_CHECK(in_features > 0 && out_features > 0 && nb_dtype_is_float(dtype),
-                "nb_nn_linear: needs positive sizes and a float dtype, got %lld, %lld and %s",
-                (long long)in_features, (long long)out_features, nb_dtype_name(dtype));
+    LAYER_CHECK(in_features > 0 && out_features > 0,
+                "nb_nn_linear: needs positive sizes, got %lld and %lld", (long long)in_features,
+                (long long)out_features);
     nb_module *m = nb__module_new("Linear", "nb_nn_linear", linear_forward);
     int64_t shape[2] = {out_features, in_features};
     if (!m || !nb__module_add_param(m, "weight", kaiming(2, shape, in_features, dtype, device, gen)))
@@ -69,11 +69,11 @@ static bool conv_args_valid(const char *fn, int64_t in, int64_t out, int kernel,
                             int groups, nb_dtype dtype) {
     if (!float_dtype(fn, dtype)) return false;
     if (in > 0 && out > 0 && kernel > 0 && stride > 0 && groups > 0 && in % groups == 0 &&
-        out % groups == 0 && nb_dtype_is_float(dtype))
+        out % groups == 0)
         return true;
-    nb__error(NB_ERR_INVALID, "%s: needs positive sizes, channels divisible by groups %d and a "
-              "float dtype, got %lld -> %lld, kernel %d, stride %d, %s", fn, groups,
-              (long long)in, (long long)out, kernel, stride, nb_dtype_name(dtype));
+    nb__error(NB_ERR_INVALID, "%s: needs positive sizes, channels divisible by groups %d, got "
+              "%lld -> %lld, kernel %d, stride %d", fn, groups, (long long)in, (long long)out,
+              kernel, stride);
     return false;
 }
 
@@ -161,11 +161,9 @@ static nb_module *batch_norm(const char *type, const char *fn, int min_dims, int
                              int64_t features, double eps, double momentum, bool affine,
                              nb_dtype dtype, nb_device device) {
     if (!float_dtype(fn, dtype)) return NULL;
-    LAYER_CHECK(features > 0 && eps > 0 && isfinite(eps) && momentum >= 0 && momentum <= 1 &&
-                    nb_dtype_is_float(dtype),
-                "%s: needs features > 0, a finite eps > 0, momentum in [0, 1] and a float dtype, "
-                "got %lld, %g, %g and %s", fn, (long long)features, eps, momentum,
-                nb_dtype_name(dtype));
+    LAYER_CHECK(features > 0 && eps > 0 && isfinite(eps) && momentum >= 0 && momentum <= 1,
+                "%s: needs features > 0, a finite eps > 0 and momentum in [0, 1], got %lld, %g "
+                "and %g", fn, (long long)features, eps, momentum);
     nb_module *m = nb__module_new(type, fn, batch_norm_forward);
     if (!m) return NULL;
     m->config = (nb_layer_config){.eps = eps, .momentum = momentum, .min_dims = min_dims,
@@ -198,11 +196,9 @@ static nb_tensor *group_norm_forward(nb_module *m, const nb_tensor *x) {
 nb_module *nb_nn_group_norm(int groups, int64_t channels, double eps, bool affine, nb_dtype dtype,
                             nb_device device) {
     if (!float_dtype("nb_nn_group_norm", dtype)) return NULL;
-    LAYER_CHECK(groups > 0 && channels > 0 && channels % groups == 0 && eps > 0 && isfinite(eps) &&
-                    nb_dtype_is_float(dtype),
-                "nb_nn_group_norm: needs channels %lld divisible by groups %d, a finite eps > 0 and "
-                "a float dtype, got eps %g and %s", (long long)channels, groups, eps,
-                nb_dtype_name(dtype));
+    LAYER_CHECK(groups > 0 && channels > 0 && channels % groups == 0 && eps > 0 && isfinite(eps),
+                "nb_nn_group_norm: needs channels %lld divisible by groups %d and a finite eps > 0, "
+                "got eps %g", (long long)channels, groups, eps);
     nb_module *m = nb__module_new("GroupNorm", "nb_nn_group_norm", group_norm_forward);
     if (!m) return NULL;
     m->config = (nb_layer_config){.groups = groups, .eps = eps};
@@ -222,9 +218,9 @@ static nb_tensor *layer_norm_forward(nb_module *m, const nb_tensor *x) {
 static nb_module *row_norm_layer(const char *type, const char *fn, bool rms, int64_t features,
                                  double eps, bool affine, nb_dtype dtype, nb_device device) {
     if (!float_dtype(fn, dtype)) return NULL;
-    LAYER_CHECK(features > 0 && eps > 0 && isfinite(eps) && nb_dtype_is_float(dtype),
-                "%s: needs features > 0, a finite eps > 0 and a float dtype, got %lld, %g and %s",
-                fn, (long long)features, eps, nb_dtype_name(dtype));
+    LAYER_CHECK(features > 0 && eps > 0 && isfinite(eps),
+                "%s: needs features > 0 and a finite eps > 0, got %lld and %g", fn,
+                (long long)features, eps);
     nb_module *m = nb__module_new(type, fn, layer_norm_forward);
     if (!m) return NULL;
     m->config = (nb_layer_config){.groups = rms, .eps = eps}; /* groups: 1 for RMSNorm */
