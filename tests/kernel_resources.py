@@ -25,7 +25,7 @@ import sys
 BASELINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_resources.txt")
 # Families whose kernels must never touch local memory (a stack frame means
 # spilled registers or an array indexed at run time).
-NO_STACK = ("nb_flash", "nb_softmax", "nb_cross_entropy", "nb_layer_norm", "nb_rms_norm")
+NO_STACK = ("nb_flash", "nb_softmax", "nb_cross_entropy", "nb_row_norm", "nb_bn_")
 
 
 def find_cuobjdump():

@@ -917,6 +917,132 @@ void row_norm_cases() {
     }
 }
 
+// The same as row_norm_ref in O(D) a row, for the wide rows of
+// large_norm_cases: dx = rstd (w r - mean(w r) - xhat mean(w r xhat)), the
+// mean term left out for rms_norm.
+Host wide_row_norm_ref(const Host &x, const Host &w, const Host *b, bool rms, const Host *r) {
+    int64_t d = w.numel(), rows = x.numel() / d;
+    Host y(x.shape), grads({x.numel() + 2 * d});
+    std::vector<double> xhat(d);
+    for (int64_t row = 0; row < rows; row++) {
+        const double *xs = &x.v[row * d];
+        double mean = 0, var = 0;
+        for (int64_t k = 0; k < d && !rms; k++) mean += xs[k] / d;
+        for (int64_t k = 0; k < d; k++) var += (xs[k] - mean) * (xs[k] - mean) / d;
+        double rstd = 1 / std::sqrt(var + 1e-5), a = 0, c = 0;
+        for (int64_t k = 0; k < d; k++) {
+            xhat[k] = (xs[k] - mean) * rstd;
+            y.v[row * d + k] = xhat[k] * w.v[k] + (b ? b->v[k] : 0);
+            if (!r) continue;
+            double rw = r->v[row * d + k] * w.v[k];
+            a += rms ? 0 : rw / d;
+            c += rw * xhat[k] / d;
+        }
+        for (int64_t k = 0; r && k < d; k++) {
+            double rk = r->v[row * d + k];
+            grads.v[row * d + k] = rstd * (rk * w.v[k] - a - xhat[k] * c);
+            grads.v[x.numel() + k] += rk * xhat[k];
+            grads.v[x.numel() + d + k] += rk;
+        }
+    }
+    return r ? grads : y;
+}
+
+// Shapes at the GPU's normalization thresholds: rows held in registers (up
+// to 16,384 f32 and f16 values forward, 8,192 backward; half that in f64),
+// one past them, rows that are not a whole number of 16-byte vectors, and
+// more rows than the backward's teams (each then sums several rows' weight
+// gradients); BatchNorm planes with and without whole vectors, channels
+// split over many blocks, and more channels than a grid's y dim (65,535).
+void large_norm_cases() {
+    for (bool rms : {false, true}) {
+        nb_op op = rms ? NB_OP_RMS_NORM : NB_OP_LAYER_NORM;
+        std::vector<std::vector<Shape>> forward, backward;
+        for (int64_t d : {64, 1000, 8192, 8194, 16384, 16392}) forward.push_back({{3, d}, {d}, {d}});
+        for (int64_t d : {4096, 8192, 8200}) backward.push_back({{3, d}, {d}, {d}, {3, d}});
+        backward.push_back({{2000, 64}, {64}, {64}, {2000, 64}});
+        add({op, std::string(nb_op_name(op)) + "_wide", {F(-2, 2), F(0.5, 1.5), F(-1, 1)}, forward, FLOATS,
+             [rms](const Tensors &t) {
+                 return rms ? nb_rms_norm(t[0], 1, t[1], 1e-5) : nb_layer_norm(t[0], 1, t[1], t[2], 1e-5);
+             },
+             [rms](const std::vector<Host> &h) { return wide_row_norm_ref(h[0], h[1], rms ? nullptr : &h[2], rms, nullptr); },
+             false, 3});
+        nb_op back = rms ? NB_OP_RMS_NORM_BACKWARD : NB_OP_LAYER_NORM_BACKWARD;
+        add({back, std::string(nb_op_name(back)) + "_wide", {F(-2, 2), F(0.5, 1.5), F(-1, 1), F(-1, 1)}, backward,
+             FLOATS,
+             [rms](const Tensors &t) -> nb_tensor * {
+                 T x(nb_detach(t[0])), w(nb_detach(t[1])), b(nb_detach(t[2]));
+                 for (nb_tensor *leaf : {x.t, w.t, b.t})
+                     if (!leaf || nb_set_requires_grad(leaf, true) != NB_OK) return nullptr;
+                 T y(rms ? nb_rms_norm(x, 1, w, 1e-5) : nb_layer_norm(x, 1, w, b, 1e-5));
+                 if (!y.t || nb_backward(y, t[3], false) != NB_OK) return nullptr;
+                 int64_t flat = -1;
+                 T parts[3] = {T(nb_reshape(T(nb_grad(x)), 1, &flat)), T(nb_reshape(T(nb_grad(w)), 1, &flat)),
+                               T(rms ? nullptr : nb_reshape(T(nb_grad(b)), 1, &flat))};
+                 const nb_tensor *all[3] = {parts[0].t, parts[1].t, parts[2].t};
+                 return nb_cat(rms ? 2 : 3, all, 0);
+             },
+             [rms](const std::vector<Host> &h) {
+                 Host g = wide_row_norm_ref(h[0], h[1], nullptr, rms, &h[3]);
+                 if (!rms) return g;
+                 Host without_bias({g.numel() - h[1].numel()}); // rms_norm has no bias
+                 std::copy(g.v.begin(), g.v.begin() + without_bias.numel(), without_bias.v.begin());
+                 return without_bias;
+             },
+             false, 3});
+    }
+    const std::vector<std::vector<Shape>> batches = {{{4, 3, 40, 40}, {3}, {3}}, {{2, 5, 33}, {5}, {5}},
+                                                    {{300, 4}, {4}, {4}},          {{64, 16, 8, 8}, {16}, {16}},
+                                                    {{4, 66000}, {66000}, {66000}}};
+    add({NB_OP_BATCH_NORM, "batch_norm_train_large", {F(-2, 2), F(0.5, 1.5), F(-1, 1)}, batches, FLOATS,
+         [](const Tensors &t) { return nb_batch_norm(t[0], nullptr, nullptr, t[1], t[2], true, 0.1, 1e-5); },
+         [](const std::vector<Host> &h) {
+             std::vector<double> mean, var;
+             batch_stats(h[0], mean, var);
+             return channel_norm_ref(h[0], mean, var, &h[1], &h[2], 1e-5);
+         },
+         false, 3});
+    std::vector<std::vector<Shape>> with_grad;
+    for (const auto &v : batches) with_grad.push_back({v[0], v[1], v[2], v[0]});
+    add({NB_OP_BATCH_NORM_BACKWARD_APPLY, "batch_norm_backward_large", {F(-2, 2), F(0.5, 1.5), F(-1, 1), F(-1, 1)},
+         with_grad, FLOATS,
+         [](const Tensors &t) -> nb_tensor * {
+             T x(nb_detach(t[0])), w(nb_detach(t[1])), b(nb_detach(t[2]));
+             for (nb_tensor *leaf : {x.t, w.t, b.t})
+                 if (!leaf || nb_set_requires_grad(leaf, true) != NB_OK) return nullptr;
+             T y(nb_batch_norm(x, nullptr, nullptr, w, b, true, 0.1, 1e-5));
+             if (!y.t || nb_backward(y, t[3], false) != NB_OK) return nullptr;
+             int64_t flat = -1;
+             T parts[3] = {T(nb_reshape(T(nb_grad(x)), 1, &flat)), T(nb_reshape(T(nb_grad(w)), 1, &flat)),
+                           T(nb_reshape(T(nb_grad(b)), 1, &flat))};
+             const nb_tensor *all[3] = {parts[0].t, parts[1].t, parts[2].t};
+             return nb_cat(3, all, 0);
+         },
+         [](const std::vector<Host> &h) {
+             const Host &x = h[0], &r = h[3];
+             std::vector<double> mean, var;
+             batch_stats(x, mean, var);
+             int64_t c = x.shape[1];
+             double n = (double)(x.numel() / c);
+             std::vector<double> sum_r(c), sum_rx(c);
+             auto xhat = [&](int64_t i, int64_t k) { return (x.v[i] - mean[k]) / std::sqrt(var[k] + 1e-5); };
+             for (int64_t i = 0; i < x.numel(); i++) {
+                 int64_t k = x.unravel(i)[1];
+                 sum_r[k] += r.v[i];
+                 sum_rx[k] += r.v[i] * xhat(i, k);
+             }
+             Host out({x.numel() + 2 * c});
+             for (int64_t i = 0; i < x.numel(); i++) {
+                 int64_t k = x.unravel(i)[1];
+                 out.v[i] = h[1].v[k] / std::sqrt(var[k] + 1e-5) * (r.v[i] - sum_r[k] / n - xhat(i, k) * sum_rx[k] / n);
+             }
+             std::copy(sum_rx.begin(), sum_rx.end(), out.v.begin() + x.numel());
+             std::copy(sum_r.begin(), sum_r.end(), out.v.begin() + x.numel() + c);
+             return out;
+         },
+         false, 3});
+}
+
 // ---- positions ----
 
 Host rope_ref(const Host &x, int64_t offset, double base) {
@@ -1308,6 +1434,13 @@ void conv_cases() {
     kernel_cases("depthwise_conv2d", {NB_OP_DEPTHWISE_CONV2D, NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD,
                                       NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD},
                  {"", {2, 10, 6, 5}, {20, 1, 3, 3}, {{2, 1}, {1, 2}, {1, 2}, 10, {0, 0}}, false});
+    // the GPU's 3x3 kernels compiled for stride 1 and 2
+    const std::array<nb_op, 3> depthwise_ops = {NB_OP_DEPTHWISE_CONV2D, NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD,
+                                                NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD};
+    kernel_cases("depthwise_conv2d_3x3_stride1", depthwise_ops,
+                 {"", {2, 4, 6, 7}, {4, 1, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 4, {0, 0}}, false});
+    kernel_cases("depthwise_conv2d_3x3_stride2_mult2", depthwise_ops,
+                 {"", {1, 3, 7, 8}, {6, 1, 3, 3}, {{2, 2}, {1, 1}, {1, 1}, 3, {0, 0}}, false});
     kernel_cases("conv2d_direct", {NB_OP_CONV2D_DIRECT, NB_OP_CONV2D_INPUT_GRAD, NB_OP_CONV2D_WEIGHT_GRAD},
                  {"", {2, 4, 7, 6}, {6, 2, 3, 2}, {{2, 1}, {1, 0}, {1, 2}, 2, {0, 0}}, false});
     // unfold and fold against their definitions, each the other's gradient
@@ -1636,7 +1769,8 @@ void large_cases() {
         Shape shape;
         std::vector<int> dims;
     };
-    for (const Reduce &r : std::vector<Reduce>{{{3, 20000}, {1}}, {{50000}, {}}, {{40, 300}, {0}}}) {
+    // rows of 20,001 start off the GPU's 16-byte boundaries after the first
+    for (const Reduce &r : std::vector<Reduce>{{{3, 20000}, {1}}, {{3, 20001}, {1}}, {{50000}, {}}, {{40, 300}, {0}}}) {
         std::string tag = "_large_" + shape_str(r.shape) + "_dims" + std::to_string(r.dims.size());
         add({NB_OP_SUM, "sum" + tag, {F(-2, 2)}, {{r.shape}}, {NB_F32, NB_F64, NB_BF16, NB_I32},
              [r](const Tensors &t) { return nb_sum(t[0], (int)r.dims.size(), r.dims.data(), false); },
@@ -1748,6 +1882,15 @@ void threshold_cases() {
              [k, x](const std::vector<Host> &h) { return conv_ref(h[0], h[1], nullptr, k, x[2], x[3]); },
              false, 5});
     }
+    // the GPU's tiled 3x3 forward (planes at least 16 wide, tiles of 8 x 32
+    // outputs) at stride 2 with two outputs a channel, partial tiles both ways
+    ConvConfig strided = {{2, 2}, {1, 1}, {1, 1}, 4, {0, 0}};
+    add({NB_OP_DEPTHWISE_CONV2D, "depthwise_tile_stride2", {F(-1, 1), F(-1, 1)}, {{{2, 4, 37, 70}, {8, 1, 3, 3}}},
+         FLOATS,
+         [strided](const Tensors &t) {
+             return nb_conv2d(t[0], t[1], nullptr, strided.stride, strided.padding, strided.dilation, strided.groups);
+         },
+         [strided](const std::vector<Host> &h) { return conv_ref(h[0], h[1], nullptr, strided, 19, 35); }, false, 5});
 }
 
 void view_cases() {
@@ -1808,6 +1951,7 @@ const std::vector<Case> &all_cases() {
         loss_cases();
         norm_cases();
         row_norm_cases();
+        large_norm_cases();
         position_cases();
         attention_cases();
         conv_cases();

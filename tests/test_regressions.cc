@@ -633,4 +633,59 @@ TEST(Regression, HalfPrecisionEmbeddingGradientsSumInFloat) {
         }
 }
 
+// softmax and log_softmax of rows holding +inf, -inf and NaN follow the
+// CPU's (and PyTorch's) rule: shift by the maximum (NaN skipped; 0 for an
+// all -inf row), sum exp of the shifted values (exp(inf - inf) is NaN), so a
+// +inf or a NaN makes the whole row NaN. The CUDA kernel's running sum
+// skipped the +inf and gave [0, ..., NaN, ..., 0]. Row widths cover each
+// GPU path: held in registers by part of a warp, a warp and a block, in
+// shared memory, and streamed (beyond 12,288 f32 values). On every device.
+TEST(Regression, SoftmaxRowsWithInfinitiesAndNaN) {
+    std::vector<nb_device> devices = {nb_cpu()};
+    for (int i = 0; i < nb_cuda_device_count(); i++) devices.push_back(nb_cuda(i));
+    const double inf = INFINITY, nan = NAN;
+    for (int64_t width : {1, 5, 64, 1000, 4099, 20000, 40000}) {
+        // rows: finite, one +inf, one NaN, all -inf, one -inf
+        std::vector<double> x(5 * width);
+        for (int64_t i = 0; i < (int64_t)x.size(); i++) x[i] = std::sin(0.37 * (double)i) * 3;
+        int64_t at = width / 2;
+        x[1 * width + at] = inf;
+        x[2 * width + at] = nan;
+        std::fill(x.begin() + 3 * width, x.begin() + 4 * width, -inf);
+        x[4 * width + at] = -inf;
+        for (bool log_space : {false, true}) {
+            std::vector<double> want(x.size());
+            for (int64_t r = 0; r < 5; r++) {
+                const double *row = &x[r * width];
+                double max = -inf, sum = 0;
+                for (int64_t k = 0; k < width; k++) max = row[k] > max ? row[k] : max;
+                if (max == -inf) max = 0;
+                for (int64_t k = 0; k < width; k++) sum += std::exp(row[k] - max);
+                for (int64_t k = 0; k < width; k++)
+                    want[r * width + k] = log_space ? row[k] - max - std::log(sum) : std::exp(row[k] - max) / sum;
+            }
+            for (nb_device device : devices)
+                for (nb_dtype dtype : {NB_F32, NB_F64, NB_BF16}) {
+                    T host(f64_tensor(x, {5, width}));
+                    T on(nb_to(T(nb_cast(host, dtype)), device));
+                    T y(log_space ? nb_log_softmax(on, -1) : nb_softmax(on, -1));
+                    ASSERT_NE(y.t, nullptr) << nb_last_error();
+                    Host got = read_tensor(T(nb_to(T(nb_cast(y, NB_F64)), nb_cpu())));
+                    double tol = dtype == NB_BF16 ? 2e-2 : dtype == NB_F32 ? 1e-5 : 1e-12;
+                    int wrong = 0;
+                    for (int64_t i = 0; i < (int64_t)x.size(); i++) {
+                        double g = got.v[i], w = want[i];
+                        bool same = std::isnan(w) ? std::isnan(g)
+                                                  : g == w || std::fabs(g - w) <= tol * (1 + std::fabs(w));
+                        if (!same && wrong++ < 3)
+                            ADD_FAILURE() << (log_space ? "log_softmax " : "softmax ") << nb_dtype_name(dtype)
+                                          << (device.type == NB_DEVICE_CUDA ? " cuda" : " cpu") << " width "
+                                          << width << " row " << i / width << " col " << i % width << ": got "
+                                          << g << ", want " << w;
+                    }
+                }
+        }
+    }
+}
+
 } // namespace

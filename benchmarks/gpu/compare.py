@@ -30,7 +30,9 @@ def load(path):
 def main():
     (nabla_header, nabla), (torch_header, torch) = load(sys.argv[1]), load(sys.argv[2])
     if nabla_header or torch_header:
-        print(f"Device: {nabla_header.get('device', '?')}; PyTorch {torch_header.get('torch', '?')}\n")
+        versions = ", ".join(f"{k} {torch_header[k]}" for k in ("cuda", "cudnn", "backend") if k in torch_header)
+        print(f"Device: {nabla_header.get('device', '?')}; PyTorch {torch_header.get('torch', '?')}"
+              + (f" ({versions})" if versions else "") + "\n")
     memory = any("peak_mib" in row for row in nabla.values())
     print("| benchmark | nabla | PyTorch | nabla / PyTorch | nabla of copy bandwidth |"
           + (" peak MiB nabla / PyTorch |" if memory else ""))
@@ -38,7 +40,7 @@ def main():
     for key, row in nabla.items():
         other = torch.get(key)
         unit = next(u for u in UNITS if u in row)
-        theirs = other[unit] if other else None
+        theirs = other.get(unit) if other else None  # None too where PyTorch reported an error
         ratio = f"{row[unit] / theirs:.3f}" if theirs else "-"
         of_copy = f"{row['of_copy']:.3f}" if "of_copy" in row else "-"
         name = " ".join(part for part in key if part)

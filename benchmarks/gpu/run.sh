@@ -141,10 +141,12 @@ if wants attention; then
     [ -n "$quick" ] && seq=2048
     build-gpu/benchmarks/bench_attention --device cuda --max-seq $seq \
         >"$out/attention_nabla.jsonl" 2>"$out/attention_nabla.err" || status=1
-    python3 benchmarks/torch_attention.py --max-seq $seq \
-        >"$out/attention_torch.jsonl" 2>"$out/attention_torch.err" || status=1
-    python3 benchmarks/gpu/compare.py "$out/attention_nabla.jsonl" "$out/attention_torch.jsonl" \
-        | tee "$out/attention.md"
+    for backend in flash cudnn; do
+        python3 benchmarks/torch_attention.py --backend $backend --max-seq $seq \
+            >"$out/attention_torch_$backend.jsonl" 2>"$out/attention_torch_$backend.err" || status=1
+        python3 benchmarks/gpu/compare.py "$out/attention_nabla.jsonl" "$out/attention_torch_$backend.jsonl" \
+            | tee "$out/attention_$backend.md"
+    done
     end_part attention
 fi
 

@@ -93,7 +93,16 @@ nb_status nb__cuda_fold(const nb_op_args *args) {
 }
 
 // ---- depthwise convolution: input channel c feeds output channels
-// c*m .. c*m + m - 1, one kh x kw kernel each ----
+// c*m .. c*m + m - 1, one kh x kw kernel each. Index math is 32-bit when
+// every tensor's offsets fit (I = uint32_t), and the common 3x3 windows with
+// stride 1 or 2 and no dilation are compiled with the window as constants
+// (K = 3, S = 1 or 2; K = S = 0 reads them at run time). The forward of
+// those, on planes at least 16 wide, stages each block's input tile in
+// shared memory, so each input value is read from memory once per block
+// instead of up to 9 times through L1. ----
+
+#define NB_DW_TILE_X 32
+#define NB_DW_TILE_Y 8
 
 typedef struct nb_depthwise_args {
     const char *a, *b; // forward: x, weight; input grad: g, weight; weight grad: g, x
@@ -103,55 +112,111 @@ typedef struct nb_depthwise_args {
     nb_window w;
 } nb_depthwise_args;
 
-template <typename T>
-__device__ __forceinline__ nb_compute_t<T> nb_at4(const char *base, const nb_cuda_geometry &g,
-                                                  int64_t n, int64_t c, int64_t y, int64_t x) {
-    return nb_to_compute<nb_compute_t<T>>(((const T *)base)[nb_offset4(g.strides, n, c, y, x)]);
+template <typename T, typename I>
+__device__ __forceinline__ nb_compute_t<T> nb_at4(const char *base, const nb_cuda_geometry &g, I n, I c, I y, I x) {
+    I at = n * (I)g.strides[0] + c * (I)g.strides[1] + y * (I)g.strides[2] + x * (I)g.strides[3];
+    return nb_to_compute<nb_compute_t<T>>(((const T *)base)[at]);
 }
 
+// The window's kernel size, stride and dilation along dim d: the template's
+// constants when set, else the run-time values.
+template <int K> __device__ __forceinline__ int nb_dw_kernel(const nb_window &w, int d) { return K ? K : w.kernel[d]; }
+template <int S> __device__ __forceinline__ int nb_dw_stride(const nb_window &w, int d) { return S ? S : w.stride[d]; }
+template <int K> __device__ __forceinline__ int nb_dw_dilation(const nb_window &w, int d) { return K ? 1 : w.dilation[d]; }
+
 // A thread per output element: y[n, oc, oy, ox].
-template <typename T> __global__ void nb_depthwise_forward(nb_depthwise_args a, int64_t total) {
+template <typename T, typename I, int K, int S>
+__global__ void nb_depthwise_forward(nb_depthwise_args a, I total) {
     using C = nb_compute_t<T>;
     const nb_window &w = a.w;
-    int64_t m = a.outs / a.channels, step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += step) {
-        nb_nchw at = nb_nchw_of(i, a.outs, w.out);
-        int64_t n = at.n, oc = at.c, oy = at.y, ox = at.x;
-        const T *k = (const T *)a.b + oc * w.kernel[0] * w.kernel[1];
+    I m = (I)(a.outs / a.channels), oh = (I)w.out[0], ow = (I)w.out[1], outs = (I)a.outs;
+    int kh = nb_dw_kernel<K>(w, 0), kw = nb_dw_kernel<K>(w, 1);
+    int sh = nb_dw_stride<S>(w, 0), sw = nb_dw_stride<S>(w, 1);
+    int dh = nb_dw_dilation<K>(w, 0), dw = nb_dw_dilation<K>(w, 1);
+    I step = (I)gridDim.x * blockDim.x;
+    for (I i = blockIdx.x * (I)blockDim.x + threadIdx.x; i < total; i += step) {
+        I ox = i % ow, rest = i / ow, oy = rest % oh, plane = rest / oh, oc = plane % outs, n = plane / outs;
+        I c = oc / m;
         C sum = 0;
-        for (int ky = 0; ky < w.kernel[0]; ky++) {
-            int64_t y = oy * w.stride[0] - w.padding[0] + ky * w.dilation[0];
+#pragma unroll
+        for (int ky = 0; ky < kh; ky++) {
+            int64_t y = (int64_t)oy * sh - w.padding[0] + ky * dh;
             if (y < 0 || y >= w.in[0]) continue;
-            for (int kx = 0; kx < w.kernel[1]; kx++) {
-                int64_t x = ox * w.stride[1] - w.padding[1] + kx * w.dilation[1];
+#pragma unroll
+            for (int kx = 0; kx < kw; kx++) {
+                int64_t x = (int64_t)ox * sw - w.padding[1] + kx * dw;
                 if (x < 0 || x >= w.in[1]) continue;
-                sum += nb_to_compute<C>(k[ky * w.kernel[1] + kx]) * nb_at4<T>(a.a, a.ga, n, oc / m, y, x);
+                sum += nb_at4<T, I>(a.b, a.gb, oc, 0, ky, kx) * nb_at4<T, I>(a.a, a.ga, n, c, (I)y, (I)x);
             }
         }
         ((T *)a.out)[i] = nb_to_storage<T>(sum);
     }
 }
 
+// The 3x3 forward with stride S: a block of NB_DW_TILE_Y x NB_DW_TILE_X
+// outputs of one (n, oc) plane at a time, its input tile (zero outside the
+// image) in shared memory and the plane's 9 weights in registers.
+template <typename T, int S>
+__global__ void __launch_bounds__(NB_DW_TILE_X *NB_DW_TILE_Y) nb_depthwise_forward_tile(nb_depthwise_args a,
+                                                                                     uint32_t planes) {
+    using C = nb_compute_t<T>;
+    constexpr int RY = (NB_DW_TILE_Y - 1) * S + 3, RX = (NB_DW_TILE_X - 1) * S + 3;
+    __shared__ C tile[RY][RX];
+    const nb_window &w = a.w;
+    uint32_t m = (uint32_t)(a.outs / a.channels), outs = (uint32_t)a.outs;
+    int tx = threadIdx.x % NB_DW_TILE_X, ty = threadIdx.x / NB_DW_TILE_X;
+    int oy = blockIdx.y * NB_DW_TILE_Y + ty, ox = blockIdx.x * NB_DW_TILE_X + tx;
+    int top = blockIdx.y * NB_DW_TILE_Y * S - w.padding[0], left = blockIdx.x * NB_DW_TILE_X * S - w.padding[1];
+    for (uint32_t plane = blockIdx.z; plane < planes; plane += gridDim.z) {
+        uint32_t oc = plane % outs, n = plane / outs, c = oc / m;
+        for (int e = threadIdx.x; e < RY * RX; e += blockDim.x) {
+            int y = top + e / RX, x = left + e % RX;
+            bool inside = y >= 0 && y < w.in[0] && x >= 0 && x < w.in[1];
+            tile[e / RX][e % RX] = inside ? nb_at4<T, uint32_t>(a.a, a.ga, n, c, y, x) : (C)0;
+        }
+        C k[3][3];
+#pragma unroll
+        for (int ky = 0; ky < 3; ky++)
+#pragma unroll
+            for (int kx = 0; kx < 3; kx++) k[ky][kx] = nb_at4<T, uint32_t>(a.b, a.gb, oc, 0, ky, kx);
+        __syncthreads();
+        if (oy < w.out[0] && ox < w.out[1]) {
+            C sum = 0;
+#pragma unroll
+            for (int ky = 0; ky < 3; ky++)
+#pragma unroll
+                for (int kx = 0; kx < 3; kx++) sum += k[ky][kx] * tile[ty * S + ky][tx * S + kx];
+            ((T *)a.out)[((int64_t)plane * w.out[0] + oy) * w.out[1] + ox] = nb_to_storage<T>(sum);
+        }
+        __syncthreads(); // the tile is refilled for the next plane
+    }
+}
+
 // A thread per input element: dx[n, c, y, x] gathers the taps that read it.
-template <typename T> __global__ void nb_depthwise_input_grad(nb_depthwise_args a, int64_t total) {
+template <typename T, typename I, int K, int S>
+__global__ void nb_depthwise_input_grad(nb_depthwise_args a, I total) {
     using C = nb_compute_t<T>;
     const nb_window &w = a.w;
-    int64_t m = a.outs / a.channels, step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += step) {
-        nb_nchw at = nb_nchw_of(i, a.channels, w.in);
-        int64_t n = at.n, c = at.c, y = at.y, x = at.x;
+    I m = (I)(a.outs / a.channels), h = (I)w.in[0], wd = (I)w.in[1], channels = (I)a.channels;
+    int kh = nb_dw_kernel<K>(w, 0), kw = nb_dw_kernel<K>(w, 1);
+    int sh = nb_dw_stride<S>(w, 0), sw = nb_dw_stride<S>(w, 1);
+    int dh = nb_dw_dilation<K>(w, 0), dw = nb_dw_dilation<K>(w, 1);
+    I step = (I)gridDim.x * blockDim.x;
+    for (I i = blockIdx.x * (I)blockDim.x + threadIdx.x; i < total; i += step) {
+        I x = i % wd, rest = i / wd, y = rest % h, plane = rest / h, c = plane % channels, n = plane / channels;
         C sum = 0;
-        for (int64_t j = 0; j < m; j++) {
-            int64_t oc = c * m + j;
-            const T *k = (const T *)a.b + oc * w.kernel[0] * w.kernel[1];
-            for (int ky = 0; ky < w.kernel[0]; ky++) {
-                int64_t top = y + w.padding[0] - ky * w.dilation[0];
-                if (top < 0 || top % w.stride[0] || top / w.stride[0] >= w.out[0]) continue;
-                for (int kx = 0; kx < w.kernel[1]; kx++) {
-                    int64_t left = x + w.padding[1] - kx * w.dilation[1];
-                    if (left < 0 || left % w.stride[1] || left / w.stride[1] >= w.out[1]) continue;
-                    sum += nb_to_compute<C>(k[ky * w.kernel[1] + kx]) *
-                           nb_at4<T>(a.a, a.ga, n, oc, top / w.stride[0], left / w.stride[1]);
+        for (I j = 0; j < m; j++) {
+            I oc = c * m + j;
+#pragma unroll
+            for (int ky = 0; ky < kh; ky++) {
+                int64_t top = (int64_t)y + w.padding[0] - ky * dh;
+                if (top < 0 || top % sh || top / sh >= w.out[0]) continue;
+#pragma unroll
+                for (int kx = 0; kx < kw; kx++) {
+                    int64_t left = (int64_t)x + w.padding[1] - kx * dw;
+                    if (left < 0 || left % sw || left / sw >= w.out[1]) continue;
+                    sum += nb_at4<T, I>(a.b, a.gb, oc, 0, ky, kx) *
+                           nb_at4<T, I>(a.a, a.ga, n, oc, (I)(top / sh), (I)(left / sw));
                 }
             }
         }
@@ -161,24 +226,48 @@ template <typename T> __global__ void nb_depthwise_input_grad(nb_depthwise_args 
 
 // A block per weight element (oc, ky, kx): its threads sum g * x over the
 // batch and output positions.
-template <typename T> __global__ void nb_depthwise_weight_grad(nb_depthwise_args a) {
+template <typename T, typename I> __global__ void nb_depthwise_weight_grad(nb_depthwise_args a) {
     using C = nb_compute_t<T>;
     const nb_window &w = a.w;
-    int64_t m = a.outs / a.channels, kk = (int64_t)w.kernel[0] * w.kernel[1];
-    int64_t positions = w.out[0] * w.out[1], count = a.batch * positions;
-    for (int64_t e = blockIdx.x; e < a.outs * kk; e += gridDim.x) {
-        int64_t oc = e / kk, ky = e % kk / w.kernel[1], kx = e % w.kernel[1];
+    I m = (I)(a.outs / a.channels), kw = w.kernel[1], kk = (I)w.kernel[0] * kw;
+    I ow = (I)w.out[1], positions = (I)(w.out[0] * w.out[1]), count = (I)a.batch * positions;
+    for (I e = blockIdx.x; e < (I)a.outs * kk; e += gridDim.x) {
+        I oc = e / kk, ky = e % kk / kw, kx = e % kw;
         C sum = 0;
-        for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
-            int64_t n = i / positions, oy = i % positions / w.out[1], ox = i % w.out[1];
-            int64_t y = oy * w.stride[0] - w.padding[0] + ky * w.dilation[0];
-            int64_t x = ox * w.stride[1] - w.padding[1] + kx * w.dilation[1];
+        for (I i = threadIdx.x; i < count; i += blockDim.x) {
+            I n = i / positions, oy = i % positions / ow, ox = i % ow;
+            int64_t y = (int64_t)oy * w.stride[0] - w.padding[0] + (int64_t)ky * w.dilation[0];
+            int64_t x = (int64_t)ox * w.stride[1] - w.padding[1] + (int64_t)kx * w.dilation[1];
             if (y >= 0 && y < w.in[0] && x >= 0 && x < w.in[1])
-                sum += nb_at4<T>(a.a, a.ga, n, oc, oy, ox) * nb_at4<T>(a.b, a.gb, n, oc / m, y, x);
+                sum += nb_at4<T, I>(a.a, a.ga, n, oc, oy, ox) * nb_at4<T, I>(a.b, a.gb, n, oc / m, (I)y, (I)x);
         }
         sum = nb_block_sum(sum);
         if (threadIdx.x == 0) ((T *)a.out)[e] = nb_to_storage<T>(sum);
     }
+}
+
+// The largest element offset of t plus one (its strides are not negative).
+static int64_t extent_of(const nb_tensor *t) {
+    int64_t last = 0;
+    for (int d = 0; d < t->ndim; d++) last += (t->shape[d] - 1) * t->strides[d];
+    return nb_numel(t) ? last + 1 : 0;
+}
+
+// The stride both dims of a 3x3 window without dilation share (1 or 2), or
+// 0 for every other window.
+static int square_3x3_stride(const nb_window &w) {
+    bool three = w.kernel[0] == 3 && w.kernel[1] == 3 && w.dilation[0] == 1 && w.dilation[1] == 1;
+    return three && w.stride[0] == w.stride[1] && (w.stride[0] == 1 || w.stride[0] == 2) ? w.stride[0] : 0;
+}
+
+template <typename T, typename I, int K, int S>
+static void launch_depthwise_kernel(const nb_op_args *args, const nb_cuda_ctx *ctx, const nb_depthwise_args &a) {
+    I total = (I)nb_numel(args->out);
+    unsigned blocks = nb__cuda_blocks(ctx, (int64_t)total, NB_CUDA_THREADS);
+    if (args->op == NB_OP_DEPTHWISE_CONV2D)
+        nb_depthwise_forward<T, I, K, S><<<blocks, NB_CUDA_THREADS, 0, ctx->handle>>>(a, total);
+    else
+        nb_depthwise_input_grad<T, I, K, S><<<blocks, NB_CUDA_THREADS, 0, ctx->handle>>>(a, total);
 }
 
 template <typename T> static void launch_depthwise(const nb_op_args *args, const nb_cuda_ctx *ctx) {
@@ -195,19 +284,31 @@ template <typename T> static void launch_depthwise(const nb_op_args *args, const
     a.batch = x->shape[0];
     a.channels = x->shape[1];
     a.outs = g->shape[1];
-    int64_t total = nb_numel(args->out);
-    unsigned blocks = nb__cuda_blocks(ctx, total, NB_CUDA_THREADS);
-    switch (args->op) {
-    case NB_OP_DEPTHWISE_CONV2D:
-        nb_depthwise_forward<T><<<blocks, NB_CUDA_THREADS, 0, ctx->handle>>>(a, total);
-        break;
-    case NB_OP_DEPTHWISE_CONV2D_INPUT_GRAD:
-        nb_depthwise_input_grad<T><<<blocks, NB_CUDA_THREADS, 0, ctx->handle>>>(a, total);
-        break;
-    default:
-        nb_depthwise_weight_grad<T><<<(unsigned)(total < 65535 ? total : 65535), NB_CUDA_THREADS, 0,
-                                      ctx->handle>>>(a);
-        break;
+    const int64_t limit = (int64_t)1 << 31;
+    bool small = extent_of(args->in[0]) < limit && extent_of(args->in[1]) < limit && nb_numel(args->out) < limit;
+    int stride = square_3x3_stride(a.w);
+    if (args->op == NB_OP_DEPTHWISE_CONV2D_WEIGHT_GRAD) {
+        int64_t total = nb_numel(args->out);
+        unsigned blocks = (unsigned)(total < 65535 ? total : 65535);
+        if (small) nb_depthwise_weight_grad<T, uint32_t><<<blocks, NB_CUDA_THREADS, 0, ctx->handle>>>(a);
+        else nb_depthwise_weight_grad<T, int64_t><<<blocks, NB_CUDA_THREADS, 0, ctx->handle>>>(a);
+    } else if (small && stride && args->op == NB_OP_DEPTHWISE_CONV2D && a.w.out[1] >= 16) {
+        int64_t planes = a.batch * a.outs;
+        dim3 grid((unsigned)((a.w.out[1] + NB_DW_TILE_X - 1) / NB_DW_TILE_X),
+                  (unsigned)((a.w.out[0] + NB_DW_TILE_Y - 1) / NB_DW_TILE_Y),
+                  (unsigned)(planes < 65535 ? planes : 65535));
+        if (stride == 1)
+            nb_depthwise_forward_tile<T, 1><<<grid, NB_DW_TILE_X * NB_DW_TILE_Y, 0, ctx->handle>>>(a, (uint32_t)planes);
+        else
+            nb_depthwise_forward_tile<T, 2><<<grid, NB_DW_TILE_X * NB_DW_TILE_Y, 0, ctx->handle>>>(a, (uint32_t)planes);
+    } else if (small && stride == 1) {
+        launch_depthwise_kernel<T, uint32_t, 3, 1>(args, ctx, a);
+    } else if (small && stride == 2) {
+        launch_depthwise_kernel<T, uint32_t, 3, 2>(args, ctx, a);
+    } else if (small) {
+        launch_depthwise_kernel<T, uint32_t, 0, 0>(args, ctx, a);
+    } else {
+        launch_depthwise_kernel<T, int64_t, 0, 0>(args, ctx, a);
     }
 }
 

@@ -214,6 +214,11 @@ __device__ __forceinline__ int nb_size_of(nb_dtype dtype) {
     default: { using T = __nv_bfloat16; __VA_ARGS__; break; }              \
     }
 
+// 16-byte aligned packs of V values, for vector loads and stores.
+template <typename T, int V> struct alignas(sizeof(T) * V) nb_pack {
+    T v[V];
+};
+
 // A kernel's launch limits, read once per process: the threads per block its
 // registers allow (an f64 kernel of 72 registers cannot run 1024 threads:
 // 73,728 > 65,536 registers per block) and its static shared memory.

@@ -18,11 +18,6 @@
 
 #define NB_MAP_MAX_OPERANDS (NB_MAX_INPUTS + 1)
 
-// 16-byte aligned packs of V values.
-template <typename T, int V> struct alignas(sizeof(T) * V) nb_pack {
-    T v[V];
-};
-
 // The element offset of output element i in each of the M operands of the
 // plan. M is a template parameter so that every array here is indexed by
 // constants and stays in registers (a run-time operand count put them in
@@ -119,38 +114,58 @@ __device__ __forceinline__ void nb_map_one(const nb_map_plan &p, int64_t i, cons
     else ((T *)p.base[0])[offset[0]] = nb_to_storage<T>(f(in));
 }
 
+// Vectors U a thread of nb_map_vector keeps in flight for N inputs of T:
+// the loads of U vectors are issued before the first is used, so a
+// memory-bound map has U * N 16-byte loads outstanding per thread. U is
+// what 128 bytes of the inputs' compute values allow, at most 4 (f32 and
+// bf16 unary 4, bf16 binary 2, u8 and bool 1: their 16 values a vector are
+// int64 each).
+template <typename T, int N> constexpr int nb_map_unroll() {
+    int bytes = (N > 0 ? N : 1) * (16 / (int)sizeof(T)) * (int)sizeof(nb_compute_t<T>);
+    return bytes >= 128 ? 1 : 128 / bytes > 4 ? 4 : 128 / bytes;
+}
+
 // Vector v covers elements [v*V, v*V + V) of a row: plan_vector guarantees
 // rows hold whole vectors, except a 1-dim plan whose last partial vector is
 // done element by element. N inputs, a template parameter (see
-// nb_plan_offsets).
+// nb_plan_offsets). A thread takes vectors v, v + step, ... v + (U-1) step
+// together, then moves on by U steps.
 template <typename T, int N, typename F>
 __global__ void nb_map_vector(nb_map_plan p, F f) {
     using C = nb_compute_t<T>;
-    constexpr int V = 16 / sizeof(T);
+    constexpr int V = 16 / sizeof(T), U = nb_map_unroll<T, N>();
     int last = p.ndim - 1;
     int64_t vectors = p.numel / V;
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     int64_t first = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-    for (int64_t v = first; v < vectors; v += step) {
-        int64_t offset[N + 1];
-        nb_element_offsets<N + 1>(p, v * V, offset);
-        C in[N > 0 ? N : 1][V];
+    for (int64_t base = first; base < vectors; base += U * step) {
+        int64_t offset[U][N + 1];
+        C in[U][N > 0 ? N : 1][V];
 #pragma unroll
-        for (int k = 0; k < N; k++)
-            nb_load_pack<T, V>(p, k + 1, offset[k + 1], p.strides[k + 1][last] == 0, in[k]);
-        C out[V];
+        for (int u = 0; u < U; u++) {
+            int64_t v = base + u * step;
+            if (v >= vectors) break;
+            nb_element_offsets<N + 1>(p, v * V, offset[u]);
 #pragma unroll
-        for (int j = 0; j < V; j++) {
-            C args[N > 0 ? N : 1];
-#pragma unroll
-            for (int k = 0; k < N; k++) args[k] = in[k][j];
-            out[j] = f(args);
+            for (int k = 0; k < N; k++)
+                nb_load_pack<T, V>(p, k + 1, offset[u][k + 1], p.strides[k + 1][last] == 0, in[u][k]);
         }
-        nb_store_pack<T, V>(p, offset[0], out);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            if (base + u * step >= vectors) break;
+            C out[V];
+#pragma unroll
+            for (int j = 0; j < V; j++) {
+                C args[N > 0 ? N : 1];
+#pragma unroll
+                for (int k = 0; k < N; k++) args[k] = in[u][k][j];
+                out[j] = f(args);
+            }
+            nb_store_pack<T, V>(p, offset[u][0], out);
+        }
     }
     for (int64_t i = vectors * V + first; i < p.numel; i += step) nb_map_one<T, C, N>(p, i, f);
 }
-
 
 // Whether the vector kernel can run the plan with storage type T.
 bool nb__cuda_plan_vector(const nb_map_plan *p, nb_dtype t);
@@ -169,8 +184,11 @@ template <typename F> nb_status nb__cuda_map(const nb_op_args *args, F f) {
     NB_ASSERT(plan.n_operands == N + 1);
     if (nb__cuda_plan_vector(&plan, args->dtype)) {
         int64_t vectors = plan.numel / (16 / nb_dtype_size(args->dtype)) + 1;
-        unsigned blocks = nb__cuda_blocks(&ctx, vectors, threads);
-        NB_CUDA_SWITCH(args->dtype, T, (nb_map_vector<T, N, F><<<blocks, threads, 0, ctx.handle>>>(plan, f)));
+        NB_CUDA_SWITCH(args->dtype, T, {
+            constexpr int U = nb_map_unroll<T, N>();
+            unsigned blocks = nb__cuda_blocks(&ctx, (vectors + U - 1) / U, threads);
+            nb_map_vector<T, N, F><<<blocks, threads, 0, ctx.handle>>>(plan, f);
+        });
     } else {
         unsigned blocks = nb__cuda_blocks(&ctx, plan.numel, threads);
         if (args->dtype == NB_F64) nb_map_any<double, N, F><<<blocks, threads, 0, ctx.handle>>>(plan, f);

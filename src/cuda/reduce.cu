@@ -7,7 +7,8 @@
 // may take elements in any interleaving.
 //  - block mode: a block per output (or per part of one), threads striding
 //    over the reduced elements (coalesced when the innermost reduced dim is
-//    contiguous), merged with warp shuffles;
+//    contiguous, 16 bytes a load when all of them are one aligned run),
+//    merged with warp shuffles;
 //  - thread mode: a thread per output (or part), neighbouring threads on
 //    neighbouring outputs, for reductions over outer dims or few elements.
 // Outputs with many elements are split into parts whose accumulators a
@@ -260,15 +261,34 @@ __device__ __forceinline__ void nb_fold_element(const nb_reduce_args &r, nb_acc<
     else nb_acc_fold<A>(r, a, nb_to_compute<A>(x), 0, e);
 }
 
-// Thread j of part `part` folds elements part*G + j, then every parts*G.
+// Folds the V values of 16-byte pack q (elements qV .. qV + V - 1) of a
+// contiguous reduced run.
+template <typename T, typename A>
+__device__ __forceinline__ void nb_fold_pack(const nb_reduce_args &r, nb_acc<A> &a, const T *base, int64_t q) {
+    constexpr int V = 16 / sizeof(T);
+    nb_pack<T, V> pack = ((const nb_pack<T, V> *)base)[q];
+#pragma unroll
+    for (int j = 0; j < V; j++) {
+        if (r.integer) nb_acc_fold<A>(r, a, 0, nb_to_compute<int64_t>(pack.v[j]), q * V + j);
+        else nb_acc_fold<A>(r, a, nb_to_compute<A>(pack.v[j]), 0, q * V + j);
+    }
+}
+
+// Thread j of part `part` folds elements part*G + j, then every parts*G:
+// 16 bytes at a time where the reduced elements are one contiguous run
+// starting on a 16-byte boundary (then the last count % V one by one).
 template <typename T, typename A> __global__ void nb_reduce_blocks(nb_reduce_args r) {
+    constexpr int V = 16 / sizeof(T);
     int64_t items = r.n_out * r.parts;
     int64_t g = blockDim.x, step = (int64_t)r.parts * g;
+    bool run = r.plan.n_reduced == 1 && r.plan.red_stride[0] == 1;
     for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
         int64_t o = item / r.parts, part = item % r.parts;
         const T *base = (const T *)r.x + nb_kept_offset(r.plan, o);
         nb_acc<A> a = nb_acc_start<A>(r.op);
-        for (int64_t e = part * g + threadIdx.x; e < r.count; e += step) nb_fold_element(r, a, base, e);
+        int64_t first = part * g + threadIdx.x, packs = run && (uintptr_t)base % 16 == 0 ? r.count / V : 0;
+        for (int64_t q = first; q < packs; q += step) nb_fold_pack(r, a, base, q);
+        for (int64_t e = packs * V + first; e < r.count; e += step) nb_fold_element(r, a, base, e);
         a = nb_acc_block(r, a);
         if (threadIdx.x != 0) continue;
         if (r.parts == 1) nb_acc_write(r, a, o);
