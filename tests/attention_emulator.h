@@ -166,6 +166,7 @@ inline unsigned long long atomicCAS(unsigned long long *at, unsigned long long e
     __atomic_compare_exchange_n(at, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     return expected;
 }
+inline float atomicAdd(float *at, float v) { return std::atomic_ref<float>(*at).fetch_add(v); }
 inline size_t __cvta_generic_to_shared(const void *p) { return (size_t)p; }
 #define NB_WARP_EMULATOR
 #define threadIdx (emu_lane.thread)

@@ -2,8 +2,9 @@
 // by tests/attention_emulator.h, against the composed attention in float64:
 // output and the gradients of q, k and v in bf16 and f16 at head dims 64 and
 // 128, with key padding, causal masking (empty rows included), dropout,
-// grouped-query heads and lengths that are not multiples of the tiles. The
-// same kernels run on a GPU in test_transformer's CudaAttention test.
+// grouped-query heads and lengths that are not multiples of the tiles, for
+// the deterministic backward and the five-product one. The same kernels run
+// on a GPU in test_transformer's CudaAttention test.
 #include "attention_emulator.h"
 
 #include "../src/cuda/attention.cuh"
@@ -60,8 +61,10 @@ std::vector<Host> reference(const EmuCase &c, nb_tensor *const in[5]) {
     return out;
 }
 
+// fused: the five-product backward (dQ added with atomics by the dK/dV
+// pass), else the deterministic seven-product one.
 template <typename S, int D, bool DROPOUT>
-std::vector<Host> emulated(const EmuCase &c, nb_dtype dtype, nb_tensor *const in[5]) {
+std::vector<Host> emulated(const EmuCase &c, nb_dtype dtype, nb_tensor *const in[5], bool fused) {
     Shape qs = {c.batch, c.heads, c.sq, D}, ks = {c.batch, c.kv_heads, c.sk, D};
     std::vector<uint16_t> q = bytes_of<uint16_t>(in[0]), k = bytes_of<uint16_t>(in[1]);
     std::vector<uint16_t> v = bytes_of<uint16_t>(in[2]), dout = bytes_of<uint16_t>(in[3]);
@@ -84,24 +87,33 @@ std::vector<Host> emulated(const EmuCase &c, nb_dtype dtype, nb_tensor *const in
     p.scale = (float)(1 / std::sqrt((double)D)), p.dropout = c.dropout, p.causal = c.causal;
     p.seed = kSeed, p.offset = 0; // a fresh generator's first draw
     static_assert(forward_shared<S, D> <= sizeof shared && dq_shared<S, D> <= sizeof shared &&
-                  dkdv_shared<S, D> <= sizeof shared, "the emulated shared memory is too small");
+                  fused_dkdv_shared<S, D> <= sizeof shared, "the emulated shared memory is too small");
+    std::vector<float> dq_accum(fused ? q.size() : 0, 0.0f);
+    p.dq_accum = dq_accum.data();
     int64_t query_tiles = (c.sq + QUERY_BLOCK - 1) / QUERY_BLOCK, key_tiles = (c.sk + KEY_BLOCK - 1) / KEY_BLOCK;
     emu_launch(bh * query_tiles, WARPS * 32, shared, forward_shared<S, D>,
                [&] { attention_forward<S, D, DROPOUT>(p, (int)query_tiles); });
     emu_launch((bh * c.sq + 7) / 8, 256, shared, 0, [&] { attention_row_deltas<S, D>(p, bh * c.sq); });
-    emu_launch(bh * query_tiles, WARPS * 32, shared, dq_shared<S, D>,
-               [&] { attention_backward_dq<S, D, DROPOUT>(p, (int)query_tiles); });
-    emu_launch(kv * key_tiles, WARPS * 32, shared, dkdv_shared<S, D>,
-               [&] { attention_backward_dkdv<S, D, DROPOUT>(p, (int)key_tiles); });
+    if (fused) {
+        emu_launch(kv * key_tiles, WARPS * 32, shared, fused_dkdv_shared<S, D>,
+                   [&] { attention_backward_dkdv<S, D, DROPOUT, true>(p, (int)key_tiles); });
+        int64_t count = (int64_t)q.size();
+        emu_launch((count / 8 + 255) / 256, 256, shared, 0, [&] { attention_dq_from_accum<S>(p, count); });
+    } else {
+        emu_launch(bh * query_tiles, WARPS * 32, shared, dq_shared<S, D>,
+                   [&] { attention_backward_dq<S, D, DROPOUT>(p, (int)query_tiles); });
+        emu_launch(kv * key_tiles, WARPS * 32, shared, dkdv_shared<S, D>,
+                   [&] { attention_backward_dkdv<S, D, DROPOUT, false>(p, (int)key_tiles); });
+    }
     return {host_of(out, qs, dtype), host_of(dq, qs, dtype), host_of(dk, ks, dtype), host_of(dv, ks, dtype)};
 }
 
-template <typename S, int D> void check(const EmuCase &c, nb_dtype dtype) {
-    char what[160];
-    snprintf(what, sizeof what, "%s d%d q [%lld,%lld,%lld] kv [%lld,%lld,%lld]%s%s%s", nb_dtype_name(dtype), D,
+template <typename S, int D> void check(const EmuCase &c, nb_dtype dtype, bool fused = false) {
+    char what[180];
+    snprintf(what, sizeof what, "%s d%d q [%lld,%lld,%lld] kv [%lld,%lld,%lld]%s%s%s%s", nb_dtype_name(dtype), D,
              (long long)c.batch, (long long)c.heads, (long long)c.sq, (long long)c.batch,
              (long long)c.kv_heads, (long long)c.sk, c.causal ? " causal" : "", c.padding ? " padded" : "",
-             c.dropout > 0 ? " dropout" : "");
+             c.dropout > 0 ? " dropout" : "", fused ? " five-product" : "");
     nb_generator *gen = nb_generator_create(3);
     const int64_t qs[4] = {c.batch, c.heads, c.sq, D}, ks[4] = {c.batch, c.kv_heads, c.sk, D};
     const int64_t pad[4] = {c.batch, 1, 1, c.sk};
@@ -112,7 +124,8 @@ template <typename S, int D> void check(const EmuCase &c, nb_dtype dtype) {
     nb_generator_free(gen);
     nb_tensor *in[5] = {q, k, v, g, keep};
     std::vector<Host> want = reference(c, in);
-    std::vector<Host> got = c.dropout > 0 ? emulated<S, D, true>(c, dtype, in) : emulated<S, D, false>(c, dtype, in);
+    std::vector<Host> got = c.dropout > 0 ? emulated<S, D, true>(c, dtype, in, fused)
+                                          : emulated<S, D, false>(c, dtype, in, fused);
     EXPECT_FALSE(emu_misaligned.load()) << what << ": a misaligned ldmatrix or cp.async";
     const char *names[4] = {"out", "dq", "dk", "dv"};
     double limit = dtype == NB_BF16 ? 2e-2 : 4e-3;
@@ -132,6 +145,14 @@ TEST(AttentionEmulated, ForwardAndBackwardMatchFloat64) {
     check<__nv_bfloat16, 128>({2, 2, 2, 1, 257, true, false, 0}, NB_BF16);  // one decoded token
     check<__half, 64>({1, 2, 2, 128, 192, false, false, 0}, NB_F16);       // whole tiles: no checks
     check<__nv_bfloat16, 128>({1, 1, 1, 128, 256, true, false, 0}, NB_BF16); // tiles below the diagonal
+}
+
+// The five-product backward (determinism off): dQ from the dK/dV pass.
+TEST(AttentionEmulated, FiveProductBackwardMatchesFloat64) {
+    check<__nv_bfloat16, 64>({1, 2, 1, 130, 70, false, true, 0}, NB_BF16, true);  // GQA, padding, partial tiles
+    check<__half, 128>({1, 2, 2, 70, 131, true, false, 0}, NB_F16, true);         // causal, Sq < Sk
+    check<__half, 64>({2, 1, 1, 40, 20, true, true, 0}, NB_F16, true);            // Sq > Sk: empty rows
+    check<__nv_bfloat16, 128>({1, 3, 1, 150, 150, true, true, 0.2}, NB_BF16, true); // MQA, dropout, all of it
 }
 
 } // namespace

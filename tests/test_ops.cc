@@ -260,6 +260,12 @@ void zero_input_cases() {
     add({NB_OP_FILL, "full", {}, {{}}, ALL,
          [](const Tensors &) { return nb_full(2, Shape{3, 4}.data(), 2.5, g_dtype, g_device); },
          [](const std::vector<Host> &) { return Host({3, 4}, std::vector<double>(12, 2.5)); }, false});
+    add({NB_OP_FILL, "full_dense_tail", {}, {{}}, ALL,
+         [](const Tensors &) { return nb_full(1, Shape{1003}.data(), 3, g_dtype, g_device); },
+         [](const std::vector<Host> &) { return Host({1003}, std::vector<double>(1003, 3)); }, false});
+    add({NB_OP_FILL, "full_rounded", {}, {{}}, FLOATS,
+         [](const Tensors &) { return nb_full(2, Shape{5, 7}.data(), 0.1, g_dtype, g_device); },
+         [](const std::vector<Host> &) { return Host({5, 7}, std::vector<double>(35, 0.1)); }, false});
     add({NB_OP_FILL, "zeros_ones", {}, {{}}, ALL,
          [](const Tensors &) {
              T z(nb_zeros(1, Shape{3}.data(), g_dtype, g_device));
@@ -482,6 +488,11 @@ void elementwise_cases() {
     add({NB_OP_COPY, "cast_to_f64", {F(-3, 3)}, UNARY_SHAPES, ALL,
          [](const Tensors &t) { return nb_cast(t[0], NB_F64); },
          [](const std::vector<Host> &h) { return h[0]; }, true});
+    // the GPU's dense casts, 8 values a thread: whole packs and a tail
+    for (nb_dtype to : {NB_F32, NB_F16, NB_BF16, NB_F64})
+        add({NB_OP_COPY, std::string("cast_dense_to_") + nb_dtype_name(to), {F(-3, 3)}, {{{1003}}, {{4, 64}}}, ALL,
+             [to](const Tensors &t) { return nb_cast(t[0], to); },
+             [](const std::vector<Host> &h) { return h[0]; }, false});
     // to the other device (a CUDA tensor to the CPU, a CPU one to cuda:0 if
     // there is one) and back, so the gradient crosses devices twice
     add({NB_OP_TO, "to_and_back", {F(-3, 3)}, UNARY_SHAPES, ALL,

@@ -688,4 +688,54 @@ TEST(Regression, SoftmaxRowsWithInfinitiesAndNaN) {
     }
 }
 
+// A fill rounds its value to the dtype exactly as a cast of the f64 value
+// on the CPU does (the GPU now rounds it once on the host and writes it 16
+// bytes at a time), and the GPU's dense casts give the CPU's bits. On every
+// device.
+TEST(Regression, FillsAndCastsRoundAsTheCpu) {
+    std::vector<nb_device> devices = {nb_cpu()};
+    for (int i = 0; i < nb_cuda_device_count(); i++) devices.push_back(nb_cuda(i));
+    const double values[] = {0.1, 1 + 0x1p-11 + 0x1p-40, 1 + 0x1p-8 + 0x1p-40, 1e10, -1e10, NAN, -0.0,
+                             0x1p31, 300, -1, 65520, 3.5};
+    const nb_dtype dtypes[] = {NB_F32, NB_F64, NB_F16, NB_BF16, NB_I32, NB_I64, NB_U8, NB_BOOL};
+    auto bytes = [](const nb_tensor *t) {
+        std::vector<unsigned char> out((size_t)nb_numel(t) * nb_dtype_size(nb_dtype_of(t)));
+        T host(nb_to(t, nb_cpu()));
+        EXPECT_EQ(nb_to_host(host, out.data(), out.size()), NB_OK) << nb_last_error();
+        return out;
+    };
+    std::vector<double> many;
+    for (int i = 0; i < 1003; i++) many.push_back(values[i % 12] * (1 + (i % 5) * 0x1p-30));
+    T source(f64_tensor(many));
+    for (nb_dtype dtype : dtypes) {
+        for (double v : values) {
+            T one(f64_tensor({v}));
+            T want(nb_cast(one, dtype));
+            for (nb_device device : devices) {
+                T filled(nb_full(1, Shape{41}.data(), v, dtype, device));
+                if (!filled.t) { // a value the dtype cannot hold: an error on every device
+                    EXPECT_NE(strstr(nb_last_error(), "does not fit"), nullptr) << nb_last_error();
+                    continue;
+                }
+                std::vector<unsigned char> got = bytes(filled), expected = bytes(want);
+                for (int i = 0; i < 41; i++)
+                    EXPECT_EQ(0, memcmp(&got[i * expected.size()], expected.data(), expected.size()))
+                        << "nb_full(" << v << ") " << nb_dtype_name(dtype) << " element " << i
+                        << (device.type == NB_DEVICE_CUDA ? " cuda" : " cpu");
+            }
+        }
+        for (nb_dtype from : dtypes) {
+            T typed(nb_cast(source, from));
+            T want(nb_cast(typed, dtype));
+            for (nb_device device : devices) {
+                T there(nb_to(typed, device));
+                T got(nb_cast(there, dtype));
+                ASSERT_NE(got.t, nullptr) << nb_last_error();
+                EXPECT_EQ(bytes(got), bytes(want)) << "cast " << nb_dtype_name(from) << " -> " << nb_dtype_name(dtype)
+                                                   << (device.type == NB_DEVICE_CUDA ? " cuda" : " cpu");
+            }
+        }
+    }
+}
+
 } // namespace

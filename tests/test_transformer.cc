@@ -275,7 +275,8 @@ struct CudaAttentionCase {
 
 // The fused CUDA kernel in f16 and bf16 against the composed attention in
 // float64 on the CPU from the same rounded inputs: output and the gradients
-// of q, k and v, at head dims 64 and 128, past several tiles.
+// of q, k and v, at head dims 64 and 128, past several tiles, with the
+// deterministic backward and the five-product one.
 TEST(CudaAttention, FusedKernelMatchesFloat64) {
     SKIP_WITHOUT_CUDA();
     nb_cuda_properties props;
@@ -289,11 +290,16 @@ TEST(CudaAttention, FusedKernelMatchesFloat64) {
         {{2, 2, 1, 128}, {2, 2, 257, 128}, true, false, 0},   // one decoded token
         {{2, 4, 256, 64}, {2, 4, 384, 64}, false, false, 0},  // whole tiles: no per-score checks
         {{1, 2, 256, 128}, {1, 2, 512, 128}, true, false, 0}}; // tiles below the diagonal
+    bool was_deterministic = nb_deterministic_algorithms_enabled();
+    // deterministic: the seven-product backward; else the five-product one (atomic dQ)
+    for (bool deterministic : {true, false})
     for (nb_dtype dtype : {NB_BF16, NB_F16})
         for (const CudaAttentionCase &c : cases) {
+            nb_use_deterministic_algorithms(deterministic);
             std::string what = std::string(nb_dtype_name(dtype)) + " q " + shape_str(c.q) + " kv " +
                                shape_str(c.kv) + (c.causal ? " causal" : "") +
-                               (c.padding ? " padded" : "") + (c.dropout > 0 ? " dropout" : "");
+                               (c.padding ? " padded" : "") + (c.dropout > 0 ? " dropout" : "") +
+                               (deterministic ? "" : " five-product");
             nb_generator *gen = nb_generator_create(17);
             T q0(nb_normal(4, c.q.data(), 0, 1, dtype, nb_cpu(), gen));
             T k0(nb_normal(4, c.kv.data(), 0, 1, dtype, nb_cpu(), gen));
@@ -339,6 +345,7 @@ TEST(CudaAttention, FusedKernelMatchesFloat64) {
             printf("[ cuda     ] %s: max error / max |ref|: out %.1e dq %.1e dk %.1e dv %.1e\n", what.c_str(),
                    errors[0], errors[1], errors[2], errors[3]);
         }
+    nb_use_deterministic_algorithms(was_deterministic);
 }
 
 // ---- GPT ----

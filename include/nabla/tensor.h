@@ -57,8 +57,9 @@ void nb_cpu_memory_stats_get(nb_cpu_memory_stats *out);
 void nb_cpu_memory_stats_reset(void);
 
 /* Deterministic algorithms only (torch.use_deterministic_algorithms): cuDNN
- * engines that sum with atomics in a run-dependent order are skipped, so a
- * run repeats bit for bit. Off by default; NABLA_DETERMINISTIC=1 in the
+ * engines that sum with atomics in a run-dependent order are skipped, and
+ * the fused CUDA attention's backward computes dQ in a pass of its own
+ * instead of adding it with atomics, so a run repeats bit for bit. Off by default; NABLA_DETERMINISTIC=1 in the
  * environment turns it on at start (the test suite does). */
 void nb_use_deterministic_algorithms(bool enabled);
 bool nb_deterministic_algorithms_enabled(void);

@@ -29,17 +29,38 @@ nb_status forward(const char *fn, const nb_cuda_ctx &ctx, const attention_params
                   forward_shared<T, D>, p, (int)tiles);
 }
 
+// The deterministic backward (seven products: dQ in a pass of its own that
+// recomputes S and dP), or with determinism off FlashAttention-2's five
+// products, dQ added into an f32 buffer with atomics by the dK/dV pass and
+// converted at the end.
 template <typename T, int D, bool DROPOUT>
-nb_status backward(const char *fn, const nb_cuda_ctx &ctx, const attention_params &p, int64_t bh,
+nb_status backward(const char *fn, const nb_cuda_ctx &ctx, attention_params p, int64_t bh,
                    int64_t kv_heads) {
     int64_t row_count = bh * p.sq;
     attention_row_deltas<T, D><<<(unsigned)tiles_of(row_count, 8), 256, 0, ctx.handle>>>(p, row_count);
     NB_TRY(nb__cuda_launched(fn));
     int64_t query_tiles = tiles_of(p.sq, QUERY_BLOCK), key_tiles = tiles_of(p.sk, KEY_BLOCK);
-    NB_TRY(launch(fn, ctx, attention_backward_dq<T, D, DROPOUT>, bh * query_tiles, WARPS,
-                  dq_shared<T, D>, p, (int)query_tiles));
-    return launch(fn, ctx, attention_backward_dkdv<T, D, DROPOUT>, kv_heads * key_tiles,
-                  WARPS, dkdv_shared<T, D>, p, (int)key_tiles);
+    if (nb_deterministic_algorithms_enabled()) {
+        NB_TRY(launch(fn, ctx, attention_backward_dq<T, D, DROPOUT>, bh * query_tiles, WARPS,
+                      dq_shared<T, D>, p, (int)query_tiles));
+        return launch(fn, ctx, attention_backward_dkdv<T, D, DROPOUT, false>, kv_heads * key_tiles,
+                      WARPS, dkdv_shared<T, D>, p, (int)key_tiles);
+    }
+    size_t accum_bytes = sizeof(float) * (size_t)(row_count * D);
+    void *block;
+    NB_TRY(nb__cuda_scratch(fn, &ctx, accum_bytes, (void **)&p.dq_accum, &block));
+    cudaError_t zeroed = cudaMemsetAsync(p.dq_accum, 0, accum_bytes, ctx.handle);
+    nb_status status = zeroed == cudaSuccess ? NB_OK : nb__cuda_error(fn, zeroed, "cudaMemsetAsync");
+    if (status == NB_OK)
+        status = launch(fn, ctx, attention_backward_dkdv<T, D, DROPOUT, true>, kv_heads * key_tiles, WARPS,
+                        fused_dkdv_shared<T, D>, p, (int)key_tiles);
+    if (status == NB_OK && row_count > 0) {
+        attention_dq_from_accum<T><<<(unsigned)tiles_of(row_count * D / 8, 256), 256, 0, ctx.handle>>>(
+            p, row_count * D);
+        status = nb__cuda_launched(fn);
+    }
+    nb__cuda_free(p.dq_accum, accum_bytes, nb_cuda(ctx.device), block);
+    return status;
 }
 
 template <typename T, int D, bool DROPOUT>

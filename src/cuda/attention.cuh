@@ -22,7 +22,9 @@
 // group, and one kernel per 128 query rows (laid out as in the forward,
 // walking 32-key tiles) accumulates dQ, so no two blocks write the same
 // gradient and the result is deterministic; both double-buffer the tiles
-// they walk. attention.cu launches them.
+// they walk. With determinism off the dK/dV kernel also adds dS K into an
+// f32 dQ with atomics (FlashAttention-2's five products, no dQ kernel).
+// attention.cu launches them.
 // Shared tiles have rows of D + 8 elements: the 16-byte shift per row puts
 // the eight rows an ldmatrix reads in distinct banks.
 #pragma once
@@ -50,6 +52,7 @@ struct attention_params {
     const void *q, *k, *v, *mask, *dout, *o;
     void *out, *dq, *dk, *dv;
     float *lse, *delta;
+    float *dq_accum; // the five-product backward's f32 dQ [bh, sq, D], zeroed before
     int64_t mask_stride[4];
     int heads, kv_heads, sq, sk;
     float scale;
@@ -202,8 +205,9 @@ __device__ __forceinline__ void product_abt(float (&c)[M][N / 8][4], const T *a,
 }
 
 // c += a b: M tiles of 16 x K fragments (from registers) times K rows of
-// the shared tile b with D columns.
-template <typename T, int K, int D, int M>
+// the shared tile b with D columns (rows P elements apart: a tile's pitch,
+// or a wider one's when b is a column slice of it).
+template <typename T, int K, int D, int M, int P = pitch<D>>
 __device__ __forceinline__ void product_ab(float (&c)[M][D / 8][4], const uint32_t (&a)[M][K / 16][4],
                                            const T *b) {
     int lane = threadIdx.x % 32;
@@ -212,7 +216,7 @@ __device__ __forceinline__ void product_ab(float (&c)[M][D / 8][4], const uint32
 #pragma unroll
         for (int dt = 0; dt < D / 8; dt += 2) {
             uint32_t bf[4];
-            load_matrices<true>(bf, b + (kk * 16 + lane / 8 % 2 * 8 + lane % 8) * pitch<D> +
+            load_matrices<true>(bf, b + (kk * 16 + lane / 8 % 2 * 8 + lane % 8) * P +
                                         (dt + lane / 16) * 8);
 #pragma unroll
             for (int mt = 0; mt < M; mt++) {
@@ -228,11 +232,11 @@ __device__ __forceinline__ void product_abt(float (&c)[N / 8][4], const T *a, co
     product_abt<T, D, N, 1>(reinterpret_cast<float(&)[1][N / 8][4]>(c), a, b);
 }
 
-template <typename T, int K, int D>
+template <typename T, int K, int D, int P = pitch<D>>
 __device__ __forceinline__ void product_ab(float (&c)[D / 8][4], const uint32_t (&a)[K / 16][4],
                                            const T *b) {
-    product_ab<T, K, D, 1>(reinterpret_cast<float(&)[1][D / 8][4]>(c),
-                           reinterpret_cast<const uint32_t(&)[1][K / 16][4]>(a), b);
+    product_ab<T, K, D, 1, P>(reinterpret_cast<float(&)[1][D / 8][4]>(c),
+                              reinterpret_cast<const uint32_t(&)[1][K / 16][4]>(a), b);
 }
 
 // Accumulators of a 16 x N tile as the A fragments of a product over N.
@@ -299,6 +303,10 @@ constexpr size_t dq_shared = sizeof(T) * (2 * QUERY_BLOCK + 4 * DQ_KEYS) * pitch
 template <typename T, int D>
 constexpr size_t dkdv_shared = sizeof(T) * (2 * KEY_BLOCK + 4 * QUERY_TILE<D>) * pitch<D> +
                                sizeof(float) * 4 * QUERY_TILE<D>;
+// The five-product pass also keeps the query tile's dS, queries by keys.
+constexpr int DS_PITCH = KEY_BLOCK + 8;
+template <typename T, int D>
+constexpr size_t fused_dkdv_shared = dkdv_shared<T, D> + sizeof(T) * QUERY_TILE<D> * DS_PITCH;
 
 // ---- forward ----
 
@@ -539,16 +547,50 @@ __device__ __forceinline__ void stage_query_tile(const attention_params &p, int6
     }
 }
 
+// The five-product backward's dQ share of one query tile (FlashAttention-2,
+// Algorithm 2): dQ += dS K for the block's 64 keys, dS (queries by keys) in
+// shared memory. Each warp takes 16 query rows and a slice of the columns,
+// 32 at a time, and adds them into the f32 p.dq_accum with atomics
+// (red.global.add: the order, so the last bits, depend on timing).
+template <typename T, int D>
+__device__ __forceinline__ void add_query_tile_dq(const attention_params &p, int64_t bh, int i0,
+                                                  const T *sds, const T *sk) {
+    constexpr int rows = QUERY_TILE<D>, row_groups = rows / 16, columns = D / (WARPS / row_groups);
+    constexpr int chunk = 32;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int row0 = warp % row_groups * 16, col0 = warp / row_groups * columns;
+    uint32_t a[KEY_BLOCK / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < KEY_BLOCK / 16; kk++)
+        load_matrices<false>(a[kk], sds + (row0 + lane % 16) * DS_PITCH + kk * 16 + lane / 16 * 8);
+#pragma unroll 1
+    for (int c0 = col0; c0 < col0 + columns; c0 += chunk) {
+        float dq[chunk / 8][4] = {};
+        product_ab<T, KEY_BLOCK, chunk, pitch<D>>(dq, a, sk + c0);
+#pragma unroll
+        for (int dt = 0; dt < chunk / 8; dt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int i = i0 + row0 + fragment_row(e);
+                if (i < p.sq) atomicAdd(p.dq_accum + (bh * p.sq + i) * D + c0 + fragment_col(dt, e), dq[dt][e]);
+            }
+    }
+}
+
 // dK and dV for 64 keys of one kv head, over every query row of its group:
 // dV = (P z)^T dO and dK = scale dS^T Q, with z dropout's factor. The query
-// tiles are double-buffered: the next loads while this one is used.
-template <typename T, int D, bool DROPOUT>
+// tiles are double-buffered: the next loads while this one is used. With
+// FUSED_DQ, each tile's dS also goes through shared memory into dQ
+// (add_query_tile_dq), so the dQ pass and its two recomputed products are
+// not needed: five products in all instead of seven.
+template <typename T, int D, bool DROPOUT, bool FUSED_DQ>
 __global__ void __launch_bounds__(WARPS * 32)
     attention_backward_dkdv(attention_params p, int key_tiles) {
     constexpr int keys = KEY_BLOCK, rows = QUERY_TILE<D>, tile = rows * pitch<D>;
     extern __shared__ uint4 shared[];
     T *sk = (T *)shared, *sv = sk + keys * pitch<D>, *sqdo = sv + keys * pitch<D>; // [2][q, dO]
     float *stats = (float *)(sqdo + 4 * tile);                                     // [2][lse, delta]
+    T *sds = (T *)(stats + 4 * rows);                                              // FUSED_DQ: [rows, keys]
     int64_t head = blockIdx.x / key_tiles; // b Hkv + kv
     int j0 = (int)(blockIdx.x % key_tiles) * keys, warp = threadIdx.x / 32;
     int group = p.heads / p.kv_heads;
@@ -593,11 +635,31 @@ __global__ void __launch_bounds__(WARPS * 32)
         product_ab<T, rows, D>(dv, frag, sdo);
         to_fragments<T, rows>(dp, frag);
         product_ab<T, rows, D>(dk, frag, sq);
+        if constexpr (FUSED_DQ) {
+#pragma unroll
+            for (int nt = 0; nt < rows / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    sds[fragment_col(nt, e) * DS_PITCH + warp * 16 + fragment_row(e)] = nb_to_storage<T>(dp[nt][e]);
+            __syncthreads(); // every warp's keys are in
+            add_query_tile_dq<T, D>(p, bh, i0, sds, sk);
+        }
         __syncthreads(); // every warp is done with this tile
     }
     wait_async<0>(); // K and V when no query sees these keys
     store_rows<T, D>((T *)p.dk + head * p.sk * D, dk, j0 + warp * 16, p.sk, {p.scale, p.scale});
     store_rows<T, D>((T *)p.dv + head * p.sk * D, dv, j0 + warp * 16, p.sk, {1, 1});
+}
+
+// dQ = scale dq_accum in T, a thread per 8 values (D is a multiple of 8).
+template <typename T>
+__global__ void attention_dq_from_accum(attention_params p, int64_t count) {
+    int64_t i = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) * 8;
+    if (i >= count) return;
+    nb_pack<T, 8> pack;
+#pragma unroll
+    for (int e = 0; e < 8; e++) pack.v[e] = nb_to_storage<T>(p.dq_accum[i + e] * p.scale);
+    *(nb_pack<T, 8> *)((T *)p.dq + i) = pack;
 }
 
 } // namespace nb_flash

@@ -119,7 +119,7 @@ template <typename T> using nb_compute_t = typename nb_compute<T>::type;
 
 template <typename C> constexpr bool nb_is_float_v = std::is_floating_point<C>::value;
 
-__device__ __forceinline__ int64_t nb_saturate_i64(double v) {
+__host__ __device__ __forceinline__ int64_t nb_saturate_i64(double v) {
     if (v != v) return 0;
     if (v >= 0x1p63) return INT64_MAX;
     if (v < -0x1p63) return INT64_MIN;
@@ -127,7 +127,8 @@ __device__ __forceinline__ int64_t nb_saturate_i64(double v) {
 }
 
 // A storage value as compute type C: floats to integers saturate, NaN gives 0.
-template <typename C, typename S> __device__ __forceinline__ C nb_to_compute(S v) {
+// (These conversions run on the host too, to round a fill value once.)
+template <typename C, typename S> __host__ __device__ __forceinline__ C nb_to_compute(S v) {
     if constexpr (std::is_same<S, __half>::value) return nb_to_compute<C>(__half2float(v));
     else if constexpr (std::is_same<S, __nv_bfloat16>::value) return nb_to_compute<C>(__bfloat162float(v));
     else if constexpr (std::is_same<S, bool>::value) return (C)(v ? 1 : 0);
@@ -137,7 +138,7 @@ template <typename C, typename S> __device__ __forceinline__ C nb_to_compute(S v
 
 // A compute value stored as S: floats to integers saturate (to the target's
 // range for i32), integers to narrower integers wrap, bool is nonzero.
-template <typename S, typename C> __device__ __forceinline__ S nb_to_storage(C v) {
+template <typename S, typename C> __host__ __device__ __forceinline__ S nb_to_storage(C v) {
     if constexpr (std::is_same<S, __half>::value) return __float2half_rn((float)v);
     else if constexpr (std::is_same<S, __nv_bfloat16>::value) return __float2bfloat16_rn((float)v);
     else if constexpr (std::is_same<S, bool>::value) return v != 0;
