@@ -14,6 +14,7 @@
 #include "autograd.h"
 #include "cuda.h"
 #include "data.h"
+#include "dist.h"
 #include "dtype.h"
 #include "nn.h"
 #include "optim.h"

@@ -25,6 +25,7 @@ typedef enum nb_status {
     NB_ERR_AUTOGRAD,    /* a misuse of the autograd graph */
     NB_ERR_IO,          /* a file that cannot be read or is corrupt */
     NB_ERR_INTERNAL,    /* a bug in nabla: please report it */
+    NB_ERR_DIST,        /* a collective failed: a rank died, stopped answering or disagreed */
     NB_STATUS_COUNT
 } nb_status;
 

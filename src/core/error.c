@@ -45,7 +45,7 @@ const char *nb_status_name(nb_status status) {
     static const char *const names[NB_STATUS_COUNT] = {
         "NB_OK",           "NB_ERR_INVALID",  "NB_ERR_SHAPE",     "NB_ERR_DTYPE",
         "NB_ERR_DEVICE",   "NB_ERR_INDEX",    "NB_ERR_OVERFLOW",  "NB_ERR_OOM",
-        "NB_ERR_UNSUPPORTED", "NB_ERR_AUTOGRAD", "NB_ERR_IO",     "NB_ERR_INTERNAL",
+        "NB_ERR_UNSUPPORTED", "NB_ERR_AUTOGRAD", "NB_ERR_IO",     "NB_ERR_INTERNAL", "NB_ERR_DIST",
     };
     return (unsigned)status < NB_STATUS_COUNT ? names[status] : "NB_ERR_UNKNOWN";
 }

@@ -1,0 +1,263 @@
+// The communicator (include/nabla/dist.h), run by ctest under mpirun with 2
+// and 3 ranks: every collective in every dtype against the values each rank
+// computes for itself, in place and out of place, waited for and
+// asynchronous; the statuses of bad input, on one rank or on all.
+// Rank 0 prints gtest's report; every rank prints its failures.
+#include <unistd.h>
+
+#include <cstring>
+
+#include "harness.h"
+
+namespace {
+
+nb_comm *g_comm;
+int g_rank, g_size;
+
+const std::vector<nb_dtype> EVERY = {NB_F32, NB_F64, NB_F16, NB_BF16, NB_I32, NB_I64, NB_U8, NB_BOOL};
+
+// Rank r's element i: small integers, so sums, products and averages are
+// exact or nearly so in every dtype (bool: whether (r + i) % 3 == 0).
+double value(nb_dtype dtype, int r, int64_t i) {
+    if (dtype == NB_BOOL) return (r + i) % 3 == 0;
+    if (dtype == NB_U8) return (double)((r + i) % 7);
+    return (double)((r * 7 + i) % 11) - (nb_dtype_is_float(dtype) || dtype == NB_I32 || dtype == NB_I64 ? 5 : 0);
+}
+
+nb_tensor *rank_tensor(nb_dtype dtype, int r, Shape shape) {
+    Host h(shape);
+    for (int64_t i = 0; i < h.numel(); i++) h.v[i] = value(dtype, r, i);
+    T f64(nb_from_host(h.v.data(), (int)shape.size(), shape.data(), NB_F64, nb_cpu()));
+    return nb_cast(f64, dtype);
+}
+
+double fold(nb_reduce_op op, nb_dtype dtype, int64_t i, int size) {
+    double acc = value(dtype, 0, i);
+    for (int r = 1; r < size; r++) {
+        double v = value(dtype, r, i);
+        switch (op) {
+        case NB_REDUCE_SUM: case NB_REDUCE_AVG: acc += v; break;
+        case NB_REDUCE_MAX: acc = std::max(acc, v); break;
+        case NB_REDUCE_MIN: acc = std::min(acc, v); break;
+        default: acc *= v;
+        }
+    }
+    if (dtype == NB_BOOL) return acc != 0; // or for sum and max, and for min and prod: the same on 0/1
+    return op == NB_REDUCE_AVG ? acc / size : acc;
+}
+
+std::string what(const char *name, nb_dtype dtype, nb_reduce_op op = NB_REDUCE_SUM) {
+    return std::string(name) + " " + nb_dtype_name(dtype) + " " + nb_reduce_op_name(op) + " rank " +
+           std::to_string(g_rank);
+}
+
+TEST(Dist, RankAndSize) {
+    EXPECT_EQ(nb_dist_rank(g_comm), g_rank);
+    EXPECT_GE(g_size, 2);
+    EXPECT_GE(nb_dist_local_rank(g_comm), 0);
+    EXPECT_LT(nb_dist_local_rank(g_comm), g_size);
+    EXPECT_EQ(nb_dist_rank(nullptr), -1);
+    EXPECT_EQ(nb_dist_world_size(nullptr), 0);
+}
+
+TEST(Dist, AllReduceEveryDtypeAndOp) {
+    const Shape shape = {3, 37};
+    for (nb_dtype dtype : EVERY)
+        for (nb_reduce_op op : {NB_REDUCE_SUM, NB_REDUCE_AVG, NB_REDUCE_MAX, NB_REDUCE_MIN, NB_REDUCE_PROD}) {
+            if (op == NB_REDUCE_AVG && !nb_dtype_is_float(dtype)) continue;
+            for (bool in_place : {false, true}) {
+                T in(rank_tensor(dtype, g_rank, shape));
+                T out(in_place ? nb_retain(in) : nb_zeros(2, shape.data(), dtype, nb_cpu()));
+                ASSERT_EQ(nb_dist_all_reduce(g_comm, in, out, op, nullptr), NB_OK) << nb_last_error();
+                Host want(shape);
+                for (int64_t i = 0; i < want.numel(); i++) want.v[i] = fold(op, dtype, i, g_size);
+                expect_close(read_tensor(out), want, dtype, 1, what("all_reduce", dtype, op));
+            }
+        }
+}
+
+TEST(Dist, AsynchronousHandles) {
+    const Shape shape = {1000};
+    T a(rank_tensor(NB_F32, g_rank, shape)), b(rank_tensor(NB_I64, g_rank, shape));
+    T sum_a(nb_zeros(1, shape.data(), NB_F32, nb_cpu()));
+    nb_dist_work *first = nullptr, *second = nullptr;
+    ASSERT_EQ(nb_dist_all_reduce(g_comm, a, sum_a, NB_REDUCE_SUM, &first), NB_OK) << nb_last_error();
+    ASSERT_EQ(nb_dist_all_reduce(g_comm, b, b, NB_REDUCE_MAX, &second), NB_OK) << nb_last_error();
+    bool done = false;
+    for (int spins = 0; !done && spins < 100000; spins++) {
+        ASSERT_EQ(nb_dist_test(second, &done), NB_OK) << nb_last_error();
+        if (!done) usleep(100);
+    }
+    EXPECT_TRUE(done);
+    ASSERT_EQ(nb_dist_wait(first), NB_OK) << nb_last_error(); // done before second: queued first
+    ASSERT_EQ(nb_dist_wait(first), NB_OK);                      // a second wait returns the same
+    Host want_a(shape), want_b(shape);
+    for (int64_t i = 0; i < 1000; i++) {
+        want_a.v[i] = fold(NB_REDUCE_SUM, NB_F32, i, g_size);
+        want_b.v[i] = fold(NB_REDUCE_MAX, NB_I64, i, g_size);
+    }
+    expect_close(read_tensor(sum_a), want_a, NB_F32, 1, "async sum");
+    expect_close(read_tensor(b), want_b, NB_I64, 1, "async max in place");
+    nb_dist_work_free(first);
+    nb_dist_work_free(second);
+    nb_dist_work_free(nullptr);
+    // a handle freed without a wait waits first
+    nb_dist_work *unwaited = nullptr;
+    ASSERT_EQ(nb_dist_all_reduce(g_comm, a, a, NB_REDUCE_SUM, &unwaited), NB_OK);
+    nb_dist_work_free(unwaited);
+    expect_close(read_tensor(a), want_a, NB_F32, 1, "freed before waiting");
+}
+
+TEST(Dist, BroadcastFromEveryRoot) {
+    for (nb_dtype dtype : EVERY)
+        for (int root = 0; root < g_size; root++) {
+            T t(rank_tensor(dtype, g_rank, {5, 3}));
+            ASSERT_EQ(nb_dist_broadcast(g_comm, t, root, nullptr), NB_OK) << nb_last_error();
+            Host want({5, 3});
+            for (int64_t i = 0; i < 15; i++) want.v[i] = value(dtype, root, i);
+            expect_close(read_tensor(t), want, dtype, 1, what("broadcast", dtype) + " root " + std::to_string(root));
+        }
+}
+
+TEST(Dist, AllGatherAndReduceScatter) {
+    for (nb_dtype dtype : EVERY) {
+        const Shape part = {4, 3};
+        Shape whole = {4 * g_size, 3};
+        T in(rank_tensor(dtype, g_rank, part));
+        T gathered(nb_zeros(2, whole.data(), dtype, nb_cpu()));
+        ASSERT_EQ(nb_dist_all_gather(g_comm, in, gathered, nullptr), NB_OK) << nb_last_error();
+        Host want(whole);
+        for (int r = 0; r < g_size; r++)
+            for (int64_t i = 0; i < 12; i++) want.v[r * 12 + i] = value(dtype, r, i);
+        expect_close(read_tensor(gathered), want, dtype, 1, what("all_gather", dtype));
+        for (nb_reduce_op op : {NB_REDUCE_SUM, NB_REDUCE_AVG, NB_REDUCE_MAX}) {
+            if (op == NB_REDUCE_AVG && !nb_dtype_is_float(dtype)) continue;
+            T big(rank_tensor(dtype, g_rank, whole));
+            T mine(nb_zeros(2, part.data(), dtype, nb_cpu()));
+            ASSERT_EQ(nb_dist_reduce_scatter(g_comm, big, mine, op, nullptr), NB_OK) << nb_last_error();
+            Host slice(part);
+            for (int64_t i = 0; i < 12; i++) slice.v[i] = fold(op, dtype, g_rank * 12 + i, g_size);
+            expect_close(read_tensor(mine), slice, dtype, 1, what("reduce_scatter", dtype, op));
+        }
+    }
+}
+
+TEST(Dist, StridedInputsAndEmptyTensors) {
+    T base(rank_tensor(NB_F64, g_rank, {6, 4}));
+    T strided(nb_transpose(base, 0, 1)); // read through a contiguous copy
+    T out(nb_zeros(2, Shape{4, 6}.data(), NB_F64, nb_cpu()));
+    ASSERT_EQ(nb_dist_all_reduce(g_comm, strided, out, NB_REDUCE_SUM, nullptr), NB_OK) << nb_last_error();
+    Host got = read_tensor(out);
+    for (int64_t i = 0; i < 6; i++)
+        for (int64_t j = 0; j < 4; j++) EXPECT_EQ(got.v[j * 6 + i], fold(NB_REDUCE_SUM, NB_F64, i * 4 + j, g_size));
+    T empty(nb_zeros(2, Shape{0, 3}.data(), NB_F32, nb_cpu()));
+    EXPECT_EQ(nb_dist_all_reduce(g_comm, empty, empty, NB_REDUCE_SUM, nullptr), NB_OK) << nb_last_error();
+    EXPECT_EQ(nb_dist_barrier(g_comm), NB_OK) << nb_last_error();
+}
+
+// Bad input on every rank: a status naming the function and the rank, and
+// the communicator still works.
+TEST(Dist, BadInputOnEveryRank) {
+    T x(rank_tensor(NB_F32, g_rank, {4}));
+    T i32(rank_tensor(NB_I32, g_rank, {4}));
+    T other(nb_zeros(1, Shape{5}.data(), NB_F32, nb_cpu()));
+    T wide(nb_zeros(2, Shape{4, 2}.data(), NB_F32, nb_cpu()));
+    T strided_out(nb_transpose(wide, 0, 1));
+    nb_dist_work *work = (nb_dist_work *)&work;
+    EXPECT_EQ(nb_dist_all_reduce(nullptr, x, x, NB_REDUCE_SUM, &work), NB_ERR_INVALID);
+    EXPECT_EQ(work, nullptr);
+    EXPECT_NE(strstr(nb_last_error(), "nb_dist_all_reduce: comm is NULL"), nullptr) << nb_last_error();
+    EXPECT_EQ(nb_dist_all_reduce(g_comm, nullptr, x, NB_REDUCE_SUM, nullptr), NB_ERR_INVALID);
+    EXPECT_EQ(nb_dist_all_reduce(g_comm, x, other, NB_REDUCE_SUM, nullptr), NB_ERR_SHAPE);
+    EXPECT_NE(strstr(nb_last_error(), "out is [5] but in is [4]"), nullptr) << nb_last_error();
+    EXPECT_EQ(nb_dist_all_reduce(g_comm, x, i32, NB_REDUCE_SUM, nullptr), NB_ERR_DTYPE);
+    EXPECT_EQ(nb_dist_all_reduce(g_comm, i32, i32, NB_REDUCE_AVG, nullptr), NB_ERR_DTYPE);
+    EXPECT_NE(strstr(nb_last_error(), "avg needs a float tensor, got i32"), nullptr) << nb_last_error();
+    EXPECT_EQ(nb_dist_all_reduce(g_comm, x, x, (nb_reduce_op)9, nullptr), NB_ERR_INVALID);
+    EXPECT_EQ(nb_dist_all_reduce(g_comm, strided_out, strided_out, NB_REDUCE_SUM, nullptr), NB_ERR_INVALID);
+    EXPECT_EQ(nb_dist_broadcast(g_comm, x, g_size, nullptr), NB_ERR_INDEX);
+    EXPECT_EQ(nb_dist_broadcast(g_comm, x, -1, nullptr), NB_ERR_INDEX);
+    EXPECT_EQ(nb_dist_all_gather(g_comm, x, x, nullptr), NB_ERR_SHAPE);
+    EXPECT_EQ(nb_dist_reduce_scatter(g_comm, x, other, NB_REDUCE_SUM, nullptr), NB_ERR_SHAPE);
+    EXPECT_EQ(nb_dist_wait(nullptr), NB_ERR_INVALID);
+    bool done;
+    EXPECT_EQ(nb_dist_test(nullptr, &done), NB_ERR_INVALID);
+    EXPECT_EQ(nb_dist_barrier(nullptr), NB_ERR_INVALID);
+    EXPECT_EQ(nb_dist_init(nullptr, nullptr), NB_ERR_INVALID);
+    nb_comm *bad = (nb_comm *)&bad;
+    nb_comm_options negative = {};
+    negative.timeout = -1;
+    EXPECT_EQ(nb_dist_init(&negative, &bad), NB_ERR_INVALID);
+    EXPECT_EQ(bad, nullptr);
+    if (nb_cuda_device_count() > 0) {
+        T on_gpu(nb_to(x, nb_cuda(0)));
+        EXPECT_EQ(nb_dist_all_reduce(g_comm, on_gpu, on_gpu, NB_REDUCE_SUM, nullptr), NB_ERR_DEVICE);
+    }
+    ASSERT_EQ(nb_dist_all_reduce(g_comm, x, x, NB_REDUCE_SUM, nullptr), NB_OK) << nb_last_error();
+}
+
+// Ranks that call collectives that do not match: every rank gets NB_ERR_DIST
+// naming what it called and what another rank did, and the communicator
+// still works (the check runs before any data moves).
+TEST(Dist, RanksThatDisagreeAreErrors) {
+    T x(rank_tensor(NB_F32, g_rank, {g_rank == 1 ? 5 : 4}));
+    EXPECT_EQ(nb_dist_all_reduce(g_comm, x, x, NB_REDUCE_SUM, nullptr), NB_ERR_DIST);
+    EXPECT_NE(strstr(nb_last_error(), "the ranks disagree"), nullptr) << nb_last_error();
+    EXPECT_NE(strstr(nb_last_error(), g_rank == 1 ? "all_reduce of 5 f32" : "all_reduce of 4 f32"), nullptr)
+        << nb_last_error();
+    T y(rank_tensor(g_rank == 0 ? NB_F64 : NB_F32, g_rank, {4}));
+    EXPECT_EQ(nb_dist_all_reduce(g_comm, y, y, NB_REDUCE_SUM, nullptr), NB_ERR_DIST);
+    EXPECT_NE(strstr(nb_last_error(), "f64"), nullptr) << nb_last_error();
+    T z(rank_tensor(NB_F32, g_rank, {4}));
+    EXPECT_EQ(nb_dist_all_reduce(g_comm, z, z, g_rank == 0 ? NB_REDUCE_MAX : NB_REDUCE_SUM, nullptr), NB_ERR_DIST);
+    EXPECT_EQ(nb_dist_broadcast(g_comm, z, g_rank == 0 ? 1 : 0, nullptr), NB_ERR_DIST);
+    nb_status mixed = g_rank == 0 ? nb_dist_broadcast(g_comm, z, 0, nullptr)
+                                  : nb_dist_all_reduce(g_comm, z, z, NB_REDUCE_SUM, nullptr);
+    EXPECT_EQ(mixed, NB_ERR_DIST);
+    ASSERT_EQ(nb_dist_all_reduce(g_comm, z, z, NB_REDUCE_SUM, nullptr), NB_OK) << nb_last_error();
+    Host want({4});
+    for (int64_t i = 0; i < 4; i++) want.v[i] = fold(NB_REDUCE_SUM, NB_F32, i, g_size);
+    expect_close(read_tensor(z), want, NB_F32, 1, "after the mismatches");
+}
+
+// Large enough for MPI's segmented algorithms; values that sum exactly.
+TEST(Dist, LargeAllReduce) {
+    const int64_t n = 3 << 20;
+    T x(nb_full(1, &n, (double)(g_rank + 1), NB_F32, nb_cpu()));
+    ASSERT_EQ(nb_dist_all_reduce(g_comm, x, x, NB_REDUCE_SUM, nullptr), NB_OK) << nb_last_error();
+    T total(nb_sum(x, 0, nullptr, false));
+    double got = 0;
+    ASSERT_EQ(nb_item(total, &got), NB_OK);
+    EXPECT_EQ(got, (double)n * g_size * (g_size + 1) / 2);
+}
+
+// Prints a failure with the rank on ranks whose report is silenced.
+class RankFailures : public ::testing::EmptyTestEventListener {
+    void OnTestPartResult(const ::testing::TestPartResult &result) override {
+        if (result.failed())
+            fprintf(stderr, "[rank %d] %s:%d: %s\n", g_rank, result.file_name() ? result.file_name() : "?",
+                    result.line_number(), result.summary());
+    }
+};
+
+} // namespace
+
+int main(int argc, char **argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    nb_comm_options options = {};
+    options.timeout = 60;
+    if (nb_dist_init(&options, &g_comm) != NB_OK) {
+        fprintf(stderr, "test_dist: %s\n", nb_last_error());
+        return 1;
+    }
+    g_rank = nb_dist_rank(g_comm);
+    g_size = nb_dist_world_size(g_comm);
+    if (g_rank != 0) {
+        ::testing::TestEventListeners &listeners = ::testing::UnitTest::GetInstance()->listeners();
+        delete listeners.Release(listeners.default_result_printer());
+        listeners.Append(new RankFailures);
+    }
+    int failed = RUN_ALL_TESTS();
+    nb_dist_free(g_comm);
+    return failed;
+}
