@@ -438,6 +438,24 @@ void build_rows() {
     ROW(nb_cuda_event_synchronize, NB_STATUS_COUNT, "", nb_cuda_event_synchronize(nullptr));
     ROW(nb_cuda_stream_wait_event, NB_STATUS_COUNT, "", nb_cuda_stream_wait_event(nullptr, nullptr));
     ROW(nb_cuda_event_elapsed_ms, NB_STATUS_COUNT, "", nb_cuda_event_elapsed_ms(nullptr, nullptr, &ms));
+    // ---- the communicator (checked before MPI starts; a build without MPI
+    // fails each with NB_ERR_UNSUPPORTED) ----
+    static nb_comm *comm = nullptr;
+    static nb_comm_options bad_timeout = {};
+    bad_timeout.timeout = -1;
+    static nb_dist_work *work = nullptr;
+    static bool done = false;
+    ROW(nb_dist_init, NB_STATUS_COUNT, "", nb_dist_init(nullptr, nullptr));
+    ROW(nb_dist_init, NB_STATUS_COUNT, "", nb_dist_init(&bad_timeout, &comm));
+    ROW(nb_dist_all_reduce, NB_STATUS_COUNT, "", nb_dist_all_reduce(nullptr, x, x, NB_REDUCE_SUM, &work));
+    ROW(nb_dist_broadcast, NB_STATUS_COUNT, "", nb_dist_broadcast(nullptr, x, 0, &work));
+    ROW(nb_dist_all_gather, NB_STATUS_COUNT, "", nb_dist_all_gather(nullptr, x, x, &work));
+    ROW(nb_dist_reduce_scatter, NB_STATUS_COUNT, "", nb_dist_reduce_scatter(nullptr, x, x, NB_REDUCE_SUM, &work));
+    ROW(nb_dist_barrier, NB_STATUS_COUNT, "", nb_dist_barrier(nullptr));
+    ROW(nb_dist_wait, NB_STATUS_COUNT, "", nb_dist_wait(nullptr));
+    ROW(nb_dist_test, NB_STATUS_COUNT, "", nb_dist_test(nullptr, &done));
+    EXPECT_EQ(comm, nullptr);
+    EXPECT_EQ(work, nullptr);
     (void)host_i64;
 
     // Functions whose every input is valid: queries and NULL-safe frees.
@@ -458,7 +476,9 @@ void build_rows() {
                            "nb_optimizer_zero_grad", "nb_optimizer_get_lr", "nb_optimizer_free",
                            "nb_generator_free", "nb_generator_seed", "nb_generator_offset",
                            "nb_batches_free", "nb_cpu_memory_stats_get", "nb_cuda_current_stream",
-                           "nb_cuda_stream_handle", "nb_cuda_event_destroy", "nb_cuda_stream_destroy"})
+                           "nb_cuda_stream_handle", "nb_cuda_event_destroy", "nb_cuda_stream_destroy",
+                           "nb_dist_free", "nb_dist_rank", "nb_dist_world_size", "nb_dist_local_rank",
+                           "nb_dist_work_free", "nb_reduce_op_name"})
         g_no_bad_input.insert(fn);
 }
 
@@ -538,6 +558,12 @@ TEST_F(BadInput, NullSafeFunctionsAcceptNull) {
     nb_cpu_memory_stats_get(nullptr);
     nb_cuda_event_destroy(nullptr);
     EXPECT_EQ(nb_cuda_stream_destroy(nullptr), NB_OK);
+    nb_dist_free(nullptr);
+    nb_dist_work_free(nullptr);
+    EXPECT_EQ(nb_dist_rank(nullptr), -1);
+    EXPECT_EQ(nb_dist_world_size(nullptr), 0);
+    EXPECT_EQ(nb_dist_local_rank(nullptr), -1);
+    EXPECT_STREQ(nb_reduce_op_name((nb_reduce_op)99), "unknown");
     EXPECT_EQ(nb_ndim(nullptr), 0);
     EXPECT_EQ(nb_shape(nullptr), nullptr);
     EXPECT_EQ(nb_strides(nullptr), nullptr);
@@ -564,8 +590,8 @@ TEST_F(BadInput, NullSafeFunctionsAcceptNull) {
 TEST_F(BadInput, CoversEveryPublicFunction) {
     std::set<std::string> declared;
     std::regex decl(R"(\b(nb_[a-z0-9_]+)\()");
-    for (const char *header : {"autograd.h", "cuda.h", "data.h", "dtype.h", "nabla.h", "nn.h", "ops.h",
-                               "optim.h", "random.h", "status.h", "tensor.h"}) {
+    for (const char *header : {"autograd.h", "cuda.h", "data.h", "dist.h", "dtype.h", "nabla.h", "nn.h",
+                               "ops.h", "optim.h", "random.h", "status.h", "tensor.h"}) {
         std::ifstream in(std::string(NABLA_INCLUDE_DIR) + "/nabla/" + header);
         ASSERT_TRUE(in) << header;
         std::string line;
