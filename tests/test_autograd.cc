@@ -25,6 +25,52 @@ TEST(Autograd, SharedInputsSumTheirPaths) {
     EXPECT_STREQ(nb_grad_fn_name(y), "add");
 }
 
+// A leaf's gradient-ready hook fires once per backward, when its gradient
+// is complete: a leaf read by the first op (run last in backward) after one
+// read only near the loss, each seeing its final gradient; a leaf whose
+// path passes no gradient still fires; one outside the graph does not.
+struct Fired {
+    std::vector<std::string> order;
+    std::vector<double> seen;
+};
+
+void record_hook(nb_tensor *leaf, void *user) {
+    Fired *fired = (Fired *)user;
+    T g(nb_grad(leaf));
+    fired->order.push_back(g.t ? "grad" : "none");
+    fired->seen.push_back(g.t ? read_tensor(g).v[0] : NAN);
+}
+
+TEST(Autograd, GradReadyHooksFireWhenTheGradientIsComplete) {
+    T a = leaf(Host({1}, {2})), b = leaf(Host({1}, {3})), c = leaf(Host({1}, {5})), unused = leaf(Host({1}, {7}));
+    Fired fa, fb, fc, fu;
+    ASSERT_EQ(nb_set_grad_ready_hook(a, record_hook, &fa), NB_OK);
+    ASSERT_EQ(nb_set_grad_ready_hook(b, record_hook, &fb), NB_OK);
+    ASSERT_EQ(nb_set_grad_ready_hook(c, record_hook, &fc), NB_OK);
+    ASSERT_EQ(nb_set_grad_ready_hook(unused, record_hook, &fu), NB_OK);
+    // loss = (a a) b + a + 0 * floor(c): a is read three times, c's path passes zeros
+    T aa(nb_mul(a, a)), ab(nb_mul(aa, b)), fc_(nb_floor(c)), zero(nb_mul(fc_, T(nb_zeros(1, Shape{1}.data(), NB_F64, nb_cpu()))));
+    T loss(nb_add(T(nb_add(ab, a)), zero));
+    ASSERT_EQ(nb_backward(loss, nullptr, false), NB_OK) << nb_last_error();
+    ASSERT_EQ(fa.seen.size(), 1u);
+    EXPECT_EQ(fa.seen[0], 2 * 2 * 3 + 1); // d/da = 2ab + 1, complete when fired
+    ASSERT_EQ(fb.seen.size(), 1u);
+    EXPECT_EQ(fb.seen[0], 4);
+    ASSERT_EQ(fc.order.size(), 1u); // floor passes a zero gradient: c is done all the same
+    EXPECT_TRUE(fu.order.empty());
+    // removed, it no longer fires; a non-leaf cannot take one
+    ASSERT_EQ(nb_set_grad_ready_hook(a, nullptr, nullptr), NB_OK);
+    T again(nb_mul(a, b));
+    ASSERT_EQ(nb_backward(again, nullptr, false), NB_OK);
+    EXPECT_EQ(fa.seen.size(), 1u);
+    EXPECT_EQ(fb.seen.size(), 2u);
+    EXPECT_EQ(nb_set_grad_ready_hook(again, record_hook, &fa), NB_ERR_AUTOGRAD);
+    EXPECT_EQ(nb_set_grad_ready_hook(nullptr, record_hook, &fa), NB_ERR_INVALID);
+    // a leaf root fires too
+    ASSERT_EQ(nb_backward(b, nullptr, false), NB_OK);
+    EXPECT_EQ(fb.seen.size(), 3u);
+}
+
 TEST(Autograd, GradientsAccumulateUntilZeroed) {
     T x = leaf(Host({2}, {1, 2}));
     for (int i = 0; i < 2; i++) {

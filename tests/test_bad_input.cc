@@ -454,6 +454,20 @@ void build_rows() {
     ROW(nb_dist_barrier, NB_STATUS_COUNT, "", nb_dist_barrier(nullptr));
     ROW(nb_dist_wait, NB_STATUS_COUNT, "", nb_dist_wait(nullptr));
     ROW(nb_dist_test, NB_STATUS_COUNT, "", nb_dist_test(nullptr, &done));
+    static nb_ddp *ddp = nullptr;
+    static nb_ddp_timing timing;
+    ROW(nb_ddp_create, NB_ERR_INVALID, "model or comm is NULL", nb_ddp_create(linear, nullptr, nullptr, &ddp));
+    ROW(nb_ddp_create, NB_ERR_INVALID, "out is NULL", nb_ddp_create(linear, nullptr, nullptr, nullptr));
+    ROW(nb_ddp_finish, NB_ERR_INVALID, "ddp is NULL", nb_ddp_finish(nullptr));
+    ROW(nb_ddp_backward, NB_ERR_INVALID, "ddp or loss is NULL", nb_ddp_backward(nullptr, x, nullptr));
+    ROW(nb_ddp_broadcast_parameters, NB_ERR_INVALID, "ddp is NULL", nb_ddp_broadcast_parameters(nullptr));
+    ROW(nb_ddp_broadcast_buffers, NB_ERR_INVALID, "ddp is NULL", nb_ddp_broadcast_buffers(nullptr));
+    ROW(nb_ddp_bucket_timing, NB_ERR_INVALID, "ddp or out is NULL", nb_ddp_bucket_timing(nullptr, 0, &timing));
+    ROW(nb_set_grad_ready_hook, NB_ERR_INVALID, "leaf is NULL", nb_set_grad_ready_hook(nullptr, nullptr, nullptr));
+    ROW(nb_set_grad_ready_hook, NB_ERR_AUTOGRAD, "not a leaf", nb_set_grad_ready_hook(T(nb_mul(d, d)), nullptr, nullptr));
+    ROW(nb_batches_shard, NB_ERR_INVALID, "batches is NULL", nb_batches_shard(nullptr, 0, 1));
+    ROW(nb_batches_shard, NB_ERR_INVALID, "rank 3 and world 2", nb_batches_shard(batches, 3, 2));
+    EXPECT_EQ(ddp, nullptr);
     EXPECT_EQ(comm, nullptr);
     EXPECT_EQ(work, nullptr);
     (void)host_i64;
@@ -478,7 +492,8 @@ void build_rows() {
                            "nb_batches_free", "nb_cpu_memory_stats_get", "nb_cuda_current_stream",
                            "nb_cuda_stream_handle", "nb_cuda_event_destroy", "nb_cuda_stream_destroy",
                            "nb_dist_free", "nb_dist_rank", "nb_dist_world_size", "nb_dist_local_rank",
-                           "nb_dist_work_free", "nb_reduce_op_name"})
+                           "nb_dist_work_free", "nb_reduce_op_name", "nb_ddp_set_sync", "nb_ddp_bucket_count",
+                           "nb_ddp_free"})
         g_no_bad_input.insert(fn);
 }
 
@@ -564,6 +579,9 @@ TEST_F(BadInput, NullSafeFunctionsAcceptNull) {
     EXPECT_EQ(nb_dist_world_size(nullptr), 0);
     EXPECT_EQ(nb_dist_local_rank(nullptr), -1);
     EXPECT_STREQ(nb_reduce_op_name((nb_reduce_op)99), "unknown");
+    nb_ddp_set_sync(nullptr, true);
+    EXPECT_EQ(nb_ddp_bucket_count(nullptr), 0);
+    nb_ddp_free(nullptr);
     EXPECT_EQ(nb_ndim(nullptr), 0);
     EXPECT_EQ(nb_shape(nullptr), nullptr);
     EXPECT_EQ(nb_strides(nullptr), nullptr);

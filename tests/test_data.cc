@@ -138,6 +138,71 @@ TEST(FashionMnist, LoadsAndNormalizesASplit) {
         << nb_last_error();
 }
 
+// Sharded batches: world ranks (each with its generator seeded alike) see
+// between them, at every step, the single-process batch of world times the
+// rows, in rank order, for two epochs; a final short global batch is dropped
+// or filled up from the epoch's first rows.
+TEST(Batches, ShardsMakeUpTheSingleProcessEpoch) {
+    const int64_t n = 23;
+    T images(nb_arange(0, (double)n, 1, NB_F32, nb_cpu()));
+    T labels(nb_arange(100, 100 + (double)n, 1, NB_I64, nb_cpu()));
+    for (bool drop_last : {true, false})
+        for (int world : {1, 2, 3}) {
+            const int64_t local = 3, global = local * world;
+            nb_generator *g0 = nb_generator_create(11);
+            nb_batches *single = nb_batches_create(images, labels, global, true, drop_last, g0);
+            std::vector<nb_batches *> shards;
+            std::vector<nb_generator *> gens;
+            for (int r = 0; r < world; r++) {
+                gens.push_back(nb_generator_create(11));
+                shards.push_back(nb_batches_create(images, labels, local, true, drop_last, gens.back()));
+                ASSERT_EQ(nb_batches_shard(shards.back(), r, world), NB_OK) << nb_last_error();
+                EXPECT_EQ(nb_batches_count(shards.back()), drop_last ? n / global : (n + global - 1) / global);
+            }
+            for (int epoch = 0; epoch < 2; epoch++) {
+                std::vector<double> first_rows;
+                int64_t steps = 0;
+                nb_tensor *x, *y;
+                while (nb_batches_next(single, &x, &y)) {
+                    Host want = read_tensor(x);
+                    nb_release(x);
+                    nb_release(y);
+                    if (first_rows.empty()) first_rows = want.v;
+                    std::vector<double> got;
+                    for (int r = 0; r < world; r++) {
+                        ASSERT_TRUE(nb_batches_next(shards[r], &x, &y)) << nb_last_error();
+                        Host hx = read_tensor(x), hy = read_tensor(y);
+                        if (world > 1) {
+                            EXPECT_EQ(hx.numel(), local) << "every rank gets a full batch";
+                        }
+                        for (int64_t i = 0; i < hx.numel(); i++) EXPECT_EQ(hy.v[i], hx.v[i] + 100);
+                        got.insert(got.end(), hx.v.begin(), hx.v.end());
+                        nb_release(x);
+                        nb_release(y);
+                    }
+                    // a short last batch: the shards fill it up with the epoch's first rows
+                    std::vector<double> expected = want.v;
+                    for (size_t i = 0; expected.size() < got.size(); i++) expected.push_back(first_rows[i]);
+                    EXPECT_EQ(got, expected) << "world " << world << " step " << steps;
+                    steps++;
+                }
+                for (int r = 0; r < world; r++) EXPECT_FALSE(nb_batches_next(shards[r], &x, &y)) << "epochs end together";
+            }
+            EXPECT_EQ(nb_batches_shard(shards[0], 0, world), NB_ERR_INVALID) << "after the first take";
+            for (int r = 0; r < world; r++) {
+                nb_batches_free(shards[r]);
+                nb_generator_free(gens[r]);
+            }
+            nb_batches_free(single);
+            nb_generator_free(g0);
+        }
+    nb_batches *b = nb_batches_create(images, labels, 4, false, false, nullptr);
+    EXPECT_EQ(nb_batches_shard(b, 2, 2), NB_ERR_INVALID);
+    EXPECT_EQ(nb_batches_shard(b, 0, 0), NB_ERR_INVALID);
+    EXPECT_EQ(nb_batches_shard(nullptr, 0, 1), NB_ERR_INVALID);
+    nb_batches_free(b);
+}
+
 TEST(Batches, ShuffledEpochsCoverEveryRowOnceAndRepeatWithTheSeed) {
     int64_t n = 10;
     T images(nb_arange(0, 10, 1, NB_F32, nb_cpu()));

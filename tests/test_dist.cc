@@ -231,6 +231,170 @@ TEST(Dist, LargeAllReduce) {
     EXPECT_EQ(got, (double)n * g_size * (g_size + 1) / 2);
 }
 
+// ---- data parallelism ----
+
+// 6 -> 8 -> 3 with SiLU, and a fourth child the loss never uses.
+struct Net {
+    nb_module *all = nullptr;
+    nb_module *l1 = nullptr, *act = nullptr, *l2 = nullptr;
+    Net(uint64_t seed, nb_dtype dtype) {
+        nb_generator *gen = nb_generator_create(seed);
+        l1 = nb_nn_linear(6, 8, true, dtype, nb_cpu(), gen);
+        act = nb_nn_activation(NB_ACT_SILU);
+        l2 = nb_nn_linear(8, 3, true, dtype, nb_cpu(), gen);
+        nb_module *unused = nb_nn_linear(3, 2, true, dtype, nb_cpu(), gen);
+        nb_module *children[4] = {l1, act, l2, unused};
+        all = nb_nn_sequential(4, children);
+        nb_generator_free(gen);
+    }
+    ~Net() { nb_module_free(all); }
+    std::vector<nb_tensor *> params() const {
+        std::vector<nb_named_tensor> named(nb_module_parameters(all, nullptr, 0));
+        nb_module_parameters(all, named.data(), (int)named.size());
+        std::vector<nb_tensor *> out;
+        for (const nb_named_tensor &n : named) out.push_back(n.tensor);
+        return out;
+    }
+    // mean((l2(silu(l1(x))) - t)^2)
+    nb_tensor *loss(const nb_tensor *x, const nb_tensor *t) const {
+        T h(nb_module_forward(l1, x)), a(nb_module_forward(act, h)), y(nb_module_forward(l2, a));
+        T d(nb_sub(y, t)), sq(nb_mul(d, d));
+        return nb_mean(sq, 0, nullptr, false);
+    }
+};
+
+nb_tensor *rows(const nb_tensor *t, int64_t from, int64_t count) { return nb_slice(t, 0, from, from + count, 1); }
+
+// max |a - b| / max(|b|, 0.01) over every element.
+double max_relative_difference(const std::vector<nb_tensor *> &a, const std::vector<nb_tensor *> &b) {
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); i++) {
+        Host x = read_tensor(a[i]), y = read_tensor(b[i]);
+        for (int64_t k = 0; k < x.numel(); k++)
+            worst = std::max(worst, std::fabs(x.v[k] - y.v[k]) / std::max(1e-2, std::fabs(y.v[k])));
+    }
+    return worst;
+}
+
+// DDP training on each rank's shard of 4 rows against one process training
+// on the whole global batch (rank 0's initial parameters, which DDP
+// broadcasts): SGD with momentum for 5 steps, with a bucket per parameter
+// (smaller than any gradient) and one bucket for all. The unused child
+// averages zeros and stays as it started in both.
+TEST(Ddp, EqualsSingleProcessTrainingOnTheGlobalBatch) {
+    const int64_t local = 4, steps = 5, global = local * g_size;
+    for (nb_dtype dtype : {NB_F64, NB_F32})
+        for (double bucket_mib : {1e-9, 25.0}) {
+            nb_generator *gen = nb_generator_create(5);
+            T x(nb_normal(2, Shape{global * steps, 6}.data(), 0, 1, dtype, nb_cpu(), gen));
+            T t(nb_normal(2, Shape{global * steps, 3}.data(), 0, 1, dtype, nb_cpu(), gen));
+            nb_generator_free(gen);
+            Net mine(100 + g_rank, dtype), single(100, dtype);
+            nb_ddp_options options = {};
+            options.bucket_mib = bucket_mib;
+            nb_ddp *ddp = nullptr;
+            ASSERT_EQ(nb_ddp_create(mine.all, g_comm, &options, &ddp), NB_OK) << nb_last_error();
+            EXPECT_EQ(nb_ddp_bucket_count(ddp), bucket_mib < 1 ? 6 : 1);
+            std::vector<nb_tensor *> p = mine.params(), q = single.params();
+            EXPECT_EQ(max_relative_difference(p, q), 0) << "broadcast from rank 0";
+            nb_optimizer *opt = nb_sgd_create(p.data(), (int)p.size(), 0.1, 0.9, 0, false);
+            nb_optimizer *ref = nb_sgd_create(q.data(), (int)q.size(), 0.1, 0.9, 0, false);
+            for (int64_t s = 0; s < steps; s++) {
+                nb_optimizer_zero_grad(opt);
+                nb_optimizer_zero_grad(ref);
+                T xs(rows(x, s * global + g_rank * local, local)), ts(rows(t, s * global + g_rank * local, local));
+                T loss(mine.loss(xs, ts));
+                if (s % 2) { // backward and finish, or both in one call
+                    ASSERT_EQ(nb_backward(loss, nullptr, false), NB_OK) << nb_last_error();
+                    ASSERT_EQ(nb_ddp_finish(ddp), NB_OK) << nb_last_error();
+                } else {
+                    ASSERT_EQ(nb_ddp_backward(ddp, loss, nullptr), NB_OK) << nb_last_error();
+                }
+                ASSERT_EQ(nb_optimizer_step(opt), NB_OK) << nb_last_error();
+                T xg(rows(x, s * global, global)), tg(rows(t, s * global, global));
+                T ref_loss(single.loss(xg, tg));
+                ASSERT_EQ(nb_backward(ref_loss, nullptr, false), NB_OK);
+                ASSERT_EQ(nb_optimizer_step(ref), NB_OK);
+            }
+            double diff = max_relative_difference(p, q), limit = dtype == NB_F64 ? 1e-10 : 2e-5;
+            EXPECT_LT(diff, limit) << nb_dtype_name(dtype) << " bucket_mib " << bucket_mib;
+            if (g_rank == 0)
+                printf("[ ddp      ] %d ranks %s bucket_mib %g: max relative parameter difference %.2e\n", g_size,
+                       nb_dtype_name(dtype), bucket_mib, diff);
+            std::vector<nb_ddp_timing> timings(nb_ddp_bucket_count(ddp));
+            for (int k = 0; k < nb_ddp_bucket_count(ddp); k++) {
+                ASSERT_EQ(nb_ddp_bucket_timing(ddp, k, &timings[k]), NB_OK);
+                EXPECT_LE(timings[k].ready, timings[k].started + 1e-9);
+                EXPECT_LE(timings[k].started, timings[k].done + 1e-9);
+                EXPECT_GT(timings[k].bytes, 0);
+            }
+            // the last step ran nb_ddp_backward's way: with a bucket per
+            // parameter the first (the unused child's) started before
+            // backward, and the third (l2's bias) before the last used
+            // gradient (l1's weight, bucket 5) was ready
+            if (timings.size() == 6) {
+                EXPECT_LT(timings[2].started, timings[5].ready);
+            }
+            nb_optimizer_free(opt);
+            nb_optimizer_free(ref);
+            nb_ddp_free(ddp);
+        }
+}
+
+// Gradients accumulated over two micro-batches, the first without sync:
+// the average over the ranks of the sums, as one process backing through
+// both global micro-batches.
+TEST(Ddp, NoSyncAccumulates) {
+    const int64_t local = 2, global = local * g_size;
+    nb_generator *gen = nb_generator_create(9);
+    T x(nb_normal(2, Shape{2 * global, 6}.data(), 0, 1, NB_F64, nb_cpu(), gen));
+    T t(nb_normal(2, Shape{2 * global, 3}.data(), 0, 1, NB_F64, nb_cpu(), gen));
+    nb_generator_free(gen);
+    Net mine(7, NB_F64), single(7, NB_F64);
+    nb_ddp *ddp = nullptr;
+    ASSERT_EQ(nb_ddp_create(mine.all, g_comm, nullptr, &ddp), NB_OK) << nb_last_error();
+    for (int micro = 0; micro < 2; micro++) {
+        nb_ddp_set_sync(ddp, micro == 1);
+        T xs(rows(x, micro * global + g_rank * local, local)), ts(rows(t, micro * global + g_rank * local, local));
+        T loss(mine.loss(xs, ts));
+        ASSERT_EQ(nb_backward(loss, nullptr, false), NB_OK) << nb_last_error();
+        ASSERT_EQ(nb_ddp_finish(ddp), NB_OK) << nb_last_error(); // nothing to do without sync
+        T xg(rows(x, micro * global, global)), tg(rows(t, micro * global, global));
+        T ref(single.loss(xg, tg));
+        ASSERT_EQ(nb_backward(ref, nullptr, false), NB_OK);
+    }
+    std::vector<nb_tensor *> p = mine.params(), q = single.params();
+    for (size_t i = 0; i < 4; i++) { // the used children's gradients
+        T a(nb_grad(p[i])), b(nb_grad(q[i]));
+        ASSERT_NE(a.t, nullptr);
+        expect_close(read_tensor(a), read_tensor(b), NB_F64, 1, "no_sync gradient " + std::to_string(i));
+    }
+    nb_ddp_free(ddp);
+}
+
+TEST(Ddp, UnusedParametersAreAnErrorOnRequest) {
+    Net mine(3, NB_F32);
+    nb_ddp_options options = {};
+    options.error_on_unused = true;
+    nb_ddp *ddp = nullptr;
+    ASSERT_EQ(nb_ddp_create(mine.all, g_comm, &options, &ddp), NB_OK) << nb_last_error();
+    T x(nb_ones(2, Shape{2, 6}.data(), NB_F32, nb_cpu())), t(nb_zeros(2, Shape{2, 3}.data(), NB_F32, nb_cpu()));
+    T loss(mine.loss(x, t));
+    ASSERT_EQ(nb_backward(loss, nullptr, false), NB_OK);
+    EXPECT_EQ(nb_ddp_finish(ddp), NB_ERR_AUTOGRAD);
+    EXPECT_NE(strstr(nb_last_error(), "2 parameters got no gradient in this backward (3.weight, 3.bias)"), nullptr)
+        << nb_last_error();
+    // the ranks stay in step: the next collective still matches
+    EXPECT_EQ(nb_dist_barrier(g_comm), NB_OK) << nb_last_error();
+    nb_ddp_free(ddp);
+    nb_ddp *none = (nb_ddp *)&none;
+    EXPECT_EQ(nb_ddp_create(nullptr, g_comm, nullptr, &none), NB_ERR_INVALID);
+    EXPECT_EQ(none, nullptr);
+    options.bucket_mib = -1;
+    EXPECT_EQ(nb_ddp_create(mine.all, g_comm, &options, &none), NB_ERR_INVALID);
+    EXPECT_EQ(nb_ddp_finish(nullptr), NB_ERR_INVALID);
+}
+
 // Prints a failure with the rank on ranks whose report is silenced.
 class RankFailures : public ::testing::EmptyTestEventListener {
     void OnTestPartResult(const ::testing::TestPartResult &result) override {

@@ -30,6 +30,14 @@ void nb_zero_grad(nb_tensor *t);
 /* Name of the op that produced t ("mul", ...), or NULL for a leaf. */
 const char *nb_grad_fn_name(const nb_tensor *t);
 
+/* Called during nb_backward once a leaf's gradient for it is complete: the
+ * last node that could add to it has run (its gradient may still be NULL if
+ * none did), like PyTorch's post-accumulate-grad hooks. Data parallelism
+ * starts a bucket's all-reduce from it while backward goes on. */
+typedef void (*nb_grad_ready_hook)(nb_tensor *leaf, void *user);
+/* Sets leaf's hook (NULL removes it); a leaf only. */
+nb_status nb_set_grad_ready_hook(nb_tensor *leaf, nb_grad_ready_hook hook, void *user);
+
 /* Back-propagates from root. grad is d(objective)/d(root), of root's shape;
  * NULL means ones, allowed only for a one-element root. retain_graph keeps
  * the graph for another backward; otherwise its saved tensors are freed. */

@@ -45,6 +45,15 @@ nb_status nb_batches_take(nb_batches *batches, nb_tensor **images, nb_tensor **l
 /* nb_batches_take as a loop condition: true for a batch, false at the end of
  * an epoch and on failure (nb_batches_take tells the two apart). */
 bool nb_batches_next(nb_batches *batches, nb_tensor **images, nb_tensor **labels);
+/* Makes batches a rank's shard for data parallelism: each take then gives
+ * this rank's batch_size rows of the next global batch of world * batch_size
+ * rows of the epoch's order, which every rank draws alike from its own gen
+ * seeded alike; the ranks between them see the single-process epoch with
+ * that global batch. A final short global batch is dropped (drop_last) or
+ * filled up from the epoch's first rows (as PyTorch's DistributedSampler
+ * pads), so every rank gets full batches (a world of 1 is the plain
+ * batches). Call before the first take. */
+nb_status nb_batches_shard(nb_batches *batches, int rank, int world);
 /* Batches per epoch (-1 and an error for NULL). */
 int64_t nb_batches_count(const nb_batches *batches);
 void nb_batches_free(nb_batches *batches);

@@ -23,6 +23,7 @@
 #ifndef NABLA_DIST_H
 #define NABLA_DIST_H
 
+#include "nn.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
@@ -83,6 +84,60 @@ nb_status nb_dist_test(nb_dist_work *work, bool *done);
 void nb_dist_work_free(nb_dist_work *work);
 
 const char *nb_reduce_op_name(nb_reduce_op op); /* "sum", ... */
+
+/* ---- data parallelism (PyTorch's DistributedDataParallel) ----
+ *
+ *   nb_ddp *ddp;
+ *   nb_ddp_create(model, comm, NULL, &ddp);  // broadcasts rank 0's parameters
+ *   for each step:
+ *       loss = ...forward on this rank's shard...;
+ *       nb_ddp_backward(ddp, loss, NULL);    // buckets' all-reduces start during backward;
+ *                                            // then the gradients are the ranks' average
+ *       nb_optimizer_step(opt);
+ *
+ * Gradients are averaged in buckets of up to bucket_mib of parameters of one
+ * dtype, in reverse order of registration; a bucket's all-reduce starts as
+ * soon as backward has completed every gradient in it (a gradient-ready hook
+ * per parameter), so communication overlaps the rest of backward. A
+ * parameter that got no gradient averages zeros, or is an error naming it
+ * with error_on_unused. Parameters must be contiguous CPU tensors (CUDA ones
+ * need NCCL). */
+typedef struct nb_ddp nb_ddp;
+
+typedef struct nb_ddp_options {
+    double bucket_mib;    /* 0 means 25 */
+    bool error_on_unused; /* a parameter without a gradient fails nb_ddp_finish */
+} nb_ddp_options;
+
+/* The parameters' times in the last backward, in seconds from its first
+ * gradient-ready hook: when every gradient of the bucket was ready, when its
+ * all-reduce started and when nb_ddp_finish saw it done. */
+typedef struct nb_ddp_timing {
+    double ready, started, done;
+    int parameters;
+    int64_t bytes;
+} nb_ddp_timing;
+
+/* Wraps model (which must outlive the DDP) for comm; options may be NULL. */
+nb_status nb_ddp_create(nb_module *model, nb_comm *comm, const nb_ddp_options *options, nb_ddp **out);
+/* After backward: starts the buckets not yet started, waits for them all and
+ * replaces each parameter's gradient by the ranks' average. */
+nb_status nb_ddp_finish(nb_ddp *ddp);
+/* nb_backward(loss, grad, false) then nb_ddp_finish, having first marked the
+ * parameters loss does not use as ready (PyTorch's find_unused_parameters),
+ * so that their buckets do not wait for the end of backward. */
+nb_status nb_ddp_backward(nb_ddp *ddp, nb_tensor *loss, const nb_tensor *grad);
+/* false: backward keeps gradients local, accumulating (PyTorch's no_sync);
+ * true again: the next backward averages what accumulated. */
+void nb_ddp_set_sync(nb_ddp *ddp, bool sync);
+/* Rank 0's parameters (nb_ddp_create does it) or buffers (BatchNorm's
+ * running statistics) to every rank. */
+nb_status nb_ddp_broadcast_parameters(nb_ddp *ddp);
+nb_status nb_ddp_broadcast_buffers(nb_ddp *ddp);
+int nb_ddp_bucket_count(const nb_ddp *ddp);
+nb_status nb_ddp_bucket_timing(const nb_ddp *ddp, int bucket, nb_ddp_timing *out);
+/* Removes the hooks and frees ddp (NULL is fine); the model stays. */
+void nb_ddp_free(nb_ddp *ddp);
 
 #ifdef __cplusplus
 }

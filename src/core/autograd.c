@@ -27,6 +27,15 @@ nb_status nb_set_requires_grad(nb_tensor *t, bool requires_grad) {
     return NB_OK;
 }
 
+nb_status nb_set_grad_ready_hook(nb_tensor *leaf, nb_grad_ready_hook hook, void *user) {
+    NB_CHECK(leaf, NB_ERR_INVALID, "nb_set_grad_ready_hook: leaf is NULL");
+    NB_CHECK(!leaf->grad_fn, NB_ERR_AUTOGRAD, "nb_set_grad_ready_hook: the tensor comes from %s, not a leaf",
+             nb_op_name(leaf->grad_fn->op));
+    leaf->ready_hook = hook;
+    leaf->ready_user = hook ? user : NULL;
+    return NB_OK;
+}
+
 bool nb_requires_grad(const nb_tensor *t) { return t && t->requires_grad; }
 bool nb_is_leaf(const nb_tensor *t) { return t && !t->grad_fn; }
 nb_tensor *nb_grad(const nb_tensor *t) { return t ? nb_retain(t->grad) : NULL; }
@@ -242,6 +251,46 @@ static nb_status run_node(nb_node *node) {
     return status;
 }
 
+nb_status nb__visit_leaves(const nb_tensor *root, void (*visit)(nb_tensor *leaf, void *user), void *user) {
+    if (!root->grad_fn) {
+        if (root->requires_grad) visit((nb_tensor *)root, user);
+        return NB_OK;
+    }
+    node_list order = {0};
+    nb_status status = topo_order(root->grad_fn, &order);
+    for (int i = 0; i < order.count; i++) {
+        order.items[i]->visited = false;
+        for (int k = 0; status == NB_OK && k < order.items[i]->n_inputs; k++) {
+            nb_tensor *input = order.items[i]->inputs[k];
+            if (input && !input->grad_fn && input->requires_grad) visit(input, user);
+        }
+    }
+    free(order.items);
+    return status;
+}
+
+/* The walked nodes' reads of hooked leaves: counted up before the walk
+ * (counting), reset after it (a failed walk leaves counts behind). */
+static void count_hooked_reads(node_list *order, int counting) {
+    for (int i = 0; i < order->count; i++)
+        for (int k = 0; k < order->items[i]->n_inputs; k++) {
+            nb_tensor *input = order->items[i]->inputs[k];
+            if (input && !input->grad_fn && input->ready_hook && input->requires_grad)
+                input->ready_pending = counting ? input->ready_pending + 1 : 0;
+        }
+}
+
+/* After node ran (or had no gradient to pass on): each hooked leaf it read
+ * that no later node reads is complete. */
+static void fire_ready_hooks(nb_node *node) {
+    for (int k = 0; k < node->n_inputs; k++) {
+        nb_tensor *input = node->inputs[k];
+        if (input && !input->grad_fn && input->ready_hook && input->requires_grad && input->ready_pending > 0 &&
+            --input->ready_pending == 0)
+            input->ready_hook(input, input->ready_user);
+    }
+}
+
 /* Frees what the walked nodes saved. Every node is detached first: releasing
  * an input can free other nodes of the list, which must not be touched then. */
 static void free_graph(node_list *order) {
@@ -299,13 +348,18 @@ nb_status nb_backward(nb_tensor *root, const nb_tensor *grad, bool retain_graph)
     nb_status status = initial_grad(root, grad, &seed);
     if (status == NB_OK && !root->grad_fn) {
         status = accumulate_leaf(root, seed);
+        if (status == NB_OK && root->ready_hook) root->ready_hook(root, root->ready_user);
     } else if (status == NB_OK) {
         node_list order = {0};
         status = topo_order(root->grad_fn, &order);
         for (int i = 0; i < order.count; i++) order.items[i]->visited = false;
         if (status == NB_OK) root->grad_fn->grad = nb_retain(seed);
-        for (int i = order.count - 1; i >= 0 && status == NB_OK; i--)
+        count_hooked_reads(&order, 1);
+        for (int i = order.count - 1; i >= 0 && status == NB_OK; i--) {
             if (order.items[i]->grad) status = run_node(order.items[i]);
+            if (status == NB_OK) fire_ready_hooks(order.items[i]);
+        }
+        count_hooked_reads(&order, 0);
         for (int i = 0; i < order.count; i++) { /* after a failure, drop partial sums */
             nb_release(order.items[i]->grad);
             order.items[i]->grad = NULL;

@@ -85,6 +85,9 @@ struct nb_tensor {
     nb_tensor *grad;  /* accumulated gradient of a leaf */
     nb_node *grad_fn; /* the node that produced this tensor, NULL for a leaf */
     nb_tensor *next_free; /* the queue of nb_release, which frees graphs without recursion */
+    nb_grad_ready_hook ready_hook; /* a leaf's nb_set_grad_ready_hook */
+    void *ready_user;
+    int ready_pending; /* during nb_backward: walked nodes yet to run that read this leaf */
 };
 
 /* Note [saved versions]: every in-place write through the API (nb_copy_,
@@ -93,6 +96,10 @@ struct nb_tensor {
  * versions of what it saved; nb_backward fails, naming the op, when a saved
  * tensor's storage has moved on, instead of computing a gradient from values
  * the forward never saw (PyTorch's version counter). */
+/* Calls visit for every leaf requiring a gradient that backward from root
+ * would reach (a leaf read twice, twice). */
+nb_status nb__visit_leaves(const nb_tensor *root, void (*visit)(nb_tensor *leaf, void *user), void *user);
+
 static inline void nb__bump_version(nb_tensor *t) {
     __atomic_add_fetch(&t->storage->version, 1, __ATOMIC_RELAXED);
 }
