@@ -395,6 +395,108 @@ TEST(Ddp, UnusedParametersAreAnErrorOnRequest) {
     EXPECT_EQ(nb_ddp_finish(nullptr), NB_ERR_INVALID);
 }
 
+// ---- SyncBatchNorm ----
+
+// Each rank's part of a global batch against BatchNorm of the whole batch:
+// the output rows and the running statistics equal, and the ranks' weight
+// and bias gradients add up to the whole batch's. Uneven parts, one of
+// them empty.
+TEST(SyncBatchNorm, EqualsBatchNormOnTheConcatenatedBatch) {
+    for (nb_dtype dtype : {NB_F64, NB_F32})
+        for (bool with_empty : {true, false}) {
+            std::vector<int64_t> sizes, starts;
+            int64_t total = 0;
+            for (int r = 0; r < g_size; r++) {
+                sizes.push_back(with_empty && r == 1 ? 0 : r + 2);
+                starts.push_back(total);
+                total += sizes.back();
+            }
+            const int64_t channels = 3;
+            nb_generator *gen = nb_generator_create(21);
+            T x(nb_normal(4, Shape{total, channels, 4, 5}.data(), 1.5, 2, dtype, nb_cpu(), gen));
+            T grad(nb_normal(4, Shape{total, channels, 4, 5}.data(), 0, 1, dtype, nb_cpu(), gen));
+            T w0(nb_normal(1, &channels, 1, 0.3, dtype, nb_cpu(), gen)), b0(nb_normal(1, &channels, 0, 0.3, dtype, nb_cpu(), gen));
+            nb_generator_free(gen);
+            std::string tag = std::string(nb_dtype_name(dtype)) + (with_empty ? " with an empty rank" : " uneven");
+            nb_module *ref = nb_nn_batch_norm2d(channels, 1e-5, 0.1, true, dtype, nb_cpu());
+            nb_module *mine = nb_nn_sync_batch_norm2d(channels, 1e-5, 0.1, true, dtype, nb_cpu(), g_comm);
+            ASSERT_NE(mine, nullptr) << nb_last_error();
+            EXPECT_STREQ(nb_module_type(mine), "SyncBatchNorm");
+            nb_named_tensor pr[2], pm[2], br[2], bm[2];
+            ASSERT_EQ(nb_module_parameters(ref, pr, 2), 2);
+            ASSERT_EQ(nb_module_parameters(mine, pm, 2), 2);
+            nb_module_buffers(ref, br, 2);
+            nb_module_buffers(mine, bm, 2);
+            bool was = nb_set_grad_enabled(false);
+            for (int i = 0; i < 2; i++) {
+                ASSERT_EQ(nb_copy_(pr[i].tensor, i ? b0 : w0), NB_OK) << nb_last_error();
+                ASSERT_EQ(nb_copy_(pm[i].tensor, i ? b0 : w0), NB_OK) << nb_last_error();
+            }
+            nb_set_grad_enabled(was);
+            T y_ref(nb_module_forward(ref, x));
+            ASSERT_EQ(nb_backward(y_ref, grad, false), NB_OK) << nb_last_error();
+            T xs(rows(x, starts[g_rank], sizes[g_rank])), gs(rows(grad, starts[g_rank], sizes[g_rank]));
+            T y(nb_module_forward(mine, xs));
+            ASSERT_NE(y.t, nullptr) << nb_last_error();
+            ASSERT_EQ(nb_backward(y, gs, false), NB_OK) << nb_last_error();
+            const double scale = dtype == NB_F64 ? 1 : 3;
+            if (sizes[g_rank] > 0) {
+                T want(rows(y_ref, starts[g_rank], sizes[g_rank]));
+                expect_close(read_tensor(y), read_tensor(want), dtype, scale, tag + " forward");
+            }
+            for (int i = 0; i < 2; i++) // running mean and variance
+                expect_close(read_tensor(bm[i].tensor), read_tensor(br[i].tensor), dtype, scale,
+                             tag + " " + bm[i].name);
+            for (int i = 0; i < 2; i++) { // the ranks' parameter gradients sum to the whole batch's
+                T local(nb_grad(pm[i].tensor)), want(nb_grad(pr[i].tensor));
+                ASSERT_NE(local.t, nullptr) << pm[i].name;
+                T summed(nb_clone(local));
+                ASSERT_EQ(nb_dist_all_reduce(g_comm, summed, summed, NB_REDUCE_SUM, nullptr), NB_OK);
+                expect_close(read_tensor(summed), read_tensor(want), dtype, scale, tag + " d" + pm[i].name);
+            }
+            if (g_rank == 0) printf("[ syncbn   ] %d ranks %s: forward, running statistics and gradients match\n", g_size, tag.c_str());
+            nb_module_free(ref);
+            nb_module_free(mine);
+        }
+}
+
+// The input gradient against BatchNorm's through the whole batch, a model
+// converted by nb_nn_convert_sync_batch_norm, and evaluation (no
+// communication).
+TEST(SyncBatchNorm, InputGradientConversionAndEvaluation) {
+    const int64_t channels = 2, local = 3, total = local * g_size;
+    nb_generator *gen = nb_generator_create(4);
+    T x(nb_normal(3, Shape{total, channels, 7}.data(), -1, 3, NB_F64, nb_cpu(), gen));
+    T grad(nb_normal(3, Shape{total, channels, 7}.data(), 0, 1, NB_F64, nb_cpu(), gen));
+    nb_generator_free(gen);
+    T whole(nb_detach(x));
+    ASSERT_EQ(nb_set_requires_grad(whole, true), NB_OK);
+    nb_module *ref = nb_nn_batch_norm1d(channels, 1e-5, 0.1, false, NB_F64, nb_cpu());
+    nb_module *mine = nb_nn_batch_norm1d(channels, 1e-5, 0.1, false, NB_F64, nb_cpu());
+    nb_module *seq = nb_nn_sequential(1, &mine);
+    EXPECT_EQ(nb_nn_convert_sync_batch_norm(seq, g_comm), 1);
+    EXPECT_EQ(nb_nn_convert_sync_batch_norm(seq, g_comm), 0) << "already converted";
+    EXPECT_EQ(nb_nn_convert_sync_batch_norm(nullptr, g_comm), -1);
+    T y_ref(nb_module_forward(ref, whole));
+    ASSERT_EQ(nb_backward(y_ref, grad, false), NB_OK);
+    T part(nb_contiguous(T(rows(x, g_rank * local, local))));
+    ASSERT_EQ(nb_set_requires_grad(part, true), NB_OK);
+    T y(nb_module_forward(seq, part));
+    ASSERT_NE(y.t, nullptr) << nb_last_error();
+    ASSERT_EQ(nb_backward(y, T(rows(grad, g_rank * local, local)), false), NB_OK) << nb_last_error();
+    T dx(nb_grad(part)), dx_all(nb_grad(whole));
+    T dx_ref(rows(dx_all, g_rank * local, local));
+    expect_close(read_tensor(dx), read_tensor(dx_ref), NB_F64, 1, "SyncBatchNorm input gradient");
+    nb_module_train(seq, false);
+    nb_module_train(ref, false);
+    T e(nb_module_forward(seq, part)), e_ref(nb_module_forward(ref, part));
+    expect_close(read_tensor(e), read_tensor(e_ref), NB_F64, 1, "evaluation");
+    nb_module_free(ref);
+    nb_module_free(seq);
+    EXPECT_EQ(nb_nn_sync_batch_norm2d(3, 1e-5, 0.1, true, NB_F32, nb_cpu(), nullptr), nullptr);
+    EXPECT_EQ(nb_sync_batch_norm(part, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr), nullptr);
+}
+
 // Prints a failure with the rank on ranks whose report is silenced.
 class RankFailures : public ::testing::EmptyTestEventListener {
     void OnTestPartResult(const ::testing::TestPartResult &result) override {

@@ -85,6 +85,29 @@ void nb_dist_work_free(nb_dist_work *work);
 
 const char *nb_reduce_op_name(nb_reduce_op op); /* "sum", ... */
 
+/* ---- SyncBatchNorm ----
+ *
+ * nb_batch_norm whose training statistics are those of every rank's batch
+ * together: forward gathers each rank's per-channel count, mean and m2 in
+ * one collective (uneven batches, an empty one included, give the exact
+ * global statistics; running statistics take the global unbiased variance),
+ * backward all-reduces the two per-channel gradient sums in one. The weight
+ * and bias gradients are this rank's (data parallelism averages them).
+ * Evaluation and a world of one communicate nothing. Every rank must call
+ * it alike. */
+nb_tensor *nb_sync_batch_norm(const nb_tensor *x, nb_tensor *running_mean, nb_tensor *running_var,
+                              const nb_tensor *weight, const nb_tensor *bias, bool training, double momentum,
+                              double eps, nb_comm *comm);
+/* BatchNorm1d / BatchNorm2d modules over comm ("SyncBatchNorm"). */
+nb_module *nb_nn_sync_batch_norm1d(int64_t features, double eps, double momentum, bool affine, nb_dtype dtype,
+                                   nb_device device, nb_comm *comm);
+nb_module *nb_nn_sync_batch_norm2d(int64_t channels, double eps, double momentum, bool affine, nb_dtype dtype,
+                                   nb_device device, nb_comm *comm);
+/* Makes every BatchNorm1d and BatchNorm2d of model (its children too) a
+ * SyncBatchNorm over comm, keeping its parameters and statistics; returns
+ * how many, or -1 with an error. */
+int nb_nn_convert_sync_batch_norm(nb_module *model, nb_comm *comm);
+
 /* ---- data parallelism (PyTorch's DistributedDataParallel) ----
  *
  *   nb_ddp *ddp;

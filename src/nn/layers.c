@@ -152,9 +152,10 @@ static nb_tensor *batch_norm_forward(nb_module *m, const nb_tensor *x) {
                   c->max_dims, nb__tensor_shape_str(x));
         return NULL;
     }
-    return nb_batch_norm(x, nb__module_buffer(m, "running_mean"),
-                         nb__module_buffer(m, "running_var"), nb__module_param(m, "weight"),
-                         nb__module_param(m, "bias"), m->training, c->momentum, c->eps);
+    nb_tensor *mean = nb__module_buffer(m, "running_mean"), *var = nb__module_buffer(m, "running_var");
+    nb_tensor *weight = nb__module_param(m, "weight"), *bias = nb__module_param(m, "bias");
+    if (c->comm) return nb_sync_batch_norm(x, mean, var, weight, bias, m->training, c->momentum, c->eps, c->comm);
+    return nb_batch_norm(x, mean, var, weight, bias, m->training, c->momentum, c->eps);
 }
 
 static nb_module *batch_norm(const char *type, const char *fn, int min_dims, int max_dims,
@@ -186,6 +187,44 @@ nb_module *nb_nn_batch_norm1d(int64_t features, double eps, double momentum, boo
 nb_module *nb_nn_batch_norm2d(int64_t channels, double eps, double momentum, bool affine,
                               nb_dtype dtype, nb_device device) {
     return batch_norm("BatchNorm2d", "nb_nn_batch_norm2d", 4, 4, channels, eps, momentum, affine, dtype, device);
+}
+
+static nb_module *sync_batch_norm(const char *fn, int min_dims, int max_dims, int64_t features, double eps,
+                                  double momentum, bool affine, nb_dtype dtype, nb_device device, nb_comm *comm) {
+    LAYER_CHECK(comm, "%s: comm is NULL", fn);
+    nb_module *m = batch_norm("SyncBatchNorm", fn, min_dims, max_dims, features, eps, momentum, affine, dtype,
+                              device);
+    if (m) m->config.comm = comm;
+    return m;
+}
+
+nb_module *nb_nn_sync_batch_norm1d(int64_t features, double eps, double momentum, bool affine, nb_dtype dtype,
+                                   nb_device device, nb_comm *comm) {
+    return sync_batch_norm("nb_nn_sync_batch_norm1d", 2, 3, features, eps, momentum, affine, dtype, device, comm);
+}
+
+nb_module *nb_nn_sync_batch_norm2d(int64_t channels, double eps, double momentum, bool affine, nb_dtype dtype,
+                                   nb_device device, nb_comm *comm) {
+    return sync_batch_norm("nb_nn_sync_batch_norm2d", 4, 4, channels, eps, momentum, affine, dtype, device, comm);
+}
+
+static int convert_sync(nb_module *m, nb_comm *comm) {
+    int converted = 0;
+    if (m->forward == batch_norm_forward && !m->config.comm) {
+        m->config.comm = comm;
+        m->type = "SyncBatchNorm";
+        converted++;
+    }
+    for (int i = 0; i < m->n_children; i++) converted += convert_sync(m->children[i], comm);
+    return converted;
+}
+
+int nb_nn_convert_sync_batch_norm(nb_module *model, nb_comm *comm) {
+    if (!model || !comm) {
+        nb__error(NB_ERR_INVALID, "nb_nn_convert_sync_batch_norm: model or comm is NULL");
+        return -1;
+    }
+    return convert_sync(model, comm);
 }
 
 static nb_tensor *group_norm_forward(nb_module *m, const nb_tensor *x) {

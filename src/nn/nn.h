@@ -14,6 +14,7 @@ typedef struct nb_layer_config {
     double eps, momentum, p;
     int64_t out_size[2];
     int min_dims, max_dims; /* the ranks batch norm accepts */
+    nb_comm *comm;          /* SyncBatchNorm's */
     nb_activation activation;
     nb_generator *gen;
     nb_attention_config attention;

@@ -19,6 +19,7 @@
  * sample's groups of channels (with all spatial positions) and then applies
  * a per-channel affine, also with nabla ops. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "../core/internal.h"
 
@@ -153,11 +154,12 @@ static nb_status check_channel_param(const char *fn, const char *name, const nb_
     return NB_OK;
 }
 
-static nb_status check_batch_norm(const nb_tensor *x, const nb_tensor *running_mean,
+/* sync: the statistics come from every rank, so this rank's batch may hold
+ * one value a channel, or none. */
+static nb_status check_batch_norm(const char *fn, const nb_tensor *x, const nb_tensor *running_mean,
                                   const nb_tensor *running_var, const nb_tensor *weight,
                                   const nb_tensor *bias, bool training, double momentum,
-                                  double eps) {
-    const char *fn = "nb_batch_norm";
+                                  double eps, bool sync) {
     NB_CHECK(x, NB_ERR_INVALID, "%s: x is NULL", fn);
     NB_CHECK(nb_dtype_is_float(x->dtype), NB_ERR_DTYPE, "%s: needs a float x, got %s", fn,
              nb_dtype_name(x->dtype));
@@ -168,7 +170,7 @@ static nb_status check_batch_norm(const nb_tensor *x, const nb_tensor *running_m
              eps, momentum);
     NB_CHECK(training || (running_mean && running_var), NB_ERR_INVALID,
              "%s: evaluation needs running_mean and running_var", fn);
-    NB_CHECK(!training || nb_numel(x) / x->shape[1] > 1 || nb_numel(x) == 0, NB_ERR_SHAPE,
+    NB_CHECK(!training || sync || nb_numel(x) / x->shape[1] > 1 || nb_numel(x) == 0, NB_ERR_SHAPE,
              "%s: training needs more than one value per channel, got x %s", fn,
              nb__tensor_shape_str(x));
     NB_TRY(check_channel_param(fn, "running_mean", running_mean, x));
@@ -187,8 +189,8 @@ static nb_tensor *batch_norm_eval(nb_scratch *s, const nb_tensor *x, const nb_te
 nb_tensor *nb_batch_norm(const nb_tensor *x, nb_tensor *running_mean, nb_tensor *running_var,
                          const nb_tensor *weight, const nb_tensor *bias, bool training,
                          double momentum, double eps) {
-    if (check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps) !=
-        NB_OK)
+    if (check_batch_norm("nb_batch_norm", x, running_mean, running_var, weight, bias, training, momentum, eps,
+                         false) != NB_OK)
         return NULL;
     nb_scratch scratch = {0}, *s = &scratch;
     nb_tensor *out = NULL;
@@ -220,6 +222,166 @@ nb_tensor *nb_batch_norm(const nb_tensor *x, nb_tensor *running_mean, nb_tensor 
         if (nb__record(y, NB_OP_BATCH_NORM, 5, saved, NULL, batch_norm_backward) != NB_OK) K(NULL);
     }
     return nb__scratch_finish(s, y, &out) == NB_OK ? out : NULL;
+}
+
+/* ---- SyncBatchNorm: BatchNorm's statistics over every rank's batch ----
+ *
+ * Forward: each rank's per-channel count, mean and m2 (the stage kernel),
+ * gathered from every rank in one collective of one packed f64 buffer
+ * [3, C] and merged in rank order with Chan's update, so uneven batches (an
+ * empty one too) give the exact global statistics and every rank the same
+ * bits. Backward: the local (sum dy, sum dy xhat) in one all-reduce, scaled
+ * by the local share of the count so that the apply stage's local-count
+ * formula gives the global one. The weight and bias gradients stay local,
+ * as PyTorch's: data parallelism averages them over the ranks. */
+
+static nb_status sync_batch_norm_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
+                                          nb_tensor **grads) {
+    const nb_tensor *x = node->inputs[0], *weight = node->inputs[1];
+    const nb_tensor *mean = node->inputs[3], *invstd = node->inputs[4];
+    nb_scratch scratch = {0}, *s = &scratch;
+    int64_t channels = x->shape[1], sums_shape[2] = {2, channels};
+    nb_device device = x->storage->device;
+    bool empty = nb_numel(x) == 0;
+    nb_tensor *gc = K(nb_contiguous(g));
+    x = K(nb_contiguous(x));
+    const nb_tensor *stats[2] = {mean, invstd};
+    const double none[5] = {0, 0, 1, 0, 0};
+    nb_tensor *params = pack(s, 2, stats, none, channels, mean->dtype, device);
+    nb_tensor *local = empty ? K(nb_zeros(2, sums_shape, mean->dtype, device))
+                     : gc   ? stage(s, NB_OP_BATCH_NORM_BACKWARD_REDUCE, gc, x, params, 2, sums_shape, mean->dtype)
+                            : NULL;
+    nb_tensor *global = local ? K(nb_clone(local)) : NULL;
+    /* every rank joins, even after a local failure, with what it has */
+    nb_tensor *joined = global ? global : K(nb_zeros(2, sums_shape, mean->dtype, device));
+    if (joined && nb_dist_all_reduce(node->attrs.sync_bn.comm, joined, joined, NB_REDUCE_SUM, NULL) != NB_OK) K(NULL);
+    if (needs[0] && s->status == NB_OK && !empty) {
+        nb_tensor *scaled = K(nb_mul(global, K(nb__scalar_like(global, node->attrs.sync_bn.share))));
+        const nb_tensor *rows[5] = {mean, invstd, weight, scaled ? row(s, scaled, 0) : NULL,
+                                    scaled ? row(s, scaled, 1) : NULL};
+        nb_tensor *all = s->status == NB_OK ? pack(s, 5, rows, none, channels, mean->dtype, device) : NULL;
+        nb_tensor *dx = all ? stage(s, NB_OP_BATCH_NORM_BACKWARD_APPLY, gc, x, all, x->ndim, x->shape, x->dtype)
+                            : NULL;
+        if (dx) grads[0] = nb_retain(dx);
+    } else if (needs[0] && s->status == NB_OK) {
+        grads[0] = nb_zeros(x->ndim, x->shape, x->dtype, device);
+    }
+    if (needs[1] && s->status == NB_OK) grads[1] = nb_cast(row(s, local, 1), weight->dtype);
+    if (needs[2] && s->status == NB_OK) grads[2] = nb_cast(row(s, local, 0), node->inputs[2]->dtype);
+    for (int i = 0; i < 3; i++)
+        if (needs[i] && !grads[i] && s->status == NB_OK) K(NULL);
+    return nb__scratch_finish(s, NULL, NULL);
+}
+
+/* This rank's (count, mean, m2) per channel, packed [3, C] in f64. */
+static nb_tensor *local_moments(nb_scratch *s, const nb_tensor *dense) {
+    int64_t channels = dense->shape[1], shape[2] = {3, channels};
+    nb_tensor *packed = K(nb_zeros(2, shape, NB_F64, nb_cpu()));
+    if (!packed || nb_numel(dense) == 0) return packed;
+    nb_tensor *mean = NULL, *m2 = NULL;
+    double count = 0;
+    channel_stats(s, dense, &mean, &m2, &count);
+    nb_tensor *host_mean = mean ? K(nb_to(K(nb_cast(mean, NB_F64)), nb_cpu())) : NULL;
+    nb_tensor *host_m2 = m2 ? K(nb_to(K(nb_cast(m2, NB_F64)), nb_cpu())) : NULL;
+    if (!host_mean || !host_m2) return NULL;
+    double *out = (double *)nb__data(packed);
+    const double *mu = (const double *)nb__data(host_mean), *sq = (const double *)nb__data(host_m2);
+    for (int64_t c = 0; c < channels; c++) {
+        out[c] = count;
+        out[channels + c] = mu[c];
+        out[2 * channels + c] = sq[c];
+    }
+    return packed;
+}
+
+/* The ranks' moments [world, 3, C] merged in rank order (Chan, Golub and
+ * LeVeque): *count the global count; mean and biased variance per channel. */
+static void merge_moments(const double *all, int world, int64_t channels, double *count, double *mean,
+                          double *var) {
+    for (int64_t c = 0; c < channels; c++) {
+        double n = 0, mu = 0, m2 = 0;
+        for (int r = 0; r < world; r++) {
+            const double *part = all + (int64_t)r * 3 * channels;
+            double nb = part[c];
+            if (nb == 0) continue;
+            double delta = part[channels + c] - mu, total = n + nb;
+            mu += delta * nb / total;
+            m2 += part[2 * channels + c] + delta * delta * n * nb / total;
+            n = total;
+        }
+        count[0] = n;
+        mean[c] = mu;
+        var[c] = n > 0 ? m2 / n : 0;
+    }
+}
+
+/* A [C] tensor of values in dtype on device. */
+static nb_tensor *channel_tensor(nb_scratch *s, const double *values, int64_t channels, nb_dtype dtype,
+                                 nb_device device) {
+    nb_tensor *host = K(nb_from_host(values, 1, &channels, NB_F64, nb_cpu()));
+    return host ? K(nb_to(K(nb_cast(host, dtype)), device)) : NULL;
+}
+
+static nb_tensor *sync_batch_norm_train(nb_scratch *s, const nb_tensor *x, nb_tensor *running_mean,
+                                        nb_tensor *running_var, const nb_tensor *weight, const nb_tensor *bias,
+                                        double momentum, double eps, nb_comm *comm) {
+    int world = nb_dist_world_size(comm);
+    int64_t channels = x->shape[1], gathered_shape[2] = {3 * (int64_t)world, channels};
+    nb_device device = x->storage->device;
+    bool was = nb_set_grad_enabled(false);
+    nb_tensor *dense = K(nb_contiguous(x));
+    nb_tensor *moments = dense ? local_moments(s, dense) : NULL;
+    /* every rank joins the gather, even after a local failure */
+    nb_tensor *sent = moments ? moments : K(nb_zeros(2, (int64_t[]){3, channels}, NB_F64, nb_cpu()));
+    nb_tensor *gathered = K(nb_zeros(2, gathered_shape, NB_F64, nb_cpu()));
+    if (sent && gathered && nb_dist_all_gather(comm, sent, gathered, NULL) != NB_OK) K(NULL);
+    double *merged = nb__malloc((size_t)(2 * channels) * sizeof *merged), count = 0;
+    if (!merged) K(NULL);
+    nb_tensor *y = NULL, *mean = NULL, *invstd = NULL;
+    if (s->status == NB_OK) {
+        merge_moments((const double *)nb__data(gathered), world, channels, &count, merged, merged + channels);
+        nb_dtype stats = stats_dtype(x->dtype);
+        mean = channel_tensor(s, merged, channels, stats, device);
+        nb_tensor *var = channel_tensor(s, merged + channels, channels, stats, device);
+        invstd = var ? K(nb_rsqrt(K(nb_add(var, K(nb__scalar_like(var, eps)))))) : NULL;
+        if (count == 0) /* every rank's batch is empty: as nb_batch_norm's */
+            mean = K(nb_zeros(1, &channels, stats, device)), invstd = K(nb_ones(1, &channels, stats, device));
+        y = s->status != NB_OK ? NULL
+            : nb_numel(x) ? apply_stats(s, dense, mean, invstd, weight, bias)
+                          : normalize(s, x, mean, invstd, weight, bias);
+        if (count > 0) update_running(s, running_mean, mean, momentum);
+        if (count > 1 && running_var && var)
+            update_running(s, running_var, K(nb_mul(var, K(nb__scalar_like(var, count / (count - 1))))), momentum);
+    }
+    free(merged);
+    nb_set_grad_enabled(was);
+    if (s->status == NB_OK) {
+        const nb_tensor *saved[5] = {x, weight, bias, mean, invstd};
+        nb_attrs attrs = {.sync_bn = {.comm = comm, .share = count > 0 ? (double)(nb_numel(x) / channels) / count : 0}};
+        if (nb__record(y, NB_OP_BATCH_NORM, 5, saved, &attrs, sync_batch_norm_backward) != NB_OK) K(NULL);
+    }
+    return y;
+}
+
+nb_tensor *nb_sync_batch_norm(const nb_tensor *x, nb_tensor *running_mean, nb_tensor *running_var,
+                              const nb_tensor *weight, const nb_tensor *bias, bool training, double momentum,
+                              double eps, nb_comm *comm) {
+    const char *fn = "nb_sync_batch_norm";
+    if (!comm) {
+        nb__error(NB_ERR_INVALID, "%s: comm is NULL", fn);
+        return NULL;
+    }
+    if (!training || nb_dist_world_size(comm) == 1) /* no communication */
+        return nb_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps);
+    if (check_batch_norm(fn, x, running_mean, running_var, weight, bias, training, momentum, eps, true) != NB_OK)
+        return NULL;
+    const char *outer = nb__enter(fn);
+    nb_scratch scratch = {0}, *s = &scratch;
+    nb_tensor *y = sync_batch_norm_train(s, x, running_mean, running_var, weight, bias, momentum, eps, comm);
+    nb_tensor *out = NULL;
+    nb_status status = nb__scratch_finish(s, y, &out);
+    nb__leave(outer);
+    return status == NB_OK ? out : NULL;
 }
 
 nb_tensor *nb_group_norm(const nb_tensor *x, int groups, const nb_tensor *weight,
