@@ -8,9 +8,12 @@
  * smoothing 0.1; prints a progress line (epoch, step, loss, images/s), the
  * test accuracy after each epoch, and writes the loss curve as CSV.
  * benchmarks/torch_cnn.py is the same model and schedule in PyTorch.
+ * With --distributed under mpirun, each rank trains on its share of every
+ * global batch with data parallelism (nb_ddp), and --sync-bn makes the
+ * BatchNorms SyncBatchNorms (statistics of the whole global batch).
  *
  *   train_cnn [--device cpu|cuda] [--epochs N] [--batch N] [--lr RATE] [--seed S]
- *             [--data DIR] [--csv PATH] [--limit N] [--help]
+ *             [--data DIR] [--csv PATH] [--limit N] [--distributed [--sync-bn]] [--help]
  */
 #define EXAMPLE_NAME "train_cnn"
 #include "example.h"
@@ -25,12 +28,13 @@ typedef struct options {
     double lr;
     uint64_t seed;
     const char *data, *csv;
+    bool distributed, sync_bn;
 } options;
 
 static void usage(FILE *to) {
     fprintf(to,
             "usage: train_cnn [--device cpu|cuda] [--epochs N] [--batch N] [--lr RATE] [--seed S]\n"
-            "                 [--data DIR] [--csv PATH] [--limit N]\n"
+            "                 [--data DIR] [--csv PATH] [--limit N] [--distributed [--sync-bn]]\n"
             "  --device   cpu or cuda (default: cuda when a GPU is present, else cpu)\n"
             "  --epochs   passes over the 60000 training images (default 1)\n"
             "  --batch    images per step (default 64)\n"
@@ -39,20 +43,32 @@ static void usage(FILE *to) {
             "  --data     the Fashion-MNIST directory (default: $NABLA_FASHION_MNIST_DIR,\n"
             "             else /usr/share/datasets/fashion-mnist)\n"
             "  --csv      where to write the loss curve (default train_cnn_loss.csv)\n"
-            "  --limit    train on the first N images only (default: all)\n");
+            "  --limit    train on the first N images only (default: all)\n"
+            "  --distributed  data-parallel over the ranks of mpirun -np N (CPU); --batch is\n"
+            "             the global batch, each rank takes batch / N of it\n"
+            "  --sync-bn  with --distributed: BatchNorm statistics over the global batch\n");
 }
 
 static options parse(int argc, char **argv) {
-    options o = {nb_cuda_available() ? nb_cuda(0) : nb_cpu(), 1, 64, 0, 1e-2, 1, NULL,
-                 "train_cnn_loss.csv"};
+    options o = {.device = nb_cuda_available() ? nb_cuda(0) : nb_cpu(), .epochs = 1, .batch = 64, .lr = 1e-2,
+                 .seed = 1, .csv = "train_cnn_loss.csv"};
+    bool dangling = false;
     for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(arg, "--distributed") || !strcmp(arg, "--sync-bn")) { /* flags take no value */
+            *(arg[2] == 'd' ? &o.distributed : &o.sync_bn) = true;
+            i--;
+            continue;
+        }
         if (!strcmp(arg, "--help")) {
             usage(stdout);
             exit(0);
         }
         bool known = value != NULL;
-        if (!known) break;
+        if (!known) {
+            dangling = true;
+            break;
+        }
         if (!strcmp(arg, "--device") && (!strcmp(value, "cpu") || !strcmp(value, "cuda")))
             o.device = !strcmp(value, "cuda") ? nb_cuda(0) : nb_cpu();
         else if (!strcmp(arg, "--epochs")) o.epochs = atoi(value);
@@ -69,7 +85,7 @@ static options parse(int argc, char **argv) {
             exit(2);
         }
     }
-    if (argc % 2 == 0 || o.epochs < 1 || o.batch < 1 || !(o.lr > 0)) {
+    if (dangling || o.epochs < 1 || o.batch < 1 || !(o.lr > 0) || (o.sync_bn && !o.distributed)) {
         usage(stderr);
         exit(2);
     }
@@ -99,14 +115,16 @@ static nb_module *build_model(nb_device device, nb_generator *gen) {
 #define REPORT_EVERY 50
 
 /* Reads the n pending losses of steps last - n + 1 .. last with one
- * transfer (one wait for the device per report, not per step), writes them
- * to the CSV, releases them and returns the last. */
+ * transfer (one wait for the device per report, not per step), averaged
+ * over the ranks when distributed, writes them to the CSV, releases them
+ * and returns the last. */
 static double flush_losses(FILE *csv, nb_tensor **losses, const double *rates, int n,
-                           int64_t last, int epoch) {
+                           int64_t last, int epoch, nb_comm *comm) {
     nb_tensor *all = nb_stack(n, (const nb_tensor *const *)losses, 0);
     nb_tensor *values = all ? nb_cast(all, NB_F64) : NULL;
     double host[REPORT_EVERY];
-    CHECK(values && nb_to_host(values, host, (size_t)n * sizeof *host) == NB_OK);
+    CHECK(values && (!comm || nb_dist_all_reduce(comm, values, values, NB_REDUCE_AVG, NULL) == NB_OK));
+    CHECK(nb_to_host(values, host, (size_t)n * sizeof *host) == NB_OK);
     for (int i = 0; i < n; i++) {
         if (csv) fprintf(csv, "%lld,%d,%.6f,%.6g\n", (long long)(last - n + 1 + i), epoch, host[i], rates[i]);
         nb_release(losses[i]);
@@ -149,6 +167,13 @@ static double test_accuracy(nb_module *model, const nb_tensor *images, const nb_
 
 int main(int argc, char **argv) {
     options o = parse(argc, argv);
+    int rank = 0, world = 1;
+    nb_comm *comm = o.distributed ? example_distributed(&rank, &world) : NULL;
+    if (comm && (o.device.type != NB_DEVICE_CPU || o.batch % world)) {
+        fprintf(stderr, "train_cnn: --distributed needs --device cpu (CUDA tensors need NCCL) and a --batch "
+                        "divisible by the %d ranks, got %lld\n", world, (long long)o.batch);
+        exit(2);
+    }
     char device_name[16];
     nb_device_str(o.device, device_name, sizeof device_name);
     nb_tensor *train_x, *train_y, *test_x, *test_y;
@@ -164,6 +189,11 @@ int main(int argc, char **argv) {
     }
     nb_generator *gen = nb_generator_create(o.seed);
     nb_module *model = build_model(o.device, gen);
+    nb_ddp *ddp = NULL;
+    if (comm) {
+        CHECK(!o.sync_bn || nb_nn_convert_sync_batch_norm(model, comm) >= 0);
+        CHECK(nb_ddp_create(model, comm, NULL, &ddp) == NB_OK);
+    }
     nb_named_tensor named[64];
     int n_params = nb_module_parameters(model, named, 64);
     nb_tensor *params[64];
@@ -174,15 +204,16 @@ int main(int argc, char **argv) {
     }
     nb_optimizer *opt = nb_adamw_create(params, n_params, o.lr, 0.9, 0.999, 1e-8, 5e-4);
     CHECK(opt);
-    nb_batches *batches = nb_batches_create(train_x, train_y, o.batch, true, false, gen);
-    CHECK(batches);
+    nb_batches *batches = nb_batches_create(train_x, train_y, o.batch / world, true, false, gen);
+    CHECK(batches && (!comm || nb_batches_shard(batches, rank, world) == NB_OK));
     int64_t steps_per_epoch = nb_batches_count(batches), total_steps = steps_per_epoch * o.epochs;
-    FILE *csv = fopen(o.csv, "w");
-    if (!csv) fprintf(stderr, "train_cnn: cannot write %s; no loss curve\n", o.csv);
-    else fprintf(csv, "step,epoch,loss,lr\n");
-    printf("train_cnn: %lld parameters, %lld training images, batch %lld, %d epochs on %s\n",
-           (long long)count, (long long)nb_size(train_x, 0), (long long)o.batch, o.epochs,
-           device_name);
+    FILE *csv = rank == 0 ? fopen(o.csv, "w") : NULL;
+    if (csv) fprintf(csv, "step,epoch,loss,lr\n");
+    else if (rank == 0) fprintf(stderr, "train_cnn: cannot write %s; no loss curve\n", o.csv);
+    printf("train_cnn: %lld parameters, %lld training images, batch %lld, %d epochs on %s", (long long)count,
+           (long long)nb_size(train_x, 0), (long long)o.batch, o.epochs, device_name);
+    if (comm) printf(", data parallel over %d ranks%s", world, o.sync_bn ? " with SyncBatchNorm" : "");
+    printf("\n");
     bool tty = isatty(fileno(stdout));
     int64_t step = 0;
     nb_tensor *pending[REPORT_EVERY]; /* the losses since the last report, still on the device */
@@ -200,13 +231,13 @@ int main(int argc, char **argv) {
             nb_tensor *logits = nb_module_forward(model, gx);
             CHECK(logits);
             nb_tensor *loss = nb_cross_entropy(logits, gy, NB_REDUCTION_MEAN, 0.1, -100);
-            CHECK(loss && nb_backward(loss, NULL, false) == NB_OK);
+            CHECK(loss && (ddp ? nb_ddp_backward(ddp, loss, NULL) : nb_backward(loss, NULL, false)) == NB_OK);
             CHECK(nb_optimizer_step(opt) == NB_OK);
-            images += (double)nb_size(x, 0);
+            images += (double)nb_size(x, 0) * world;
             pending[n_pending] = nb_retain(loss);
             rates[n_pending++] = lr;
             if (i % REPORT_EVERY == 0 || i + 1 == steps_per_epoch) {
-                double value = flush_losses(csv, pending, rates, n_pending, step, epoch);
+                double value = flush_losses(csv, pending, rates, n_pending, step, epoch, comm);
                 n_pending = 0;
                 printf(tty ? "\repoch %d  step %lld/%lld  loss %.4f  %.0f images/s   "
                            : "epoch %d  step %lld/%lld  loss %.4f  %.0f images/s\n",
@@ -218,6 +249,8 @@ int main(int argc, char **argv) {
             for (size_t k = 0; k < sizeof temps / sizeof temps[0]; k++) nb_release(temps[k]);
         }
         double seconds = now_s() - start;
+        /* without SyncBatchNorm each rank's running statistics saw its shard: rank 0's serve */
+        if (ddp && !o.sync_bn) CHECK(nb_ddp_broadcast_buffers(ddp) == NB_OK);
         double accuracy = test_accuracy(model, test_x, test_y, o.device);
         printf("%sepoch %d: %.1f s, %.0f images/s, test accuracy %.2f%%\n", tty ? "\n" : "", epoch,
                seconds, images / seconds, accuracy);
@@ -225,7 +258,9 @@ int main(int argc, char **argv) {
     if (csv) fclose(csv);
     nb_batches_free(batches);
     nb_optimizer_free(opt);
+    nb_ddp_free(ddp);
     nb_module_free(model);
+    nb_dist_free(comm);
     nb_generator_free(gen);
     nb_tensor *data[] = {train_x, train_y, test_x, test_y};
     for (size_t i = 0; i < 4; i++) nb_release(data[i]);

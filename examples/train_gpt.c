@@ -7,11 +7,14 @@
  * clipping at norm 1, a progress line with tokens/s, and at the end a text
  * sampled with temperature and top-k through the KV cache.
  * benchmarks/torch_gpt.py is the same model and schedule in PyTorch.
+ * With --distributed under mpirun, every rank draws the same global batch
+ * and trains on its share of it with data parallelism (nb_ddp): the same
+ * steps as one process on the whole batch.
  *
  *   train_gpt [--device cpu|cuda] [--text PATH] [--arch gpt2|llama] [--layers N]
  *             [--dim N] [--heads N] [--kv-heads N] [--context N] [--batch N]
  *             [--steps N] [--lr RATE] [--dtype f32|bf16] [--eval-every N]
- *             [--sample N] [--temperature T] [--top-k K] [--seed S] [--help]
+ *             [--sample N] [--temperature T] [--top-k K] [--seed S] [--distributed] [--help]
  */
 #define EXAMPLE_NAME "train_gpt"
 #include "example.h"
@@ -30,6 +33,7 @@ typedef struct options {
     double lr, temperature, peak_tflops;
     nb_dtype dtype;
     uint64_t seed;
+    bool distributed;
 } options;
 
 static void usage(FILE *to) {
@@ -38,6 +42,7 @@ static void usage(FILE *to) {
             "                 [--dim N] [--heads N] [--kv-heads N] [--context N] [--batch N]\n"
             "                 [--steps N] [--lr RATE] [--dtype f32|bf16] [--eval-every N]\n"
             "                 [--sample N] [--temperature T] [--top-k K] [--seed S] [--peak-tflops F]\n"
+            "                 [--distributed]\n"
             "  --device       cpu or cuda (default: cuda when a GPU is present, else cpu)\n"
             "  --text         a text file (default: $NABLA_TEXT, else `bible gen1:1-rev22:21`)\n"
             "  --arch         gpt2: LayerNorm, GELU, learned positions, tied embeddings;\n"
@@ -56,22 +61,34 @@ static void usage(FILE *to) {
             "  --top-k        sample among the k likeliest bytes (default 40)\n"
             "  --seed         seeds initialization, batches and sampling (default 1)\n"
             "  --peak-tflops  the device's dense peak, for model FLOPs utilization (default 989,\n"
-            "                 an H100 SXM in bf16)\n");
+            "                 an H100 SXM in bf16)\n"
+            "  --distributed  data-parallel over the ranks of mpirun -np N (CPU); --batch is the\n"
+            "                 global batch, each rank takes batch / N of it\n");
 }
 
 static options parse(int argc, char **argv) {
     bool cuda = nb_cuda_available();
-    options o = {cuda ? nb_cuda(0) : nb_cpu(), NULL, "gpt2", 4, 4, 0, 100, 40, 256, 128, 16, 600,
-                 300, 1e-3, 0.8, 989, cuda ? NB_BF16 : NB_F32, 1};
-    bool dtype_given = false;
+    options o = {.device = cuda ? nb_cuda(0) : nb_cpu(), .arch = "gpt2", .layers = 4, .heads = 4,
+                 .eval_every = 100, .top_k = 40, .dim = 256, .context = 128, .batch = 16, .steps = 600,
+                 .sample = 300, .lr = 1e-3, .temperature = 0.8, .peak_tflops = 989,
+                 .dtype = cuda ? NB_BF16 : NB_F32, .seed = 1};
+    bool dtype_given = false, dangling = false;
     for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(arg, "--help")) {
             usage(stdout);
             exit(0);
         }
+        if (!strcmp(arg, "--distributed")) { /* a flag: no value */
+            o.distributed = true;
+            i--;
+            continue;
+        }
         bool known = value != NULL;
-        if (!known) break;
+        if (!known) {
+            dangling = true;
+            break;
+        }
         if (!strcmp(arg, "--device") && (!strcmp(value, "cpu") || !strcmp(value, "cuda")))
             o.device = !strcmp(value, "cuda") ? nb_cuda(0) : nb_cpu();
         else if (!strcmp(arg, "--text")) o.text = value;
@@ -100,7 +117,7 @@ static options parse(int argc, char **argv) {
         }
     }
     if (!dtype_given) o.dtype = o.device.type == NB_DEVICE_CUDA ? NB_BF16 : NB_F32;
-    if (argc % 2 == 0 || o.layers < 1 || o.dim < 1 || o.heads < 1 || o.context < 2 || o.batch < 1 ||
+    if (dangling || o.layers < 1 || o.dim < 1 || o.heads < 1 || o.context < 2 || o.batch < 1 ||
         o.steps < 1 || !(o.lr > 0) || o.eval_every < 1 || o.sample < 0 || !(o.temperature > 0) ||
         o.top_k < 1) {
         usage(stderr);
@@ -276,6 +293,13 @@ static nb_gpt_config model_config(const options *o) {
 
 int main(int argc, char **argv) {
     options o = parse(argc, argv);
+    int rank = 0, world = 1;
+    nb_comm *comm = o.distributed ? example_distributed(&rank, &world) : NULL;
+    if (comm && (o.device.type != NB_DEVICE_CPU || o.batch % world)) {
+        fprintf(stderr, "train_gpt: --distributed needs --device cpu (CUDA tensors need NCCL) and a --batch "
+                        "divisible by the %d ranks, got %lld\n", world, (long long)o.batch);
+        exit(2);
+    }
     char device_name[16];
     nb_device_str(o.device, device_name, sizeof device_name);
     int64_t size;
@@ -290,6 +314,8 @@ int main(int argc, char **argv) {
     nb_gpt_config config = model_config(&o);
     nb_module *gpt = nb_nn_gpt(&config, o.dtype, o.device, gen);
     CHECK(gpt);
+    nb_ddp *ddp = NULL;
+    if (comm) CHECK(nb_ddp_create(gpt, comm, NULL, &ddp) == NB_OK);
     /* AdamW with decay on the matrices, none on gains, biases and positions of norms */
     int n = nb_module_parameters(gpt, NULL, 0);
     nb_named_tensor *named = malloc(sizeof *named * (size_t)n);
@@ -319,6 +345,7 @@ int main(int argc, char **argv) {
            o.arch, (long long)count, o.layers, (long long)o.dim, o.heads, (long long)size,
            (long long)(size - split), (long long)o.context, (long long)o.batch, (long long)o.steps,
            nb_dtype_name(o.dtype), device_name);
+    if (comm) printf("data parallel over %d ranks, %lld sequences each\n", world, (long long)(o.batch / world));
     printf("unigram entropy of the training bytes: %.4f nats\n", entropy);
     bool tty = isatty(fileno(stdout));
     int64_t *starts = malloc(sizeof(int64_t) * (size_t)o.batch);
@@ -328,18 +355,25 @@ int main(int argc, char **argv) {
         double lr = nb_lr_warmup_cosine(step, o.steps / 20 + 1, o.steps, o.lr, o.lr / 10);
         nb_optimizer_set_lr(decayed, lr);
         if (plain) nb_optimizer_set_lr(plain, lr);
-        random_starts(gen, 0, split, o.context, o.batch, starts);
+        random_starts(gen, 0, split, o.context, o.batch, starts); /* the global batch, alike on every rank */
+        int64_t local = o.batch / world;
         nb_tensor *x, *y;
-        make_batch(bytes, starts, o.batch, o.context, o.device, &x, &y);
+        make_batch(bytes, starts + rank * local, local, o.context, o.device, &x, &y);
         nb_optimizer_zero_grad(decayed);
         if (plain) nb_optimizer_zero_grad(plain);
         nb_tensor *loss = nb_gpt_loss(gpt, x, y);
-        CHECK(loss && nb_backward(loss, NULL, false) == NB_OK);
+        CHECK(loss && (ddp ? nb_ddp_backward(ddp, loss, NULL) : nb_backward(loss, NULL, false)) == NB_OK);
         nb_tensor *norm = nb_clip_grad_norm(all, n, 1.0);
         CHECK(norm && nb_optimizer_step(decayed) == NB_OK && (!plain || nb_optimizer_step(plain) == NB_OK));
-        tokens += (double)(o.batch * o.context);
+        tokens += (double)(o.batch * o.context); /* the global batch's */
         bool report = step % 10 == 0 || step + 1 == o.steps;
         if (report) last_loss = item(loss); /* waits for the device */
+        if (report && comm) { /* the global batch's loss: the ranks' average */
+            nb_tensor *mean = nb_full(0, NULL, last_loss, NB_F64, nb_cpu());
+            CHECK(mean && nb_dist_all_reduce(comm, mean, mean, NB_REDUCE_AVG, NULL) == NB_OK);
+            last_loss = item(mean);
+            nb_release(mean);
+        }
         if ((step + 1) % o.eval_every == 0 || step + 1 == o.steps) {
             double seconds = now_s() - start;
             val = validation_loss(gpt, bytes, split, size, &o);
@@ -363,14 +397,16 @@ int main(int argc, char **argv) {
     if (o.device.type == NB_DEVICE_CUDA)
         printf(", MFU %.1f%% of %.0f TFLOP/s", 100 * rate * flops_per_token / (o.peak_tflops * 1e12), o.peak_tflops);
     printf("; final val loss %.4f vs unigram entropy %.4f nats\n", val, entropy);
-    if (o.sample > 0) generate(gpt, "And God said", &o, gen);
+    if (o.sample > 0 && rank == 0) generate(gpt, "And God said", &o, gen);
     free(starts);
     free(bytes);
     free(named);
     free(all);
     nb_optimizer_free(decayed);
     nb_optimizer_free(plain);
+    nb_ddp_free(ddp);
     nb_module_free(gpt);
+    nb_dist_free(comm);
     nb_generator_free(gen);
     return 0;
 }
