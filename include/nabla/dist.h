@@ -132,11 +132,13 @@ typedef struct nb_ddp_options {
     bool error_on_unused; /* a parameter without a gradient fails nb_ddp_finish */
 } nb_ddp_options;
 
-/* The parameters' times in the last backward, in seconds from its first
+/* A bucket's times in the last backward, in seconds from its first
  * gradient-ready hook: when every gradient of the bucket was ready, when its
- * all-reduce started and when nb_ddp_finish saw it done. */
+ * all-reduce started and when it completed, and when backward itself
+ * returned (nb_ddp_backward only; 0 otherwise): communication before that
+ * was hidden behind backward. */
 typedef struct nb_ddp_timing {
-    double ready, started, done;
+    double ready, started, done, backward;
     int parameters;
     int64_t bytes;
 } nb_ddp_timing;

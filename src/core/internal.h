@@ -96,6 +96,10 @@ struct nb_tensor {
  * versions of what it saved; nb_backward fails, naming the op, when a saved
  * tensor's storage has moved on, instead of computing a gradient from values
  * the forward never saw (PyTorch's version counter). */
+/* When the communicator's thread finished work (CLOCK_MONOTONIC seconds),
+ * 0 while it runs. */
+double nb__dist_work_completed(nb_dist_work *work);
+
 /* Calls visit for every leaf requiring a gradient that backward from root
  * would reach (a leaf read twice, twice). */
 nb_status nb__visit_leaves(const nb_tensor *root, void (*visit)(nb_tensor *leaf, void *user), void *user);

@@ -21,6 +21,7 @@
 #include <math.h>
 #include <mpi.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ struct nb_dist_work {
     nb_reduce_op op;
     int root;
     double deadline;     /* CLOCK_MONOTONIC seconds */
+    double completed;    /* when the communication thread finished it */
     bool done, freed;    /* under comm->lock */
     nb_status status;
     char message[NB_DIST_MESSAGE];
@@ -59,7 +61,8 @@ struct nb_comm {
     pthread_cond_t changed; /* a work was queued or finished, or the thread should stop */
     nb_dist_work *head, *tail;
     bool stopping;
-    bool broken; /* a wait timed out: the thread may be stuck in MPI */
+    bool broken;  /* a wait timed out: the thread may be stuck in MPI */
+    bool pending; /* head is set: read without the lock by the polling thread */
 };
 
 /* MPI's state as nabla sees it: whether nabla called MPI_Init, and whether a
@@ -296,10 +299,26 @@ static nb_status run_data(nb_dist_work *w) {
     return rc == MPI_SUCCESS ? NB_OK : mpi_error(w->message, fn, call, rc);
 }
 
+/* How long a waiting side polls before it sleeps on the condition variable:
+ * a back-to-back collective is then picked up, and a finished one seen, in
+ * well under the microseconds a wake-up from the kernel takes. */
+#define NB_DIST_SPIN_SECONDS 50e-6
+
+/* Polls *flag (read without the lock) for a short while. */
+static void spin_for(const bool *flag, bool want) {
+    double until = now() + NB_DIST_SPIN_SECONDS;
+    while (__atomic_load_n(flag, __ATOMIC_ACQUIRE) != want && now() < until) sched_yield();
+}
+
 static void *communicate(void *arg) {
     nb_comm *c = arg;
     pthread_mutex_lock(&c->lock);
     for (;;) {
+        if (!c->head && !c->stopping) {
+            pthread_mutex_unlock(&c->lock);
+            spin_for(&c->pending, true);
+            pthread_mutex_lock(&c->lock);
+        }
         while (!c->head && !c->stopping) pthread_cond_wait(&c->changed, &c->lock);
         if (!c->head) break;
         nb_dist_work *w = c->head;
@@ -309,8 +328,10 @@ static void *communicate(void *arg) {
         pthread_mutex_lock(&c->lock);
         c->head = w->next;
         if (!c->head) c->tail = NULL;
+        __atomic_store_n(&c->pending, c->head != NULL, __ATOMIC_RELEASE);
         w->status = status;
-        w->done = true;
+        w->completed = now();
+        __atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
         nb_tensor *in = w->in, *out = w->out;
         w->in = w->out = NULL;
         bool orphan = w->freed; /* its owner gave up on it (a timeout) and freed it */
@@ -425,6 +446,7 @@ static nb_status submit(nb_comm *c, kind what, const nb_tensor *in, nb_tensor *o
         if (c->tail) c->tail->next = w;
         else c->head = w;
         c->tail = w;
+        __atomic_store_n(&c->pending, true, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&c->changed);
     }
     pthread_mutex_unlock(&c->lock);
@@ -538,6 +560,11 @@ nb_status nb_dist_barrier(nb_comm *c) {
 
 /* Waits under c->lock until w is done or its deadline passed. */
 static bool wait_done(nb_comm *c, nb_dist_work *w) {
+    if (!w->done) {
+        pthread_mutex_unlock(&c->lock);
+        spin_for(&w->done, true);
+        pthread_mutex_lock(&c->lock);
+    }
     while (!w->done) {
         double left = w->deadline - now();
         if (left <= 0) return false;
@@ -578,6 +605,13 @@ nb_status nb_dist_test(nb_dist_work *w, bool *done) {
     *done = w->done;
     pthread_mutex_unlock(&w->comm->lock);
     return *done ? nb_dist_wait(w) : NB_OK;
+}
+
+double nb__dist_work_completed(nb_dist_work *w) {
+    pthread_mutex_lock(&w->comm->lock);
+    double at = w->done ? w->completed : 0;
+    pthread_mutex_unlock(&w->comm->lock);
+    return at;
 }
 
 void nb_dist_work_free(nb_dist_work *w) {

@@ -40,6 +40,7 @@ struct nb_ddp {
     bool *reached;                 /* parameter -> nb_ddp_backward's loss uses it */
     bucket *buckets;
     double epoch;                  /* the first hook's time */
+    double backward_at;            /* when nb_ddp_backward's backward returned, from epoch */
     bool started;                  /* a hook has fired since the last finish */
     nb_status failure;             /* the first failure inside a hook, reported by finish */
     char message[512];
@@ -238,7 +239,8 @@ static nb_status collect(nb_ddp *d) {
     for (int k = 0; k < d->n_buckets; k++) {
         bucket *b = &d->buckets[k];
         nb_status waited = nb_dist_wait(b->work);
-        b->done_at = seconds() - d->epoch;
+        double completed = b->work ? nb__dist_work_completed(b->work) : 0;
+        b->done_at = (completed > 0 ? completed : seconds()) - d->epoch;
         nb_dist_work_free(b->work);
         b->work = NULL;
         if (status == NB_OK) status = waited;
@@ -309,6 +311,7 @@ nb_status nb_ddp_backward(nb_ddp *d, nb_tensor *loss, const nb_tensor *grad) {
             if (!d->reached[i]) on_grad_ready(d->params[i].tensor, d);
     }
     nb_status backward = status == NB_OK ? nb_backward(loss, grad, false) : status;
+    d->backward_at = seconds() - (d->started ? d->epoch : seconds());
     nb_status finished = nb_ddp_finish(d); /* always: the other ranks' collectives must match */
     nb__leave(outer);
     return backward != NB_OK ? backward : finished;
@@ -344,6 +347,7 @@ nb_status nb_ddp_bucket_timing(const nb_ddp *d, int k, nb_ddp_timing *out) {
     const bucket *b = &d->buckets[k];
     int last = b->first + b->count - 1;
     *out = (nb_ddp_timing){.ready = b->ready_at, .started = b->started_at, .done = b->done_at,
+                           .backward = d->backward_at,
                            .parameters = b->count,
                            .bytes = (d->offset_of[last] + nb_numel(d->params[last].tensor)) *
                                     (int64_t)nb_dtype_size(b->flat->dtype)};
