@@ -18,8 +18,12 @@
  * NB_ERR_DIST naming both sides instead of a hang or garbage. A collective
  * that has not completed within the communicator's timeout fails with
  * NB_ERR_DIST (a rank died or stopped answering); the communicator is then
- * broken and every later call fails at once. A build without MPI
- * (-DNABLA_MPI=OFF) fails every call with NB_ERR_UNSUPPORTED. */
+ * broken and every later call fails at once. CPU tensors go over MPI; CUDA
+ * tensors over NCCL (builds with CUDA and NCCL), on a stream of the
+ * communicator's own ordered after the caller's by CUDA events, the
+ * caller's stream waiting for the result at nb_dist_wait: the host never
+ * waits for the device. A build without MPI (-DNABLA_MPI=OFF) fails every
+ * call with NB_ERR_UNSUPPORTED. */
 #ifndef NABLA_DIST_H
 #define NABLA_DIST_H
 
@@ -123,8 +127,8 @@ int nb_nn_convert_sync_batch_norm(nb_module *model, nb_comm *comm);
  * soon as backward has completed every gradient in it (a gradient-ready hook
  * per parameter), so communication overlaps the rest of backward. A
  * parameter that got no gradient averages zeros, or is an error naming it
- * with error_on_unused. Parameters must be contiguous CPU tensors (CUDA ones
- * need NCCL). */
+ * with error_on_unused. Parameters must be contiguous and on one device
+ * (CUDA needs a build with NCCL). */
 typedef struct nb_ddp nb_ddp;
 
 typedef struct nb_ddp_options {

@@ -18,6 +18,7 @@
  * with the same dtype, element count, op and root. MPI has no f16 or bf16:
  * they travel as 2-byte elements combined by operators of nabla's own, in
  * float. */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <mpi.h>
 #include <pthread.h>
@@ -27,13 +28,18 @@
 #include <string.h>
 #include <time.h>
 
-#include "../core/internal.h"
 #include "../cpu/cpu.h"
+#include "nccl.h"
 
 #define NB_DIST_DEFAULT_TIMEOUT 300.0
-#define NB_DIST_MESSAGE 640
 
-typedef enum kind { ALL_REDUCE, BROADCAST, ALL_GATHER, REDUCE_SCATTER, BARRIER } kind;
+typedef enum kind {
+    ALL_REDUCE = NB__DIST_ALL_REDUCE,
+    BROADCAST = NB__DIST_BROADCAST,
+    ALL_GATHER = NB__DIST_ALL_GATHER,
+    REDUCE_SCATTER = NB__DIST_REDUCE_SCATTER,
+    BARRIER = NB__DIST_BARRIER
+} kind;
 static const char *const kind_fn[] = {"nb_dist_all_reduce", "nb_dist_broadcast", "nb_dist_all_gather",
                                       "nb_dist_reduce_scatter", "nb_dist_barrier"};
 
@@ -49,7 +55,21 @@ struct nb_dist_work {
     nb_status status;
     char message[NB_DIST_MESSAGE];
     nb_dist_work *next;  /* the queue */
+    int device;          /* CUDA tensors' device (NCCL), else -1 */
+    void *ready;         /* CUDA: recorded on the caller's stream at the call */
+    struct inflight *gpu; /* CUDA: what stays alive until the device is done */
 };
+
+/* A CUDA collective queued on NCCL's stream: its tensors and done event
+ * live until the device has run it (and the handle is freed: refs). */
+typedef struct inflight {
+    nb_tensor *in, *out;
+    void *done;
+    int device, refs;
+    double deadline;
+    bool finished;
+    struct inflight *next;
+} inflight;
 
 struct nb_comm {
     MPI_Comm mpi;
@@ -63,6 +83,8 @@ struct nb_comm {
     bool stopping;
     bool broken;  /* a wait timed out: the thread may be stuck in MPI */
     bool pending; /* head is set: read without the lock by the polling thread */
+    nb_nccl *nccl[NB_DIST_MAX_DEVICES]; /* made on the first collective on each device */
+    inflight *gpu;                      /* CUDA collectives the device may still be running */
 };
 
 /* MPI's state as nabla sees it: whether nabla called MPI_Init, and whether a
@@ -253,9 +275,71 @@ static void divide(nb_tensor *out, int size) {
 /* MPI counts are ints: all_reduce and broadcast move 2^30 elements at a time. */
 #define NB_DIST_PIECE ((int64_t)1 << 30)
 
+/* Drops one of an in-flight collective's two owners (the handle, and the
+ * device's run); under c->lock. */
+static void inflight_unref(inflight *f) {
+    if (--f->refs > 0) return;
+    nb_release(f->in);
+    nb_release(f->out);
+#ifdef NABLA_WITH_NCCL
+    nb__nccl_events_free(NULL, f->done);
+#endif
+    free(f);
+}
+
+#ifdef NABLA_WITH_NCCL
+/* A CUDA collective: queued on NCCL's stream (made on the device's first
+ * one), its tensors kept until the device has run it. */
+static nb_status run_on_gpu(nb_dist_work *w) {
+    nb_comm *c = w->comm;
+    inflight *f = w->gpu;
+    nb_status status = NB_OK;
+    if (!c->nccl[w->device])
+        status = nb__nccl_create(c->mpi, c->rank, c->size, w->device, w->deadline, &c->nccl[w->device], w->message);
+    if (status == NB_OK)
+        status = nb__nccl_enqueue(c->nccl[w->device], w->what, w->in, w->out, w->op, w->root, c->size, w->ready,
+                                  f->done, w->deadline, kind_fn[w->what], w->message);
+    pthread_mutex_lock(&c->lock);
+    if (status == NB_OK) {
+        f->in = w->in, f->out = w->out, f->deadline = w->deadline;
+        w->in = w->out = NULL;
+        f->next = c->gpu;
+        c->gpu = f;
+    } else {
+        inflight_unref(f); /* the device will not run it */
+    }
+    pthread_mutex_unlock(&c->lock);
+    return status;
+}
+
+/* Releases the CUDA collectives the device has finished; one that failed or
+ * outlived its deadline breaks the communicator. Under c->lock. */
+static void poll_gpu(nb_comm *c) {
+    for (inflight **at = &c->gpu; *at;) {
+        inflight *f = *at;
+        char message[NB_DIST_MESSAGE];
+        int state = nb__nccl_poll(c->nccl[f->device], f->done, f->deadline, message);
+        if (state == 0) {
+            at = &f->next;
+            continue;
+        }
+        if (state < 0) {
+            c->broken = true;
+            __atomic_store_n(&any_broken, true, __ATOMIC_RELEASE);
+            fprintf(stderr, "rank %d: %s\n", c->rank, message);
+        }
+        *at = f->next;
+        inflight_unref(f);
+    }
+}
+#endif
+
 static nb_status run_data(nb_dist_work *w) {
     nb_comm *c = w->comm;
     const char *fn = kind_fn[w->what];
+#ifdef NABLA_WITH_NCCL
+    if (w->device >= 0) return run_on_gpu(w);
+#endif
     if (w->what == BARRIER) {
         int rc = MPI_Barrier(c->mpi);
         return rc == MPI_SUCCESS ? NB_OK : mpi_error(w->message, fn, "MPI_Barrier", rc);
@@ -319,7 +403,20 @@ static void *communicate(void *arg) {
             spin_for(&c->pending, true);
             pthread_mutex_lock(&c->lock);
         }
-        while (!c->head && !c->stopping) pthread_cond_wait(&c->changed, &c->lock);
+        while (!c->head && !c->stopping) {
+#ifdef NABLA_WITH_NCCL
+            poll_gpu(c);
+            if (c->gpu) { /* collectives on the device: look again in a millisecond */
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_nsec += 1000000;
+                if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+                pthread_cond_timedwait(&c->changed, &c->lock, &until);
+                continue;
+            }
+#endif
+            pthread_cond_wait(&c->changed, &c->lock);
+        }
         if (!c->head) break;
         nb_dist_work *w = c->head;
         pthread_mutex_unlock(&c->lock);
@@ -398,6 +495,19 @@ void nb_dist_free(nb_comm *c) {
         return;
     }
     pthread_join(c->thread, NULL);
+#ifdef NABLA_WITH_NCCL
+    pthread_mutex_lock(&c->lock);
+    while (c->gpu) { /* the device's last collectives, each within its deadline */
+        poll_gpu(c);
+        if (c->gpu) {
+            pthread_mutex_unlock(&c->lock);
+            sched_yield();
+            pthread_mutex_lock(&c->lock);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    for (int d = 0; d < NB_DIST_MAX_DEVICES; d++) nb__nccl_free(c->nccl[d]);
+#endif
     MPI_Comm_free(&c->mpi);
     pthread_cond_destroy(&c->changed);
     pthread_mutex_destroy(&c->lock);
@@ -413,13 +523,23 @@ int nb_dist_local_rank(const nb_comm *c) { return c ? c->local_rank : -1; }
 static nb_status check_tensor(const char *fn, const char *name, const nb_tensor *t, const nb_tensor *like,
                               const nb_comm *c) {
     NB_CHECK(t, NB_ERR_INVALID, "%s: %s is NULL", fn, name);
-    NB_CHECK(t->storage->device.type == NB_DEVICE_CPU, NB_ERR_DEVICE,
-             "%s: rank %d: %s is on %s; nabla's collectives move CPU tensors over MPI, and CUDA tensors "
-             "need NCCL, which this communicator does not have (copy it to the CPU)",
-             fn, c->rank, name, nb__device_name(t->storage->device));
-    if (like)
+    nb_device device = t->storage->device;
+#ifdef NABLA_WITH_NCCL
+    NB_CHECK(device.type == NB_DEVICE_CPU || device.index < NB_DIST_MAX_DEVICES, NB_ERR_DEVICE,
+             "%s: rank %d: %s is on %s, past the %d devices a communicator serves", fn, c->rank, name,
+             nb__device_name(device), NB_DIST_MAX_DEVICES);
+#else
+    NB_CHECK(device.type == NB_DEVICE_CPU, NB_ERR_DEVICE,
+             "%s: rank %d: %s is on %s; CPU tensors go over MPI, and CUDA tensors need NCCL, which this "
+             "build lacks (copy it to the CPU)", fn, c->rank, name, nb__device_name(device));
+#endif
+    if (like) {
         NB_CHECK(t->dtype == like->dtype, NB_ERR_DTYPE, "%s: rank %d: out is %s but in is %s", fn, c->rank,
                  nb_dtype_name(t->dtype), nb_dtype_name(like->dtype));
+        NB_CHECK(nb__same_device(device, like->storage->device), NB_ERR_DEVICE,
+                 "%s: rank %d: out is on %s but in on %s", fn, c->rank, nb__device_name(device),
+                 nb__device_name(like->storage->device));
+    }
     return NB_OK;
 }
 
@@ -439,6 +559,22 @@ static nb_status submit(nb_comm *c, kind what, const nb_tensor *in, nb_tensor *o
     w->out = nb_retain(out);
     w->comm = c, w->what = what, w->op = op, w->root = root;
     w->deadline = now() + c->timeout;
+    w->device = out && out->storage->device.type == NB_DEVICE_CUDA ? out->storage->device.index : -1;
+#ifdef NABLA_WITH_NCCL
+    if (w->device >= 0) {
+        w->gpu = nb__calloc(1, sizeof *w->gpu);
+        nb_status made = w->gpu ? nb__nccl_events(w->device, &w->ready, &w->gpu->done)
+                                : nb__error(NB_ERR_OOM, "%s: out of host memory", fn);
+        if (made != NB_OK) {
+            free(w->gpu);
+            nb_release(w->in);
+            nb_release(w->out);
+            free(w);
+            return made;
+        }
+        w->gpu->refs = 2, w->gpu->device = w->device;
+    }
+#endif
     if (out) nb__bump_version(out);
     pthread_mutex_lock(&c->lock);
     bool broken = c->broken;
@@ -596,7 +732,11 @@ nb_status nb_dist_wait(nb_dist_work *w) {
                          "%s: rank %d waited %g s (the communicator's timeout) for the other %d ranks: a rank "
                          "died or stopped answering; this communicator is now unusable",
                          kind_fn[w->what], c->rank, c->timeout, c->size - 1);
-    return status == NB_OK ? NB_OK : nb__error(status, "%s", message);
+    if (status != NB_OK) return nb__error(status, "%s", message);
+#ifdef NABLA_WITH_NCCL
+    if (w->device >= 0) return nb__nccl_follow(w->device, w->gpu->done); /* no host wait for the device */
+#endif
+    return NB_OK;
 }
 
 nb_status nb_dist_test(nb_dist_work *w, bool *done) {
@@ -626,6 +766,10 @@ void nb_dist_work_free(nb_dist_work *w) {
             __atomic_store_n(&any_broken, true, __ATOMIC_RELEASE);
         }
     }
+    if (done && w->gpu) inflight_unref(w->gpu);
     pthread_mutex_unlock(&c->lock);
+#ifdef NABLA_WITH_NCCL
+    if (done && w->ready) nb__nccl_events_free(w->ready, NULL);
+#endif
     if (done) free(w);
 }

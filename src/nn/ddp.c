@@ -31,6 +31,7 @@ typedef struct bucket {
 struct nb_ddp {
     nb_comm *comm;
     nb_module *model;
+    nb_device device;              /* every parameter's */
     bool error_on_unused, sync;
     int n_params, n_buckets, next; /* next: the first bucket not started */
     nb_named_tensor *params;
@@ -136,7 +137,7 @@ static nb_status plan_buckets(nb_ddp *d, double bucket_mib) {
         bucket *b = &d->buckets[k];
         int last = b->first + b->count - 1;
         int64_t elements = d->offset_of[last] + nb_numel(d->params[last].tensor);
-        b->flat = nb_zeros(1, &elements, d->params[b->first].tensor->dtype, nb_cpu());
+        b->flat = nb_zeros(1, &elements, d->params[b->first].tensor->dtype, d->device);
         if (!b->flat) return nb_last_status();
     }
     return NB_OK;
@@ -194,14 +195,23 @@ nb_status nb_ddp_create(nb_module *model, nb_comm *comm, const nb_ddp_options *o
         return nb__error(NB_ERR_OOM, "%s: out of host memory", fn);
     }
     nb_module_parameters(model, d->params, n);
+#ifdef NABLA_WITH_NCCL
+    bool cuda_ok = true;
+#else
+    bool cuda_ok = false;
+#endif
+    d->device = d->params[0].tensor->storage->device;
     for (int i = 0; i < n; i++) {
         nb_tensor *p = d->params[i].tensor;
-        if (p->storage->device.type != NB_DEVICE_CPU || !nb__is_contiguous(p) || p->ready_hook) {
+        nb_device device = p->storage->device;
+        if (!nb__same_device(device, d->device) || (device.type == NB_DEVICE_CUDA && !cuda_ok) ||
+            !nb__is_contiguous(p) || p->ready_hook) {
             nb_status status = nb__error(NB_ERR_UNSUPPORTED,
-                                         "%s: parameter %s must be a contiguous CPU tensor without a gradient-ready "
-                                         "hook (CUDA parameters need NCCL), got %s on %s",
-                                         fn, d->params[i].name, nb__tensor_shape_str(p),
-                                         nb__device_name(p->storage->device));
+                                         "%s: parameter %s must be a contiguous tensor on %s (the first one's "
+                                         "device; CUDA needs a build with NCCL) without a gradient-ready hook, "
+                                         "got %s on %s",
+                                         fn, d->params[i].name, nb__device_name(d->device),
+                                         nb__tensor_shape_str(p), nb__device_name(device));
             release(d);
             return status;
         }
