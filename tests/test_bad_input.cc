@@ -468,6 +468,14 @@ void build_rows() {
     ROW(nb_batches_shard, NB_ERR_INVALID, "batches is NULL", nb_batches_shard(nullptr, 0, 1));
     ROW(nb_batches_shard, NB_ERR_INVALID, "rank 3 and world 2", nb_batches_shard(batches, 3, 2));
     EXPECT_EQ(ddp, nullptr);
+    ROW(nb_sync_batch_norm, NB_ERR_INVALID, "comm is NULL",
+        nb_sync_batch_norm(x, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr));
+    ROW(nb_nn_sync_batch_norm1d, NB_ERR_INVALID, "comm is NULL",
+        nb_nn_sync_batch_norm1d(4, 1e-5, 0.1, true, NB_F32, cpu, nullptr));
+    ROW(nb_nn_sync_batch_norm2d, NB_ERR_INVALID, "comm is NULL",
+        nb_nn_sync_batch_norm2d(4, 1e-5, 0.1, true, NB_F32, cpu, nullptr));
+    ROW(nb_nn_convert_sync_batch_norm, NB_ERR_INVALID, "model or comm is NULL",
+        nb_nn_convert_sync_batch_norm(linear, nullptr) < 0 ? nb_last_status() : NB_OK);
     EXPECT_EQ(comm, nullptr);
     EXPECT_EQ(work, nullptr);
     (void)host_i64;
