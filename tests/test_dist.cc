@@ -536,6 +536,39 @@ TEST(Nccl, CollectivesOnCudaTensors) {
     }
 }
 
+// SyncBatchNorm on CUDA (statistics merged on the device, gathered and
+// reduced over NCCL) against BatchNorm on the CPU of the whole batch. Needs
+// a GPU per rank and at least 2 ranks (a world of one communicates nothing).
+TEST(Nccl, SyncBatchNormOnCuda) {
+    int devices = nb_cuda_device_count();
+    if (devices == 0) GTEST_SKIP() << "no CUDA device";
+    if (g_size < 2 || devices < g_size)
+        GTEST_SKIP() << "needs 2 ranks or more and a GPU per rank: " << devices << " for " << g_size << " ranks";
+    nb_device gpu = nb_cuda(nb_dist_local_rank(g_comm) % devices);
+    const int64_t channels = 4, local = 3, total = local * g_size;
+    nb_generator *gen = nb_generator_create(8);
+    T x(nb_normal(4, Shape{total, channels, 5, 5}.data(), 0.5, 2, NB_F32, nb_cpu(), gen));
+    T grad(nb_normal(4, Shape{total, channels, 5, 5}.data(), 0, 1, NB_F32, nb_cpu(), gen));
+    nb_generator_free(gen);
+    nb_module *ref = nb_nn_batch_norm2d(channels, 1e-5, 0.1, true, NB_F32, nb_cpu());
+    nb_module *mine = nb_nn_sync_batch_norm2d(channels, 1e-5, 0.1, true, NB_F32, gpu, g_comm);
+    T y_ref(nb_module_forward(ref, x));
+    ASSERT_EQ(nb_backward(y_ref, grad, false), NB_OK);
+    T part(nb_to(T(rows(x, g_rank * local, local)), gpu)), g(nb_to(T(rows(grad, g_rank * local, local)), gpu));
+    T y(nb_module_forward(mine, part));
+    ASSERT_NE(y.t, nullptr) << nb_last_error();
+    ASSERT_EQ(nb_backward(y, g, false), NB_OK) << nb_last_error();
+    T want(rows(y_ref, g_rank * local, local));
+    expect_close(read_tensor(T(nb_to(y, nb_cpu()))), read_tensor(want), NB_F32, 3, "SyncBatchNorm on CUDA");
+    nb_named_tensor bm[2], br[2];
+    nb_module_buffers(mine, bm, 2);
+    nb_module_buffers(ref, br, 2);
+    for (int i = 0; i < 2; i++)
+        expect_close(read_tensor(T(nb_to(bm[i].tensor, nb_cpu()))), read_tensor(br[i].tensor), NB_F32, 3, bm[i].name);
+    nb_module_free(ref);
+    nb_module_free(mine);
+}
+
 // Prints a failure with the rank on ranks whose report is silenced.
 class RankFailures : public ::testing::EmptyTestEventListener {
     void OnTestPartResult(const ::testing::TestPartResult &result) override {

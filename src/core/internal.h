@@ -195,7 +195,7 @@ typedef union nb_attrs {
     /* flash_attention: dropout draws (seed, offset + (bh Sq + i) Sk + j) */
     struct { double scale, dropout; bool causal; uint64_t seed, offset; } attention;
     struct { double value; } fill;                  /* fill, masked_fill */
-    struct { nb_comm *comm; double share; } sync_bn; /* share: local count / global count */
+    struct { nb_comm *comm; } sync_bn;
     struct { double start, step, end; } range;      /* arange, linspace */
     struct { uint64_t seed, offset; double a, b; } random; /* a, b: bounds, mean/std or p */
     struct { uint32_t mask; bool keepdim; double correction, p; } reduce;

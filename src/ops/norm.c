@@ -228,17 +228,23 @@ nb_tensor *nb_batch_norm(const nb_tensor *x, nb_tensor *running_mean, nb_tensor 
  *
  * Forward: each rank's per-channel count, mean and m2 (the stage kernel),
  * gathered from every rank in one collective of one packed f64 buffer
- * [3, C] and merged in rank order with Chan's update, so uneven batches (an
- * empty one too) give the exact global statistics and every rank the same
- * bits. Backward: the local (sum dy, sum dy xhat) in one all-reduce, scaled
- * by the local share of the count so that the apply stage's local-count
- * formula gives the global one. The weight and bias gradients stay local,
- * as PyTorch's: data parallelism averages them over the ranks. */
+ * [3, C], then merged with tensor ops on the input's device (no host
+ * sync): n = sum n_r, mean = sum n_r mean_r / n, m2 = sum m2_r +
+ * sum n_r (mean_r - mean)^2 (the exact pairwise merge, Chan et al., summed
+ * in rank order), so uneven batches (an empty one too) give the exact
+ * global statistics and every rank the same bits. Channels of a global
+ * count of 0 normalize with mean 0 and invstd 1, and keep their running
+ * statistics. Backward: the local (sum dy, sum dy xhat) in one all-reduce,
+ * scaled by the local share of the count (a saved [C] tensor) so that the
+ * apply stage's local-count formula gives the global one. The weight and
+ * bias gradients stay local, as PyTorch's: data parallelism averages them
+ * over the ranks. */
 
+/* The node saves x, weight, bias, mean, invstd and the count share [C]. */
 static nb_status sync_batch_norm_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
                                           nb_tensor **grads) {
     const nb_tensor *x = node->inputs[0], *weight = node->inputs[1];
-    const nb_tensor *mean = node->inputs[3], *invstd = node->inputs[4];
+    const nb_tensor *mean = node->inputs[3], *invstd = node->inputs[4], *share = node->inputs[5];
     nb_scratch scratch = {0}, *s = &scratch;
     int64_t channels = x->shape[1], sums_shape[2] = {2, channels};
     nb_device device = x->storage->device;
@@ -256,7 +262,7 @@ static nb_status sync_batch_norm_backward(const nb_node *node, const nb_tensor *
     nb_tensor *joined = global ? global : K(nb_zeros(2, sums_shape, mean->dtype, device));
     if (joined && nb_dist_all_reduce(node->attrs.sync_bn.comm, joined, joined, NB_REDUCE_SUM, NULL) != NB_OK) K(NULL);
     if (needs[0] && s->status == NB_OK && !empty) {
-        nb_tensor *scaled = K(nb_mul(global, K(nb__scalar_like(global, node->attrs.sync_bn.share))));
+        nb_tensor *scaled = K(nb_mul(global, K(nb_cast(share, global->dtype))));
         const nb_tensor *rows[5] = {mean, invstd, weight, scaled ? row(s, scaled, 0) : NULL,
                                     scaled ? row(s, scaled, 1) : NULL};
         nb_tensor *all = s->status == NB_OK ? pack(s, 5, rows, none, channels, mean->dtype, device) : NULL;
@@ -273,92 +279,106 @@ static nb_status sync_batch_norm_backward(const nb_node *node, const nb_tensor *
     return nb__scratch_finish(s, NULL, NULL);
 }
 
-/* This rank's (count, mean, m2) per channel, packed [3, C] in f64. */
+/* This rank's (count, mean, m2) per channel, packed [3, C] in f64 on x's device. */
 static nb_tensor *local_moments(nb_scratch *s, const nb_tensor *dense) {
     int64_t channels = dense->shape[1], shape[2] = {3, channels};
-    nb_tensor *packed = K(nb_zeros(2, shape, NB_F64, nb_cpu()));
-    if (!packed || nb_numel(dense) == 0) return packed;
+    nb_device device = dense->storage->device;
+    if (nb_numel(dense) == 0) return K(nb_zeros(2, shape, NB_F64, device));
     nb_tensor *mean = NULL, *m2 = NULL;
     double count = 0;
     channel_stats(s, dense, &mean, &m2, &count);
-    nb_tensor *host_mean = mean ? K(nb_to(K(nb_cast(mean, NB_F64)), nb_cpu())) : NULL;
-    nb_tensor *host_m2 = m2 ? K(nb_to(K(nb_cast(m2, NB_F64)), nb_cpu())) : NULL;
-    if (!host_mean || !host_m2) return NULL;
-    double *out = (double *)nb__data(packed);
-    const double *mu = (const double *)nb__data(host_mean), *sq = (const double *)nb__data(host_m2);
-    for (int64_t c = 0; c < channels; c++) {
-        out[c] = count;
-        out[channels + c] = mu[c];
-        out[2 * channels + c] = sq[c];
-    }
-    return packed;
+    if (!mean || !m2) return NULL;
+    const nb_tensor *rows[3] = {K(nb_full(1, &channels, count, NB_F64, device)), K(nb_cast(mean, NB_F64)),
+                                K(nb_cast(m2, NB_F64))};
+    return rows[0] && rows[1] && rows[2] ? K(nb_stack(3, rows, 0)) : NULL;
 }
 
-/* The ranks' moments [world, 3, C] merged in rank order (Chan, Golub and
- * LeVeque): *count the global count; mean and biased variance per channel. */
-static void merge_moments(const double *all, int world, int64_t channels, double *count, double *mean,
-                          double *var) {
-    for (int64_t c = 0; c < channels; c++) {
-        double n = 0, mu = 0, m2 = 0;
-        for (int r = 0; r < world; r++) {
-            const double *part = all + (int64_t)r * 3 * channels;
-            double nb = part[c];
-            if (nb == 0) continue;
-            double delta = part[channels + c] - mu, total = n + nb;
-            mu += delta * nb / total;
-            m2 += part[2 * channels + c] + delta * delta * n * nb / total;
-            n = total;
-        }
-        count[0] = n;
-        mean[c] = mu;
-        var[c] = n > 0 ? m2 / n : 0;
-    }
+/* Row k of the gathered [world, 3, C] moments: [world, C]. */
+static nb_tensor *moment(nb_scratch *s, const nb_tensor *gathered, int k) {
+    return K(nb_squeeze(K(nb_slice(gathered, 1, k, k + 1, 1)), 1));
 }
 
-/* A [C] tensor of values in dtype on device. */
-static nb_tensor *channel_tensor(nb_scratch *s, const double *values, int64_t channels, nb_dtype dtype,
-                                 nb_device device) {
-    nb_tensor *host = K(nb_from_host(values, 1, &channels, NB_F64, nb_cpu()));
-    return host ? K(nb_to(K(nb_cast(host, dtype)), device)) : NULL;
+/* The global count n, mean and biased variance [C] from the gathered
+ * moments, as new references (a scratch of their own: the formula's
+ * temporaries are many). */
+static nb_status merge_moments(const nb_tensor *gathered, nb_tensor **n, nb_tensor **mean, nb_tensor **var) {
+    nb_scratch scratch = {0}, *s = &scratch;
+    int ranks = 0;
+    nb_tensor *counts = moment(s, gathered, 0), *means = moment(s, gathered, 1), *m2s = moment(s, gathered, 2);
+    nb_tensor *total = counts ? K(nb_sum(counts, 1, &ranks, false)) : NULL;
+    /* an empty channel divides by 1: its sums are 0 */
+    nb_tensor *safe = total ? K(nb_maximum(total, K(nb__scalar_like(total, 1)))) : NULL;
+    nb_tensor *mu = safe ? K(nb_div(K(nb_sum(K(nb_mul(counts, means)), 1, &ranks, false)), safe)) : NULL;
+    nb_tensor *spread = mu ? K(nb_sub(means, mu)) : NULL;
+    nb_tensor *m2 = spread ? K(nb_add(K(nb_sum(m2s, 1, &ranks, false)),
+                                      K(nb_sum(K(nb_mul(counts, K(nb_mul(spread, spread)))), 1, &ranks, false))))
+                           : NULL;
+    nb_tensor *biased = m2 ? K(nb_div(m2, safe)) : NULL;
+    if (biased) {
+        *n = nb_retain(total);
+        *mean = nb_retain(mu);
+        *var = nb_retain(biased);
+    }
+    return nb__scratch_finish(s, NULL, NULL);
+}
+
+/* running = (1 - momentum) running + momentum value where keep, in place
+ * (a scratch of its own). */
+static nb_status update_running_where(nb_tensor *running, const nb_tensor *value, double momentum,
+                                      const nb_tensor *keep) {
+    if (!running) return NB_OK;
+    nb_scratch scratch = {0}, *s = &scratch;
+    nb_tensor *blended = K(nb_add(K(nb_mul(running, K(nb__scalar_like(running, 1 - momentum)))),
+                                  K(nb_mul(K(nb_cast(value, running->dtype)), K(nb__scalar_like(running, momentum))))));
+    nb_tensor *kept = blended ? K(nb_where(keep, blended, running)) : NULL;
+    if (kept && nb__copy_into(running, kept) != NB_OK) K(NULL);
+    else if (kept) nb__bump_version(running);
+    return nb__scratch_finish(s, NULL, NULL);
 }
 
 static nb_tensor *sync_batch_norm_train(nb_scratch *s, const nb_tensor *x, nb_tensor *running_mean,
                                         nb_tensor *running_var, const nb_tensor *weight, const nb_tensor *bias,
                                         double momentum, double eps, nb_comm *comm) {
     int world = nb_dist_world_size(comm);
-    int64_t channels = x->shape[1], gathered_shape[2] = {3 * (int64_t)world, channels};
+    int64_t channels = x->shape[1], gathered_shape[3] = {world, 3, channels};
     nb_device device = x->storage->device;
+    nb_dtype stats = stats_dtype(x->dtype);
     bool was = nb_set_grad_enabled(false);
     nb_tensor *dense = K(nb_contiguous(x));
     nb_tensor *moments = dense ? local_moments(s, dense) : NULL;
     /* every rank joins the gather, even after a local failure */
-    nb_tensor *sent = moments ? moments : K(nb_zeros(2, (int64_t[]){3, channels}, NB_F64, nb_cpu()));
-    nb_tensor *gathered = K(nb_zeros(2, gathered_shape, NB_F64, nb_cpu()));
-    if (sent && gathered && nb_dist_all_gather(comm, sent, gathered, NULL) != NB_OK) K(NULL);
-    double *merged = nb__malloc((size_t)(2 * channels) * sizeof *merged), count = 0;
-    if (!merged) K(NULL);
-    nb_tensor *y = NULL, *mean = NULL, *invstd = NULL;
+    nb_tensor *sent = moments ? moments : K(nb_zeros(2, (int64_t[]){3, channels}, NB_F64, device));
+    nb_tensor *gathered = K(nb_zeros(3, gathered_shape, NB_F64, device));
+    nb_tensor *flat = gathered ? K(nb_reshape(gathered, 2, (int64_t[]){3 * (int64_t)world, channels})) : NULL;
+    if (sent && flat && nb_dist_all_gather(comm, sent, flat, NULL) != NB_OK) K(NULL);
+    nb_tensor *n = NULL, *mean64 = NULL, *var64 = NULL, *y = NULL, *mean = NULL, *invstd = NULL, *share = NULL;
     if (s->status == NB_OK) {
-        merge_moments((const double *)nb__data(gathered), world, channels, &count, merged, merged + channels);
-        nb_dtype stats = stats_dtype(x->dtype);
-        mean = channel_tensor(s, merged, channels, stats, device);
-        nb_tensor *var = channel_tensor(s, merged + channels, channels, stats, device);
-        invstd = var ? K(nb_rsqrt(K(nb_add(var, K(nb__scalar_like(var, eps)))))) : NULL;
-        if (count == 0) /* every rank's batch is empty: as nb_batch_norm's */
-            mean = K(nb_zeros(1, &channels, stats, device)), invstd = K(nb_ones(1, &channels, stats, device));
+        if (merge_moments(gathered, &n, &mean64, &var64) == NB_OK) K(n), K(mean64), K(var64);
+        else K(NULL);
+    }
+    if (s->status == NB_OK) {
+        nb_tensor *seen = K(nb_gt(n, K(nb__scalar_like(n, 0)))), *several = K(nb_gt(n, K(nb__scalar_like(n, 1))));
+        mean = K(nb_cast(mean64, stats));
+        nb_tensor *var = K(nb_cast(var64, stats));
+        nb_tensor *rstd = var ? K(nb_rsqrt(K(nb_add(var, K(nb__scalar_like(var, eps)))))) : NULL;
+        invstd = rstd ? K(nb_where(seen, rstd, K(nb__scalar_like(rstd, 1)))) : NULL; /* empty channels: 1 */
+        double local_count = (double)(channels ? nb_numel(x) / channels : 0);
+        nb_tensor *safe = n ? K(nb_maximum(n, K(nb__scalar_like(n, 1)))) : NULL;
+        share = safe ? K(nb_div(K(nb__scalar_like(safe, local_count)), safe)) : NULL;
         y = s->status != NB_OK ? NULL
             : nb_numel(x) ? apply_stats(s, dense, mean, invstd, weight, bias)
                           : normalize(s, x, mean, invstd, weight, bias);
-        if (count > 0) update_running(s, running_mean, mean, momentum);
-        if (count > 1 && running_var && var)
-            update_running(s, running_var, K(nb_mul(var, K(nb__scalar_like(var, count / (count - 1))))), momentum);
+        if (s->status == NB_OK && update_running_where(running_mean, mean, momentum, seen) != NB_OK) K(NULL);
+        nb_tensor *one = n ? K(nb__scalar_like(n, 1)) : NULL;
+        nb_tensor *dof = one ? K(nb_maximum(K(nb_sub(n, one)), one)) : NULL; /* n - 1, at least 1 */
+        nb_tensor *unbiased = dof ? K(nb_mul(var64, K(nb_div(n, dof)))) : NULL;
+        if (s->status == NB_OK && update_running_where(running_var, unbiased, momentum, several) != NB_OK) K(NULL);
     }
-    free(merged);
     nb_set_grad_enabled(was);
     if (s->status == NB_OK) {
-        const nb_tensor *saved[5] = {x, weight, bias, mean, invstd};
-        nb_attrs attrs = {.sync_bn = {.comm = comm, .share = count > 0 ? (double)(nb_numel(x) / channels) / count : 0}};
-        if (nb__record(y, NB_OP_BATCH_NORM, 5, saved, &attrs, sync_batch_norm_backward) != NB_OK) K(NULL);
+        const nb_tensor *saved[6] = {x, weight, bias, mean, invstd, share};
+        nb_attrs attrs = {.sync_bn = {.comm = comm}};
+        if (nb__record(y, NB_OP_BATCH_NORM, 6, saved, &attrs, sync_batch_norm_backward) != NB_OK) K(NULL);
     }
     return y;
 }
