@@ -166,10 +166,11 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--quick")) quick = true, max_mib = 16;
         else if (!strcmp(argv[i], "--max-mib") && i + 1 < argc) max_mib = atoll(argv[++i]);
         else {
-            fprintf(stderr, "usage: mpirun -np N bench_dist [--quick] [--max-mib N]\n"
-                            "  --quick    all-reduces up to 16 MiB, fewer DDP steps\n"
-                            "  --max-mib  the largest all-reduce (default 256)\n");
-            return strcmp(argv[i], "--help") ? 2 : 0;
+            bool help = !strcmp(argv[i], "--help");
+            fprintf(help ? stdout : stderr, "usage: mpirun -np N bench_dist [--quick] [--max-mib N]\n"
+                                            "  --quick    all-reduces up to 16 MiB, fewer DDP steps\n"
+                                            "  --max-mib  the largest all-reduce (default 256)\n");
+            return help ? 0 : 2;
         }
     }
     nb_comm *checked, *unchecked;
