@@ -4,7 +4,9 @@
  *               MPI_Allreduce of the same buffer, in the same run; the
  *               median time of each, its algorithm bandwidth (bytes / time)
  *               and bus bandwidth (algbw * 2 (n - 1) / n, the nccl-tests
- *               definition) and nabla's share of MPI's
+ *               definition) and nabla's share of MPI's; with a GPU per rank
+ *               (and NCCL), the same sizes on CUDA tensors (impl "nccl",
+ *               timed to the device's completion)
  *   ddp_overlap the share of gradient all-reduce time hidden behind
  *               backward in a DDP step (nb_ddp_backward's bucket timings),
  *               for the CNN of examples/train_cnn and a small GPT
@@ -67,6 +69,40 @@ static void bench_all_reduce(nb_comm *checked, nb_comm *unchecked, int64_t max_b
                    "\"algbw_GB/s\": %.3f, \"busbw_GB/s\": %.3f, \"of_mpi\": %.3f}\n",
                    impls[i], world, (long long)bytes, ms[i], algbw, algbw * factor, ms[0] / ms[i]);
         }
+        fflush(stdout);
+        nb_release(x);
+    }
+}
+
+/* nb_dist_all_reduce on CUDA tensors (NCCL), timed until the device is
+ * done, when every rank has a GPU of its own. */
+static void bench_nccl(nb_comm *comm, int64_t max_bytes) {
+    int devices = nb_cuda_device_count();
+    if (devices < world) {
+        if (rank == 0) fprintf(stderr, "bench_dist: no NCCL lines: %d GPUs for %d ranks\n", devices, world);
+        return;
+    }
+    nb_device gpu = nb_cuda(nb_dist_local_rank(comm) % devices);
+    for (int64_t bytes = 1024; bytes <= max_bytes; bytes *= 4) {
+        int64_t n = bytes / 4;
+        nb_tensor *x = nb_full(1, &n, 1.0, NB_F32, gpu);
+        CHECK(x);
+        int repeats = bytes >= (4 << 20) ? 15 : REPEATS_MAX;
+        double times[REPEATS_MAX];
+        for (int r = -1; r < repeats; r++) {
+            CHECK(nb_cuda_synchronize(gpu.index) == NB_OK);
+            MPI_Barrier(MPI_COMM_WORLD);
+            double t0 = bench_now_ms();
+            CHECK(nb_dist_all_reduce(comm, x, x, NB_REDUCE_SUM, NULL) == NB_OK);
+            CHECK(nb_cuda_synchronize(gpu.index) == NB_OK);
+            if (r >= 0) times[r] = bench_now_ms() - t0;
+        }
+        MPI_Allreduce(MPI_IN_PLACE, times, repeats, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        double ms = bench_median(times, repeats), algbw = (double)bytes / (ms * 1e-3) / 1e9;
+        if (rank == 0)
+            printf("{\"bench\": \"all_reduce\", \"impl\": \"nccl\", \"ranks\": %d, \"bytes\": %lld, \"ms\": %.4f, "
+                   "\"algbw_GB/s\": %.3f, \"busbw_GB/s\": %.3f}\n",
+                   world, (long long)bytes, ms, algbw, algbw * 2.0 * (world - 1) / world);
         fflush(stdout);
         nb_release(x);
     }
@@ -179,6 +215,7 @@ int main(int argc, char **argv) {
     rank = nb_dist_rank(checked);
     world = nb_dist_world_size(checked);
     bench_all_reduce(checked, unchecked, max_mib << 20);
+    bench_nccl(checked, max_mib << 20);
     nb_generator *gen = nb_generator_create(1);
     int steps = quick ? 3 : 10;
     /* small buckets, so that there are several to overlap in these small models */
