@@ -432,10 +432,14 @@ static void *communicate(void *arg) {
         nb_tensor *in = w->in, *out = w->out;
         w->in = w->out = NULL;
         bool orphan = w->freed; /* its owner gave up on it (a timeout) and freed it */
+        if (orphan && w->gpu) inflight_unref(w->gpu);
         pthread_cond_broadcast(&c->changed);
         pthread_mutex_unlock(&c->lock);
         nb_release(in);
         nb_release(out);
+#ifdef NABLA_WITH_NCCL
+        if (orphan && w->ready) nb__nccl_events_free(w->ready, NULL);
+#endif
         if (orphan) free(w);
         pthread_mutex_lock(&c->lock);
     }
