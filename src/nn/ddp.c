@@ -12,6 +12,7 @@
  * every rank issues the same collectives in the same order whatever order
  * its gradients came in. nb_ddp_finish starts the buckets whose parameters
  * got no gradient, waits for all, and writes the averages back. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
