@@ -21,12 +21,18 @@
 
 /* --distributed: a communicator over the job's ranks (mpirun -np N), and
  * every rank but 0 silenced, so that the job prints what one process would
- * (errors still reach stderr from any rank). */
-static inline nb_comm *example_distributed(int *rank, int *world) {
+ * (errors still reach stderr from any rank). The examples train on the CPU
+ * then, each rank taking global_batch / N of every batch. */
+static inline nb_comm *example_distributed(nb_device device, int64_t global_batch, int *rank, int *world) {
     nb_comm *comm;
     CHECK(nb_dist_init(NULL, &comm) == NB_OK);
     *rank = nb_dist_rank(comm);
     *world = nb_dist_world_size(comm);
+    if (device.type != NB_DEVICE_CPU || global_batch % *world) {
+        fprintf(stderr, EXAMPLE_NAME ": --distributed needs --device cpu and a --batch divisible by the %d "
+                        "ranks, got %lld\n", *world, (long long)global_batch);
+        exit(2);
+    }
     if (*rank != 0 && !freopen("/dev/null", "w", stdout)) exit(1);
     return comm;
 }

@@ -294,12 +294,7 @@ static nb_gpt_config model_config(const options *o) {
 int main(int argc, char **argv) {
     options o = parse(argc, argv);
     int rank = 0, world = 1;
-    nb_comm *comm = o.distributed ? example_distributed(&rank, &world) : NULL;
-    if (comm && (o.device.type != NB_DEVICE_CPU || o.batch % world)) {
-        fprintf(stderr, "train_gpt: --distributed needs --device cpu (CUDA tensors need NCCL) and a --batch "
-                        "divisible by the %d ranks, got %lld\n", world, (long long)o.batch);
-        exit(2);
-    }
+    nb_comm *comm = o.distributed ? example_distributed(o.device, o.batch, &rank, &world) : NULL;
     char device_name[16];
     nb_device_str(o.device, device_name, sizeof device_name);
     int64_t size;

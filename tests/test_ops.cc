@@ -775,6 +775,32 @@ void batch_stats(const Host &x, std::vector<double> &mean, std::vector<double> &
     }
 }
 
+// BatchNorm's gradients in training for the incoming gradient r, written
+// out per element in double: dx = w / sqrt(var + eps) (r - mean(r) -
+// xhat mean(r xhat)) per channel, then dw = sum r xhat and db = sum r,
+// flattened one after the other (eps 1e-5).
+Host batch_norm_grads_ref(const Host &x, const Host &w, const Host &r) {
+    std::vector<double> mean, var;
+    batch_stats(x, mean, var);
+    int64_t c = x.shape[1];
+    double n = (double)(x.numel() / c);
+    std::vector<double> sum_r(c), sum_rx(c);
+    auto xhat = [&](int64_t i, int64_t k) { return (x.v[i] - mean[k]) / std::sqrt(var[k] + 1e-5); };
+    for (int64_t i = 0; i < x.numel(); i++) {
+        int64_t k = x.unravel(i)[1];
+        sum_r[k] += r.v[i];
+        sum_rx[k] += r.v[i] * xhat(i, k);
+    }
+    Host out({x.numel() + 2 * c});
+    for (int64_t i = 0; i < x.numel(); i++) {
+        int64_t k = x.unravel(i)[1];
+        out.v[i] = w.v[k] / std::sqrt(var[k] + 1e-5) * (r.v[i] - sum_r[k] / n - xhat(i, k) * sum_rx[k] / n);
+    }
+    std::copy(sum_rx.begin(), sum_rx.end(), out.v.begin() + x.numel());
+    std::copy(sum_r.begin(), sum_r.end(), out.v.begin() + x.numel() + c);
+    return out;
+}
+
 void norm_cases() {
     const std::vector<std::vector<Shape>> shapes = {{{4, 3, 5}, {3}, {3}}, {{6, 2}, {2}, {2}},
                                                    {{2, 3, 2, 2}, {3}, {3}}};
@@ -803,25 +829,11 @@ void norm_cases() {
                  return nb_grad(input ? x : w);
              },
              [input](const std::vector<Host> &h) {
-                 const Host &x = h[0], &r = h[3];
-                 std::vector<double> mean, var;
-                 batch_stats(x, mean, var);
-                 int64_t c = x.shape[1];
-                 double n = (double)(x.numel() / c);
-                 std::vector<double> sum_r(c), sum_rx(c);
-                 auto xhat = [&](int64_t i, int64_t k) { return (x.v[i] - mean[k]) / std::sqrt(var[k] + 1e-5); };
-                 for (int64_t i = 0; i < x.numel(); i++) {
-                     int64_t k = x.unravel(i)[1];
-                     sum_r[k] += r.v[i];
-                     sum_rx[k] += r.v[i] * xhat(i, k);
-                 }
-                 if (!input) return Host({c}, sum_rx);
-                 Host dx(x.shape);
-                 for (int64_t i = 0; i < x.numel(); i++) {
-                     int64_t k = x.unravel(i)[1];
-                     dx.v[i] = h[1].v[k] / std::sqrt(var[k] + 1e-5) / n * (n * r.v[i] - sum_r[k] - xhat(i, k) * sum_rx[k]);
-                 }
-                 return dx;
+                 Host all = batch_norm_grads_ref(h[0], h[1], h[3]);
+                 int64_t n = h[0].numel(), c = h[0].shape[1];
+                 Host out(input ? h[0].shape : Shape{c});
+                 std::copy(all.v.begin() + (input ? 0 : n), all.v.begin() + (input ? n : n + c), out.v.begin());
+                 return out;
              },
              false, 3});
     }
@@ -1029,28 +1041,7 @@ void large_norm_cases() {
              const nb_tensor *all[3] = {parts[0].t, parts[1].t, parts[2].t};
              return nb_cat(3, all, 0);
          },
-         [](const std::vector<Host> &h) {
-             const Host &x = h[0], &r = h[3];
-             std::vector<double> mean, var;
-             batch_stats(x, mean, var);
-             int64_t c = x.shape[1];
-             double n = (double)(x.numel() / c);
-             std::vector<double> sum_r(c), sum_rx(c);
-             auto xhat = [&](int64_t i, int64_t k) { return (x.v[i] - mean[k]) / std::sqrt(var[k] + 1e-5); };
-             for (int64_t i = 0; i < x.numel(); i++) {
-                 int64_t k = x.unravel(i)[1];
-                 sum_r[k] += r.v[i];
-                 sum_rx[k] += r.v[i] * xhat(i, k);
-             }
-             Host out({x.numel() + 2 * c});
-             for (int64_t i = 0; i < x.numel(); i++) {
-                 int64_t k = x.unravel(i)[1];
-                 out.v[i] = h[1].v[k] / std::sqrt(var[k] + 1e-5) * (r.v[i] - sum_r[k] / n - xhat(i, k) * sum_rx[k] / n);
-             }
-             std::copy(sum_rx.begin(), sum_rx.end(), out.v.begin() + x.numel());
-             std::copy(sum_r.begin(), sum_r.end(), out.v.begin() + x.numel() + c);
-             return out;
-         },
+         [](const std::vector<Host> &h) { return batch_norm_grads_ref(h[0], h[1], h[3]); },
          false, 3});
 }
 

@@ -109,11 +109,17 @@ static void update_running(nb_scratch *s, nb_tensor *running, const nb_tensor *v
 }
 
 /* Stages 4 and 5. The node saves x, weight, bias, mean and invstd (weight
- * and bias may be NULL). */
+ * and bias may be NULL); SyncBatchNorm's also saves the rank's share of the
+ * global count [C] and has its communicator in attrs: the sums then add
+ * over the ranks (one all-reduce, which every rank joins even after a local
+ * failure), scaled by the share so that the apply stage's local-count
+ * formula gives the global one, while the weight and bias gradients stay
+ * the rank's. */
 static nb_status batch_norm_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
                                      nb_tensor **grads) {
     const nb_tensor *x = node->inputs[0], *weight = node->inputs[1];
     const nb_tensor *mean = node->inputs[3], *invstd = node->inputs[4];
+    bool sync = node->n_inputs == 6, empty = nb_numel(x) == 0;
     nb_scratch scratch = {0}, *s = &scratch;
     int64_t channels = x->shape[1], sums_shape[2] = {2, channels};
     nb_device device = x->storage->device;
@@ -122,20 +128,28 @@ static nb_status batch_norm_backward(const nb_node *node, const nb_tensor *g, co
     const nb_tensor *stats[2] = {mean, invstd};
     const double none[5] = {0, 0, 1, 0, 0};
     nb_tensor *params = pack(s, 2, stats, none, channels, mean->dtype, device);
-    nb_tensor *sums = gc ? stage(s, NB_OP_BATCH_NORM_BACKWARD_REDUCE, gc, x, params, 2, sums_shape,
-                                 mean->dtype)
-                         : NULL;
-    nb_tensor *sum_dy = sums ? row(s, sums, 0) : NULL, *sum_dy_xhat = sums ? row(s, sums, 1) : NULL;
-    if (needs[0] && s->status == NB_OK) {
-        const nb_tensor *rows[5] = {mean, invstd, weight, sum_dy, sum_dy_xhat};
-        nb_tensor *all = pack(s, 5, rows, none, channels, mean->dtype, device);
-        nb_tensor *dx = stage(s, NB_OP_BATCH_NORM_BACKWARD_APPLY, gc, x, all, x->ndim, x->shape,
-                              x->dtype);
+    nb_tensor *local = empty ? K(nb_zeros(2, sums_shape, mean->dtype, device))
+                     : gc   ? stage(s, NB_OP_BATCH_NORM_BACKWARD_REDUCE, gc, x, params, 2, sums_shape, mean->dtype)
+                            : NULL;
+    nb_tensor *sums = local;
+    if (sync) {
+        nb_tensor *global = K(local ? nb_clone(local) : nb_zeros(2, sums_shape, mean->dtype, device));
+        if (global && nb_dist_all_reduce(node->attrs.sync_bn.comm, global, global, NB_REDUCE_SUM, NULL) != NB_OK)
+            K(NULL);
+        sums = s->status == NB_OK ? K(nb_mul(global, K(nb_cast(node->inputs[5], global->dtype)))) : NULL;
+    }
+    if (needs[0] && s->status == NB_OK && empty) {
+        grads[0] = nb_zeros(x->ndim, x->shape, x->dtype, device);
+    } else if (needs[0] && s->status == NB_OK) {
+        const nb_tensor *rows[5] = {mean, invstd, weight, row(s, sums, 0), row(s, sums, 1)};
+        nb_tensor *all = s->status == NB_OK ? pack(s, 5, rows, none, channels, mean->dtype, device) : NULL;
+        nb_tensor *dx = all ? stage(s, NB_OP_BATCH_NORM_BACKWARD_APPLY, gc, x, all, x->ndim, x->shape, x->dtype)
+                            : NULL;
         if (dx) grads[0] = nb_retain(dx);
     }
-    if (needs[1] && s->status == NB_OK) grads[1] = nb_cast(sum_dy_xhat, weight->dtype);
-    if (needs[2] && s->status == NB_OK) grads[2] = nb_cast(sum_dy, node->inputs[2]->dtype);
-    for (int i = 1; i < 3; i++)
+    if (needs[1] && s->status == NB_OK) grads[1] = nb_cast(row(s, local, 1), weight->dtype);
+    if (needs[2] && s->status == NB_OK) grads[2] = nb_cast(row(s, local, 0), node->inputs[2]->dtype);
+    for (int i = 0; i < 3; i++)
         if (needs[i] && !grads[i] && s->status == NB_OK) K(NULL);
     return nb__scratch_finish(s, NULL, NULL);
 }
@@ -234,50 +248,9 @@ nb_tensor *nb_batch_norm(const nb_tensor *x, nb_tensor *running_mean, nb_tensor 
  * in rank order), so uneven batches (an empty one too) give the exact
  * global statistics and every rank the same bits. Channels of a global
  * count of 0 normalize with mean 0 and invstd 1, and keep their running
- * statistics. Backward: the local (sum dy, sum dy xhat) in one all-reduce,
- * scaled by the local share of the count (a saved [C] tensor) so that the
- * apply stage's local-count formula gives the global one. The weight and
- * bias gradients stay local, as PyTorch's: data parallelism averages them
- * over the ranks. */
-
-/* The node saves x, weight, bias, mean, invstd and the count share [C]. */
-static nb_status sync_batch_norm_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
-                                          nb_tensor **grads) {
-    const nb_tensor *x = node->inputs[0], *weight = node->inputs[1];
-    const nb_tensor *mean = node->inputs[3], *invstd = node->inputs[4], *share = node->inputs[5];
-    nb_scratch scratch = {0}, *s = &scratch;
-    int64_t channels = x->shape[1], sums_shape[2] = {2, channels};
-    nb_device device = x->storage->device;
-    bool empty = nb_numel(x) == 0;
-    nb_tensor *gc = K(nb_contiguous(g));
-    x = K(nb_contiguous(x));
-    const nb_tensor *stats[2] = {mean, invstd};
-    const double none[5] = {0, 0, 1, 0, 0};
-    nb_tensor *params = pack(s, 2, stats, none, channels, mean->dtype, device);
-    nb_tensor *local = empty ? K(nb_zeros(2, sums_shape, mean->dtype, device))
-                     : gc   ? stage(s, NB_OP_BATCH_NORM_BACKWARD_REDUCE, gc, x, params, 2, sums_shape, mean->dtype)
-                            : NULL;
-    nb_tensor *global = local ? K(nb_clone(local)) : NULL;
-    /* every rank joins, even after a local failure, with what it has */
-    nb_tensor *joined = global ? global : K(nb_zeros(2, sums_shape, mean->dtype, device));
-    if (joined && nb_dist_all_reduce(node->attrs.sync_bn.comm, joined, joined, NB_REDUCE_SUM, NULL) != NB_OK) K(NULL);
-    if (needs[0] && s->status == NB_OK && !empty) {
-        nb_tensor *scaled = K(nb_mul(global, K(nb_cast(share, global->dtype))));
-        const nb_tensor *rows[5] = {mean, invstd, weight, scaled ? row(s, scaled, 0) : NULL,
-                                    scaled ? row(s, scaled, 1) : NULL};
-        nb_tensor *all = s->status == NB_OK ? pack(s, 5, rows, none, channels, mean->dtype, device) : NULL;
-        nb_tensor *dx = all ? stage(s, NB_OP_BATCH_NORM_BACKWARD_APPLY, gc, x, all, x->ndim, x->shape, x->dtype)
-                            : NULL;
-        if (dx) grads[0] = nb_retain(dx);
-    } else if (needs[0] && s->status == NB_OK) {
-        grads[0] = nb_zeros(x->ndim, x->shape, x->dtype, device);
-    }
-    if (needs[1] && s->status == NB_OK) grads[1] = nb_cast(row(s, local, 1), weight->dtype);
-    if (needs[2] && s->status == NB_OK) grads[2] = nb_cast(row(s, local, 0), node->inputs[2]->dtype);
-    for (int i = 0; i < 3; i++)
-        if (needs[i] && !grads[i] && s->status == NB_OK) K(NULL);
-    return nb__scratch_finish(s, NULL, NULL);
-}
+ * statistics. Backward is BatchNorm's (batch_norm_backward) with the sums
+ * added over the ranks; the weight and bias gradients stay local, as
+ * PyTorch's: data parallelism averages them over the ranks. */
 
 /* This rank's (count, mean, m2) per channel, packed [3, C] in f64 on x's device. */
 static nb_tensor *local_moments(nb_scratch *s, const nb_tensor *dense) {
@@ -378,7 +351,7 @@ static nb_tensor *sync_batch_norm_train(nb_scratch *s, const nb_tensor *x, nb_te
     if (s->status == NB_OK) {
         const nb_tensor *saved[6] = {x, weight, bias, mean, invstd, share};
         nb_attrs attrs = {.sync_bn = {.comm = comm}};
-        if (nb__record(y, NB_OP_BATCH_NORM, 6, saved, &attrs, sync_batch_norm_backward) != NB_OK) K(NULL);
+        if (nb__record(y, NB_OP_BATCH_NORM, 6, saved, &attrs, batch_norm_backward) != NB_OK) K(NULL);
     }
     return y;
 }
