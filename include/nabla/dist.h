@@ -15,10 +15,12 @@
  * Every rank calls the same collectives in the same order. Each call checks
  * first that the ranks agree on the collective, dtype, element count, op and
  * root (one small all-reduce; .unchecked skips it), so a mismatch is an
- * NB_ERR_DIST naming both sides instead of a hang or garbage. A collective
- * that has not completed within the communicator's timeout fails with
- * NB_ERR_DIST (a rank died or stopped answering); the communicator is then
- * broken and every later call fails at once. CPU tensors go over MPI; CUDA
+ * NB_ERR_DIST naming both sides instead of a hang or garbage. An
+ * asynchronous (or CUDA) collective that has not completed within the
+ * communicator's timeout fails with NB_ERR_DIST (a rank died or stopped
+ * answering); the communicator is then broken and every later call fails at
+ * once. A blocking CPU collective runs on the calling thread, and past the
+ * timeout ends the job (MPI_Abort) with a message. CPU tensors go over MPI; CUDA
  * tensors over NCCL (builds with CUDA and NCCL), on a stream of the
  * communicator's own ordered after the caller's by CUDA events, the
  * caller's stream waiting for the result at nb_dist_wait: the host never

@@ -1,11 +1,14 @@
 /* A data-parallel loop in which rank 2 fails at step 5, for
  * tests/dist/failure.sh: `exit` ends the process there (without
- * MPI_Finalize), `stall` stops answering (it sleeps). The other ranks must
- * not hang: they fail within the communicator's timeout, saying why.
+ * MPI_Finalize), `stall` and `stall-async` stop answering (it sleeps). The
+ * other ranks must not hang: within the communicator's timeout their
+ * blocking all-reduce ends the job (`exit`, `stall`), or their asynchronous
+ * one fails with NB_ERR_DIST (`stall-async`), saying why.
  *
- *   mpirun -np 3 dist_failure exit|stall TIMEOUT_SECONDS */
+ *   mpirun -np 3 dist_failure exit|stall|stall-async TIMEOUT_SECONDS */
 #define _POSIX_C_SOURCE 200809L
 #include <nabla/nabla.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +22,9 @@ static double seconds(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3 || (strcmp(argv[1], "exit") && strcmp(argv[1], "stall"))) {
-        fprintf(stderr, "usage: dist_failure exit|stall TIMEOUT_SECONDS\n");
+    bool async = argc == 3 && !strcmp(argv[1], "stall-async");
+    if (argc != 3 || (strcmp(argv[1], "exit") && strcmp(argv[1], "stall") && !async)) {
+        fprintf(stderr, "usage: dist_failure exit|stall|stall-async TIMEOUT_SECONDS\n");
         return 2;
     }
     nb_comm_options options = {.timeout = atof(argv[2])};
@@ -38,7 +42,10 @@ int main(int argc, char **argv) {
         }
         nb_tensor *grad = nb_full(1, &n, rank + 1, NB_F32, nb_cpu());
         double start = seconds();
-        nb_status status = nb_dist_all_reduce(comm, grad, grad, NB_REDUCE_AVG, NULL);
+        nb_dist_work *work = NULL;
+        nb_status status = nb_dist_all_reduce(comm, grad, grad, NB_REDUCE_AVG, async ? &work : NULL);
+        if (status == NB_OK && async) status = nb_dist_wait(work);
+        nb_dist_work_free(work);
         nb_release(grad);
         if (status != NB_OK) {
             fprintf(stderr, "rank %d: step %d failed after %.1f s: %s: %s\n", rank, step, seconds() - start,

@@ -3,9 +3,10 @@
 # at step 5 must end within the communicator's timeout, with a non-zero exit
 # status and a message saying what happened. mpirun ends the job when a rank
 # exits without MPI_Finalize; a rank that stops answering makes the others'
-# collective fail with NB_ERR_DIST at the timeout.
+# blocking collective end the job at the timeout (stall), or their
+# asynchronous one fail with NB_ERR_DIST there (stall-async).
 #
-#   failure.sh MPIEXEC DIST_FAILURE exit|stall TIMEOUT_SECONDS
+#   failure.sh MPIEXEC DIST_FAILURE exit|stall|stall-async TIMEOUT_SECONDS
 set -uo pipefail
 mpiexec="$1" program="$2" mode="$3" timeout="$4"
 log="$(mktemp)"
@@ -24,6 +25,9 @@ fail() { echo "failure.sh: FAILED: $1"; rm -f "$log"; exit 1; }
 # must fail at the timeout itself
 awk -v e="$elapsed" -v t="$timeout" 'BEGIN { exit !(e < t + 60) }' || fail "took $elapsed s, past the timeout $timeout s"
 if [ "$mode" = stall ]; then
+    grep -q "nb_dist_all_reduce: rank [01] waited $timeout s .* ending the job (MPI_Abort)" "$log" ||
+        fail "no timeout message from the surviving ranks' watchdog"
+elif [ "$mode" = stall-async ]; then
     grep -q "NB_ERR_DIST: nb_dist_all_reduce: rank [01] waited $timeout s" "$log" ||
         fail "no NB_ERR_DIST timeout message from the surviving ranks"
     for waited in $(grep -o "failed after [0-9.]* s" "$log" | awk '{print $3}'); do
