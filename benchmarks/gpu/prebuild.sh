@@ -7,12 +7,14 @@
 # CUDA, cuDNN and OpenBLAS libraries come from that machine (run.sh points
 # LD_LIBRARY_PATH at them). A binary built on this image may still fail to
 # load there: run.sh then says so, and building there (without --prebuilt)
-# is the fallback.
+# is the fallback. The lent machine has no MPI, so the archive is built
+# without the communicator (-DNABLA_MPI=OFF): a libnabla.so needing
+# libmpi.so would load nowhere there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 archive="${1:-build-prebuilt/nabla-sm90.tar.gz}"
 cmake -S . -B build-prebuilt -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-      -DNABLA_CUDNN=ON -DCMAKE_BUILD_RPATH_USE_ORIGIN=ON >build-prebuilt.configure.log 2>&1 ||
+      -DNABLA_CUDNN=ON -DNABLA_MPI=OFF -DCMAKE_BUILD_RPATH_USE_ORIGIN=ON >build-prebuilt.configure.log 2>&1 ||
     { tail -20 build-prebuilt.configure.log; exit 1; }
 mv build-prebuilt.configure.log build-prebuilt/configure.log
 cmake --build build-prebuilt -j"$(nproc)" >/dev/null
