@@ -12,6 +12,7 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config ccache libopenblas-dev libopenblas-openmp-dev \
     libgtest-dev zlib1g-dev clang libclang-rt-14-dev libomp-dev libopenmpi-dev openmpi-bin \
+    libcjson-dev libdlpack-dev \
     dataset-fashion-mnist bible-kjv >/dev/null
 # cuobjdump for the kernel resource check (tests/kernel_resources.py), from PyPI
 python3 -m pip install --quiet nvidia-cuda-cuobjdump 2>/dev/null ||

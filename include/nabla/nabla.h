@@ -16,6 +16,7 @@
 #include "data.h"
 #include "dist.h"
 #include "dtype.h"
+#include "io.h"
 #include "nn.h"
 #include "optim.h"
 #include "ops.h"

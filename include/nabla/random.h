@@ -28,6 +28,10 @@ void nb_generator_seed(nb_generator *gen, uint64_t seed);
 void nb_manual_seed(uint64_t seed);
 /* Counter position: the number of elements drawn since the seed. */
 uint64_t nb_generator_offset(const nb_generator *gen);
+/* The seed, and a generator's whole state (seed and offset) restored, as
+ * checkpoints do (include/nabla/io.h). */
+uint64_t nb_generator_seed_of(const nb_generator *gen);
+void nb_generator_set_state(nb_generator *gen, uint64_t seed, uint64_t offset);
 
 /* Uniform in [low, high); float dtypes. */
 nb_tensor *nb_uniform(int ndim, const int64_t *shape, double low, double high, nb_dtype dtype,

@@ -37,6 +37,16 @@ uint64_t nb_generator_offset(const nb_generator *gen) {
                            __ATOMIC_RELAXED);
 }
 
+uint64_t nb_generator_seed_of(const nb_generator *gen) {
+    return __atomic_load_n(&nb__generator_or_default((nb_generator *)gen)->seed, __ATOMIC_RELAXED);
+}
+
+void nb_generator_set_state(nb_generator *gen, uint64_t seed, uint64_t offset) {
+    gen = nb__generator_or_default(gen);
+    __atomic_store_n(&gen->seed, seed, __ATOMIC_RELAXED);
+    __atomic_store_n(&gen->offset, offset, __ATOMIC_RELAXED);
+}
+
 uint64_t nb__generator_reserve(nb_generator *gen, uint64_t count, uint64_t *seed) {
     gen = nb__generator_or_default(gen);
     *seed = __atomic_load_n(&gen->seed, __ATOMIC_RELAXED);

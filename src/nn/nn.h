@@ -4,6 +4,21 @@
 
 #include "../core/internal.h"
 
+/* An optimizer (src/nn/optim.c); checkpoints (src/io/state.c) save and
+ * restore every field. */
+typedef enum nb__optimizer_kind { NB__SGD, NB__ADAM, NB__ADAMW } nb__optimizer_kind;
+
+struct nb_optimizer {
+    nb__optimizer_kind kind;
+    int n;
+    nb_tensor **params;
+    nb_tensor **state1, **state2; /* momentum buffer or first moment; second moment */
+    nb_tensor **master;           /* f32 copies of f16 and bf16 parameters */
+    double lr, momentum, beta1, beta2, eps, weight_decay;
+    bool nesterov;
+    int64_t *steps; /* per parameter, as PyTorch counts: steps taken with a gradient */
+};
+
 #define NB_MODULE_SLOTS 4
 
 typedef nb_tensor *(*nb_forward_fn)(nb_module *m, const nb_tensor *x);

@@ -9,22 +9,9 @@
 
 #include "nn.h"
 
-typedef enum optimizer_kind { SGD, ADAM, ADAMW } optimizer_kind;
-
-struct nb_optimizer {
-    optimizer_kind kind;
-    int n;
-    nb_tensor **params;
-    nb_tensor **state1, **state2; /* momentum buffer or first moment; second moment */
-    nb_tensor **master;           /* f32 copies of f16 and bf16 parameters */
-    double lr, momentum, beta1, beta2, eps, weight_decay;
-    bool nesterov;
-    int64_t *steps; /* per parameter, as PyTorch counts: steps taken with a gradient */
-};
-
 static bool valid_lr(double lr) { return lr >= 0 && isfinite(lr); }
 
-static nb_optimizer *create(optimizer_kind kind, const char *fn, nb_tensor *const *params, int n,
+static nb_optimizer *create(nb__optimizer_kind kind, const char *fn, nb_tensor *const *params, int n,
                             double lr) {
     if (n < 0 || (n > 0 && !params)) {
         nb__error(NB_ERR_INVALID, "%s: needs a parameter array, got %s with n = %d", fn,
@@ -83,7 +70,7 @@ nb_optimizer *nb_sgd_create(nb_tensor *const *params, int n, double lr, double m
                   "nesterov %s", momentum, weight_decay, nesterov ? "true" : "false");
         return NULL;
     }
-    nb_optimizer *opt = create(SGD, "nb_sgd_create", params, n, lr);
+    nb_optimizer *opt = create(NB__SGD, "nb_sgd_create", params, n, lr);
     if (opt) {
         opt->momentum = momentum;
         opt->weight_decay = weight_decay;
@@ -92,7 +79,7 @@ nb_optimizer *nb_sgd_create(nb_tensor *const *params, int n, double lr, double m
     return opt;
 }
 
-static nb_optimizer *adam(optimizer_kind kind, const char *fn, nb_tensor *const *params, int n,
+static nb_optimizer *adam(nb__optimizer_kind kind, const char *fn, nb_tensor *const *params, int n,
                           double lr, double beta1, double beta2, double eps, double weight_decay) {
     if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && eps > 0 && isfinite(eps) &&
           weight_decay >= 0 && isfinite(weight_decay))) {
@@ -113,12 +100,12 @@ static nb_optimizer *adam(optimizer_kind kind, const char *fn, nb_tensor *const 
 
 nb_optimizer *nb_adam_create(nb_tensor *const *params, int n, double lr, double beta1,
                              double beta2, double eps, double weight_decay) {
-    return adam(ADAM, "nb_adam_create", params, n, lr, beta1, beta2, eps, weight_decay);
+    return adam(NB__ADAM, "nb_adam_create", params, n, lr, beta1, beta2, eps, weight_decay);
 }
 
 nb_optimizer *nb_adamw_create(nb_tensor *const *params, int n, double lr, double beta1,
                               double beta2, double eps, double weight_decay) {
-    return adam(ADAMW, "nb_adamw_create", params, n, lr, beta1, beta2, eps, weight_decay);
+    return adam(NB__ADAMW, "nb_adamw_create", params, n, lr, beta1, beta2, eps, weight_decay);
 }
 
 /* A zero state tensor for param (f32, f64 for f64 parameters), kept in *slot. */
@@ -150,7 +137,7 @@ static nb_status update_target(nb_optimizer *opt, int i, nb_tensor **grad, nb_te
 /* The update kernel of parameter i on target (the parameter or its master). */
 static nb_status update(nb_optimizer *opt, int i, nb_tensor *target, const nb_tensor *grad,
                         const nb_attrs *attrs) {
-    if (opt->kind == SGD) {
+    if (opt->kind == NB__SGD) {
         nb_attrs a = *attrs;
         a.optim.first = !opt->state1[i];
         if (opt->momentum > 0) NB_TRY(state(target, &opt->state1[i]));
@@ -168,7 +155,7 @@ static nb_status step_one(nb_optimizer *opt, int i) {
                                       .weight_decay = opt->weight_decay,
                                       .bias_correction1 = 1 - pow(opt->beta1, (double)step),
                                       .bias_correction2 = 1 - pow(opt->beta2, (double)step),
-                                      .nesterov = opt->nesterov, .decoupled = opt->kind == ADAMW}};
+                                      .nesterov = opt->nesterov, .decoupled = opt->kind == NB__ADAMW}};
     nb_tensor *grad = NULL, *target;
     NB_TRY(nb__result(nb_contiguous(opt->params[i]->grad), &grad));
     nb_status status = update_target(opt, i, &grad, &target);
