@@ -416,4 +416,185 @@ TEST(Safetensors, ATensorOfMoreThanFourGiBRoundTrips) {
     for (nb_tensor *t : {one, wide, tail, back}) nb_release(t);
 }
 
+// ---- state dicts and checkpoints ----
+
+// A small network with every kind of state: weights, BatchNorm running
+// statistics and count, dropout drawing from gen.
+nb_module *small_net(nb_dtype dtype, nb_generator *gen) {
+    nb_module *children[] = {nb_nn_linear(6, 16, true, dtype, nb_cpu(), gen),
+                             nb_nn_batch_norm1d(16, 1e-5, 0.1, true, dtype, nb_cpu()),
+                             nb_nn_activation(NB_ACT_RELU), nb_nn_dropout(0.3, gen),
+                             nb_nn_linear(16, 3, true, dtype, nb_cpu(), gen)};
+    return nb_nn_sequential(5, children);
+}
+
+std::vector<std::pair<std::string, std::vector<unsigned char>>> state_of(const nb_module *m) {
+    nb_named_tensor named[64];
+    int n = nb_module_parameters(m, named, 64);
+    n += nb_module_buffers(m, named + n, 64 - n);
+    std::vector<std::pair<std::string, std::vector<unsigned char>>> out;
+    for (int i = 0; i < n; i++) out.push_back({named[i].name, bytes_of(named[i].tensor)});
+    return out;
+}
+
+TEST(StateDict, ModulesSaveAndLoadByDottedName) {
+    TempDir dir;
+    nb_generator *g1 = nb_generator_create(1), *g2 = nb_generator_create(2);
+    nb_module *a = small_net(NB_F32, g1), *b = small_net(NB_F32, g2);
+    std::string path = dir.file("net.safetensors");
+    ASSERT_EQ(nb_module_save(a, path.c_str()), NB_OK) << nb_last_error();
+    nb_safetensors *f;
+    ASSERT_EQ(nb_safetensors_open(path.c_str(), &f), NB_OK);
+    std::vector<std::string> names;
+    for (int i = 0; i < nb_safetensors_count(f); i++) names.push_back(nb_safetensors_entry_at(f, i)->name);
+    nb_safetensors_close(f);
+    EXPECT_EQ(names, (std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias",
+                                               "1.running_mean", "1.running_var"}));
+    EXPECT_NE(state_of(a), state_of(b));
+    ASSERT_EQ(nb_module_load(b, path.c_str(), nullptr), NB_OK) << nb_last_error();
+    EXPECT_EQ(state_of(a), state_of(b));
+    for (nb_module *m : {a, b}) nb_module_free(m);
+    nb_generator_free(g1);
+    nb_generator_free(g2);
+}
+
+TEST(StateDict, StrictLoadsNameEveryDifferenceAndChangeNothing) {
+    TempDir dir;
+    nb_module *saved = small_net(NB_F32, nullptr);
+    std::string path = dir.file("net.safetensors");
+    ASSERT_EQ(nb_module_save(saved, path.c_str()), NB_OK);
+    nb_module *wider_children[] = {nb_nn_linear(6, 16, true, NB_F32, nb_cpu(), nullptr),
+                                   nb_nn_batch_norm1d(16, 1e-5, 0.1, true, NB_F64, nb_cpu()),
+                                   nb_nn_linear(16, 5, false, NB_F32, nb_cpu(), nullptr)};
+    nb_module *other = nb_nn_sequential(3, wider_children);
+    auto before = state_of(other);
+    EXPECT_EQ(nb_module_load(other, path.c_str(), nullptr), NB_ERR_INVALID);
+    std::string message = nb_last_error();
+    for (const char *part : {"nb_module_load: ", "names differ (nothing was loaded)",
+                             "1.weight: [16] f32 in the file, [16] f64 here", "2.weight: missing from the file",
+                             "4.weight: in the file, not here", "4.bias: in the file, not here"})
+        EXPECT_NE(message.find(part), std::string::npos) << part << " in " << message;
+    EXPECT_EQ(state_of(other), before) << "a failed strict load changes nothing";
+    char report[1024];
+    nb_load_options partial = {.partial = true, .convert = true, .report = report, .report_size = sizeof report};
+    ASSERT_EQ(nb_module_load(other, path.c_str(), &partial), NB_OK) << nb_last_error();
+    EXPECT_NE(std::string(report).find("2.weight: missing from the file"), std::string::npos) << report;
+    EXPECT_EQ(std::string(report).find("1.weight"), std::string::npos) << "converted, not skipped: " << report;
+    auto loaded = state_of(other), want = state_of(saved);
+    EXPECT_EQ(loaded[0], want[0]) << "0.weight loaded";
+    Host bn = read_tensor(nb_module_buffers(other, nullptr, 0) > 0 ? [&] {
+        nb_named_tensor named[8];
+        nb_module_buffers(other, named, 8);
+        return named[0].tensor;
+    }() : nullptr);
+    EXPECT_EQ(bn.v, std::vector<double>(16, 0.0)) << "running_mean converted from f32 zeros";
+    for (nb_module *m : {saved, other}) nb_module_free(m);
+}
+
+// One training step of small_net on a fixed batch; returns the loss.
+double train_step(nb_module *net, nb_optimizer *opt, int step) {
+    const int64_t xs[] = {8, 6}, ts[] = {8};
+    nb_generator *data = nb_generator_create(1000 + (uint64_t)step);
+    nb_named_tensor first[1];
+    nb_module_parameters(net, first, 1);
+    nb_tensor *x = nb_normal(2, xs, 0, 1, nb_dtype_of(first[0].tensor), nb_cpu(), data);
+    nb_tensor *t = nb_randint(0, 3, 1, ts, NB_I64, nb_cpu(), data);
+    nb_optimizer_zero_grad(opt);
+    nb_tensor *logits = nb_module_forward(net, x);
+    EXPECT_NE(logits, nullptr) << nb_last_error();
+    nb_tensor *loss = nb_cross_entropy(logits, t, NB_REDUCTION_MEAN, 0, -100);
+    EXPECT_NE(loss, nullptr) << nb_last_error();
+    double value = NAN;
+    EXPECT_EQ(nb_backward(loss, nullptr, false), NB_OK) << nb_last_error();
+    EXPECT_EQ(nb_item(loss, &value), NB_OK);
+    nb_optimizer_set_lr(opt, nb_lr_warmup_cosine(step, 2, 10, 1e-2, 1e-3));
+    EXPECT_EQ(nb_optimizer_step(opt), NB_OK) << nb_last_error();
+    for (nb_tensor *z : {x, t, logits, loss}) nb_release(z);
+    nb_generator_free(data);
+    return value;
+}
+
+struct TrainingRun {
+    nb_generator *gen;
+    nb_module *net;
+    nb_optimizer *opt;
+    TrainingRun(nb_dtype dtype, int kind) {
+        gen = nb_generator_create(7);
+        net = small_net(dtype, gen);
+        nb_named_tensor named[16];
+        int n = nb_module_parameters(net, named, 16);
+        nb_tensor *params[16];
+        for (int i = 0; i < n; i++) params[i] = named[i].tensor;
+        opt = kind == 0   ? nb_adamw_create(params, n, 1e-2, 0.9, 0.999, 1e-8, 0.01)
+              : kind == 1 ? nb_sgd_create(params, n, 1e-2, 0.9, 1e-4, true)
+                          : nb_adam_create(params, n, 1e-2, 0.8, 0.99, 1e-6, 0.0);
+    }
+    ~TrainingRun() {
+        nb_optimizer_free(opt);
+        nb_module_free(net);
+        nb_generator_free(gen);
+    }
+    nb_checkpoint checkpoint() { return {.model = net, .optimizer = opt, .generators = &gen, .n_generators = 1, .step = 0, .metadata = nullptr}; }
+};
+
+// N steps in one go equal k steps, a checkpoint, fresh objects (built from
+// another seed), a load and N - k more: bit for bit, losses and parameters.
+TEST(Checkpoint, ResumingIsBitExact) {
+    TempDir dir;
+    const int total = 6, split = 3;
+    for (nb_dtype dtype : {NB_F32, NB_BF16})
+        for (int kind : {0, 1, 2}) {
+            TrainingRun straight(dtype, kind);
+            std::vector<double> losses;
+            for (int step = 0; step < total; step++) losses.push_back(train_step(straight.net, straight.opt, step));
+            std::string path = dir.file("ckpt.safetensors");
+            std::vector<double> resumed;
+            {
+                TrainingRun first(dtype, kind);
+                for (int step = 0; step < split; step++) resumed.push_back(train_step(first.net, first.opt, step));
+                nb_checkpoint c = first.checkpoint();
+                c.step = split;
+                ASSERT_EQ(nb_checkpoint_save(path.c_str(), &c), NB_OK) << nb_last_error();
+            }
+            TrainingRun second(dtype, kind);
+            nb_generator_set_state(second.gen, 99, 12345); // other state: the load must replace it
+            nb_optimizer_set_lr(second.opt, 0.5);
+            nb_checkpoint c = second.checkpoint();
+            ASSERT_EQ(nb_checkpoint_load(path.c_str(), &c), NB_OK) << nb_last_error();
+            EXPECT_EQ(c.step, split);
+            for (int step = (int)c.step; step < total; step++) resumed.push_back(train_step(second.net, second.opt, step));
+            EXPECT_EQ(resumed, losses) << nb_dtype_name(dtype) << " optimizer " << kind;
+            EXPECT_EQ(state_of(second.net), state_of(straight.net)) << nb_dtype_name(dtype) << " optimizer " << kind;
+            EXPECT_EQ(nb_generator_offset(second.gen), nb_generator_offset(straight.gen));
+        }
+}
+
+TEST(Checkpoint, MismatchesAreErrors) {
+    TempDir dir;
+    TrainingRun adamw(NB_F32, 0), sgd(NB_F32, 1);
+    train_step(adamw.net, adamw.opt, 0);
+    std::string path = dir.file("ckpt.safetensors");
+    nb_checkpoint c = adamw.checkpoint();
+    ASSERT_EQ(nb_checkpoint_save(path.c_str(), &c), NB_OK);
+    nb_checkpoint other = sgd.checkpoint();
+    EXPECT_EQ(nb_checkpoint_load(path.c_str(), &other), NB_ERR_INVALID);
+    EXPECT_NE(std::string(nb_last_error()).find("holds the state of adamw, the optimizer is sgd"), std::string::npos)
+        << nb_last_error();
+    nb_module *plain = small_net(NB_F32, nullptr);
+    std::string module_file = dir.file("module.safetensors");
+    ASSERT_EQ(nb_module_save(plain, module_file.c_str()), NB_OK);
+    nb_checkpoint just_model = {};
+    just_model.model = plain;
+    EXPECT_EQ(nb_checkpoint_load(module_file.c_str(), &just_model), NB_ERR_IO);
+    EXPECT_NE(std::string(nb_last_error()).find("is not a nabla checkpoint"), std::string::npos) << nb_last_error();
+    EXPECT_EQ(nb_checkpoint_load(path.c_str(), nullptr), NB_ERR_INVALID);
+    nb_checkpoint bad = {};
+    bad.model = plain, bad.n_generators = 2;
+    EXPECT_EQ(nb_checkpoint_save(path.c_str(), &bad), NB_ERR_INVALID);
+    just_model.optimizer = nullptr;
+    ASSERT_EQ(nb_checkpoint_load(path.c_str(), &just_model), NB_OK) << "the model alone: " << nb_last_error();
+    EXPECT_EQ(state_of(plain), state_of(adamw.net));
+    nb_module_free(plain);
+}
+
 }  // namespace
