@@ -14,11 +14,15 @@ if ! command -v clang >/dev/null || ! echo 'int LLVMFuzzerTestOneInput(const cha
 fi
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNABLA_FUZZ=ON \
     -DNABLA_CUDA=OFF -DNABLA_TESTS=OFF -DNABLA_BENCHMARKS=OFF -DNABLA_EXAMPLES=OFF >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_idx >/dev/null
-corpus="$(mktemp -d)"
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_idx fuzz_safetensors >/dev/null
+corpus=""
 trap 'rm -rf "$corpus"' EXIT
-cp tests/fuzz/idx_corpus/* "$corpus"/
-ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
-    build-fuzz/tests/fuzz/fuzz_idx -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
-    "$corpus" 2>&1 | grep -E "^(#|stat::number_of_executed_units|stat::new_units_added|==|SUMMARY)|Done" | tail -5
-echo "fuzz: fuzz_idx ran ${seconds} s without a failure"
+for target in idx safetensors; do
+    corpus="$(mktemp -d)"
+    cp tests/fuzz/${target}_corpus/* "$corpus"/
+    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+        build-fuzz/tests/fuzz/fuzz_$target -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
+        "$corpus" 2>&1 | grep -E "^(#|stat::number_of_executed_units|stat::new_units_added|==|SUMMARY)|Done" | tail -5
+    rm -rf "$corpus"
+    echo "fuzz: fuzz_$target ran ${seconds} s without a failure"
+done
