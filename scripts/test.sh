@@ -11,6 +11,9 @@ jobs="$(nproc)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 ctest --test-dir build -j"$jobs" --output-on-failure
+# the Python tests (interop with PyPI's safetensors), in install-deps.sh's .venv
+[ -x .venv/bin/python ] || { echo "test: no .venv: run scripts/install-deps.sh first"; exit 1; }
+NABLA_LIB="$PWD/build/libnabla.so" .venv/bin/python -m pytest -q tests/python
 
 if [ "${1:-}" != "--no-sanitize" ]; then
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNABLA_SANITIZE=ON -DNABLA_CUDA=OFF \

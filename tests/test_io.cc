@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "harness.h"
+#ifdef NABLA_TEST_DLPACK
+#include <nabla/dlpack.h>
+#endif
 
 extern "C" void nb__fail_io_step(int64_t k);
 extern "C" int64_t nb__io_steps_seen(void);
@@ -596,5 +599,113 @@ TEST(Checkpoint, MismatchesAreErrors) {
     EXPECT_EQ(state_of(plain), state_of(adamw.net));
     nb_module_free(plain);
 }
+
+#ifdef NABLA_TEST_DLPACK
+// ---- DLPack ----
+
+TEST(DLPack, ExportAndImportShareMemory) {
+    nb_tensor *base = sample(NB_F32, {3, 4});
+    nb_tensor *t = nb_transpose(base, 0, 1);
+    DLManagedTensor *m = nullptr;
+    ASSERT_EQ(nb_to_dlpack(t, &m), NB_OK) << nb_last_error();
+    const DLTensor &dl = m->dl_tensor;
+    EXPECT_EQ(dl.data, nb_data(t));
+    EXPECT_EQ(dl.device.device_type, kDLCPU);
+    EXPECT_EQ(dl.ndim, 2);
+    EXPECT_EQ((int)dl.dtype.code, (int)kDLFloat);
+    EXPECT_EQ(dl.dtype.bits, 32);
+    EXPECT_EQ(dl.dtype.lanes, 1);
+    EXPECT_EQ(Shape(dl.shape, dl.shape + 2), (Shape{4, 3}));
+    EXPECT_EQ(Shape(dl.strides, dl.strides + 2), (Shape{1, 4}));
+    Host expected = read_tensor(t);
+    nb_release(t);
+    nb_release(base); // m keeps the memory alive
+    nb_tensor *back = nullptr;
+    ASSERT_EQ(nb_from_dlpack(m, &back), NB_OK) << nb_last_error();
+    EXPECT_EQ(nb_data(back), dl.data) << "no copy";
+    EXPECT_EQ(read_tensor(back).v, expected.v);
+    EXPECT_FALSE(nb_is_contiguous(back));
+    nb_release(back); // runs m's deleter, which releases the last reference
+}
+
+struct Foreign {
+    std::vector<double> data;
+    int64_t shape[2], strides[2];
+    int deleted = 0;
+    DLManagedTensor managed{};
+    Foreign() : data{1, 2, 3, 4, 5, 6}, shape{2, 3}, strides{3, 1} {
+        managed.dl_tensor = {data.data(), {kDLCPU, 0}, 2, {kDLFloat, 64, 1}, shape, strides, 0};
+        managed.manager_ctx = this;
+        managed.deleter = [](DLManagedTensor *m) { static_cast<Foreign *>(m->manager_ctx)->deleted++; };
+    }
+};
+
+TEST(DLPack, ImportsForeignMemoryAndCallsItsDeleterOnce) {
+    Foreign f;
+    f.managed.dl_tensor.byte_offset = 8; // starts at the second element
+    f.shape[0] = 1;
+    nb_tensor *t = nullptr;
+    ASSERT_EQ(nb_from_dlpack(&f.managed, &t), NB_OK) << nb_last_error();
+    EXPECT_EQ(read_tensor(t).v, (std::vector<double>{2, 3, 4}));
+    nb_tensor *view = nb_slice(t, 1, 1, 3, 1);
+    nb_tensor *sum = nb_add(view, view);
+    EXPECT_EQ(read_tensor(sum).v, (std::vector<double>{6, 8}));
+    nb_release(t);
+    EXPECT_EQ(f.deleted, 0) << "the view still holds the storage";
+    nb_release(view);
+    nb_release(sum);
+    EXPECT_EQ(f.deleted, 1);
+}
+
+TEST(DLPack, WhatNablaCannotHoldIsAnErrorAndTakesNothing) {
+    struct Case {
+        const char *what;
+        void (*spoil)(Foreign &);
+        nb_status status;
+        const char *message;
+    };
+    const Case cases[] = {
+        {"two lanes", [](Foreign &f) { f.managed.dl_tensor.dtype.lanes = 2; }, NB_ERR_DTYPE, "2 lanes has no nabla dtype"},
+        {"complex", [](Foreign &f) { f.managed.dl_tensor.dtype.code = kDLComplex; }, NB_ERR_DTYPE, "code 5"},
+        {"8-bit floats", [](Foreign &f) { f.managed.dl_tensor.dtype.bits = 8; }, NB_ERR_DTYPE, "8 bits"},
+        {"negative stride", [](Foreign &f) { f.strides[1] = -1; }, NB_ERR_INVALID, "dim 1 has stride -1"},
+        {"misaligned", [](Foreign &f) { f.managed.dl_tensor.byte_offset = 4; }, NB_ERR_INVALID, "not aligned"},
+        {"OpenCL", [](Foreign &f) { f.managed.dl_tensor.device.device_type = kDLOpenCL; }, NB_ERR_DEVICE,
+         "device type 4"},
+        {"a GPU that is not there", [](Foreign &f) { f.managed.dl_tensor.device = {kDLCUDA, 7}; }, NB_ERR_DEVICE, ""},
+        {"nine dims", [](Foreign &f) { f.managed.dl_tensor.ndim = 9; }, NB_ERR_SHAPE, "9 dims"},
+        {"negative size", [](Foreign &f) { f.shape[0] = -2; }, NB_ERR_SHAPE, "negative size -2"},
+        {"no shape", [](Foreign &f) { f.managed.dl_tensor.shape = nullptr; }, NB_ERR_INVALID, "shape is NULL"},
+    };
+    for (const Case &c : cases) {
+        Foreign f;
+        c.spoil(f);
+        nb_tensor *t = reinterpret_cast<nb_tensor *>(1);
+        EXPECT_EQ(nb_from_dlpack(&f.managed, &t), c.status) << c.what << ": " << nb_last_error();
+        EXPECT_EQ(t, nullptr) << c.what;
+        EXPECT_NE(std::string(nb_last_error()).find(c.message), std::string::npos) << c.what << ": " << nb_last_error();
+        EXPECT_EQ(f.deleted, 0) << c.what << ": a failed import takes nothing";
+    }
+    nb_tensor *t;
+    EXPECT_EQ(nb_from_dlpack(nullptr, &t), NB_ERR_INVALID);
+    DLManagedTensor *m;
+    EXPECT_EQ(nb_to_dlpack(nullptr, &m), NB_ERR_INVALID);
+    EXPECT_EQ(m, nullptr);
+}
+
+TEST(DLPack, EveryDtypeRoundTrips) {
+    for (nb_dtype dtype : kAllDtypes) {
+        nb_tensor *t = sample(dtype, {5});
+        DLManagedTensor *m;
+        ASSERT_EQ(nb_to_dlpack(t, &m), NB_OK);
+        nb_tensor *back;
+        ASSERT_EQ(nb_from_dlpack(m, &back), NB_OK) << nb_dtype_name(dtype) << ": " << nb_last_error();
+        EXPECT_EQ(nb_dtype_of(back), dtype);
+        EXPECT_EQ(bytes_of(back), bytes_of(t));
+        nb_release(back);
+        nb_release(t);
+    }
+}
+#endif
 
 }  // namespace

@@ -68,6 +68,10 @@ typedef struct nb_storage {
     size_t nbytes;
     nb_device device;
     void *block; /* the allocator's record of data (the CUDA allocator's block) */
+    /* Memory nabla did not allocate (nb_from_dlpack): given back by calling
+     * release(release_ctx) instead of the allocator. */
+    void (*release)(void *release_ctx);
+    void *release_ctx;
     int64_t version; /* in-place writes so far; see Note [saved versions] */
 } nb_storage;
 
@@ -141,6 +145,11 @@ bool nb__is_contiguous(const nb_tensor *t);
 nb_status nb__tensor_new(const char *fn, int ndim, const int64_t *shape, nb_dtype dtype,
                          nb_device device, nb_tensor **out);
 /* A new tensor sharing base's storage with the given geometry; no autograd. */
+/* A tensor over memory of someone else's: data on device, nbytes of it,
+ * with shape and strides (elements); release(ctx) once nabla is done. */
+nb_status nb__tensor_external(const char *fn, void *data, size_t nbytes, nb_device device, nb_dtype dtype,
+                              int ndim, const int64_t *shape, const int64_t *strides,
+                              void (*release)(void *ctx), void *ctx, nb_tensor **out);
 nb_status nb__tensor_view(const nb_tensor *base, int ndim, const int64_t *shape,
                           const int64_t *strides, int64_t offset, nb_tensor **out);
 /* nb_dtype_size of a valid dtype, inlined where it sits in a loop. */

@@ -58,13 +58,15 @@ static nb_status storage_new(const char *fn, size_t nbytes, nb_device device, nb
     s->refcount = 1;
     s->nbytes = nbytes;
     s->device = device;
+    s->release = NULL;
     *out = s;
     return NB_OK;
 }
 
 static void storage_release(nb_storage *s) {
     if (s && __atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) == 0) {
-        nb__backend(s->device.type)->free(s->data, s->nbytes, s->device, s->block);
+        if (s->release) s->release(s->release_ctx);
+        else nb__backend(s->device.type)->free(s->data, s->nbytes, s->device, s->block);
         free(s);
     }
 }
@@ -146,6 +148,27 @@ nb_status nb__tensor_new(const char *fn, int ndim, const int64_t *shape, nb_dtyp
     t->ndim = ndim;
     if (ndim) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
     nb__contiguous_strides(ndim, shape, t->strides);
+    *out = t;
+    return NB_OK;
+}
+
+nb_status nb__tensor_external(const char *fn, void *data, size_t nbytes, nb_device device, nb_dtype dtype,
+                              int ndim, const int64_t *shape, const int64_t *strides,
+                              void (*release)(void *ctx), void *ctx, nb_tensor **out) {
+    nb_storage *s = nb__calloc(1, sizeof *s);
+    NB_CHECK(s, NB_ERR_OOM, "%s: out of host memory allocating a storage header", fn);
+    *s = (nb_storage){.refcount = 1, .data = data, .nbytes = nbytes, .device = device, .release = release,
+                      .release_ctx = ctx};
+    nb_tensor *t = tensor_header(s, dtype);
+    if (!t) {
+        free(s);
+        return nb__error(NB_ERR_OOM, "%s: out of host memory allocating a tensor", fn);
+    }
+    t->ndim = ndim;
+    if (ndim) {
+        memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+        memcpy(t->strides, strides, (size_t)ndim * sizeof *strides);
+    }
     *out = t;
     return NB_OK;
 }
