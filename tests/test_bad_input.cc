@@ -14,6 +14,9 @@
 #include <sstream>
 
 #include "harness.h"
+#ifdef NABLA_TEST_DLPACK
+#include <nabla/dlpack.h>
+#endif
 
 namespace {
 
@@ -479,6 +482,54 @@ void build_rows() {
     EXPECT_EQ(comm, nullptr);
     EXPECT_EQ(work, nullptr);
     (void)host_i64;
+    // ---- files (a build without cJSON fails each with NB_ERR_UNSUPPORTED) ----
+#ifdef NABLA_TEST_CJSON
+    const nb_status INVALID = NB_ERR_INVALID, IO = NB_ERR_IO;
+#else
+    const nb_status INVALID = NB_STATUS_COUNT, IO = NB_STATUS_COUNT;
+#endif
+    static nb_named_tensor null_tensor[1] = {{"x", nullptr}};
+    static nb_named_tensor good[1];
+    good[0] = {"x", x};
+    static nb_safetensors *file = nullptr;
+    static nb_checkpoint no_model = {}, bad_generators = {};
+    bad_generators.model = linear, bad_generators.n_generators = -1;
+    static const char *odd_metadata[] = {"key", nullptr};
+    static nb_save_options odd = {};
+    odd.metadata = odd_metadata;
+    ROW(nb_safetensors_save, INVALID, "path is NULL", nb_safetensors_save(nullptr, good, 1, nullptr));
+    ROW(nb_safetensors_save, INVALID, "n = -1", nb_safetensors_save("/tmp/x", good, -1, nullptr));
+    ROW(nb_safetensors_save, INVALID, "tensor 0 (\"x\") is NULL", nb_safetensors_save("/tmp/x", null_tensor, 1, nullptr));
+    ROW(nb_safetensors_save, INVALID, "metadata key \"key\" has no value", nb_safetensors_save("/tmp/x", good, 1, &odd));
+    ROW(nb_safetensors_save, IO, "cannot create a temporary file", nb_safetensors_save("/nonexistent/x", good, 1, nullptr));
+    ROW(nb_safetensors_open, INVALID, "out is NULL", nb_safetensors_open("/tmp/x", nullptr));
+    ROW(nb_safetensors_open, INVALID, "path is NULL", nb_safetensors_open(nullptr, &file));
+    ROW(nb_safetensors_open, IO, "cannot open", nb_safetensors_open("/nonexistent/x", &file));
+    ROW(nb_safetensors_get, INVALID, "file is NULL", nb_safetensors_get(nullptr, "x", cpu, &out_a));
+    ROW(nb_safetensors_get, INVALID, "out is NULL", nb_safetensors_get(nullptr, "x", cpu, nullptr));
+    ROW(nb_safetensors_read_into, INVALID, "dst is NULL", nb_safetensors_read_into(nullptr, "x", nullptr, false));
+    ROW(nb_safetensors_read_into, INVALID, "file is NULL", nb_safetensors_read_into(nullptr, "x", x, false));
+    ROW(nb_module_save, INVALID, "module is NULL", nb_module_save(nullptr, "/tmp/x"));
+    ROW(nb_module_save, IO, "cannot create a temporary file", nb_module_save(linear, "/nonexistent/x"));
+    ROW(nb_module_load, INVALID, "module is NULL", nb_module_load(nullptr, "/tmp/x", nullptr));
+    ROW(nb_module_load, IO, "cannot open", nb_module_load(linear, "/nonexistent/x", nullptr));
+    ROW(nb_checkpoint_save, INVALID, "checkpoint is NULL", nb_checkpoint_save("/tmp/x", nullptr));
+    ROW(nb_checkpoint_save, INVALID, "checkpoint.model is NULL", nb_checkpoint_save("/tmp/x", &no_model));
+    ROW(nb_checkpoint_save, INVALID, "n_generators is -1", nb_checkpoint_save("/tmp/x", &bad_generators));
+    ROW(nb_checkpoint_load, INVALID, "checkpoint is NULL", nb_checkpoint_load("/tmp/x", nullptr));
+    ROW(nb_checkpoint_load, INVALID, "n_generators is -1", nb_checkpoint_load("/tmp/x", &bad_generators));
+    static nb_checkpoint just_model = {};
+    just_model.model = linear;
+    ROW(nb_checkpoint_load, IO, "cannot open", nb_checkpoint_load("/nonexistent/x", &just_model));
+    EXPECT_EQ(file, nullptr);
+#ifdef NABLA_TEST_DLPACK
+    static DLManagedTensor *managed = nullptr;
+    ROW(nb_to_dlpack, NB_ERR_INVALID, "tensor is NULL", nb_to_dlpack(nullptr, &managed));
+    ROW(nb_to_dlpack, NB_ERR_INVALID, "out is NULL", nb_to_dlpack(x, nullptr));
+    ROW(nb_from_dlpack, NB_ERR_INVALID, "managed is NULL", nb_from_dlpack(nullptr, &out_a));
+    ROW(nb_from_dlpack, NB_ERR_INVALID, "out is NULL", nb_from_dlpack(nullptr, nullptr));
+    EXPECT_EQ(managed, nullptr);
+#endif
 
     // Functions whose every input is valid: queries and NULL-safe frees.
     for (const char *fn :
@@ -501,7 +552,9 @@ void build_rows() {
                            "nb_cuda_stream_handle", "nb_cuda_event_destroy", "nb_cuda_stream_destroy",
                            "nb_dist_free", "nb_dist_rank", "nb_dist_world_size", "nb_dist_local_rank",
                            "nb_dist_work_free", "nb_reduce_op_name", "nb_ddp_set_sync", "nb_ddp_bucket_count",
-                           "nb_ddp_free"})
+                           "nb_ddp_free", "nb_generator_seed_of", "nb_generator_set_state",
+                           "nb_safetensors_close", "nb_safetensors_count", "nb_safetensors_entry_at",
+                           "nb_safetensors_find", "nb_safetensors_metadata"})
         g_no_bad_input.insert(fn);
 }
 
@@ -609,6 +662,12 @@ TEST_F(BadInput, NullSafeFunctionsAcceptNull) {
     (void)nb_cuda_current_stream(7);
     nb_generator_seed(nullptr, 1); // the default generator
     (void)nb_generator_offset(nullptr);
+    nb_generator_set_state(nullptr, nb_generator_seed_of(nullptr), nb_generator_offset(nullptr)); // unchanged
+    nb_safetensors_close(nullptr);
+    EXPECT_EQ(nb_safetensors_count(nullptr), 0);
+    EXPECT_EQ(nb_safetensors_entry_at(nullptr, 0), nullptr);
+    EXPECT_EQ(nb_safetensors_find(nullptr, "x"), nullptr);
+    EXPECT_EQ(nb_safetensors_metadata(nullptr, "x"), nullptr);
 }
 
 // Every public function of include/nabla/ has rows or is listed as taking
@@ -616,8 +675,12 @@ TEST_F(BadInput, NullSafeFunctionsAcceptNull) {
 TEST_F(BadInput, CoversEveryPublicFunction) {
     std::set<std::string> declared;
     std::regex decl(R"(\b(nb_[a-z0-9_]+)\()");
-    for (const char *header : {"autograd.h", "cuda.h", "data.h", "dist.h", "dtype.h", "nabla.h", "nn.h",
-                               "ops.h", "optim.h", "random.h", "status.h", "tensor.h"}) {
+    std::vector<const char *> headers = {"autograd.h", "cuda.h", "data.h", "dist.h", "dtype.h", "io.h", "nabla.h",
+                                         "nn.h", "ops.h", "optim.h", "random.h", "status.h", "tensor.h"};
+#ifdef NABLA_TEST_DLPACK
+    headers.push_back("dlpack.h");
+#endif
+    for (const char *header : headers) {
         std::ifstream in(std::string(NABLA_INCLUDE_DIR) + "/nabla/" + header);
         ASSERT_TRUE(in) << header;
         std::string line;

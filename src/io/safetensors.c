@@ -181,7 +181,7 @@ static nb_status write_copied(save_state *s, const nb_tensor *t, size_t nbytes) 
         nb_tensor *piece = t->ndim ? nb_slice(t, 0, first, first + count, 1) : nb_retain((nb_tensor *)t);
         status = piece ? nb_to_host(piece, buffer, (size_t)(count * row_bytes)) : nb_last_status();
         nb_release(piece);
-        if (status != NB_OK) snprintf(s->message, sizeof s->message, "%s", nb_last_error());
+        if (status != NB_OK) snprintf(s->message, sizeof s->message, "nb_safetensors_save: %s", nb_last_error());
         else status = write_all(s, buffer, (size_t)(count * row_bytes));
     }
     nb_set_grad_enabled(was);
@@ -546,11 +546,12 @@ nb_status nb_safetensors_read_into(nb_safetensors *f, const char *name, nb_tenso
         if (e->nbytes == 0) return NB_OK;
         return nb__backend(device.type)->copy(fn, nb__data(dst), device, f->map + e->offset, nb_cpu(), (size_t)e->nbytes);
     }
-    nb_tensor *staged = NULL;
-    NB_TRY(nb_safetensors_get(f, name, device, &staged));
+    nb_tensor *staged = nb_from_buffer(f->map + e->offset, (size_t)e->nbytes, e->ndim, e->shape, e->dtype, device);
+    NB_CHECK(staged, nb_last_status(), "%s: %s: tensor \"%s\": %s", fn, f->path, name, nb_last_error());
     bool was = nb_set_grad_enabled(false);
     nb_status status = nb_copy_(dst, staged);
     nb_set_grad_enabled(was);
     nb_release(staged);
-    return status;
+    NB_CHECK(status == NB_OK, status, "%s: %s: tensor \"%s\": %s", fn, f->path, name, nb_last_error());
+    return NB_OK;
 }

@@ -144,6 +144,14 @@ static nb_status load_named(const char *fn, nb_safetensors *f, const char *path,
     return status;
 }
 
+/* s, its message starting with fn: the name of the function the user
+ * called (a file error comes from nb_safetensors_open or _save). */
+static nb_status within(const char *fn, nb_status s) {
+    const char *message = nb_last_error();
+    if (s == NB_OK || !strncmp(message, fn, strlen(fn))) return s;
+    return nb__error(s, "%s: %s", fn, message);
+}
+
 /* ---- module state dicts ---- */
 
 nb_status nb_module_save(const nb_module *m, const char *path) {
@@ -151,20 +159,20 @@ nb_status nb_module_save(const nb_module *m, const char *path) {
     nb_status status = add_module(&l, "nb_module_save", m, "");
     if (status == NB_OK) status = nb_safetensors_save(path, l.items, l.n, NULL);
     list_free(&l);
-    return status;
+    return within("nb_module_save", status);
 }
 
 nb_status nb_module_load(nb_module *m, const char *path, const nb_load_options *options) {
     const char *fn = "nb_module_load";
     NB_CHECK(m, NB_ERR_INVALID, "%s: module is NULL", fn);
     nb_safetensors *f;
-    NB_TRY(nb_safetensors_open(path, &f));
+    NB_TRY(within(fn, nb_safetensors_open(path, &f)));
     named_list l = {0};
     nb_status status = add_module(&l, fn, m, "");
     if (status == NB_OK) status = load_named(fn, f, path, &l, "", options);
     list_free(&l);
     nb_safetensors_close(f);
-    return status;
+    return within(fn, status);
 }
 
 /* ---- optimizers ---- */
@@ -357,7 +365,7 @@ nb_status nb_checkpoint_save(const char *path, const nb_checkpoint *c) {
     }
     free(kv);
     list_free(&l);
-    return status;
+    return within(fn, status);
 }
 
 static nb_status restore_generators(const char *fn, const char *path, nb_safetensors *f, nb_checkpoint *c) {
@@ -382,7 +390,7 @@ nb_status nb_checkpoint_load(const char *path, nb_checkpoint *c) {
     NB_CHECK(c->n_generators >= 0 && (c->n_generators == 0 || c->generators), NB_ERR_INVALID,
              "%s: n_generators is %d with generators %s", fn, c->n_generators, c->generators ? "set" : "NULL");
     nb_safetensors *f;
-    NB_TRY(nb_safetensors_open(path, &f));
+    NB_TRY(within(fn, nb_safetensors_open(path, &f)));
     const char *format = nb_safetensors_metadata(f, "format");
     nb_status status = format && !strcmp(format, NB_CHECKPOINT_FORMAT)
                            ? NB_OK
@@ -399,5 +407,5 @@ nb_status nb_checkpoint_load(const char *path, nb_checkpoint *c) {
     if (status == NB_OK) c->step = (int64_t)step;
     list_free(&l);
     nb_safetensors_close(f);
-    return status;
+    return within(fn, status);
 }
