@@ -516,6 +516,13 @@ void build_rows() {
     ROW(nb_checkpoint_save, INVALID, "checkpoint is NULL", nb_checkpoint_save("/tmp/x", nullptr));
     ROW(nb_checkpoint_save, INVALID, "checkpoint.model is NULL", nb_checkpoint_save("/tmp/x", &no_model));
     ROW(nb_checkpoint_save, INVALID, "n_generators is -1", nb_checkpoint_save("/tmp/x", &bad_generators));
+    static nb_checkpoint bad_optimizers = {};
+    bad_optimizers.model = linear, bad_optimizers.n_optimizers = 1;
+    ROW(nb_checkpoint_save, INVALID, "n_optimizers is 1 with optimizers NULL", nb_checkpoint_save("/tmp/x", &bad_optimizers));
+    static nb_optimizer *null_optimizer[1] = {nullptr};
+    static nb_checkpoint null_optimizers = {};
+    null_optimizers.model = linear, null_optimizers.optimizers = null_optimizer, null_optimizers.n_optimizers = 1;
+    ROW(nb_checkpoint_load, INVALID, "optimizer 0 is NULL", nb_checkpoint_load("/tmp/x", &null_optimizers));
     ROW(nb_checkpoint_load, INVALID, "checkpoint is NULL", nb_checkpoint_load("/tmp/x", nullptr));
     ROW(nb_checkpoint_load, INVALID, "n_generators is -1", nb_checkpoint_load("/tmp/x", &bad_generators));
     static nb_checkpoint just_model = {};

@@ -537,7 +537,10 @@ struct TrainingRun {
         nb_module_free(net);
         nb_generator_free(gen);
     }
-    nb_checkpoint checkpoint() { return {.model = net, .optimizer = opt, .generators = &gen, .n_generators = 1, .step = 0, .metadata = nullptr}; }
+    nb_checkpoint checkpoint() {
+        return {.model = net, .optimizers = &opt, .n_optimizers = 1, .generators = &gen, .n_generators = 1, .step = 0,
+                .metadata = nullptr};
+    }
 };
 
 // N steps in one go equal k steps, a checkpoint, fresh objects (built from
@@ -581,7 +584,7 @@ TEST(Checkpoint, MismatchesAreErrors) {
     ASSERT_EQ(nb_checkpoint_save(path.c_str(), &c), NB_OK);
     nb_checkpoint other = sgd.checkpoint();
     EXPECT_EQ(nb_checkpoint_load(path.c_str(), &other), NB_ERR_INVALID);
-    EXPECT_NE(std::string(nb_last_error()).find("holds the state of adamw, the optimizer is sgd"), std::string::npos)
+    EXPECT_NE(std::string(nb_last_error()).find("holds the state of adamw as optimizer 0, which is sgd"), std::string::npos)
         << nb_last_error();
     nb_module *plain = small_net(NB_F32, nullptr);
     std::string module_file = dir.file("module.safetensors");
@@ -594,7 +597,6 @@ TEST(Checkpoint, MismatchesAreErrors) {
     nb_checkpoint bad = {};
     bad.model = plain, bad.n_generators = 2;
     EXPECT_EQ(nb_checkpoint_save(path.c_str(), &bad), NB_ERR_INVALID);
-    just_model.optimizer = nullptr;
     ASSERT_EQ(nb_checkpoint_load(path.c_str(), &just_model), NB_OK) << "the model alone: " << nb_last_error();
     EXPECT_EQ(state_of(plain), state_of(adamw.net));
     nb_module_free(plain);

@@ -92,8 +92,9 @@ nb_status nb_module_load(nb_module *m, const char *path, const nb_load_options *
 /* ---- checkpoints: what a resumed run needs, in one file ---- */
 
 typedef struct nb_checkpoint {
-    nb_module *model;              /* "model.<name>" */
-    nb_optimizer *optimizer;       /* may be NULL: "optim.<name>.<state>" and its hyper-parameters */
+    nb_module *model;                /* "model.<name>" */
+    nb_optimizer *const *optimizers; /* "optim.<param name>.<state>", and their hyper-parameters */
+    int n_optimizers;
     nb_generator *const *generators; /* their seeds and offsets ("rng.<i>"); an entry NULL: the default */
     int n_generators;
     int64_t step;                  /* the caller's position: saved, and set by a load */
@@ -102,7 +103,8 @@ typedef struct nb_checkpoint {
 
 nb_status nb_checkpoint_save(const char *path, const nb_checkpoint *checkpoint);
 /* Restores everything checkpoint names (strictly: the model's names and
- * shapes, the optimizer's kind and parameters must match the file's). */
+ * shapes, each optimizer's kind and parameters must match the file's; they
+ * are checked before anything is written). */
 nb_status nb_checkpoint_load(const char *path, nb_checkpoint *checkpoint);
 
 #ifdef __cplusplus

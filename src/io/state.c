@@ -1,13 +1,15 @@
 /* State dicts and checkpoints (include/nabla/io.h), written as safetensors
  * files. A checkpoint holds, by name:
  *   model.<param or buffer>           the module's tensors
- *   optim.<param>.step                I64 scalar: the parameter's steps
+ *   optim.<param>.step                I64 scalar: the parameter's steps (whichever
+ *                                     optimizer holds it)
  *   optim.<param>.momentum_buffer     SGD with momentum (PyTorch's names)
  *   optim.<param>.exp_avg, .exp_avg_sq  Adam and AdamW
  *   optim.<param>.master              the f32 copy of an f16 or bf16 parameter
  *   rng.<i>                           I64 [2]: generator i's seed and offset
- * and in "__metadata__" the format, the step, the optimizer's kind and
- * hyper-parameters (as %.17g, so they read back exactly). A state slot the
+ * and in "__metadata__" the format, the step, and each optimizer k's kind,
+ * size and hyper-parameters as optim<k>.<field> (%.17g: they read back
+ * exactly). A state slot the
  * optimizer has not made yet (before its first step) is absent. */
 #include <math.h>
 #include <stdarg.h>
@@ -179,14 +181,16 @@ nb_status nb_module_load(nb_module *m, const char *path, const nb_load_options *
 
 static const char *const kind_names[] = {"sgd", "adam", "adamw"};
 
-/* The name optimizer parameter i has in the model ("param<i>" if none). */
-static void param_name(const nb_named_tensor *named, int n, const nb_tensor *param, int i, char *out, size_t size) {
+/* The name optimizer k's parameter i has in the model ("opt<k>.param<i>"
+ * if none): a parameter's state is named alike however they are grouped. */
+static void param_name(const nb_named_tensor *named, int n, const nb_tensor *param, int k, int i, char *out,
+                       size_t size) {
     for (int j = 0; j < n; j++)
         if (named[j].tensor == param) {
             snprintf(out, size, "%s", named[j].name);
             return;
         }
-    snprintf(out, size, "param%d", i);
+    snprintf(out, size, "opt%d.param%d", k, i);
 }
 
 /* The slots of parameter i: pointers to the optimizer's fields, named. */
@@ -201,40 +205,36 @@ static int optimizer_slots(nb_optimizer *opt, int i, nb_tensor ***slots, const c
     return n;
 }
 
-static nb_status add_optimizer(named_list *l, const char *fn, nb_optimizer *opt, const nb_module *model) {
-    nb_named_tensor *named = NULL;
-    int n = 0;
-    if (model) NB_TRY(module_names(fn, model, &named, &n));
-    nb_status status = NB_OK;
-    for (int i = 0; i < opt->n && status == NB_OK; i++) {
+static nb_status add_optimizer(named_list *l, const char *fn, nb_optimizer *opt, int k, const nb_named_tensor *named,
+                               int n) {
+    for (int i = 0; i < opt->n; i++) {
         char name[128];
-        param_name(named, n, opt->params[i], i, name, sizeof name);
+        param_name(named, n, opt->params[i], k, i, name, sizeof name);
         nb_tensor *step = nb_scalar((double)opt->steps[i], NB_I64, nb_cpu());
-        status = step ? list_add(l, fn, "optim.", name, ".step", step, true) : nb_last_status();
+        NB_TRY(step ? list_add(l, fn, "optim.", name, ".step", step, true) : nb_last_status());
         nb_tensor **slots[3];
         const char *suffix[3];
-        int k = optimizer_slots(opt, i, slots, suffix);
-        for (int s = 0; s < k && status == NB_OK; s++)
-            if (*slots[s]) status = list_add(l, fn, "optim.", name, suffix[s], *slots[s], false);
+        int count = optimizer_slots(opt, i, slots, suffix);
+        for (int s = 0; s < count; s++)
+            if (*slots[s]) NB_TRY(list_add(l, fn, "optim.", name, suffix[s], *slots[s], false));
     }
-    free(named);
-    return status;
+    return NB_OK;
 }
 
-/* The hyper-parameters as metadata strings, in store (16 x 32 bytes). */
-static int optimizer_metadata(const nb_optimizer *opt, char store[][32], const char **kv) {
-    const char *keys[] = {"optim.kind", "optim.params", "optim.lr", "optim.momentum", "optim.beta1", "optim.beta2",
-                          "optim.eps", "optim.weight_decay", "optim.nesterov"};
-    double values[] = {0, opt->n, opt->lr, opt->momentum, opt->beta1, opt->beta2, opt->eps, opt->weight_decay,
-                       opt->nesterov};
-    int n = 0;
-    for (int i = 0; i < 9; i++) {
-        if (i == 0) snprintf(store[i], 32, "%s", kind_names[opt->kind]);
-        else snprintf(store[i], 32, "%.17g", values[i]);
-        kv[n++] = keys[i];
-        kv[n++] = store[i];
+/* The hyper-parameters of optimizer k, as "optim<k>.<field>" metadata. */
+#define NB_HYPER_FIELDS 9
+static const char *const hyper_fields[NB_HYPER_FIELDS] = {"kind", "params", "lr", "momentum", "beta1", "beta2",
+                                                           "eps", "weight_decay", "nesterov"};
+typedef char metadata_text[48];
+
+static void optimizer_metadata(const nb_optimizer *opt, int k, metadata_text *keys, metadata_text *values) {
+    double numbers[NB_HYPER_FIELDS] = {0, opt->n, opt->lr, opt->momentum, opt->beta1, opt->beta2, opt->eps,
+                                       opt->weight_decay, opt->nesterov};
+    for (int i = 0; i < NB_HYPER_FIELDS; i++) {
+        snprintf(keys[i], sizeof keys[i], "optim%d.%s", k, hyper_fields[i]);
+        if (i == 0) snprintf(values[i], sizeof values[i], "%s", kind_names[opt->kind]);
+        else snprintf(values[i], sizeof values[i], "%.17g", numbers[i]);
     }
-    return n;
 }
 
 /* A number of the checkpoint's metadata. */
@@ -248,30 +248,28 @@ static nb_status metadata_number(const char *fn, const char *path, const nb_safe
     return NB_OK;
 }
 
-/* Checks the file's optimizer against opt, and with apply sets its
+/* Checks the file's optimizer k against opt, and with apply sets its
  * hyper-parameters. */
-static nb_status restore_hyper(const char *fn, const char *path, const nb_safetensors *f, nb_optimizer *opt,
+static nb_status restore_hyper(const char *fn, const char *path, const nb_safetensors *f, nb_optimizer *opt, int k,
                                bool apply) {
-    const char *kind = nb_safetensors_metadata(f, "optim.kind");
-    NB_CHECK(kind, NB_ERR_INVALID, "%s: %s holds no optimizer state", fn, path);
-    NB_CHECK(!strcmp(kind, kind_names[opt->kind]), NB_ERR_INVALID, "%s: %s holds the state of %s, the optimizer is %s",
-             fn, path, kind, kind_names[opt->kind]);
-    double params, lr, momentum, beta1, beta2, eps, decay, nesterov;
-    NB_TRY(metadata_number(fn, path, f, "optim.params", &params));
-    NB_CHECK(params == opt->n, NB_ERR_INVALID, "%s: %s holds the state of %g parameters, the optimizer has %d", fn,
-             path, params, opt->n);
-    NB_TRY(metadata_number(fn, path, f, "optim.lr", &lr));
-    NB_TRY(metadata_number(fn, path, f, "optim.momentum", &momentum));
-    NB_TRY(metadata_number(fn, path, f, "optim.beta1", &beta1));
-    NB_TRY(metadata_number(fn, path, f, "optim.beta2", &beta2));
-    NB_TRY(metadata_number(fn, path, f, "optim.eps", &eps));
-    NB_TRY(metadata_number(fn, path, f, "optim.weight_decay", &decay));
-    NB_TRY(metadata_number(fn, path, f, "optim.nesterov", &nesterov));
-    NB_CHECK(lr >= 0 && isfinite(lr), NB_ERR_IO, "%s: %s: the optimizer's lr is %g", fn, path, lr);
+    char key[48];
+    snprintf(key, sizeof key, "optim%d.kind", k);
+    const char *kind = nb_safetensors_metadata(f, key);
+    NB_CHECK(kind, NB_ERR_INVALID, "%s: %s holds no state for optimizer %d", fn, path, k);
+    NB_CHECK(!strcmp(kind, kind_names[opt->kind]), NB_ERR_INVALID,
+             "%s: %s holds the state of %s as optimizer %d, which is %s", fn, path, kind, k, kind_names[opt->kind]);
+    double numbers[NB_HYPER_FIELDS];
+    for (int i = 1; i < NB_HYPER_FIELDS; i++) {
+        snprintf(key, sizeof key, "optim%d.%s", k, hyper_fields[i]);
+        NB_TRY(metadata_number(fn, path, f, key, &numbers[i]));
+    }
+    NB_CHECK(numbers[1] == opt->n, NB_ERR_INVALID, "%s: %s holds the state of %g parameters for optimizer %d, which "
+             "has %d", fn, path, numbers[1], k, opt->n);
+    NB_CHECK(numbers[2] >= 0 && isfinite(numbers[2]), NB_ERR_IO, "%s: %s: optimizer %d's lr is %g", fn, path, k,
+             numbers[2]);
     if (!apply) return NB_OK;
-    opt->lr = lr;
-    opt->momentum = momentum, opt->beta1 = beta1, opt->beta2 = beta2, opt->eps = eps, opt->weight_decay = decay;
-    opt->nesterov = nesterov != 0;
+    opt->lr = numbers[2], opt->momentum = numbers[3], opt->beta1 = numbers[4], opt->beta2 = numbers[5];
+    opt->eps = numbers[6], opt->weight_decay = numbers[7], opt->nesterov = numbers[8] != 0;
     return NB_OK;
 }
 
@@ -297,40 +295,44 @@ static nb_status restore_slot(const char *fn, nb_safetensors *f, const char *nam
     return NB_OK;
 }
 
-static nb_status restore_optimizer(const char *fn, const char *path, nb_safetensors *f, nb_optimizer *opt,
-                                   const nb_module *model) {
-    NB_TRY(restore_hyper(fn, path, f, opt, true));
-    nb_named_tensor *named = NULL;
-    int n = 0;
-    if (model) NB_TRY(module_names(fn, model, &named, &n));
-    nb_status status = NB_OK;
-    for (int i = 0; i < opt->n && status == NB_OK; i++) {
+static nb_status restore_optimizer(const char *fn, const char *path, nb_safetensors *f, nb_optimizer *opt, int k,
+                                   const nb_named_tensor *named, int n) {
+    NB_TRY(restore_hyper(fn, path, f, opt, k, true));
+    for (int i = 0; i < opt->n; i++) {
         char param[128], name[160];
-        param_name(named, n, opt->params[i], i, param, sizeof param);
+        param_name(named, n, opt->params[i], k, i, param, sizeof param);
         snprintf(name, sizeof name, "optim.%s.step", param);
         nb_tensor *step = NULL;
-        status = nb_safetensors_get(f, name, nb_cpu(), &step);
-        if (status == NB_OK && (nb_dtype_of(step) != NB_I64 || step->ndim != 0))
-            status = nb__error(NB_ERR_IO, "%s: %s: %s must be an I64 scalar", fn, path, name);
-        if (status == NB_OK) opt->steps[i] = *(const int64_t *)nb__data(step);
+        NB_TRY(nb_safetensors_get(f, name, nb_cpu(), &step));
+        bool ok = nb_dtype_of(step) == NB_I64 && step->ndim == 0;
+        if (ok) opt->steps[i] = *(const int64_t *)nb__data(step);
         nb_release(step);
+        NB_CHECK(ok, NB_ERR_IO, "%s: %s: %s must be an I64 scalar", fn, path, name);
         nb_tensor **slots[3];
         const char *suffix[3];
-        int k = optimizer_slots(opt, i, slots, suffix);
-        for (int s = 0; s < k && status == NB_OK; s++) {
+        int count = optimizer_slots(opt, i, slots, suffix);
+        for (int s = 0; s < count; s++) {
             snprintf(name, sizeof name, "optim.%s%s", param, suffix[s]);
-            status = restore_slot(fn, f, name, opt->params[i], slots[s] == &opt->master[i], slots[s]);
+            NB_TRY(restore_slot(fn, f, name, opt->params[i], slots[s] == &opt->master[i], slots[s]));
         }
     }
-    free(named);
-    return status;
+    return NB_OK;
 }
 
 /* ---- checkpoints ---- */
 
-static nb_status add_generators(named_list *l, const char *fn, const nb_checkpoint *c) {
+static nb_status check_checkpoint(const char *fn, const nb_checkpoint *c) {
+    NB_CHECK(c && c->model, NB_ERR_INVALID, "%s: %s is NULL", fn, c ? "checkpoint.model" : "checkpoint");
     NB_CHECK(c->n_generators >= 0 && (c->n_generators == 0 || c->generators), NB_ERR_INVALID,
              "%s: n_generators is %d with generators %s", fn, c->n_generators, c->generators ? "set" : "NULL");
+    NB_CHECK(c->n_optimizers >= 0 && (c->n_optimizers == 0 || c->optimizers), NB_ERR_INVALID,
+             "%s: n_optimizers is %d with optimizers %s", fn, c->n_optimizers, c->optimizers ? "set" : "NULL");
+    for (int k = 0; k < c->n_optimizers; k++)
+        NB_CHECK(c->optimizers[k], NB_ERR_INVALID, "%s: optimizer %d is NULL", fn, k);
+    return NB_OK;
+}
+
+static nb_status add_generators(named_list *l, const char *fn, const nb_checkpoint *c) {
     for (int i = 0; i < c->n_generators; i++) {
         uint64_t state[2] = {nb_generator_seed_of(c->generators[i]), nb_generator_offset(c->generators[i])};
         nb_tensor *t = nb_from_host(state, 1, (int64_t[]){2}, NB_I64, nb_cpu());
@@ -341,29 +343,61 @@ static nb_status add_generators(named_list *l, const char *fn, const nb_checkpoi
     return NB_OK;
 }
 
-nb_status nb_checkpoint_save(const char *path, const nb_checkpoint *c) {
-    const char *fn = "nb_checkpoint_save";
-    NB_CHECK(c && c->model, NB_ERR_INVALID, "%s: %s is NULL", fn, c ? "checkpoint.model" : "checkpoint");
-    named_list l = {0};
-    nb_status status = add_module(&l, fn, c->model, "model.");
-    if (status == NB_OK && c->optimizer) status = add_optimizer(&l, fn, c->optimizer, c->model);
-    if (status == NB_OK) status = add_generators(&l, fn, c);
+/* The checkpoint's tensors: the model's, then each optimizer's, then the
+ * generators'. */
+static nb_status checkpoint_tensors(const char *fn, const nb_checkpoint *c, named_list *l) {
+    NB_TRY(add_module(l, fn, c->model, "model."));
+    nb_named_tensor *named;
+    int n;
+    NB_TRY(module_names(fn, c->model, &named, &n));
+    nb_status status = NB_OK;
+    for (int k = 0; k < c->n_optimizers && status == NB_OK; k++)
+        status = add_optimizer(l, fn, c->optimizers[k], k, named, n);
+    free(named);
+    return status == NB_OK ? add_generators(l, fn, c) : status;
+}
+
+/* format, step, the optimizers' hyper-parameters and the caller's pairs,
+ * NULL-terminated, pointing into text. */
+static const char **checkpoint_metadata(const nb_checkpoint *c, metadata_text **text) {
     int extra = 0;
     while (c->metadata && c->metadata[extra]) extra += c->metadata[extra + 1] ? 2 : 1;
-    const char **kv = status == NB_OK ? nb__malloc((size_t)(extra + 24) * sizeof *kv) : NULL;
-    if (status == NB_OK && !kv) status = nb__error(NB_ERR_OOM, "%s: out of host memory", fn);
-    if (status == NB_OK) {
-        char store[12][32];
-        int n = 0;
-        kv[n++] = "format", kv[n++] = NB_CHECKPOINT_FORMAT;
-        snprintf(store[10], 32, "%lld", (long long)c->step);
-        kv[n++] = "step", kv[n++] = store[10];
-        if (c->optimizer) n += optimizer_metadata(c->optimizer, store, kv + n);
-        for (int i = 0; i < extra; i++) kv[n++] = c->metadata[i];
-        kv[n] = NULL;
-        status = nb_safetensors_save(path, l.items, l.n, &(nb_save_options){.metadata = kv});
+    int fields = NB_HYPER_FIELDS * c->n_optimizers;
+    const char **kv = nb__malloc((size_t)(2 * fields + extra + 6) * sizeof *kv);
+    *text = nb__malloc((size_t)(2 * fields + 2) * sizeof **text);
+    if (!kv || !*text) {
+        free(kv);
+        free(*text);
+        return NULL;
     }
+    metadata_text *keys = *text, *values = *text + fields;
+    int n = 0;
+    kv[n++] = "format", kv[n++] = NB_CHECKPOINT_FORMAT;
+    snprintf(values[fields], sizeof values[fields], "%lld", (long long)c->step);
+    snprintf(values[fields + 1], sizeof values[fields + 1], "%d", c->n_optimizers);
+    kv[n++] = "step", kv[n++] = values[fields];
+    kv[n++] = "optimizers", kv[n++] = values[fields + 1];
+    for (int k = 0; k < c->n_optimizers; k++) {
+        optimizer_metadata(c->optimizers[k], k, keys + k * NB_HYPER_FIELDS, values + k * NB_HYPER_FIELDS);
+        for (int i = 0; i < NB_HYPER_FIELDS; i++)
+            kv[n++] = keys[k * NB_HYPER_FIELDS + i], kv[n++] = values[k * NB_HYPER_FIELDS + i];
+    }
+    for (int i = 0; i < extra; i++) kv[n++] = c->metadata[i];
+    kv[n] = NULL;
+    return kv;
+}
+
+nb_status nb_checkpoint_save(const char *path, const nb_checkpoint *c) {
+    const char *fn = "nb_checkpoint_save";
+    NB_TRY(check_checkpoint(fn, c));
+    named_list l = {0};
+    nb_status status = checkpoint_tensors(fn, c, &l);
+    metadata_text *text = NULL;
+    const char **kv = status == NB_OK ? checkpoint_metadata(c, &text) : NULL;
+    if (status == NB_OK && !kv) status = nb__error(NB_ERR_OOM, "%s: out of host memory", fn);
+    if (status == NB_OK) status = nb_safetensors_save(path, l.items, l.n, &(nb_save_options){.metadata = kv});
     free(kv);
+    free(text);
     list_free(&l);
     return within(fn, status);
 }
@@ -384,28 +418,46 @@ static nb_status restore_generators(const char *fn, const char *path, nb_safeten
     return NB_OK;
 }
 
-nb_status nb_checkpoint_load(const char *path, nb_checkpoint *c) {
-    const char *fn = "nb_checkpoint_load";
-    NB_CHECK(c && c->model, NB_ERR_INVALID, "%s: %s is NULL", fn, c ? "checkpoint.model" : "checkpoint");
-    NB_CHECK(c->n_generators >= 0 && (c->n_generators == 0 || c->generators), NB_ERR_INVALID,
-             "%s: n_generators is %d with generators %s", fn, c->n_generators, c->generators ? "set" : "NULL");
-    nb_safetensors *f;
-    NB_TRY(within(fn, nb_safetensors_open(path, &f)));
+/* Everything that can be checked before a tensor is written: the format,
+ * the step and every optimizer's kind and size. */
+static nb_status check_file(const char *fn, const char *path, nb_safetensors *f, const nb_checkpoint *c,
+                            double *step) {
     const char *format = nb_safetensors_metadata(f, "format");
-    nb_status status = format && !strcmp(format, NB_CHECKPOINT_FORMAT)
-                           ? NB_OK
-                           : nb__error(NB_ERR_IO, "%s: %s is not a nabla checkpoint (its metadata's \"format\" is %s)",
-                                       fn, path, format ? format : "missing");
+    NB_CHECK(format && !strcmp(format, NB_CHECKPOINT_FORMAT), NB_ERR_IO,
+             "%s: %s is not a nabla checkpoint (its metadata's \"format\" is %s)", fn, path, format ? format : "missing");
+    NB_TRY(metadata_number(fn, path, f, "step", step));
+    double optimizers;
+    NB_TRY(metadata_number(fn, path, f, "optimizers", &optimizers));
+    NB_CHECK(c->n_optimizers == 0 || optimizers == c->n_optimizers, NB_ERR_INVALID,
+             "%s: %s holds the state of %g optimizers, the checkpoint names %d", fn, path, optimizers, c->n_optimizers);
+    for (int k = 0; k < c->n_optimizers; k++) NB_TRY(restore_hyper(fn, path, f, c->optimizers[k], k, false));
+    return NB_OK;
+}
+
+static nb_status restore_all(const char *fn, const char *path, nb_safetensors *f, nb_checkpoint *c) {
     double step = 0;
-    if (status == NB_OK) status = metadata_number(fn, path, f, "step", &step);
-    if (status == NB_OK && c->optimizer) status = restore_hyper(fn, path, f, c->optimizer, false); /* checked first */
+    NB_TRY(check_file(fn, path, f, c, &step));
     named_list l = {0};
-    if (status == NB_OK) status = add_module(&l, fn, c->model, "model.");
+    nb_status status = add_module(&l, fn, c->model, "model.");
     if (status == NB_OK) status = load_named(fn, f, path, &l, "model.", NULL);
-    if (status == NB_OK && c->optimizer) status = restore_optimizer(fn, path, f, c->optimizer, c->model);
+    list_free(&l);
+    nb_named_tensor *named = NULL;
+    int n = 0;
+    if (status == NB_OK) status = module_names(fn, c->model, &named, &n);
+    for (int k = 0; k < c->n_optimizers && status == NB_OK; k++)
+        status = restore_optimizer(fn, path, f, c->optimizers[k], k, named, n);
+    free(named);
     if (status == NB_OK) status = restore_generators(fn, path, f, c);
     if (status == NB_OK) c->step = (int64_t)step;
-    list_free(&l);
+    return status;
+}
+
+nb_status nb_checkpoint_load(const char *path, nb_checkpoint *c) {
+    const char *fn = "nb_checkpoint_load";
+    NB_TRY(check_checkpoint(fn, c));
+    nb_safetensors *f;
+    NB_TRY(within(fn, nb_safetensors_open(path, &f)));
+    nb_status status = restore_all(fn, path, f, c);
     nb_safetensors_close(f);
     return within(fn, status);
 }
