@@ -66,21 +66,16 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * self.weight
 
 
-class Block(nn.Module):
+class Attention(nn.Module):
     def __init__(self, a):
         super().__init__()
-        llama, d = a.arch == "llama", a.dim
-        self.heads, self.kv_heads, self.llama = a.heads, a.kv_heads or a.heads, llama
+        d = a.dim
+        self.heads, self.kv_heads, self.llama = a.heads, a.kv_heads or a.heads, a.arch == "llama"
         self.head_dim = d // a.heads
-        norm = (lambda: RMSNorm(d)) if llama else (lambda: nn.LayerNorm(d))
-        self.norm1, self.norm2 = norm(), norm()
-        self.qkv = nn.Linear(d, (self.heads + 2 * self.kv_heads) * self.head_dim, bias=not llama)
-        self.out = nn.Linear(d, d, bias=not llama)
-        hidden = (8 * d // 3 + 63) // 64 * 64 if llama else 4 * d
-        self.fc1 = nn.Linear(d, 2 * hidden if llama else hidden, bias=not llama)
-        self.fc2 = nn.Linear(hidden, d, bias=not llama)
+        self.qkv = nn.Linear(d, (self.heads + 2 * self.kv_heads) * self.head_dim, bias=not self.llama)
+        self.out = nn.Linear(d, d, bias=not self.llama)
 
-    def attention(self, x):
+    def forward(self, x):
         b, s, _ = x.shape
         q, k, v = self.qkv(x).split([self.heads * self.head_dim, self.kv_heads * self.head_dim,
                                      self.kv_heads * self.head_dim], dim=-1)
@@ -95,15 +90,35 @@ class Block(nn.Module):
         y = causal_attention(q, k, v)
         return self.out(y.transpose(1, 2).reshape(b, s, -1))
 
-    def mlp(self, x):
+
+class MLP(nn.Module):
+    def __init__(self, a):
+        super().__init__()
+        d, self.llama = a.dim, a.arch == "llama"
+        hidden = (8 * d // 3 + 63) // 64 * 64 if self.llama else 4 * d
+        self.fc1 = nn.Linear(d, 2 * hidden if self.llama else hidden, bias=not self.llama)
+        self.fc2 = nn.Linear(hidden, d, bias=not self.llama)
+
+    def forward(self, x):
         h = self.fc1(x)
         if self.llama:
             a, b = h.chunk(2, dim=-1)
             return self.fc2(F.silu(a) * b)
         return self.fc2(F.gelu(h, approximate="tanh"))
 
+
+class Block(nn.Module):
+    """nabla's pre-norm block, with its parameter names (blocks.N.attn.qkv, blocks.N.mlp.fc1...), so the
+    twin loads nabla's checkpoints (examples/train_gpt --save) with load_state_dict."""
+
+    def __init__(self, a):
+        super().__init__()
+        norm = (lambda: RMSNorm(a.dim)) if a.arch == "llama" else (lambda: nn.LayerNorm(a.dim))
+        self.norm1, self.norm2 = norm(), norm()
+        self.attn, self.mlp = Attention(a), MLP(a)
+
     def forward(self, x):
-        x = x + self.attention(self.norm1(x))
+        x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
 

@@ -13,7 +13,8 @@
  * BatchNorms SyncBatchNorms (statistics of the whole global batch).
  *
  *   train_cnn [--device cpu|cuda] [--epochs N] [--batch N] [--lr RATE] [--seed S]
- *             [--data DIR] [--csv PATH] [--limit N] [--distributed [--sync-bn]] [--help]
+ *             [--data DIR] [--csv PATH] [--limit N] [--distributed [--sync-bn]]
+ *             [--save PATH] [--save-every N] [--resume PATH] [--stop-at N] [--help]
  */
 #define EXAMPLE_NAME "train_cnn"
 #include "example.h"
@@ -24,10 +25,10 @@
 typedef struct options {
     nb_device device;
     int epochs;
-    int64_t batch, limit;
+    int64_t batch, limit, save_every, stop_at;
     double lr;
     uint64_t seed;
-    const char *data, *csv;
+    const char *data, *csv, *save, *resume;
     bool distributed, sync_bn;
 } options;
 
@@ -35,6 +36,7 @@ static void usage(FILE *to) {
     fprintf(to,
             "usage: train_cnn [--device cpu|cuda] [--epochs N] [--batch N] [--lr RATE] [--seed S]\n"
             "                 [--data DIR] [--csv PATH] [--limit N] [--distributed [--sync-bn]]\n"
+            "                 [--save PATH] [--save-every N] [--resume PATH] [--stop-at N]\n"
             "  --device   cpu or cuda (default: cuda when a GPU is present, else cpu)\n"
             "  --epochs   passes over the 60000 training images (default 1)\n"
             "  --batch    images per step (default 64)\n"
@@ -46,7 +48,12 @@ static void usage(FILE *to) {
             "  --limit    train on the first N images only (default: all)\n"
             "  --distributed  data-parallel over the ranks of mpirun -np N (CPU); --batch is\n"
             "             the global batch, each rank takes batch / N of it\n"
-            "  --sync-bn  with --distributed: BatchNorm statistics over the global batch\n");
+            "  --sync-bn  with --distributed: BatchNorm statistics over the global batch\n"
+            "  --save     write a checkpoint (model, optimizer, generators, step; safetensors) there\n"
+            "             at the end and every --save-every steps (default: at the end)\n"
+            "  --resume   go on from a checkpoint of a run with the same settings, mid-epoch too\n"
+            "  --stop-at  stop after this step, as a time limit would (the schedule still spans\n"
+            "             --epochs); with --save, --resume goes on from there\n");
 }
 
 static options parse(int argc, char **argv) {
@@ -78,6 +85,10 @@ static options parse(int argc, char **argv) {
         else if (!strcmp(arg, "--data")) o.data = value;
         else if (!strcmp(arg, "--csv")) o.csv = value;
         else if (!strcmp(arg, "--limit")) o.limit = atoll(value);
+        else if (!strcmp(arg, "--save")) o.save = value;
+        else if (!strcmp(arg, "--save-every")) o.save_every = atoll(value);
+        else if (!strcmp(arg, "--resume")) o.resume = value;
+        else if (!strcmp(arg, "--stop-at")) o.stop_at = atoll(value);
         else known = false;
         if (!known) {
             fprintf(stderr, "train_cnn: bad argument %s %s\n", arg, value);
@@ -85,7 +96,8 @@ static options parse(int argc, char **argv) {
             exit(2);
         }
     }
-    if (dangling || o.epochs < 1 || o.batch < 1 || !(o.lr > 0) || (o.sync_bn && !o.distributed)) {
+    if (dangling || o.epochs < 1 || o.batch < 1 || !(o.lr > 0) || (o.sync_bn && !o.distributed) ||
+        o.save_every < 0 || o.stop_at < 0) {
         usage(stderr);
         exit(2);
     }
@@ -165,6 +177,21 @@ static double test_accuracy(nb_module *model, const nb_tensor *images, const nb_
     return 100 * correct / total;
 }
 
+/* Resuming at batch skip of an epoch: the epoch's order drawn again from
+ * the generator's state at the epoch's start (epoch_gen), its first skip
+ * batches passed over, then the generator put back as it was saved. */
+static void skip_batches(nb_batches *batches, nb_generator *epoch_gen, nb_generator *gen, int64_t skip) {
+    uint64_t seed = nb_generator_seed_of(gen), offset = nb_generator_offset(gen);
+    nb_generator_set_state(gen, nb_generator_seed_of(epoch_gen), nb_generator_offset(epoch_gen));
+    nb_tensor *x, *y;
+    for (int64_t k = 0; k < skip; k++) {
+        CHECK(nb_batches_next(batches, &x, &y));
+        nb_release(x);
+        nb_release(y);
+    }
+    nb_generator_set_state(gen, seed, offset);
+}
+
 int main(int argc, char **argv) {
     options o = parse(argc, argv);
     int rank = 0, world = 1;
@@ -202,22 +229,33 @@ int main(int argc, char **argv) {
     nb_batches *batches = nb_batches_create(train_x, train_y, o.batch / world, true, false, gen);
     CHECK(batches && (!comm || nb_batches_shard(batches, rank, world) == NB_OK));
     int64_t steps_per_epoch = nb_batches_count(batches), total_steps = steps_per_epoch * o.epochs;
-    FILE *csv = rank == 0 ? fopen(o.csv, "w") : NULL;
-    if (csv) fprintf(csv, "step,epoch,loss,lr\n");
-    else if (rank == 0) fprintf(stderr, "train_cnn: cannot write %s; no loss curve\n", o.csv);
+    int64_t stop = o.stop_at && o.stop_at < total_steps ? o.stop_at : total_steps;
+    /* rng.1 holds gen as it was when the epoch began: the epoch's order is
+     * drawn from it again on resuming mid-epoch */
+    nb_generator *epoch_gen = nb_generator_create(0);
+    CHECK(epoch_gen);
+    nb_generator *generators[2] = {gen, epoch_gen};
+    example_state state = {.model = model, .optimizers = &opt, .n_optimizers = 1, .generators = generators,
+                           .n_generators = 2};
+    int64_t step = example_resume(o.resume, &state);
+    FILE *csv = rank == 0 ? fopen(o.csv, step ? "a" : "w") : NULL;
+    if (!csv && rank == 0) fprintf(stderr, "train_cnn: cannot write %s; no loss curve\n", o.csv);
+    if (csv && !step) fprintf(csv, "step,epoch,loss,lr\n");
     printf("train_cnn: %lld parameters, %lld training images, batch %lld, %d epochs on %s", (long long)count,
            (long long)nb_size(train_x, 0), (long long)o.batch, o.epochs, device_name);
     if (comm) printf(", data parallel over %d ranks%s", world, o.sync_bn ? " with SyncBatchNorm" : "");
     printf("\n");
     bool tty = isatty(fileno(stdout));
-    int64_t step = 0;
     nb_tensor *pending[REPORT_EVERY]; /* the losses since the last report, still on the device */
     double rates[REPORT_EVERY];
     int n_pending = 0;
-    for (int epoch = 1; epoch <= o.epochs; epoch++) {
+    for (int epoch = (int)(step / steps_per_epoch) + 1; epoch <= o.epochs && step < stop; epoch++) {
         double start = now_s(), images = 0;
+        int64_t i = step % steps_per_epoch;
+        if (i) skip_batches(batches, epoch_gen, gen, i);
+        else nb_generator_set_state(epoch_gen, nb_generator_seed_of(gen), nb_generator_offset(gen));
         nb_tensor *x, *y;
-        for (int64_t i = 0; nb_batches_next(batches, &x, &y); i++, step++) {
+        for (; step < stop && nb_batches_next(batches, &x, &y); i++, step++) {
             nb_tensor *gx = nb_to(x, o.device), *gy = nb_to(y, o.device);
             CHECK(gx && gy);
             double lr = nb_lr_warmup_cosine(step, total_steps / 20 + 1, total_steps, o.lr, o.lr / 100);
@@ -231,7 +269,7 @@ int main(int argc, char **argv) {
             images += (double)nb_size(x, 0) * world;
             pending[n_pending] = nb_retain(loss);
             rates[n_pending++] = lr;
-            if (i % REPORT_EVERY == 0 || i + 1 == steps_per_epoch) {
+            if (i % REPORT_EVERY == 0 || i + 1 == steps_per_epoch || step + 1 == stop) {
                 double value = flush_losses(csv, pending, rates, n_pending, step, epoch, comm);
                 n_pending = 0;
                 printf(tty ? "\repoch %d  step %lld/%lld  loss %.4f  %.0f images/s   "
@@ -242,7 +280,10 @@ int main(int argc, char **argv) {
             }
             nb_tensor *temps[] = {x, y, gx, gy, logits, loss};
             for (size_t k = 0; k < sizeof temps / sizeof temps[0]; k++) nb_release(temps[k]);
+            if (o.save && ((o.save_every && (step + 1) % o.save_every == 0) || step + 1 == stop))
+                example_save(o.save, &state, step + 1, rank);
         }
+        if (i < steps_per_epoch) break; /* stopped mid-epoch */
         double seconds = now_s() - start;
         /* without SyncBatchNorm each rank's running statistics saw its shard: rank 0's serve */
         if (ddp && !o.sync_bn) CHECK(nb_ddp_broadcast_buffers(ddp) == NB_OK);
@@ -257,6 +298,7 @@ int main(int argc, char **argv) {
     nb_module_free(model);
     nb_dist_free(comm);
     nb_generator_free(gen);
+    nb_generator_free(epoch_gen);
     nb_tensor *data[] = {train_x, train_y, test_x, test_y};
     for (size_t i = 0; i < 4; i++) nb_release(data[i]);
     return 0;

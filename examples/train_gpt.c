@@ -14,7 +14,8 @@
  *   train_gpt [--device cpu|cuda] [--text PATH] [--arch gpt2|llama] [--layers N]
  *             [--dim N] [--heads N] [--kv-heads N] [--context N] [--batch N]
  *             [--steps N] [--lr RATE] [--dtype f32|bf16] [--eval-every N]
- *             [--sample N] [--temperature T] [--top-k K] [--seed S] [--distributed] [--help]
+ *             [--sample N] [--temperature T] [--top-k K] [--seed S] [--distributed]
+ *             [--save PATH] [--save-every N] [--resume PATH] [--stop-at N] [--help]
  */
 #define EXAMPLE_NAME "train_gpt"
 #include "example.h"
@@ -27,9 +28,9 @@
 
 typedef struct options {
     nb_device device;
-    const char *text, *arch;
+    const char *text, *arch, *save, *resume;
     int layers, heads, kv_heads, eval_every, top_k;
-    int64_t dim, context, batch, steps, sample;
+    int64_t dim, context, batch, steps, sample, save_every, stop_at;
     double lr, temperature, peak_tflops;
     nb_dtype dtype;
     uint64_t seed;
@@ -42,7 +43,7 @@ static void usage(FILE *to) {
             "                 [--dim N] [--heads N] [--kv-heads N] [--context N] [--batch N]\n"
             "                 [--steps N] [--lr RATE] [--dtype f32|bf16] [--eval-every N]\n"
             "                 [--sample N] [--temperature T] [--top-k K] [--seed S] [--peak-tflops F]\n"
-            "                 [--distributed]\n"
+            "                 [--distributed] [--save PATH] [--save-every N] [--resume PATH] [--stop-at N]\n"
             "  --device       cpu or cuda (default: cuda when a GPU is present, else cpu)\n"
             "  --text         a text file (default: $NABLA_TEXT, else `bible gen1:1-rev22:21`)\n"
             "  --arch         gpt2: LayerNorm, GELU, learned positions, tied embeddings;\n"
@@ -63,7 +64,12 @@ static void usage(FILE *to) {
             "  --peak-tflops  the device's dense peak, for model FLOPs utilization (default 989,\n"
             "                 an H100 SXM in bf16)\n"
             "  --distributed  data-parallel over the ranks of mpirun -np N (CPU); --batch is the\n"
-            "                 global batch, each rank takes batch / N of it\n");
+            "                 global batch, each rank takes batch / N of it\n"
+            "  --save         write a checkpoint (model, optimizers, generator, step; safetensors)\n"
+            "                 there at the end and every --save-every steps (default: at the end)\n"
+            "  --resume       go on from a checkpoint of a run with the same settings\n"
+            "  --stop-at      stop after this step, as a time limit would (the schedule still\n"
+            "                 spans --steps); with --save, --resume goes on from there\n");
 }
 
 static options parse(int argc, char **argv) {
@@ -107,6 +113,10 @@ static options parse(int argc, char **argv) {
         else if (!strcmp(arg, "--top-k")) o.top_k = atoi(value);
         else if (!strcmp(arg, "--seed")) o.seed = strtoull(value, NULL, 10);
         else if (!strcmp(arg, "--peak-tflops")) o.peak_tflops = atof(value);
+        else if (!strcmp(arg, "--save")) o.save = value;
+        else if (!strcmp(arg, "--save-every")) o.save_every = atoll(value);
+        else if (!strcmp(arg, "--resume")) o.resume = value;
+        else if (!strcmp(arg, "--stop-at")) o.stop_at = atoll(value);
         else if (!strcmp(arg, "--dtype") && (!strcmp(value, "f32") || !strcmp(value, "bf16")))
             o.dtype = !strcmp(value, "bf16") ? NB_BF16 : NB_F32, dtype_given = true;
         else known = false;
@@ -117,9 +127,10 @@ static options parse(int argc, char **argv) {
         }
     }
     if (!dtype_given) o.dtype = o.device.type == NB_DEVICE_CUDA ? NB_BF16 : NB_F32;
+    if (o.stop_at == 0 || o.stop_at > o.steps) o.stop_at = o.steps;
     if (dangling || o.layers < 1 || o.dim < 1 || o.heads < 1 || o.context < 2 || o.batch < 1 ||
         o.steps < 1 || !(o.lr > 0) || o.eval_every < 1 || o.sample < 0 || !(o.temperature > 0) ||
-        o.top_k < 1) {
+        o.top_k < 1 || o.save_every < 0 || o.stop_at < 0) {
         usage(stderr);
         exit(2);
     }
@@ -345,8 +356,12 @@ int main(int argc, char **argv) {
     bool tty = isatty(fileno(stdout));
     int64_t *starts = malloc(sizeof(int64_t) * (size_t)o.batch);
     CHECK(starts);
+    nb_optimizer *optimizers[2] = {decayed, plain};
+    example_state state = {.model = gpt, .optimizers = optimizers, .n_optimizers = plain ? 2 : 1,
+                           .generators = &gen, .n_generators = 1};
+    int64_t first = example_resume(o.resume, &state);
     double start = now_s(), tokens = 0, last_loss = 0, val = NAN;
-    for (int64_t step = 0; step < o.steps; step++) {
+    for (int64_t step = first; step < o.stop_at; step++) {
         double lr = nb_lr_warmup_cosine(step, o.steps / 20 + 1, o.steps, o.lr, o.lr / 10);
         nb_optimizer_set_lr(decayed, lr);
         if (plain) nb_optimizer_set_lr(plain, lr);
@@ -361,7 +376,7 @@ int main(int argc, char **argv) {
         nb_tensor *norm = nb_clip_grad_norm(all, n, 1.0);
         CHECK(norm && nb_optimizer_step(decayed) == NB_OK && (!plain || nb_optimizer_step(plain) == NB_OK));
         tokens += (double)(o.batch * o.context); /* the global batch's */
-        bool report = step % 10 == 0 || step + 1 == o.steps;
+        bool report = step % 10 == 0 || step + 1 == o.stop_at;
         if (report) last_loss = item(loss); /* waits for the device */
         if (report && comm) { /* the global batch's loss: the ranks' average */
             nb_tensor *mean = nb_full(0, NULL, last_loss, NB_F64, nb_cpu());
@@ -369,7 +384,7 @@ int main(int argc, char **argv) {
             last_loss = item(mean);
             nb_release(mean);
         }
-        if ((step + 1) % o.eval_every == 0 || step + 1 == o.steps) {
+        if ((step + 1) % o.eval_every == 0 || step + 1 == o.stop_at) {
             double seconds = now_s() - start;
             val = validation_loss(gpt, bytes, split, size, &o);
             printf("%sstep %lld: train loss %.4f, val loss %.4f (unigram entropy %.4f), %.0f tokens/s\n",
@@ -382,6 +397,8 @@ int main(int argc, char **argv) {
                    (long long)step + 1, (long long)o.steps, last_loss, lr, rate);
             fflush(stdout);
         }
+        if (o.save && ((o.save_every && (step + 1) % o.save_every == 0) || step + 1 == o.stop_at))
+            example_save(o.save, &state, step + 1, rank);
         nb_release(x);
         nb_release(y);
         nb_release(loss);

@@ -216,6 +216,23 @@ static nb_status sync_folder(save_state *s) {
     return rc == 0 ? NB_OK : save_error(s, "cannot flush the folder of");
 }
 
+/* Creates path.tmp.<pid>.<n> beside path, with the permissions a new file
+ * gets (0666 less the umask; mkstemp's would be 0600). */
+static nb_status create_temporary(save_state *s) {
+    static unsigned counter;
+    size_t size = strlen(s->path) + 48;
+    s->temp = nb__malloc(size);
+    NB_CHECK(s->temp, NB_ERR_OOM, "nb_safetensors_save: %s: out of host memory", s->path);
+    for (int attempt = 0; attempt < 100 && s->fd < 0; attempt++) {
+        snprintf(s->temp, size, "%s.tmp.%d.%u", s->path, (int)getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+        s->fd = io_fault() ? -1 : open(s->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (s->fd < 0 && errno != EEXIST) break;
+    }
+    if (s->fd >= 0) return NB_OK;
+    snprintf(s->temp, size, "%s.tmp", s->path);
+    return save_error(s, "cannot create a temporary file");
+}
+
 nb_status nb_safetensors_save(const char *path, const nb_named_tensor *tensors, int n,
                               const nb_save_options *options) {
     NB_TRY(check_save_args(path, tensors, n, options));
@@ -223,18 +240,7 @@ nb_status nb_safetensors_save(const char *path, const nb_named_tensor *tensors, 
     char *header = header_text(tensors, n, options, &header_length);
     NB_CHECK(header, NB_ERR_OOM, "nb_safetensors_save: %s: out of host memory for the header", path);
     save_state s = {.path = path, .fd = -1};
-    nb_status status = NB_OK;
-    size_t size = strlen(path) + sizeof ".tmp.XXXXXX";
-    s.temp = nb__malloc(size);
-    if (!s.temp) status = nb__error(NB_ERR_OOM, "nb_safetensors_save: %s: out of host memory", path);
-    if (status == NB_OK) {
-        snprintf(s.temp, size, "%s.tmp.XXXXXX", path);
-        s.fd = io_fault() ? -1 : mkstemp(s.temp);
-        if (s.fd < 0) {
-            snprintf(s.temp, size, "%s.tmp.XXXXXX", path); /* name the folder, not a random name */
-            status = save_error(&s, "cannot create a temporary file");
-        }
-    }
+    nb_status status = create_temporary(&s);
     if (status == NB_OK) status = write_tensors(&s, tensors, n, header, header_length);
     if (status == NB_OK && (io_fault() || fsync(s.fd) != 0)) status = save_error(&s, "cannot flush");
     if (s.fd >= 0) {
