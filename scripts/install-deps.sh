@@ -21,7 +21,8 @@ $sudo apt-get install -y -qq --no-install-recommends \
 python3 -m pip install --quiet nvidia-cuda-cuobjdump 2>/dev/null ||
     echo "install-deps: no pip for nvidia-cuda-cuobjdump; the kernel resource check will skip"
 # The Python tests' packages, in a virtual environment of the project's own
-# (.venv; it sees Debian's packages too, python3-torch among them when installed)
+# (.venv; it sees Debian's packages too, python3-torch among them when installed, which was
+# built against numpy 1: hence numpy < 2)
 [ -x .venv/bin/python ] || /usr/bin/python3 -m venv --system-site-packages .venv
-.venv/bin/python -m pip install --quiet --upgrade numpy pytest "safetensors>=0.8,<0.9"
+.venv/bin/python -m pip install --quiet --upgrade "numpy<2" pytest "safetensors>=0.8,<0.9"
 echo "install-deps: done"

@@ -124,3 +124,59 @@ def metadata(path, key):
     value = _metadata(f, key.encode())
     _close(f)
     return None if value is None else value.decode()
+
+
+# ---- a GPT, for the PyTorch twin's test ----
+
+class AttentionConfig(ctypes.Structure):
+    _fields_ = [("dim", ctypes.c_int64), ("heads", ctypes.c_int), ("kv_heads", ctypes.c_int),
+                ("causal", ctypes.c_bool), ("bias", ctypes.c_bool), ("rope", ctypes.c_bool),
+                ("rope_base", ctypes.c_double), ("dropout", ctypes.c_double)]
+
+
+class TransformerConfig(ctypes.Structure):
+    _fields_ = [("attention", AttentionConfig), ("hidden", ctypes.c_int64), ("rms_norm", ctypes.c_bool),
+                ("swiglu", ctypes.c_bool), ("dropout", ctypes.c_double), ("eps", ctypes.c_double)]
+
+
+class GptConfig(ctypes.Structure):
+    _fields_ = [("vocab", ctypes.c_int64), ("context", ctypes.c_int64), ("layers", ctypes.c_int),
+                ("block", TransformerConfig), ("tied", ctypes.c_bool)]
+
+
+class Checkpoint(ctypes.Structure):
+    _fields_ = [("model", P), ("optimizers", P), ("n_optimizers", ctypes.c_int), ("generators", P),
+                ("n_generators", ctypes.c_int), ("step", ctypes.c_int64), ("metadata", P)]
+
+
+_gpt = _declare("nb_nn_gpt", P, ctypes.POINTER(GptConfig), ctypes.c_int, Device, P)
+_forward = _declare("nb_module_forward", P, P, P)
+_module_train = _declare("nb_module_train", None, P, ctypes.c_bool)
+_module_free = _declare("nb_module_free", None, P)
+_checkpoint_load = _declare("nb_checkpoint_load", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(Checkpoint))
+
+
+def gpt_logits(checkpoint, tokens, layers, dim, heads, context, arch="gpt2"):
+    """The logits [B, S, 256] of train_gpt's model (model_config in examples/train_gpt.c) with the
+    weights of checkpoint, for int64 tokens [B, S], in evaluation mode."""
+    llama = arch == "llama"
+    config = GptConfig(vocab=256, context=context, layers=layers, tied=not llama,
+                       block=TransformerConfig(attention=AttentionConfig(dim=dim, heads=heads, causal=True,
+                                                                          bias=not llama, rope=llama),
+                                               rms_norm=llama, swiglu=llama))
+    model = _gpt(ctypes.byref(config), F32, cpu(), None)
+    if not model:
+        raise NablaError(_last_error().decode())
+    try:
+        check(_checkpoint_load(str(checkpoint).encode(), ctypes.byref(Checkpoint(model=model))))
+        _module_train(model, False)
+        x = tensor(np.ascontiguousarray(tokens, np.int64).tobytes(), tokens.shape, I64)
+        logits = _forward(model, x)
+        _release(x)
+        if not logits:
+            raise NablaError(_last_error().decode())
+        out = np.frombuffer(tensor_bytes(logits), np.float32).reshape(tuple(_shape(logits)[k] for k in range(3)))
+        _release(logits)
+        return out
+    finally:
+        _module_free(model)
