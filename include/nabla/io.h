@@ -14,8 +14,8 @@
  *   nb_safetensors_close(file);
  *
  * A save is atomic: the file is written beside the target under a temporary
- * name, flushed to the disk (fsync) and renamed over it, so a crash at any
- * point leaves the old file or the new one. Opening maps the file and
+ * name, flushed to the disk (fsync) and renamed over it, so a crash (of the
+ * process or the machine) at any point leaves the old file or the new one. Opening maps the file and
  * checks the whole header before anything is read: the header length, the
  * JSON, each dtype, shape and byte range (in the data, matching dtype and
  * shape, neither overlapping nor leaving holes or trailing bytes), unique
@@ -49,6 +49,12 @@ typedef struct nb_safetensors_entry {
 typedef struct nb_save_options {
     /* The header's "__metadata__": key, value, key, value, ..., NULL. */
     const char *const *metadata;
+    /* Skip the flushes to the disk (fsync of the file and its folder): the
+     * rename still makes the save atomic for a process that crashes, but
+     * after a power cut the file may be missing or empty. Faster where the
+     * disk is slow; PyTorch's and the safetensors package's saves do not
+     * flush either. */
+    bool no_fsync;
 } nb_save_options;
 
 /* Writes tensors (any device, dtype and layout) to path; options may be

@@ -241,8 +241,9 @@ nb_status nb_safetensors_save(const char *path, const nb_named_tensor *tensors, 
     NB_CHECK(header, NB_ERR_OOM, "nb_safetensors_save: %s: out of host memory for the header", path);
     save_state s = {.path = path, .fd = -1};
     nb_status status = create_temporary(&s);
+    bool flush = !(options && options->no_fsync);
     if (status == NB_OK) status = write_tensors(&s, tensors, n, header, header_length);
-    if (status == NB_OK && (io_fault() || fsync(s.fd) != 0)) status = save_error(&s, "cannot flush");
+    if (status == NB_OK && flush && (io_fault() || fsync(s.fd) != 0)) status = save_error(&s, "cannot flush");
     if (s.fd >= 0) {
         int rc = close(s.fd);
         if (status == NB_OK && (io_fault() || rc != 0)) status = save_error(&s, "cannot close");
@@ -251,7 +252,7 @@ nb_status nb_safetensors_save(const char *path, const nb_named_tensor *tensors, 
     else if (status == NB_OK) {
         free(s.temp);
         s.temp = NULL; /* it is path now */
-        status = sync_folder(&s);
+        if (flush) status = sync_folder(&s);
     }
     if (status != NB_OK && s.fd >= 0 && s.temp) unlink(s.temp);
     free(s.temp);

@@ -25,7 +25,7 @@ class Named(ctypes.Structure):
 
 
 class SaveOptions(ctypes.Structure):
-    _fields_ = [("metadata", ctypes.POINTER(ctypes.c_char_p))]
+    _fields_ = [("metadata", ctypes.POINTER(ctypes.c_char_p)), ("no_fsync", ctypes.c_bool)]
 
 
 class Entry(ctypes.Structure):
