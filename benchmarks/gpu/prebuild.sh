@@ -18,7 +18,10 @@ cmake -S . -B build-prebuilt -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTUR
     { tail -20 build-prebuilt.configure.log; exit 1; }
 mv build-prebuilt.configure.log build-prebuilt/configure.log
 cmake --build build-prebuilt -j"$(nproc)" >/dev/null
-files=$(cd build-prebuilt && ls libnabla.so* configure.log tests/test_* benchmarks/bench_* \
+# libnabla.so needs cJSON (safetensors headers), which the lent machine lacks:
+# it travels beside libnabla.so (run.sh puts that folder on LD_LIBRARY_PATH)
+cp -L /usr/lib/x86_64-linux-gnu/libcjson.so.1 build-prebuilt/
+files=$(cd build-prebuilt && ls libnabla.so* libcjson.so.1 configure.log tests/test_* benchmarks/bench_* \
         examples/train_cnn examples/train_gpt examples/fit_mlp 2>/dev/null | grep -v '\.cmake$')
 mkdir -p "$(dirname "$archive")"
 tar -C build-prebuilt -czf "$archive" $files

@@ -81,7 +81,7 @@ status=0
 
 start=$(date +%s)
 if [ -n "$prebuilt" ]; then # binaries built elsewhere for sm_90 (benchmarks/gpu/prebuild.sh)
-    export LD_LIBRARY_PATH="/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
+    export LD_LIBRARY_PATH="$PWD/build-gpu:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
     mkdir -p build-gpu && tar -C build-gpu -xzf "$prebuilt" || { echo "cannot unpack $prebuilt"; exit 1; }
     cp build-gpu/configure.log "$out/configure.log"
     build-gpu/tests/test_cuda --gtest_list_tests >/dev/null 2>"$out/load.log" ||
