@@ -175,4 +175,54 @@ TEST(Faults, IdxReader) {
     remove(path.c_str());
 }
 
+// A checkpoint of a model with a bf16 AdamW step behind it (state, master
+// copies), saved and loaded into fresh objects: a failed allocation must
+// fail the save (the old file stays whole) or the load, never crash, and a
+// run that succeeds must restore the same parameters.
+TEST(Faults, CheckpointSaveAndLoad) {
+    std::string path = ::testing::TempDir() + "nabla_faults.safetensors";
+    fail_each_allocation("checkpoint", [&path](double *result) {
+        nb_generator *gen = nb_generator_create(3);
+        nb_module *m = gen ? nb_nn_linear(3, 2, true, NB_BF16, nb_cpu(), gen) : nullptr;
+        nb_module *fresh = gen ? nb_nn_linear(3, 2, true, NB_BF16, nb_cpu(), gen) : nullptr;
+        nb_status status = status_of(m && fresh);
+        nb_named_tensor named[2], other[2];
+        nb_optimizer *opt = nullptr, *opt2 = nullptr;
+        if (status == NB_OK) {
+            nb_module_parameters(m, named, 2);
+            nb_module_parameters(fresh, other, 2);
+            nb_tensor *params[2] = {named[0].tensor, named[1].tensor}, *params2[2] = {other[0].tensor, other[1].tensor};
+            opt = nb_adamw_create(params, 2, 0.1, 0.9, 0.999, 1e-8, 0.01);
+            opt2 = nb_adamw_create(params2, 2, 0.1, 0.9, 0.999, 1e-8, 0.01);
+            status = status_of(opt && opt2);
+        }
+        if (status == NB_OK) {
+            T x(nb_ones(2, Shape{4, 3}.data(), NB_BF16, nb_cpu()));
+            T y(x.t ? nb_module_forward(m, x) : nullptr);
+            T loss(y.t ? nb_sum(y, 0, nullptr, false) : nullptr);
+            status = loss.t ? nb_backward(loss, nullptr, false) : status_of(false);
+            if (status == NB_OK) status = nb_optimizer_step(opt);
+        }
+        nb_checkpoint c = {}, d = {};
+        c.model = m, c.optimizers = &opt, c.n_optimizers = 1, c.step = 1;
+        d.model = fresh, d.optimizers = &opt2, d.n_optimizers = 1;
+        if (status == NB_OK) status = nb_checkpoint_save(path.c_str(), &c);
+        if (status == NB_OK) status = nb_checkpoint_load(path.c_str(), &d);
+        *result = 0;
+        for (int i = 0; i < 2 && status == NB_OK; i++) {
+            double a = 0, b = 0;
+            status = sum_of(named[i].tensor, &a);
+            if (status == NB_OK) status = sum_of(other[i].tensor, &b);
+            *result += a + 1000 * (a == b);
+        }
+        nb_optimizer_free(opt);
+        nb_optimizer_free(opt2);
+        nb_module_free(m);
+        nb_module_free(fresh);
+        nb_generator_free(gen);
+        return status;
+    });
+    remove(path.c_str());
+}
+
 } // namespace

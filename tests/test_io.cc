@@ -94,9 +94,9 @@ TEST(Safetensors, EveryDtypeAndLayoutRoundTripsOnEveryDevice) {
                 nb_tensor *plain = sample(dtype, {3, 5});
                 nb_tensor *on = nb_to(plain, from);
                 nb_tensor *transposed = nb_transpose(on, 0, 1); // non-contiguous: saved row-major
-                nb_tensor *scalar = nb_to(sample(dtype, {}), from);
-                nb_tensor *empty = nb_to(sample(dtype, {0, 4}), from);
-                for (nb_tensor *t : {plain, on, transposed, scalar, empty}) made.push_back(t);
+                nb_tensor *scalar_here = sample(dtype, {}), *empty_here = sample(dtype, {0, 4});
+                nb_tensor *scalar = nb_to(scalar_here, from), *empty = nb_to(empty_here, from);
+                for (nb_tensor *t : {plain, on, transposed, scalar, empty, scalar_here, empty_here}) made.push_back(t);
                 std::string base = nb_dtype_name(dtype);
                 for (auto [suffix, t] : {std::pair<const char *, nb_tensor *>{".t", transposed}, {".scalar", scalar},
                                          {".empty", empty}, {".plain", on}}) {

@@ -363,11 +363,12 @@ static const char **checkpoint_metadata(const nb_checkpoint *c, metadata_text **
     int extra = 0;
     while (c->metadata && c->metadata[extra]) extra += c->metadata[extra + 1] ? 2 : 1;
     int fields = NB_HYPER_FIELDS * c->n_optimizers;
-    const char **kv = nb__malloc((size_t)(2 * fields + extra + 6) * sizeof *kv);
+    const char **kv = nb__malloc((size_t)(2 * fields + extra + 7) * sizeof *kv); /* 3 pairs, the fields, NULL */
     *text = nb__malloc((size_t)(2 * fields + 2) * sizeof **text);
     if (!kv || !*text) {
         free(kv);
         free(*text);
+        *text = NULL;
         return NULL;
     }
     metadata_text *keys = *text, *values = *text + fields;
