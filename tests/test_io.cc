@@ -430,11 +430,11 @@ TEST(Safetensors, ATensorOfMoreThanFourGiBRoundTrips) {
 
 // A small network with every kind of state: weights, BatchNorm running
 // statistics and count, dropout drawing from gen.
-nb_module *small_net(nb_dtype dtype, nb_generator *gen) {
-    nb_module *children[] = {nb_nn_linear(6, 16, true, dtype, nb_cpu(), gen),
-                             nb_nn_batch_norm1d(16, 1e-5, 0.1, true, dtype, nb_cpu()),
+nb_module *small_net(nb_dtype dtype, nb_generator *gen, nb_device device = nb_cpu()) {
+    nb_module *children[] = {nb_nn_linear(6, 16, true, dtype, device, gen),
+                             nb_nn_batch_norm1d(16, 1e-5, 0.1, true, dtype, device),
                              nb_nn_activation(NB_ACT_RELU), nb_nn_dropout(0.3, gen),
-                             nb_nn_linear(16, 3, true, dtype, nb_cpu(), gen)};
+                             nb_nn_linear(16, 3, true, dtype, device, gen)};
     return nb_nn_sequential(5, children);
 }
 
@@ -507,8 +507,9 @@ double train_step(nb_module *net, nb_optimizer *opt, int step) {
     nb_generator *data = nb_generator_create(1000 + (uint64_t)step);
     nb_named_tensor first[1];
     nb_module_parameters(net, first, 1);
-    nb_tensor *x = nb_normal(2, xs, 0, 1, nb_dtype_of(first[0].tensor), nb_cpu(), data);
-    nb_tensor *t = nb_randint(0, 3, 1, ts, NB_I64, nb_cpu(), data);
+    nb_device device = nb_device_of(first[0].tensor);
+    nb_tensor *x = nb_normal(2, xs, 0, 1, nb_dtype_of(first[0].tensor), device, data);
+    nb_tensor *t = nb_randint(0, 3, 1, ts, NB_I64, device, data);
     nb_optimizer_zero_grad(opt);
     nb_tensor *logits = nb_module_forward(net, x);
     EXPECT_NE(logits, nullptr) << nb_last_error();
@@ -528,9 +529,9 @@ struct TrainingRun {
     nb_generator *gen;
     nb_module *net;
     nb_optimizer *opt;
-    TrainingRun(nb_dtype dtype, int kind) {
+    TrainingRun(nb_dtype dtype, int kind, nb_device device = nb_cpu()) {
         gen = nb_generator_create(7);
-        net = small_net(dtype, gen);
+        net = small_net(dtype, gen, device);
         nb_named_tensor named[16];
         int n = nb_module_parameters(net, named, 16);
         nb_tensor *params[16];
@@ -550,26 +551,32 @@ struct TrainingRun {
     }
 };
 
-// N steps in one go equal k steps, a checkpoint, fresh objects (built from
-// another seed), a load and N - k more: bit for bit, losses and parameters.
+// N steps in one go equal k steps, a checkpoint, fresh objects (their
+// generator and learning rate moved elsewhere), a load and N - k more: bit
+// for bit, losses and parameters; on CUDA too (deterministic kernels, as
+// ctest sets NABLA_DETERMINISTIC=1).
 TEST(Checkpoint, ResumingIsBitExact) {
     TempDir dir;
     const int total = 6, split = 3;
+    std::vector<nb_device> devices = {nb_cpu()};
+    if (nb_cuda_device_count() > 0) devices.push_back(nb_cuda(0));
+    else std::printf("[ skipped  ] the CUDA half: no GPU\n");
+    for (nb_device device : devices)
     for (nb_dtype dtype : {NB_F32, NB_BF16})
         for (int kind : {0, 1, 2}) {
-            TrainingRun straight(dtype, kind);
+            TrainingRun straight(dtype, kind, device);
             std::vector<double> losses;
             for (int step = 0; step < total; step++) losses.push_back(train_step(straight.net, straight.opt, step));
             std::string path = dir.file("ckpt.safetensors");
             std::vector<double> resumed;
             {
-                TrainingRun first(dtype, kind);
+                TrainingRun first(dtype, kind, device);
                 for (int step = 0; step < split; step++) resumed.push_back(train_step(first.net, first.opt, step));
                 nb_checkpoint c = first.checkpoint();
                 c.step = split;
                 ASSERT_EQ(nb_checkpoint_save(path.c_str(), &c), NB_OK) << nb_last_error();
             }
-            TrainingRun second(dtype, kind);
+            TrainingRun second(dtype, kind, device);
             nb_generator_set_state(second.gen, 99, 12345); // other state: the load must replace it
             nb_optimizer_set_lr(second.opt, 0.5);
             nb_checkpoint c = second.checkpoint();
@@ -700,6 +707,22 @@ TEST(DLPack, WhatNablaCannotHoldIsAnErrorAndTakesNothing) {
     DLManagedTensor *m;
     EXPECT_EQ(nb_to_dlpack(nullptr, &m), NB_ERR_INVALID);
     EXPECT_EQ(m, nullptr);
+}
+
+TEST(DLPack, CudaTensorsKeepTheirDevice) {
+    if (nb_cuda_device_count() == 0) GTEST_SKIP() << "no GPU";
+    nb_tensor *host = sample(NB_BF16, {4, 6});
+    nb_tensor *t = nb_to(host, nb_cuda(0));
+    DLManagedTensor *m;
+    ASSERT_EQ(nb_to_dlpack(t, &m), NB_OK) << nb_last_error();
+    EXPECT_EQ(m->dl_tensor.device.device_type, kDLCUDA);
+    EXPECT_EQ(m->dl_tensor.device.device_id, 0);
+    EXPECT_EQ(m->dl_tensor.data, nb_data(t));
+    nb_tensor *back;
+    ASSERT_EQ(nb_from_dlpack(m, &back), NB_OK) << nb_last_error();
+    EXPECT_EQ(nb_device_of(back).type, NB_DEVICE_CUDA);
+    EXPECT_EQ(bytes_of(back), bytes_of(host));
+    for (nb_tensor *x : {host, t, back}) nb_release(x);
 }
 
 TEST(DLPack, EveryDtypeRoundTrips) {
