@@ -484,10 +484,12 @@ void build_rows() {
     (void)host_i64;
     // ---- files (a build without cJSON fails each with NB_ERR_UNSUPPORTED) ----
 #ifdef NABLA_TEST_CJSON
-    const nb_status INVALID = NB_ERR_INVALID, IO = NB_ERR_IO;
+#define IO_ROW(fn, status, words, ...) ROW(fn, status, words, __VA_ARGS__)
 #else
-    const nb_status INVALID = NB_STATUS_COUNT, IO = NB_STATUS_COUNT;
+#define IO_ROW(fn, status, words, ...) ROW(fn, NB_STATUS_COUNT, "", __VA_ARGS__)
 #endif
+#define INVALID NB_ERR_INVALID
+#define IO NB_ERR_IO
     static nb_named_tensor null_tensor[1] = {{"x", nullptr}};
     static nb_named_tensor good[1];
     good[0] = {"x", x};
@@ -497,38 +499,41 @@ void build_rows() {
     static const char *odd_metadata[] = {"key", nullptr};
     static nb_save_options odd = {};
     odd.metadata = odd_metadata;
-    ROW(nb_safetensors_save, INVALID, "path is NULL", nb_safetensors_save(nullptr, good, 1, nullptr));
-    ROW(nb_safetensors_save, INVALID, "n = -1", nb_safetensors_save("/tmp/x", good, -1, nullptr));
-    ROW(nb_safetensors_save, INVALID, "tensor 0 (\"x\") is NULL", nb_safetensors_save("/tmp/x", null_tensor, 1, nullptr));
-    ROW(nb_safetensors_save, INVALID, "metadata key \"key\" has no value", nb_safetensors_save("/tmp/x", good, 1, &odd));
-    ROW(nb_safetensors_save, IO, "cannot create a temporary file", nb_safetensors_save("/nonexistent/x", good, 1, nullptr));
-    ROW(nb_safetensors_open, INVALID, "out is NULL", nb_safetensors_open("/tmp/x", nullptr));
-    ROW(nb_safetensors_open, INVALID, "path is NULL", nb_safetensors_open(nullptr, &file));
-    ROW(nb_safetensors_open, IO, "cannot open", nb_safetensors_open("/nonexistent/x", &file));
-    ROW(nb_safetensors_get, INVALID, "file is NULL", nb_safetensors_get(nullptr, "x", cpu, &out_a));
-    ROW(nb_safetensors_get, INVALID, "out is NULL", nb_safetensors_get(nullptr, "x", cpu, nullptr));
-    ROW(nb_safetensors_read_into, INVALID, "dst is NULL", nb_safetensors_read_into(nullptr, "x", nullptr, false));
-    ROW(nb_safetensors_read_into, INVALID, "file is NULL", nb_safetensors_read_into(nullptr, "x", x, false));
-    ROW(nb_module_save, INVALID, "module is NULL", nb_module_save(nullptr, "/tmp/x"));
-    ROW(nb_module_save, IO, "cannot create a temporary file", nb_module_save(linear, "/nonexistent/x"));
-    ROW(nb_module_load, INVALID, "module is NULL", nb_module_load(nullptr, "/tmp/x", nullptr));
-    ROW(nb_module_load, IO, "cannot open", nb_module_load(linear, "/nonexistent/x", nullptr));
-    ROW(nb_checkpoint_save, INVALID, "checkpoint is NULL", nb_checkpoint_save("/tmp/x", nullptr));
-    ROW(nb_checkpoint_save, INVALID, "checkpoint.model is NULL", nb_checkpoint_save("/tmp/x", &no_model));
-    ROW(nb_checkpoint_save, INVALID, "n_generators is -1", nb_checkpoint_save("/tmp/x", &bad_generators));
+    IO_ROW(nb_safetensors_save, INVALID, "path is NULL", nb_safetensors_save(nullptr, good, 1, nullptr));
+    IO_ROW(nb_safetensors_save, INVALID, "n = -1", nb_safetensors_save("/tmp/x", good, -1, nullptr));
+    IO_ROW(nb_safetensors_save, INVALID, "tensor 0 (\"x\") is NULL", nb_safetensors_save("/tmp/x", null_tensor, 1, nullptr));
+    IO_ROW(nb_safetensors_save, INVALID, "metadata key \"key\" has no value", nb_safetensors_save("/tmp/x", good, 1, &odd));
+    IO_ROW(nb_safetensors_save, IO, "cannot create a temporary file", nb_safetensors_save("/nonexistent/x", good, 1, nullptr));
+    IO_ROW(nb_safetensors_open, INVALID, "out is NULL", nb_safetensors_open("/tmp/x", nullptr));
+    IO_ROW(nb_safetensors_open, INVALID, "path is NULL", nb_safetensors_open(nullptr, &file));
+    IO_ROW(nb_safetensors_open, IO, "cannot open", nb_safetensors_open("/nonexistent/x", &file));
+    IO_ROW(nb_safetensors_get, INVALID, "file is NULL", nb_safetensors_get(nullptr, "x", cpu, &out_a));
+    IO_ROW(nb_safetensors_get, INVALID, "out is NULL", nb_safetensors_get(nullptr, "x", cpu, nullptr));
+    IO_ROW(nb_safetensors_read_into, INVALID, "dst is NULL", nb_safetensors_read_into(nullptr, "x", nullptr, false));
+    IO_ROW(nb_safetensors_read_into, INVALID, "file is NULL", nb_safetensors_read_into(nullptr, "x", x, false));
+    IO_ROW(nb_module_save, INVALID, "module is NULL", nb_module_save(nullptr, "/tmp/x"));
+    IO_ROW(nb_module_save, IO, "cannot create a temporary file", nb_module_save(linear, "/nonexistent/x"));
+    IO_ROW(nb_module_load, INVALID, "module is NULL", nb_module_load(nullptr, "/tmp/x", nullptr));
+    IO_ROW(nb_module_load, IO, "cannot open", nb_module_load(linear, "/nonexistent/x", nullptr));
+    IO_ROW(nb_checkpoint_save, INVALID, "checkpoint is NULL", nb_checkpoint_save("/tmp/x", nullptr));
+    IO_ROW(nb_checkpoint_save, INVALID, "checkpoint.model is NULL", nb_checkpoint_save("/tmp/x", &no_model));
+    IO_ROW(nb_checkpoint_save, INVALID, "n_generators is -1", nb_checkpoint_save("/tmp/x", &bad_generators));
     static nb_checkpoint bad_optimizers = {};
     bad_optimizers.model = linear, bad_optimizers.n_optimizers = 1;
-    ROW(nb_checkpoint_save, INVALID, "n_optimizers is 1 with optimizers NULL", nb_checkpoint_save("/tmp/x", &bad_optimizers));
+    IO_ROW(nb_checkpoint_save, INVALID, "n_optimizers is 1 with optimizers NULL", nb_checkpoint_save("/tmp/x", &bad_optimizers));
     static nb_optimizer *null_optimizer[1] = {nullptr};
     static nb_checkpoint null_optimizers = {};
     null_optimizers.model = linear, null_optimizers.optimizers = null_optimizer, null_optimizers.n_optimizers = 1;
-    ROW(nb_checkpoint_load, INVALID, "optimizer 0 is NULL", nb_checkpoint_load("/tmp/x", &null_optimizers));
-    ROW(nb_checkpoint_load, INVALID, "checkpoint is NULL", nb_checkpoint_load("/tmp/x", nullptr));
-    ROW(nb_checkpoint_load, INVALID, "n_generators is -1", nb_checkpoint_load("/tmp/x", &bad_generators));
+    IO_ROW(nb_checkpoint_load, INVALID, "optimizer 0 is NULL", nb_checkpoint_load("/tmp/x", &null_optimizers));
+    IO_ROW(nb_checkpoint_load, INVALID, "checkpoint is NULL", nb_checkpoint_load("/tmp/x", nullptr));
+    IO_ROW(nb_checkpoint_load, INVALID, "n_generators is -1", nb_checkpoint_load("/tmp/x", &bad_generators));
     static nb_checkpoint just_model = {};
     just_model.model = linear;
-    ROW(nb_checkpoint_load, IO, "cannot open", nb_checkpoint_load("/nonexistent/x", &just_model));
+    IO_ROW(nb_checkpoint_load, IO, "cannot open", nb_checkpoint_load("/nonexistent/x", &just_model));
     EXPECT_EQ(file, nullptr);
+#undef IO_ROW
+#undef INVALID
+#undef IO
 #ifdef NABLA_TEST_DLPACK
     static DLManagedTensor *managed = nullptr;
     ROW(nb_to_dlpack, NB_ERR_INVALID, "tensor is NULL", nb_to_dlpack(nullptr, &managed));

@@ -106,10 +106,10 @@ static nb_status check_save_args(const char *path, const nb_named_tensor *tensor
              fn, path, tensors ? "an array" : "NULL", n);
     for (int i = 0; i < n; i++) {
         const char *name = tensors[i].name;
-        NB_CHECK(tensors[i].tensor, NB_ERR_INVALID, "%s: %s: tensor %d (\"%s\") is NULL", fn, path, i, name);
         NB_CHECK(memchr(name, 0, sizeof tensors[i].name) && name[0] && strcmp(name, "__metadata__"),
                  NB_ERR_INVALID, "%s: %s: tensor %d's name must be non-empty, NUL-terminated and not "
                  "\"__metadata__\"", fn, path, i);
+        NB_CHECK(tensors[i].tensor, NB_ERR_INVALID, "%s: %s: tensor %d (\"%s\") is NULL", fn, path, i, name);
         NB_CHECK(safetensors_dtype(tensors[i].tensor->dtype), NB_ERR_DTYPE, "%s: %s: tensor \"%s\" is %s",
                  fn, path, name, nb_dtype_name(tensors[i].tensor->dtype));
         for (int j = 0; j < i; j++)

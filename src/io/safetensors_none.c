@@ -4,9 +4,6 @@
 #define NB_NO_CJSON(fn) nb__error(NB_ERR_UNSUPPORTED, "%s: nabla was built without cJSON, which safetensors " \
                                   "files need (apt-get install libcjson-dev, then rebuild)", fn)
 
-void nb__fail_io_step(int64_t k) { (void)k; }
-int64_t nb__io_steps_seen(void) { return 0; }
-
 nb_status nb_safetensors_save(const char *path, const nb_named_tensor *tensors, int n,
                               const nb_save_options *options) {
     (void)path, (void)tensors, (void)n, (void)options;

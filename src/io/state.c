@@ -146,35 +146,33 @@ static nb_status load_named(const char *fn, nb_safetensors *f, const char *path,
     return status;
 }
 
-/* s, its message starting with fn: the name of the function the user
- * called (a file error comes from nb_safetensors_open or _save). */
-static nb_status within(const char *fn, nb_status s) {
-    const char *message = nb_last_error();
-    if (s == NB_OK || !strncmp(message, fn, strlen(fn))) return s;
-    return nb__error(s, "%s: %s", fn, message);
-}
-
-/* ---- module state dicts ---- */
+/* ---- module state dicts ----
+ * Each public function runs between nb__enter and nb__leave, so an error of
+ * the file functions it calls names it first. */
 
 nb_status nb_module_save(const nb_module *m, const char *path) {
+    const char *outer = nb__enter("nb_module_save");
     named_list l = {0};
     nb_status status = add_module(&l, "nb_module_save", m, "");
     if (status == NB_OK) status = nb_safetensors_save(path, l.items, l.n, NULL);
     list_free(&l);
-    return within("nb_module_save", status);
+    nb__leave(outer);
+    return status;
 }
 
 nb_status nb_module_load(nb_module *m, const char *path, const nb_load_options *options) {
     const char *fn = "nb_module_load";
     NB_CHECK(m, NB_ERR_INVALID, "%s: module is NULL", fn);
-    nb_safetensors *f;
-    NB_TRY(within(fn, nb_safetensors_open(path, &f)));
+    const char *outer = nb__enter(fn);
+    nb_safetensors *f = NULL;
+    nb_status status = nb_safetensors_open(path, &f);
     named_list l = {0};
-    nb_status status = add_module(&l, fn, m, "");
+    if (status == NB_OK) status = add_module(&l, fn, m, "");
     if (status == NB_OK) status = load_named(fn, f, path, &l, "", options);
     list_free(&l);
     nb_safetensors_close(f);
-    return within(fn, status);
+    nb__leave(outer);
+    return status;
 }
 
 /* ---- optimizers ---- */
@@ -391,6 +389,7 @@ static const char **checkpoint_metadata(const nb_checkpoint *c, metadata_text **
 nb_status nb_checkpoint_save(const char *path, const nb_checkpoint *c) {
     const char *fn = "nb_checkpoint_save";
     NB_TRY(check_checkpoint(fn, c));
+    const char *outer = nb__enter(fn);
     named_list l = {0};
     nb_status status = checkpoint_tensors(fn, c, &l);
     metadata_text *text = NULL;
@@ -400,7 +399,8 @@ nb_status nb_checkpoint_save(const char *path, const nb_checkpoint *c) {
     free(kv);
     free(text);
     list_free(&l);
-    return within(fn, status);
+    nb__leave(outer);
+    return status;
 }
 
 static nb_status restore_generators(const char *fn, const char *path, nb_safetensors *f, nb_checkpoint *c) {
@@ -456,9 +456,11 @@ static nb_status restore_all(const char *fn, const char *path, nb_safetensors *f
 nb_status nb_checkpoint_load(const char *path, nb_checkpoint *c) {
     const char *fn = "nb_checkpoint_load";
     NB_TRY(check_checkpoint(fn, c));
-    nb_safetensors *f;
-    NB_TRY(within(fn, nb_safetensors_open(path, &f)));
-    nb_status status = restore_all(fn, path, f, c);
+    const char *outer = nb__enter(fn);
+    nb_safetensors *f = NULL;
+    nb_status status = nb_safetensors_open(path, &f);
+    if (status == NB_OK) status = restore_all(fn, path, f, c);
     nb_safetensors_close(f);
-    return within(fn, status);
+    nb__leave(outer);
+    return status;
 }

@@ -12,19 +12,10 @@
 
 #include <nabla/nabla.h>
 
-static char path[64];
-
-static void remove_file(void) { unlink(path); }
+#include "fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (!path[0]) {
-        snprintf(path, sizeof path, "/tmp/nabla_fuzz_idx_%d", (int)getpid());
-        atexit(remove_file);
-    }
-    FILE *f = fopen(path, "wb");
-    if (!f) abort();
-    if (size && fwrite(data, 1, size, f) != size) abort();
-    fclose(f);
+    const char *path = fuzz_input_file("idx", data, size);
     nb_tensor *t = NULL;
     nb_status status = nb_idx_read(path, &t);
     if (status == NB_OK) {

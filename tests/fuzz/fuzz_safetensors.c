@@ -12,9 +12,7 @@
 
 #include <nabla/nabla.h>
 
-static char path[64];
-
-static void remove_file(void) { unlink(path); }
+#include "fuzz_file.h"
 
 static void check_entries(nb_safetensors *f, const uint8_t *data, size_t size) {
     uint64_t length = 0;
@@ -38,14 +36,7 @@ static void check_entries(nb_safetensors *f, const uint8_t *data, size_t size) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (!path[0]) {
-        snprintf(path, sizeof path, "/tmp/nabla_fuzz_safetensors_%d", (int)getpid());
-        atexit(remove_file);
-    }
-    FILE *out = fopen(path, "wb");
-    if (!out) abort();
-    if (size && fwrite(data, 1, size, out) != size) abort();
-    fclose(out);
+    const char *path = fuzz_input_file("safetensors", data, size);
     nb_safetensors *f = NULL;
     nb_status status = nb_safetensors_open(path, &f);
     if (status == NB_OK) check_entries(f, data, size);
