@@ -27,6 +27,9 @@ bool nb_is_leaf(const nb_tensor *t);
 nb_tensor *nb_grad(const nb_tensor *t);
 /* Drops the accumulated gradient. */
 void nb_zero_grad(nb_tensor *t);
+/* Makes grad (of t's shape, dtype and device; held, not copied) a leaf's
+ * accumulated gradient, as PyTorch's `t.grad = g`; NULL drops it. */
+nb_status nb_set_grad(nb_tensor *t, nb_tensor *grad);
 /* Name of the op that produced t ("mul", ...), or NULL for a leaf. */
 const char *nb_grad_fn_name(const nb_tensor *t);
 

@@ -102,6 +102,14 @@ nb_tensor *nb_from_buffer(const void *data, size_t nbytes, int ndim, const int64
 /* nb_from_buffer for a buffer the caller knows holds numel elements. */
 nb_tensor *nb_from_host(const void *data, int ndim, const int64_t *shape, nb_dtype dtype,
                         nb_device device);
+/* A tensor over memory nabla does not own (a numpy array, a mapped file),
+ * without a copy: data holds nbytes on device, the elements at the given
+ * strides (in elements, >= 0; NULL: contiguous) must lie within them. Once
+ * the last tensor over it is gone, nabla calls release(ctx) (release may be
+ * NULL). On failure release is not called. */
+nb_tensor *nb_from_memory(void *data, size_t nbytes, int ndim, const int64_t *shape,
+                          const int64_t *strides, nb_dtype dtype, nb_device device,
+                          void (*release)(void *ctx), void *ctx);
 /* Copies t's elements, in row-major order and t's dtype, to host memory;
  * nbytes must equal numel * dtype size. */
 nb_status nb_to_host(const nb_tensor *t, void *dst, size_t nbytes);

@@ -49,6 +49,28 @@ void nb_zero_grad(nb_tensor *t) {
     t->grad = NULL;
 }
 
+nb_status nb_set_grad(nb_tensor *t, nb_tensor *grad) {
+    NB_CHECK(t, NB_ERR_INVALID, "nb_set_grad: tensor is NULL");
+    if (!grad) {
+        nb_zero_grad(t);
+        return NB_OK;
+    }
+    NB_CHECK(!t->grad_fn, NB_ERR_AUTOGRAD, "nb_set_grad: the tensor is not a leaf (made by %s)",
+             nb_op_name(t->grad_fn->op));
+    bool same_shape = grad->ndim == t->ndim;
+    for (int d = 0; same_shape && d < t->ndim; d++) same_shape = grad->shape[d] == t->shape[d];
+    NB_CHECK(same_shape, NB_ERR_SHAPE, "nb_set_grad: the gradient is %s, the tensor %s",
+             nb__tensor_shape_str(grad), nb__tensor_shape_str(t));
+    NB_CHECK(grad->dtype == t->dtype, NB_ERR_DTYPE, "nb_set_grad: the gradient is %s, the tensor %s",
+             nb_dtype_name(grad->dtype), nb_dtype_name(t->dtype));
+    NB_CHECK(nb__same_device(grad->storage->device, t->storage->device), NB_ERR_DEVICE,
+             "nb_set_grad: the gradient is on another device than the tensor");
+    nb_retain(grad);
+    nb_release(t->grad);
+    t->grad = grad;
+    return NB_OK;
+}
+
 nb_tensor *nb_detach(const nb_tensor *t) {
     if (!t) {
         nb__error(NB_ERR_INVALID, "nb_detach: tensor is NULL");

@@ -305,6 +305,45 @@ static nb_tensor *from_host(const char *fn, const void *data, size_t nbytes, int
     return nb__unwrap(status, t);
 }
 
+static void release_nothing(void *ctx) { (void)ctx; }
+
+nb_tensor *nb_from_memory(void *data, size_t nbytes, int ndim, const int64_t *shape,
+                          const int64_t *strides, nb_dtype dtype, nb_device device,
+                          void (*release)(void *ctx), void *ctx) {
+    static const char fn[] = "nb_from_memory";
+    int64_t numel, dense[NB_MAX_DIMS];
+    if (nb__checked_numel(fn, ndim, shape, dtype, &numel) != NB_OK) return NULL;
+    if (!strides) {
+        nb__contiguous_strides(ndim, shape, dense);
+        strides = dense;
+    }
+    /* the byte after the farthest element, which must lie within nbytes */
+    size_t elem = nb_dtype_size(dtype), end = numel ? elem : 0;
+    for (int d = 0; d < ndim && numel; d++) {
+        if (strides[d] < 0 || (shape[d] > 1 && (uint64_t)strides[d] > (SIZE_MAX - end) / elem / (uint64_t)(shape[d] - 1))) {
+            nb__error(NB_ERR_INVALID, "%s: stride %lld of dim %d is negative or too large", fn,
+                      (long long)strides[d], d);
+            return NULL;
+        }
+        end += (size_t)(shape[d] - 1) * (size_t)strides[d] * elem;
+    }
+    if (end > nbytes || (end && !data)) {
+        nb__error(NB_ERR_INVALID, "%s: a %s tensor of shape %s reaches %zu bytes, the memory has %zu%s",
+                  fn, nb_dtype_name(dtype), nb__shape_str(ndim, shape), end, nbytes,
+                  data ? "" : " (data is NULL)");
+        return NULL;
+    }
+    if (device.type == NB_DEVICE_CUDA && (device.index < 0 || device.index >= nb_cuda_device_count())) {
+        nb__error(NB_ERR_DEVICE, "%s: no GPU %d", fn, device.index);
+        return NULL;
+    }
+    nb_tensor *t = NULL;
+    if (nb__tensor_external(fn, data, nbytes, device, dtype, ndim, shape, strides,
+                            release ? release : release_nothing, ctx, &t) != NB_OK)
+        return NULL;
+    return t;
+}
+
 nb_tensor *nb_from_buffer(const void *data, size_t nbytes, int ndim, const int64_t *shape,
                           nb_dtype dtype, nb_device device) {
     return from_host("nb_from_buffer", data, nbytes, ndim, shape, dtype, device);

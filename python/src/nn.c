@@ -1,0 +1,377 @@
+/* The C optimizers as nabla._C.Optimizer (nabla.optim wraps it with
+ * param_groups), gradient clipping, the initializers, safetensors files and
+ * Fashion-MNIST. */
+#include "pynabla.h"
+
+#include "../../src/nn/nn.h" /* the optimizer's state, for state_dict */
+
+typedef struct {
+    PyObject_HEAD
+    nb_optimizer *opt;
+    PyObject *params; /* the list of Tensors, kept alive with the optimizer */
+} nbp_optimizer;
+
+static void optimizer_dealloc(PyObject *self) {
+    nbp_optimizer *o = (nbp_optimizer *)self;
+    nb_optimizer_free(o->opt);
+    Py_XDECREF(o->params);
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* Optimizer(kind, params, lr, momentum_or_beta1=0, beta2=0.999, eps=1e-8,
+ * weight_decay=0, nesterov=False); kind 'sgd', 'adam' or 'adamw' */
+static PyObject *optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"kind", "params", "lr", "momentum", "beta2", "eps", "weight_decay",
+                             "nesterov", NULL};
+    const char *kind;
+    PyObject *params;
+    double lr, momentum = 0, beta2 = 0.999, eps = 1e-8, wd = 0;
+    int nesterov = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOd|ddddp:Optimizer", kwlist, &kind, &params, &lr,
+                                     &momentum, &beta2, &eps, &wd, &nesterov))
+        return NULL;
+    PyObject *list = PySequence_List(params);
+    if (!list) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    nb_tensor **ts = PyMem_Malloc(sizeof *ts * (size_t)(n ? n : 1));
+    if (!ts) {
+        Py_DECREF(list);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (nbp_tensor_borrow(PyList_GET_ITEM(list, i), false, "Optimizer", "params", &ts[i]) < 0) {
+            PyMem_Free(ts);
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
+    nb_optimizer *opt = NULL;
+    if (!strcmp(kind, "sgd")) opt = nb_sgd_create(ts, (int)n, lr, momentum, wd, nesterov);
+    else if (!strcmp(kind, "adam")) opt = nb_adam_create(ts, (int)n, lr, momentum, beta2, eps, wd);
+    else if (!strcmp(kind, "adamw")) opt = nb_adamw_create(ts, (int)n, lr, momentum, beta2, eps, wd);
+    else PyErr_Format(PyExc_ValueError, "Optimizer: unknown kind '%s' (sgd, adam, adamw)", kind);
+    PyMem_Free(ts);
+    if (!opt) {
+        Py_DECREF(list);
+        return PyErr_Occurred() ? NULL : nbp_raise();
+    }
+    nbp_optimizer *o = (nbp_optimizer *)type->tp_alloc(type, 0);
+    if (!o) {
+        nb_optimizer_free(opt);
+        Py_DECREF(list);
+        return NULL;
+    }
+    o->opt = opt;
+    o->params = list;
+    return (PyObject *)o;
+}
+
+static PyObject *optimizer_step(PyObject *self, PyObject *unused) {
+    (void)unused;
+    if (nb_optimizer_step(((nbp_optimizer *)self)->opt) != NB_OK) return nbp_raise();
+    Py_RETURN_NONE;
+}
+
+static PyObject *optimizer_zero_grad(PyObject *self, PyObject *unused) {
+    (void)unused;
+    nb_optimizer_zero_grad(((nbp_optimizer *)self)->opt);
+    Py_RETURN_NONE;
+}
+
+static PyObject *optimizer_get_lr(PyObject *self, void *c) {
+    (void)c;
+    return PyFloat_FromDouble(nb_optimizer_get_lr(((nbp_optimizer *)self)->opt));
+}
+
+static int optimizer_set_lr(PyObject *self, PyObject *value, void *c) {
+    (void)c;
+    double lr;
+    if (!value) return PyErr_SetString(PyExc_TypeError, "lr cannot be deleted"), -1;
+    if (nbp_double_arg(value, "Optimizer.lr", "lr", &lr) < 0) return -1;
+    if (nb_optimizer_set_lr(((nbp_optimizer *)self)->opt, lr) != NB_OK) return nbp_raise(), -1;
+    return 0;
+}
+
+/* The state names of PyTorch's optimizers. */
+static const char *state_name(const nb_optimizer *opt, int which) {
+    if (opt->kind == NB__SGD) return which == 1 ? "momentum_buffer" : NULL;
+    return which == 1 ? "exp_avg" : "exp_avg_sq";
+}
+
+/* state(i) -> {'step': n, 'momentum_buffer' or 'exp_avg', 'exp_avg_sq': Tensor} */
+static PyObject *optimizer_state(PyObject *self, PyObject *arg) {
+    const nb_optimizer *opt = ((nbp_optimizer *)self)->opt;
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    if (i < 0 || i >= opt->n) return PyErr_Format(PyExc_IndexError, "Optimizer.state: no parameter %zd", i);
+    PyObject *d = Py_BuildValue("{s:L}", "step", (long long)opt->steps[i]);
+    nb_tensor *states[2] = {opt->state1[i], opt->state2[i]};
+    for (int w = 0; d && w < 2; w++) {
+        if (!states[w] || !state_name(opt, w + 1)) continue;
+        PyObject *t = nbp_wrap(nb_clone(states[w]));
+        if (!t || PyDict_SetItemString(d, state_name(opt, w + 1), t) < 0) Py_CLEAR(d);
+        Py_XDECREF(t);
+    }
+    return d;
+}
+
+/* set_state(i, state): state_dict's entry back, converted to the optimizer's state dtype */
+static PyObject *optimizer_set_state(PyObject *self, PyObject *args) {
+    nb_optimizer *opt = ((nbp_optimizer *)self)->opt;
+    Py_ssize_t i;
+    PyObject *state;
+    if (!PyArg_ParseTuple(args, "nO!:set_state", &i, &PyDict_Type, &state)) return NULL;
+    if (i < 0 || i >= opt->n) return PyErr_Format(PyExc_IndexError, "Optimizer.set_state: no parameter %zd", i);
+    nb_tensor **slots[2] = {&opt->state1[i], &opt->state2[i]};
+    nb_tensor *loaded[2] = {NULL, NULL};
+    nb_tensor *param = opt->params[i];
+    nb_dtype dtype = nb_dtype_of(param) == NB_F64 ? NB_F64 : NB_F32;
+    for (int w = 0; w < 2; w++) {
+        const char *name = state_name(opt, w + 1);
+        PyObject *t = name ? PyDict_GetItemString(state, name) : NULL;
+        if (!t) continue;
+        nb_tensor *src;
+        if (nbp_tensor_borrow(t, false, "Optimizer.load_state_dict", name, &src) < 0) goto fail;
+        if (nb_numel(src) != nb_numel(param)) {
+            PyErr_Format(PyExc_ValueError, "Optimizer.load_state_dict: %s of parameter %zd has %lld "
+                         "elements, the parameter %lld", name, i, (long long)nb_numel(src),
+                         (long long)nb_numel(param));
+            goto fail;
+        }
+        nb_tensor *moved = nb_to(src, nb_device_of(param));
+        nb_tensor *cast = moved ? nb_cast(moved, dtype) : NULL;
+        nb_release(moved);
+        loaded[w] = cast ? nb_reshape(cast, nb_ndim(param), nb_shape(param)) : NULL;
+        nb_release(cast);
+        if (!loaded[w]) {
+            nbp_raise();
+            goto fail;
+        }
+        nb_tensor *own = nb_contiguous(loaded[w]);
+        nb_release(loaded[w]);
+        loaded[w] = own;
+    }
+    PyObject *step = PyDict_GetItemString(state, "step");
+    long long steps = step ? PyLong_AsLongLong(step) : opt->steps[i];
+    if (steps == -1 && PyErr_Occurred()) goto fail;
+    for (int w = 0; w < 2; w++) {
+        if (!loaded[w]) continue;
+        nb_release(*slots[w]);
+        *slots[w] = loaded[w];
+    }
+    opt->steps[i] = steps;
+    Py_RETURN_NONE;
+fail:
+    nb_release(loaded[0]);
+    nb_release(loaded[1]);
+    return NULL;
+}
+
+static PyMethodDef optimizer_methods[] = {
+    {"step", optimizer_step, METH_NOARGS, "step(): one update of every parameter with a gradient."},
+    {"zero_grad", optimizer_zero_grad, METH_NOARGS, "zero_grad(): drops every parameter's gradient."},
+    {"state", optimizer_state, METH_O, "state(i) -> dict: parameter i's state (copies)."},
+    {"set_state", optimizer_set_state, METH_VARARGS, "set_state(i, dict): restores state(i)'s dict."},
+    {NULL}};
+
+static PyGetSetDef optimizer_getset[] = {
+    {"lr", optimizer_get_lr, optimizer_set_lr, "The learning rate.", NULL}, {NULL}};
+
+static PyTypeObject optimizer_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nabla._C.Optimizer",
+    .tp_basicsize = sizeof(nbp_optimizer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Optimizer(kind, params, lr, momentum=0, beta2=0.999, eps=1e-8, weight_decay=0, "
+              "nesterov=False): one of nabla's fused C optimizers ('sgd', 'adam', 'adamw'; momentum is "
+              "beta1 for Adam). nabla.optim's classes wrap it.",
+    .tp_new = optimizer_new,
+    .tp_dealloc = optimizer_dealloc,
+    .tp_methods = optimizer_methods,
+    .tp_getset = optimizer_getset,
+};
+
+/* ---- functions ---- */
+
+static int tensor_list(PyObject *o, const char *fn, PyObject **list, nb_tensor ***out, int *n) {
+    *list = PySequence_List(o);
+    if (!*list) return -1;
+    Py_ssize_t count = PyList_GET_SIZE(*list);
+    *out = PyMem_Malloc(sizeof **out * (size_t)(count ? count : 1));
+    if (!*out) {
+        Py_CLEAR(*list);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (nbp_tensor_borrow(PyList_GET_ITEM(*list, i), false, fn, "parameters", &(*out)[i]) < 0) {
+            PyMem_Free(*out);
+            Py_CLEAR(*list);
+            return -1;
+        }
+    *n = (int)count;
+    return 0;
+}
+
+static PyObject *py_clip_grad_norm(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *params, *list;
+    double max_norm;
+    nb_tensor **ts;
+    int n;
+    if (!PyArg_ParseTuple(args, "Od:clip_grad_norm_", &params, &max_norm) ||
+        tensor_list(params, "clip_grad_norm_", &list, &ts, &n) < 0)
+        return NULL;
+    PyObject *r = nbp_wrap(nb_clip_grad_norm(ts, n, max_norm));
+    PyMem_Free(ts);
+    Py_DECREF(list);
+    return r;
+}
+
+static PyObject *py_lr_warmup_cosine(PyObject *self, PyObject *args) {
+    (void)self;
+    long long step, warmup, total;
+    double max_lr, min_lr;
+    if (!PyArg_ParseTuple(args, "LLLdd:lr_warmup_cosine", &step, &warmup, &total, &max_lr, &min_lr))
+        return NULL;
+    return PyFloat_FromDouble(nb_lr_warmup_cosine(step, warmup, total, max_lr, min_lr));
+}
+
+/* init_(kind, tensor, a, b, generator): in place, without autograd */
+static PyObject *py_init(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *kind;
+    PyObject *t, *gen_o = Py_None;
+    double a = 0, b = 0;
+    nb_generator *gen;
+    if (!PyArg_ParseTuple(args, "sO!|ddO:init_", &kind, &nbp_tensor_type, &t, &a, &b, &gen_o) ||
+        nbp_generator_arg(gen_o, "init_", &gen) < 0)
+        return NULL;
+    nb_status status;
+    if (!strcmp(kind, "kaiming_normal")) status = nb_init_kaiming_normal(nbp_t(t), (int64_t)a, gen);
+    else if (!strcmp(kind, "normal")) status = nb_init_normal(nbp_t(t), a, b, gen);
+    else if (!strcmp(kind, "constant")) status = nb_init_constant(nbp_t(t), a);
+    else return PyErr_Format(PyExc_ValueError, "init_: unknown kind '%s'", kind);
+    if (status != NB_OK) return nbp_raise();
+    Py_INCREF(t);
+    return t;
+}
+
+/* safetensors_save(path, [(name, tensor), ...], metadata=None) */
+static PyObject *py_safetensors_save(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *path;
+    PyObject *items, *metadata = Py_None;
+    if (!PyArg_ParseTuple(args, "sO|O:save", &path, &items, &metadata)) return NULL;
+    PyObject *seq = PySequence_Fast(items, "save: expected (name, tensor) pairs");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), nmeta = metadata == Py_None ? 0 : PyDict_Size(metadata);
+    nb_named_tensor *named = PyMem_Calloc((size_t)(n ? n : 1), sizeof *named);
+    const char **meta = PyMem_Calloc((size_t)(2 * (nmeta > 0 ? nmeta : 0) + 1), sizeof *meta);
+    PyObject *r = NULL;
+    if (!named || !meta || nmeta < 0) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
+        const char *name;
+        PyObject *t;
+        if (!PyArg_ParseTuple(pair, "sO!:save", &name, &nbp_tensor_type, &t)) goto done;
+        if (strlen(name) >= sizeof named[i].name) {
+            PyErr_Format(PyExc_ValueError, "save: the name '%.40s...' is longer than %zu bytes", name,
+                         sizeof named[i].name - 1);
+            goto done;
+        }
+        strcpy(named[i].name, name);
+        named[i].tensor = nbp_t(t);
+    }
+    Py_ssize_t pos = 0, k = 0;
+    PyObject *key, *value;
+    while (nmeta > 0 && PyDict_Next(metadata, &pos, &key, &value)) {
+        if (!PyUnicode_Check(key) || !PyUnicode_Check(value)) {
+            PyErr_SetString(PyExc_TypeError, "save: metadata keys and values must be strings");
+            goto done;
+        }
+        meta[k++] = PyUnicode_AsUTF8(key);
+        meta[k++] = PyUnicode_AsUTF8(value);
+    }
+    if (nb_safetensors_save(path, named, (int)n, &(nb_save_options){.metadata = meta}) != NB_OK) {
+        nbp_raise();
+        goto done;
+    }
+    r = Py_None;
+    Py_INCREF(r);
+done:
+    PyMem_Free(named);
+    PyMem_Free(meta);
+    Py_DECREF(seq);
+    return r;
+}
+
+/* safetensors_load(path, device=None) -> {name: Tensor} in the file's order */
+static PyObject *py_safetensors_load(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *path;
+    PyObject *device_o = Py_None;
+    nb_device device;
+    if (!PyArg_ParseTuple(args, "s|O:load", &path, &device_o) ||
+        nbp_device_arg(device_o, nb_cpu(), "load", "map_location", &device) < 0)
+        return NULL;
+    nb_safetensors *file;
+    if (nb_safetensors_open(path, &file) != NB_OK) return nbp_raise();
+    PyObject *d = PyDict_New();
+    for (int i = 0; d && i < nb_safetensors_count(file); i++) {
+        const nb_safetensors_entry *e = nb_safetensors_entry_at(file, i);
+        nb_tensor *t;
+        if (nb_safetensors_get(file, e->name, device, &t) != NB_OK) {
+            nbp_raise();
+            Py_CLEAR(d);
+            break;
+        }
+        PyObject *o = nbp_wrap(t);
+        if (!o || PyDict_SetItemString(d, e->name, o) < 0) Py_CLEAR(d);
+        Py_XDECREF(o);
+    }
+    nb_safetensors_close(file);
+    return d;
+}
+
+static PyObject *py_fashion_mnist(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *root = NULL;
+    int train = 1;
+    if (!PyArg_ParseTuple(args, "|zp:fashion_mnist", &root, &train)) return NULL;
+    nb_tensor *images, *labels;
+    if (nb_fashion_mnist_load(root, train, &images, &labels) != NB_OK) return nbp_raise();
+    PyObject *x = nbp_wrap(images), *y = x ? nbp_wrap(labels) : (nb_release(labels), NULL);
+    if (!y) {
+        Py_XDECREF(x);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", x, y);
+}
+
+static PyMethodDef nn_methods[] = {
+    {"clip_grad_norm_", py_clip_grad_norm, METH_VARARGS,
+     "clip_grad_norm_(parameters, max_norm) -> Tensor: scales the gradients to a global L2 norm of at "
+     "most max_norm; returns the norm before."},
+    {"lr_warmup_cosine", py_lr_warmup_cosine, METH_VARARGS,
+     "lr_warmup_cosine(step, warmup_steps, total_steps, max_lr, min_lr) -> float: linear warmup, then "
+     "a cosine down to min_lr."},
+    {"init_", py_init, METH_VARARGS,
+     "init_(kind, tensor, a=0, b=0, generator=None): 'kaiming_normal' (a = fan_in), 'normal' (mean a, "
+     "std b) or 'constant' (a), in place."},
+    {"safetensors_save", py_safetensors_save, METH_VARARGS,
+     "safetensors_save(path, items, metadata=None): writes (name, tensor) pairs atomically."},
+    {"safetensors_load", py_safetensors_load, METH_VARARGS,
+     "safetensors_load(path, device=None) -> dict: every tensor of a safetensors file."},
+    {"fashion_mnist", py_fashion_mnist, METH_VARARGS,
+     "fashion_mnist(root=None, train=True) -> (images, labels): normalized [N, 1, 28, 28] float32 and "
+     "int64 labels."},
+    {NULL}};
+
+int nbp_nn_register(PyObject *module) {
+    if (PyType_Ready(&optimizer_type) < 0 || PyModule_AddObjectRef(module, "Optimizer", (PyObject *)&optimizer_type) < 0)
+        return -1;
+    return PyModule_AddFunctions(module, nn_methods);
+}
