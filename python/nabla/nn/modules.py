@@ -1,0 +1,667 @@
+"""nabla.nn.Module and the layers, as PyTorch's, over nabla's C ops.
+
+The layers draw their initial weights as nabla's C layers do (Kaiming-normal
+weights, zero biases, unit norm weights, from the generator given or the
+default one, in the same order), so a model built here from a seed starts
+where the same C model starts."""
+import math
+from collections import OrderedDict
+
+from .. import _C
+from . import functional as F
+from . import init
+
+
+class Parameter(_C.Tensor):
+    """A tensor a Module registers as a parameter: a leaf that requires a gradient."""
+
+    def __new__(cls, data=None, requires_grad=True):
+        if data is None:
+            data = _C.empty(0)
+        return _C.Tensor._make_subclass(cls, data, requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """The base of every layer and model: holds parameters, buffers and submodules by attribute
+    name, has a train/eval mode, and calls forward when called."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ---- registration ----
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("Module.__init__() must be called before assigning attributes")
+        if isinstance(value, (Parameter, Module)):
+            for table in (self._parameters, self._buffers, self._modules):
+                table.pop(name, None)
+            self.__dict__.pop(name, None)
+            (self._parameters if isinstance(value, Parameter) else self._modules)[name] = value
+        elif name in self._parameters and value is None:
+            self._parameters[name] = None
+        elif name in self._buffers and (value is None or isinstance(value, _C.Tensor)):
+            self._buffers[name] = value
+        elif name in self._parameters or name in self._modules:
+            raise TypeError(f"cannot assign a {type(value).__name__} to '{name}' of {type(self).__name__} "
+                            "(a Parameter or Module is expected)")
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        for table in ("_parameters", "_buffers", "_modules"):
+            d = self.__dict__.get(table)
+            if d is not None and name in d:
+                return d[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for table in (self._parameters, self._buffers, self._modules):
+            if name in table:
+                del table[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        """Adds param (a Parameter or None) under name."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: '{name}' must be a Parameter or None")
+        self.__dict__.pop(name, None)
+        self._parameters[name] = param
+
+    def register_buffer(self, name, tensor):
+        """Adds a tensor that is state but not a parameter (running statistics)."""
+        if tensor is not None and not isinstance(tensor, _C.Tensor):
+            raise TypeError(f"register_buffer: '{name}' must be a Tensor or None")
+        self.__dict__.pop(name, None)
+        self._buffers[name] = tensor
+
+    def add_module(self, name, module):
+        """Adds a submodule under name."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: '{name}' must be a Module")
+        self._modules[name] = module
+
+    # ---- walking ----
+    def named_modules(self, prefix=""):
+        """(path, module) for this module and every submodule, depth first."""
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def children(self):
+        """The direct submodules."""
+        return (m for m in self._modules.values() if m is not None)
+
+    def named_children(self):
+        return ((n, m) for n, m in self._modules.items() if m is not None)
+
+    def named_parameters(self, prefix="", recurse=True):
+        """(dotted path, parameter), each parameter once."""
+        seen = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for path, m in modules:
+            for name, p in m._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{path}.{name}" if path else name), p
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix="", recurse=True):
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for path, m in modules:
+            for name, b in m._buffers.items():
+                if b is not None:
+                    yield (f"{path}.{name}" if path else name), b
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    # ---- modes and moves ----
+    def train(self, mode=True):
+        """Training mode (dropout on, batch statistics) for this module and its children."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        """Evaluation mode: train(False)."""
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        """Drops every parameter's gradient."""
+        for p in self.parameters():
+            p.grad = None
+
+    def _apply(self, fn):
+        for m in self.modules():
+            for name, p in m._parameters.items():
+                if p is not None:
+                    with _NoGrad():
+                        moved = fn(p)
+                    if moved is not p:
+                        m._parameters[name] = Parameter(moved, p.requires_grad)
+            for name, b in m._buffers.items():
+                if b is not None:
+                    m._buffers[name] = fn(b)
+        return self
+
+    def to(self, device=None, dtype=None):
+        """Moves (and converts floats of) every parameter and buffer; returns self."""
+        if isinstance(device, _C.dtype):
+            device, dtype = None, device
+
+        def move(t):
+            d = dtype if dtype is not None and t.dtype.is_floating_point else None
+            return t.to(device, d)
+        return self._apply(move)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to(device if device is not None else "cuda")
+
+    def float(self):
+        return self.to(dtype=_C.float32)
+
+    def double(self):
+        return self.to(dtype=_C.float64)
+
+    def half(self):
+        return self.to(dtype=_C.float16)
+
+    def bfloat16(self):
+        return self.to(dtype=_C.bfloat16)
+
+    # ---- state ----
+    def state_dict(self, prefix=""):
+        """Parameters and buffers by dotted path (PyTorch's names), detached."""
+        out = OrderedDict()
+        for name, p in self.named_parameters(prefix):
+            out[name] = p.detach()
+        for name, b in self.named_buffers(prefix):
+            out[name] = b.detach()
+        return out
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copies the tensors of state_dict into this module's (shapes must match; dtypes and
+        devices convert). strict: missing and unexpected names are an error, and nothing is
+        written. Returns (missing_keys, unexpected_keys)."""
+        own = OrderedDict(list(self.named_parameters()) + list(self.named_buffers()))
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for name, t in own.items():
+            if name in state_dict and tuple(state_dict[name].shape) != tuple(t.shape):
+                raise ValueError(f"load_state_dict: '{name}' is {tuple(state_dict[name].shape)} in the "
+                                 f"state dict, {tuple(t.shape)} in the module")
+        with _NoGrad():
+            for name, t in own.items():
+                if name in state_dict:
+                    t.copy_(state_dict[name])
+        return missing, unexpected
+
+    # ---- printing ----
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+class _NoGrad:
+    def __enter__(self):
+        self.prev = _C.set_grad_enabled(False)
+
+    def __exit__(self, *exc):
+        _C.set_grad_enabled(self.prev)
+
+
+def _kaiming(shape, fan_in, dtype, device, generator):
+    w = Parameter(_C.empty(*shape, dtype=dtype, device=device))
+    _C.init_("kaiming_normal", w, fan_in, 0, generator)
+    return w
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+# ---- layers ----
+
+class Identity(Module):
+    def forward(self, x):
+        return x
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias; weight [out_features, in_features] Kaiming-normal, bias zeros."""
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None, generator=None):
+        super().__init__()
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(f"Linear: needs positive sizes, got {in_features} and {out_features}")
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = _kaiming((out_features, in_features), in_features, dtype, device, generator)
+        self.bias = Parameter(_C.zeros(out_features, dtype=dtype, device=device)) if bias else None
+        if not bias:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        return _C.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Conv2d(Module):
+    """2-D convolution of [N, C, H, W]; weight [out, in / groups, k, k] Kaiming-normal."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, device=None, dtype=None, generator=None):
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: channels {in_channels} -> {out_channels} must divide by groups {groups}")
+        kh, kw = _pair(kernel_size)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.weight = _kaiming((out_channels, in_channels // groups, kh, kw), in_channels // groups * kh * kw,
+                               dtype, device, generator)
+        if bias:
+            self.bias = Parameter(_C.zeros(out_channels, dtype=dtype, device=device))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        return _C.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, groups={self.groups}")
+
+
+class ConvTranspose2d(Module):
+    """The adjoint of Conv2d; weight [in, out / groups, k, k]."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups=1, bias=True, dilation=1, device=None, dtype=None, generator=None):
+        super().__init__()
+        kh, kw = _pair(kernel_size)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self.groups, self.dilation = groups, dilation
+        self.weight = _kaiming((in_channels, out_channels // groups, kh, kw), out_channels // groups * kh * kw,
+                               dtype, device, generator)
+        if bias:
+            self.bias = Parameter(_C.zeros(out_channels, dtype=dtype, device=device))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        return _C.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                   self.output_padding, self.groups, self.dilation)
+
+
+class _BatchNorm(Module):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 device=None, dtype=None):
+        super().__init__()
+        self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
+        if affine:
+            self.weight = Parameter(_C.ones(num_features, dtype=dtype, device=device))
+            self.bias = Parameter(_C.zeros(num_features, dtype=dtype, device=device))
+        stats = _C.float32 if dtype in (_C.float16, _C.bfloat16) else dtype
+        if track_running_stats:
+            self.register_buffer("running_mean", _C.zeros(num_features, dtype=stats, device=device))
+            self.register_buffer("running_var", _C.ones(num_features, dtype=stats, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+
+    def forward(self, x):
+        self._check_input(x)
+        use_batch = self.training or self.running_mean is None
+        return _C.batch_norm(x, self.running_mean, self.running_var, self.weight if self.affine else None,
+                             self.bias if self.affine else None, use_batch, self.momentum, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of [N, C] or [N, C, L] per channel."""
+
+    def _check_input(self, x):
+        if x.ndim not in (2, 3):
+            raise ValueError(f"BatchNorm1d: expected a 2-D or 3-D input, got {x.ndim}-D")
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization of [N, C, H, W] per channel."""
+
+    def _check_input(self, x):
+        if x.ndim != 4:
+            raise ValueError(f"BatchNorm2d: expected a 4-D input, got {x.ndim}-D")
+
+
+class GroupNorm(Module):
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: {num_channels} channels do not divide into {num_groups} groups")
+        self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
+        self.weight = Parameter(_C.ones(num_channels, dtype=dtype, device=device)) if affine else None
+        self.bias = Parameter(_C.zeros(num_channels, dtype=dtype, device=device)) if affine else None
+
+    def forward(self, x):
+        return _C.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+
+class LayerNorm(Module):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.weight = Parameter(_C.ones(*shape, dtype=dtype, device=device)) if elementwise_affine else None
+        self.bias = Parameter(_C.zeros(*shape, dtype=dtype, device=device)) if elementwise_affine and bias else None
+
+    def forward(self, x):
+        return _C.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
+class RMSNorm(Module):
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.weight = Parameter(_C.ones(*shape, dtype=dtype, device=device)) if elementwise_affine else None
+
+    def forward(self, x):
+        return _C.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+
+class Embedding(Module):
+    """A table of num_embeddings rows of embedding_dim, drawn N(0, 1)."""
+
+    def __init__(self, num_embeddings, embedding_dim, device=None, dtype=None, generator=None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = Parameter(_C.empty(num_embeddings, embedding_dim, dtype=dtype, device=device))
+        _C.init_("normal", self.weight, 0.0, 1.0, generator)
+
+    def forward(self, indices):
+        return _C.embedding(indices, self.weight)
+
+
+class Dropout(Module):
+    def __init__(self, p=0.5, generator=None):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p, self.generator = p, generator
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training, self.generator)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x):
+        return _C.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x):
+        return _C.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AdaptiveAvgPool2d(Module):
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return _C.adaptive_avg_pool2d(x, self.output_size)
+
+
+class Flatten(Module):
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+
+def _activation(name, fn, doc):
+    def forward(self, x):
+        return fn(x)
+    return type(name, (Module,), {"forward": forward, "__doc__": doc})
+
+
+ReLU = _activation("ReLU", _C.relu, "max(x, 0).")
+ReLU6 = _activation("ReLU6", _C.relu6, "min(max(x, 0), 6).")
+SiLU = _activation("SiLU", _C.silu, "x sigmoid(x).")
+Sigmoid = _activation("Sigmoid", _C.sigmoid, "1 / (1 + exp(-x)).")
+Tanh = _activation("Tanh", _C.tanh, "tanh(x).")
+Hardsigmoid = _activation("Hardsigmoid", _C.hardsigmoid, "relu6(x + 3) / 6.")
+Hardswish = _activation("Hardswish", _C.hardswish, "x relu6(x + 3) / 6.")
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return _C.leaky_relu(x, self.negative_slope)
+
+
+class GELU(Module):
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x):
+        return _C.gelu(x, self.approximate)
+
+
+class Softmax(Module):
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return _C.softmax(x, self.dim)
+
+
+class CrossEntropyLoss(Module):
+    def __init__(self, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        super().__init__()
+        self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
+
+    def forward(self, input, target):
+        return _C.cross_entropy(input, target, self.ignore_index, self.reduction, self.label_smoothing)
+
+
+class MSELoss(Module):
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return F.mse_loss(input, target, self.reduction)
+
+
+# ---- containers ----
+
+class Sequential(Module):
+    """Runs its modules in order; they are named "0", "1", ... (or by an OrderedDict's keys)."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+class ModuleList(Module):
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    def __init__(self, modules=None):
+        super().__init__()
+        for name, m in (modules or {}).items():
+            self.add_module(name, m)
+
+    def __getitem__(self, name):
+        return self._modules[name]
+
+    def __setitem__(self, name, module):
+        self.add_module(name, module)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+
+class DepthwiseSeparableConv2d(Sequential):
+    """MobileNet's block, as nabla's C one: depthwise k x k conv (stride, padding k // 2) ->
+    BatchNorm -> activation -> pointwise 1x1 conv -> BatchNorm -> activation."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, activation=None, device=None,
+                 dtype=None, generator=None):
+        act = activation if activation is not None else ReLU
+        super().__init__(OrderedDict([
+            ("depthwise", Conv2d(in_channels, in_channels, kernel_size, stride, kernel_size // 2, 1, in_channels,
+                                 False, device, dtype, generator)),
+            ("bn1", BatchNorm2d(in_channels, device=device, dtype=dtype)),
+            ("act1", act()),
+            ("pointwise", Conv2d(in_channels, out_channels, 1, 1, 0, 1, 1, False, device, dtype, generator)),
+            ("bn2", BatchNorm2d(out_channels, device=device, dtype=dtype)),
+            ("act2", act()),
+        ]))
+
+
+class MultiheadAttention(Module):
+    """Self-attention over x [B, S, dim], as nabla's C layer: one projection "qkv" to heads + 2
+    kv_heads head-dim slices, scaled_dot_product_attention (optionally causal, rotary, grouped-query),
+    and the projection "out"."""
+
+    def __init__(self, embed_dim, num_heads, kv_heads=None, causal=False, bias=True, rope=False,
+                 rope_base=10000.0, dropout=0.0, device=None, dtype=None, generator=None):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"MultiheadAttention: {embed_dim} does not divide into {num_heads} heads")
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.kv_heads = kv_heads or num_heads
+        self.head_dim = embed_dim // num_heads
+        self.causal, self.rope, self.rope_base, self.dropout = causal, rope, rope_base, dropout
+        self.qkv = Linear(embed_dim, (num_heads + 2 * self.kv_heads) * self.head_dim, bias, device, dtype,
+                          generator)
+        self.out = Linear(embed_dim, embed_dim, bias, device, dtype, generator)
+
+    def forward(self, x, attn_mask=None):
+        B, S, _ = x.shape
+        h, kv, d = self.num_heads, self.kv_heads, self.head_dim
+        qkv = self.qkv(x).view(B, S, h + 2 * kv, d).transpose(1, 2)
+        q, k, v = qkv.split([h, kv, kv], 1)
+        if self.rope:
+            q, k = q.rope(0, self.rope_base), k.rope(0, self.rope_base)
+        y = _C.scaled_dot_product_attention(q, k, v, attn_mask, self.dropout if self.training else 0.0,
+                                            self.causal)
+        return self.out(y.transpose(1, 2).reshape(B, S, self.embed_dim))

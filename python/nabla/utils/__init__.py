@@ -1,0 +1,2 @@
+"""nabla.utils: data loading."""
+from . import data  # noqa: F401
