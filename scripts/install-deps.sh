@@ -4,7 +4,8 @@
 # googletest, OpenMP (with gcc), OpenMPI (the communicator), ccache, zlib, clang with libFuzzer (the fuzz
 # targets), PyPI's cuobjdump (the kernel resource check), the Fashion-MNIST data set
 # (/usr/share/datasets/fashion-mnist), the King James Bible (bible-kjv), cJSON and DLPack (safetensors
-# files, tensor exchange), and in .venv numpy, pytest and safetensors (the Python tests). Runs apt-get
+# files, tensor exchange), and in .venv numpy, pytest and safetensors (the Python tests), scikit-build-core
+# (pip install of the Python package), tqdm and matplotlib (the Python examples). Runs apt-get
 # through sudo when not root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,5 +25,6 @@ python3 -m pip install --quiet nvidia-cuda-cuobjdump 2>/dev/null ||
 # (.venv; it sees Debian's packages too, python3-torch among them when installed, which was
 # built against numpy 1: hence numpy < 2)
 [ -x .venv/bin/python ] || /usr/bin/python3 -m venv --system-site-packages .venv
-.venv/bin/python -m pip install --quiet --upgrade "numpy<2" pytest "safetensors>=0.8,<0.9"
+.venv/bin/python -m pip install --quiet --upgrade "numpy<2" pytest "safetensors>=0.8,<0.9" \
+    "scikit-build-core>=0.10" tqdm matplotlib
 echo "install-deps: done"

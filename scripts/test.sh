@@ -11,8 +11,12 @@ jobs="$(nproc)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 ctest --test-dir build -j"$jobs" --output-on-failure
-# the Python tests (interop with PyPI's safetensors), in install-deps.sh's .venv
+# the Python tests, in install-deps.sh's .venv: the package of the build tree (build/python/nabla;
+# python/tests), once more with CPython's debug allocator (bad reference counts and writes show
+# there), and the ctypes tests of interop with PyPI's safetensors and PyTorch (tests/python)
 [ -x .venv/bin/python ] || { echo "test: no .venv: run scripts/install-deps.sh first"; exit 1; }
+NABLA_PYTHON_DIR="$PWD/build/python" .venv/bin/python -m pytest -q python/tests
+NABLA_PYTHON_DIR="$PWD/build/python" PYTHONMALLOC=debug .venv/bin/python -m pytest -q python/tests
 NABLA_LIB="$PWD/build/libnabla.so" .venv/bin/python -m pytest -q tests/python
 
 if [ "${1:-}" != "--no-sanitize" ]; then
@@ -23,6 +27,11 @@ if [ "${1:-}" != "--no-sanitize" ]; then
     ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan -j"$jobs" --output-on-failure
+    # the extension under ASan: the interpreter is not instrumented, so the runtime is preloaded
+    # and leak checking (which CPython's own allocations would flood) is off
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 NABLA_PYTHON_DIR="$PWD/build-asan/python" \
+        .venv/bin/python -m pytest -q python/tests
     scripts/fuzz.sh 60
 fi
 echo "test: all suites passed"

@@ -13,7 +13,7 @@
 /* ---- wrapping ---- */
 
 PyObject *nbp_wrap_as(PyTypeObject *type, nb_tensor *t) {
-    if (!t) return nbp_raise();
+    if (!t) return PyErr_Occurred() ? NULL : nbp_raise();
     nbp_tensor *o = (nbp_tensor *)type->tp_alloc(type, 0);
     if (!o) {
         nb_release(t);
@@ -24,7 +24,7 @@ PyObject *nbp_wrap_as(PyTypeObject *type, nb_tensor *t) {
 }
 
 PyObject *nbp_wrap(nb_tensor *t) {
-    if (!t) return nbp_raise();
+    if (!t) return PyErr_Occurred() ? NULL : nbp_raise(); /* a binding's error, else the library's */
     /* the common path: not tp_alloc's generic one, which serves subclasses */
     nbp_tensor *o = PyObject_New(nbp_tensor, &nbp_tensor_type);
     if (!o) {
