@@ -18,7 +18,7 @@ def dropout(input, p=0.5, training=True, generator=None):
     if p == 1:
         return input * 0
     keep = _C.bernoulli(input.detach(), 1 - p, generator)
-    return input * keep * (1.0 / (1 - p))
+    return input * (keep * (1.0 / (1 - p)))  # as nabla's C Dropout, so that both round alike
 
 
 def mse_loss(input, target, reduction="mean"):
