@@ -262,6 +262,8 @@ def _pair(v):
 # ---- layers ----
 
 class Identity(Module):
+    """Returns its input."""
+
     def forward(self, x):
         return x
 
@@ -377,6 +379,8 @@ class BatchNorm2d(_BatchNorm):
 
 
 class GroupNorm(Module):
+    """Group normalization: each sample's channel groups normalized over their channels and positions."""
+
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None):
         super().__init__()
         if num_channels % num_groups:
@@ -390,6 +394,8 @@ class GroupNorm(Module):
 
 
 class LayerNorm(Module):
+    """Layer normalization over the last dims (normalized_shape), with weight and bias."""
+
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -405,6 +411,8 @@ class LayerNorm(Module):
 
 
 class RMSNorm(Module):
+    """RMS normalization over the last dims: x / sqrt(mean(x^2) + eps) * weight."""
+
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -429,6 +437,8 @@ class Embedding(Module):
 
 
 class Dropout(Module):
+    """Inverted dropout: zeroes with probability p and scales by 1 / (1 - p) in training."""
+
     def __init__(self, p=0.5, generator=None):
         super().__init__()
         if not 0 <= p < 1:
@@ -443,6 +453,8 @@ class Dropout(Module):
 
 
 class MaxPool2d(Module):
+    """Max pooling of [N, C, H, W] (stride defaults to the kernel)."""
+
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
@@ -452,6 +464,8 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
+    """Average pooling of [N, C, H, W] (the divisor counts padding)."""
+
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
@@ -461,6 +475,8 @@ class AvgPool2d(Module):
 
 
 class AdaptiveAvgPool2d(Module):
+    """Averages [N, C, H, W] over output_size bins."""
+
     def __init__(self, output_size):
         super().__init__()
         self.output_size = output_size
@@ -470,6 +486,8 @@ class AdaptiveAvgPool2d(Module):
 
 
 class Flatten(Module):
+    """Merges dims start_dim..end_dim ([N, ...] -> [N, prod(...)] by default)."""
+
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
@@ -494,6 +512,8 @@ Hardswish = _activation("Hardswish", _C.hardswish, "x relu6(x + 3) / 6.")
 
 
 class LeakyReLU(Module):
+    """x where x >= 0, else negative_slope * x."""
+
     def __init__(self, negative_slope=0.01):
         super().__init__()
         self.negative_slope = negative_slope
@@ -503,6 +523,8 @@ class LeakyReLU(Module):
 
 
 class GELU(Module):
+    """x Phi(x); approximate='tanh' is GPT-2's form."""
+
     def __init__(self, approximate="none"):
         super().__init__()
         self.approximate = approximate
@@ -512,6 +534,8 @@ class GELU(Module):
 
 
 class Softmax(Module):
+    """exp(x) / sum(exp(x)) along dim."""
+
     def __init__(self, dim=-1):
         super().__init__()
         self.dim = dim
@@ -521,6 +545,8 @@ class Softmax(Module):
 
 
 class CrossEntropyLoss(Module):
+    """The fused cross-entropy of logits [N, C] against class indices [N]."""
+
     def __init__(self, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__()
         self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
@@ -530,6 +556,8 @@ class CrossEntropyLoss(Module):
 
 
 class MSELoss(Module):
+    """The mean (or sum) of (input - target)^2."""
+
     def __init__(self, reduction="mean"):
         super().__init__()
         self.reduction = reduction
@@ -572,6 +600,8 @@ class Sequential(Module):
 
 
 class ModuleList(Module):
+    """A list of submodules, registered as "0", "1", ..."""
+
     def __init__(self, modules=()):
         super().__init__()
         for m in modules:
@@ -592,6 +622,8 @@ class ModuleList(Module):
 
 
 class ModuleDict(Module):
+    """A dict of submodules, registered by key."""
+
     def __init__(self, modules=None):
         super().__init__()
         for name, m in (modules or {}).items():

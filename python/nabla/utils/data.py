@@ -35,11 +35,15 @@ class TensorDataset(Dataset):
 
 
 class Sampler:
+    """An order of a data set's indices."""
+
     def __iter__(self):
         raise NotImplementedError
 
 
 class SequentialSampler(Sampler):
+    """0, 1, ..., len - 1."""
+
     def __init__(self, data_source):
         self.n = len(data_source)
 
