@@ -82,6 +82,32 @@ TEST(Autograd, GradientsAccumulateUntilZeroed) {
     EXPECT_EQ(nb_grad(x), nullptr);
 }
 
+// nb_set_grad is PyTorch's `x.grad = g`: the tensor is held, not copied, and
+// backward accumulates into it.
+TEST(Autograd, SetGradHoldsTheTensorAndBackwardAddsToIt) {
+    T x = leaf(Host({2}, {1, 2}));
+    T g(make_tensor(Host({2}, {10, 20}), NB_F64));
+    ASSERT_EQ(nb_set_grad(x, g), NB_OK) << nb_last_error();
+    T held(nb_grad(x));
+    EXPECT_EQ(nb_data(held), nb_data(g));
+    T loss(nb_sum(T(nb_mul(x, x)), 0, nullptr, false));
+    ASSERT_EQ(nb_backward(loss, nullptr, false), NB_OK);
+    EXPECT_EQ(grad_of(x).v, (std::vector<double>{12, 24}));
+    ASSERT_EQ(nb_set_grad(x, nullptr), NB_OK);
+    EXPECT_EQ(nb_grad(x), nullptr);
+    // a mismatch is an error and leaves the gradient as it was
+    ASSERT_EQ(nb_set_grad(x, g), NB_OK);
+    T wrong(make_tensor(Host({3}, {1, 2, 3}), NB_F64));
+    EXPECT_EQ(nb_set_grad(x, wrong), NB_ERR_SHAPE);
+    EXPECT_NE(std::string(nb_last_error()).find("[3]"), std::string::npos) << nb_last_error();
+    T f32(make_tensor(Host({2}, {1, 2}), NB_F32));
+    EXPECT_EQ(nb_set_grad(x, f32), NB_ERR_DTYPE);
+    T y(nb_mul(x, x));
+    EXPECT_EQ(nb_set_grad(y, g), NB_ERR_AUTOGRAD);
+    T still(nb_grad(x));
+    EXPECT_EQ(nb_data(still), nb_data(g));
+}
+
 TEST(Autograd, RetainGraphAllowsASecondBackward) {
     T x = leaf(Host({2}, {1, 3}));
     T loss(nb_sum(T(nb_exp(x)), 0, nullptr, false));

@@ -132,6 +132,21 @@ void build_rows() {
     ROW(nb_from_buffer, NB_ERR_INVALID, "needs 24 bytes, the buffer has 8",
         nb_from_buffer(text, 8, 2, s23, NB_F32, cpu));
     ROW(nb_from_buffer, NB_ERR_OVERFLOW, "2^63", nb_from_buffer(text, 8, 2, over, NB_F32, cpu));
+    static const int64_t back[2] = {-1, 1}, wide[2] = {INT64_MAX, 1};
+    ROW(nb_from_memory, NB_ERR_INVALID, "reaches 24 bytes, the memory has 8",
+        nb_from_memory(text, 8, 2, s23, nullptr, NB_F32, cpu, nullptr, nullptr));
+    ROW(nb_from_memory, NB_ERR_INVALID, "data is NULL",
+        nb_from_memory(nullptr, 24, 2, s23, nullptr, NB_F32, cpu, nullptr, nullptr));
+    ROW(nb_from_memory, NB_ERR_INVALID, "stride -1 of dim 0 is negative",
+        nb_from_memory(text, 64, 2, s23, back, NB_U8, cpu, nullptr, nullptr));
+    ROW(nb_from_memory, NB_ERR_INVALID, "too large",
+        nb_from_memory(text, 64, 2, s23, wide, NB_F64, cpu, nullptr, nullptr));
+    ROW(nb_from_memory, NB_ERR_OVERFLOW, "2^63",
+        nb_from_memory(text, 64, 2, over, nullptr, NB_U8, cpu, nullptr, nullptr));
+    ROW(nb_from_memory, NB_ERR_DTYPE, "invalid dtype",
+        nb_from_memory(text, 64, 2, s23, nullptr, BAD_DTYPE, cpu, nullptr, nullptr));
+    ROW(nb_from_memory, NB_ERR_DEVICE, "cuda:7",
+        nb_from_memory(text, 64, 2, s23, nullptr, NB_U8, gpu7, nullptr, nullptr));
     ROW(nb_uniform, NB_ERR_INVALID, "finite low <= high", nb_uniform(2, s23, 1, 0, NB_F32, cpu, gen));
     ROW(nb_uniform, NB_ERR_DTYPE, "float dtype", nb_uniform(2, s23, 0, 1, NB_I32, cpu, gen));
     ROW(nb_normal, NB_ERR_INVALID, "std >= 0", nb_normal(2, s23, 0, -1, NB_F32, cpu, gen));
@@ -349,6 +364,10 @@ void build_rows() {
     // ---- autograd ----
     ROW(nb_set_requires_grad, NB_ERR_DTYPE, "only float tensors", nb_set_requires_grad(xi, true));
     ROW(nb_set_requires_grad, NB_ERR_INVALID, "NULL", nb_set_requires_grad(nullptr, true));
+    ROW(nb_set_grad, NB_ERR_INVALID, "tensor is NULL", nb_set_grad(nullptr, d));
+    ROW(nb_set_grad, NB_ERR_SHAPE, "the gradient is [2,3], the tensor [3]", nb_set_grad(d, x));
+    ROW(nb_set_grad, NB_ERR_DTYPE, "the gradient is i64, the tensor f64", nb_set_grad(d, xi));
+    ROW(nb_set_grad, NB_ERR_AUTOGRAD, "not a leaf (made by mul)", nb_set_grad(T(nb_mul(d, d)), d));
     ROW(nb_backward, NB_ERR_AUTOGRAD, "does not require a gradient", nb_backward(x, nullptr, false));
     ROW(nb_backward, NB_ERR_INVALID, "root is NULL", nb_backward(nullptr, nullptr, false));
     // ---- layers ----

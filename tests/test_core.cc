@@ -141,6 +141,48 @@ TEST(Tensor, HostRoundTripForEveryDtype) {
     }
 }
 
+// nb_from_memory wraps memory it does not own: no copy, the caller's strides,
+// and the release callback exactly once, after the last view is gone.
+TEST(Tensor, FromMemorySharesTheBufferAndReleasesItOnce) {
+    static int releases;
+    releases = 0;
+    auto release = [](void *ctx) {
+        releases++;
+        EXPECT_EQ(*(double *)ctx, 5.0) << "ctx is passed through";
+    };
+    double values[12];
+    for (int i = 0; i < 12; i++) values[i] = i;
+    // the transpose of a 3x4 row-major block: shape [4, 3], strides [1, 4]
+    T t(nb_from_memory(values, sizeof values, 2, Shape{4, 3}.data(), Shape{1, 4}.data(), NB_F64,
+                       nb_cpu(), release, &values[5]));
+    ASSERT_NE(t.t, nullptr) << nb_last_error();
+    EXPECT_EQ(nb_data(t), (void *)values);
+    EXPECT_EQ(strides_of(t), (Shape{1, 4}));
+    EXPECT_EQ(read_tensor(t).v, (std::vector<double>{0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11}));
+    values[4] = -1; // the tensor reads the caller's memory, not a copy
+    EXPECT_EQ(read_tensor(t).v[1], -1);
+    T row(nb_slice(t, 0, 1, 2, 1));
+    t = T();
+    EXPECT_EQ(releases, 0) << "a view still holds the memory";
+    EXPECT_EQ(read_tensor(row).v, (std::vector<double>{1, 5, 9}));
+    row = T();
+    EXPECT_EQ(releases, 1);
+    // a failed call does not release: the caller still owns the memory
+    EXPECT_EQ(nb_from_memory(values, 8, 1, Shape{2}.data(), nullptr, NB_F64, nb_cpu(), release, &values[5]),
+              nullptr);
+    EXPECT_EQ(releases, 0 + 1);
+    // empty tensors may have no memory at all; NULL release is allowed
+    T empty(nb_from_memory(nullptr, 0, 1, Shape{0}.data(), nullptr, NB_F32, nb_cpu(), nullptr, nullptr));
+    ASSERT_NE(empty.t, nullptr) << nb_last_error();
+    EXPECT_EQ(nb_numel(empty), 0);
+    // stride 0 (a broadcast) needs only one element
+    float one = 3;
+    T wide(nb_from_memory(&one, sizeof one, 2, Shape{2, 3}.data(), Shape{0, 0}.data(), NB_F32, nb_cpu(),
+                          nullptr, nullptr));
+    ASSERT_NE(wide.t, nullptr) << nb_last_error();
+    EXPECT_EQ(read_tensor(wide).v, (std::vector<double>(6, 3)));
+}
+
 TEST(Tensor, ViewsShareStorage) {
     T base(nb_arange(0, 12, 1, NB_F32, nb_cpu()));
     T m(nb_reshape(base, 2, Shape{3, 4}.data()));

@@ -333,10 +333,7 @@ nb_tensor *nb_from_memory(void *data, size_t nbytes, int ndim, const int64_t *sh
                   data ? "" : " (data is NULL)");
         return NULL;
     }
-    if (device.type == NB_DEVICE_CUDA && (device.index < 0 || device.index >= nb_cuda_device_count())) {
-        nb__error(NB_ERR_DEVICE, "%s: no GPU %d", fn, device.index);
-        return NULL;
-    }
+    if (nb__check_device(fn, device) != NB_OK) return NULL;
     nb_tensor *t = NULL;
     if (nb__tensor_external(fn, data, nbytes, device, dtype, ndim, shape, strides,
                             release ? release : release_nothing, ctx, &t) != NB_OK)
