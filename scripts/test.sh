@@ -28,8 +28,9 @@ if [ "${1:-}" != "--no-sanitize" ]; then
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan -j"$jobs" --output-on-failure
     # the extension under ASan: the interpreter is not instrumented, so the runtime is preloaded
-    # and leak checking (which CPython's own allocations would flood) is off
-    LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
+    # (with libstdc++, whose __cxa_throw ASan must find for PyTorch's exceptions) and leak checking
+    # (which CPython's own allocations would flood) is off
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libstdc++.so)" ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 NABLA_PYTHON_DIR="$PWD/build-asan/python" \
         .venv/bin/python -m pytest -q python/tests
     scripts/fuzz.sh 60
