@@ -1,9 +1,9 @@
 /* nabla's CPython extension, nabla._C: the declarations its files share.
  *
  * A Tensor object owns one reference to an nb_tensor. Ops are bound through
- * one table (ops.c): each entry names the Python function, its arguments and
- * the adapter that converts them and calls the C function, so binding a new
- * op is one line there. Errors of the C library become Python exceptions
+ * tables, one per family in ops_*.c, that ops.c makes into op objects: each
+ * entry names the Python function, its arguments and the adapter that
+ * converts them and calls the C function, so binding a new op is one line. Errors of the C library become Python exceptions
  * with the library's message (nbp_raise). */
 #ifndef NABLA_PYTHON_H
 #define NABLA_PYTHON_H
@@ -94,7 +94,7 @@ nb_tensor *nbp_tensor_from_buffer(PyObject *obj, const char *fn);
 int nbp_parse(const char *fn, const char *const *names, int required, PyObject *const *args,
               Py_ssize_t nargs, PyObject *kwnames, PyObject **out);
 
-/* ---- the op table (ops.c) ---- */
+/* ---- the op table (ops.c, ops.h) ---- */
 typedef struct nbp_op_def nbp_op_def;
 typedef PyObject *(*nbp_adapter)(const nbp_op_def *def, PyObject **args);
 struct nbp_op_def {

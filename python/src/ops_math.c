@@ -1,0 +1,353 @@
+/* The bindings of elementwise ops, reductions, matrix products, positions
+ * and attention. */
+#include "ops.h"
+
+#include <math.h>
+
+/* ---- elementwise ---- */
+
+PyObject *nbp_unary(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    return x ? nbp_wrap(FN(unary_fn)(x)) : NULL;
+}
+
+/* fn(input, other): a Python number beside a tensor takes its dtype */
+static PyObject *binary_call(const nbp_op_def *def, PyObject *x, PyObject *y, binary_fn fn) {
+    const nb_tensor *like = nbp_is_tensor(x) ? nbp_t(x) : nbp_is_tensor(y) ? nbp_t(y) : NULL;
+    nb_tensor *p = nbp_tensor_arg(x, like, def->name, def->params[0]);
+    nb_tensor *q = p ? nbp_tensor_arg(y, like ? like : p, def->name, def->params[1]) : NULL;
+    PyObject *r = q ? nbp_wrap(fn(p, q)) : NULL;
+    nb_release(p);
+    nb_release(q);
+    return r;
+}
+
+PyObject *nbp_binary(const nbp_op_def *def, PyObject **a) {
+    return binary_call(def, a[0], a[1], FN(binary_fn));
+}
+
+/* add and sub: input + alpha other */
+PyObject *nbp_add_alpha(const nbp_op_def *def, PyObject **a) {
+    if (!a[2]) return nbp_binary(def, a);
+    PyObject *scaled = PyNumber_Multiply(a[1], a[2]);
+    if (!scaled) return NULL;
+    PyObject *r = binary_call(def, a[0], scaled, FN(binary_fn));
+    Py_DECREF(scaled);
+    return r;
+}
+
+static PyObject *a_leaky_relu(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    double slope;
+    if (!x || double_of(def, a, 1, 0.01, &slope) < 0) return NULL;
+    return nbp_wrap(nb_leaky_relu(x, slope));
+}
+
+static PyObject *a_gelu(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    if (!x) return NULL;
+    const char *approximate = a[1] ? PyUnicode_AsUTF8(a[1]) : "none";
+    if (!approximate) return NULL;
+    if (strcmp(approximate, "none") && strcmp(approximate, "tanh"))
+        return PyErr_Format(PyExc_ValueError, "gelu: approximate must be 'none' or 'tanh', not '%s'",
+                            approximate);
+    return nbp_wrap(nb_gelu(x, !strcmp(approximate, "tanh")));
+}
+
+PyObject *nbp_clamp(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    double lo, hi;
+    if (!x || double_of(def, a, 1, -INFINITY, &lo) < 0 || double_of(def, a, 2, INFINITY, &hi) < 0)
+        return NULL;
+    return nbp_wrap(nb_clamp(x, lo, hi));
+}
+
+static PyObject *a_where(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *cond = tensor_of(def, a, 0);
+    if (!cond) return NULL;
+    const nb_tensor *like = nbp_is_tensor(a[1]) ? nbp_t(a[1]) : nbp_is_tensor(a[2]) ? nbp_t(a[2]) : NULL;
+    nb_tensor *x = nbp_tensor_arg(a[1], like, def->name, "input");
+    nb_tensor *y = x ? nbp_tensor_arg(a[2], like ? like : x, def->name, "other") : NULL;
+    PyObject *r = y ? nbp_wrap(nb_where(cond, x, y)) : NULL;
+    nb_release(x);
+    nb_release(y);
+    return r;
+}
+
+/* Tensor.where(condition, other): self where condition, else other */
+static PyObject *a_where_method(const nbp_op_def *def, PyObject **a) {
+    PyObject *reordered[3] = {a[1], a[0], a[2]};
+    return a_where(def, reordered);
+}
+
+PyObject *nbp_masked_fill(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *mask = x ? tensor_of(def, a, 1) : NULL;
+    double value;
+    if (!mask || double_of(def, a, 2, 0, &value) < 0) return NULL;
+    return nbp_wrap(nb_masked_fill(x, mask, value));
+}
+
+/* ---- reductions ---- */
+
+static int reduce_args(const nbp_op_def *def, PyObject **a, int dim_slot, int keep_slot,
+                       nb_tensor **x, int *dims, int *ndims, bool *keepdim) {
+    *x = tensor_of(def, a, 0);
+    if (!*x) return -1;
+    *ndims = nbp_dims(a[dim_slot], def->name, "dim", dims);
+    if (*ndims < 0) return -1;
+    return bool_of(a[keep_slot], false, keepdim);
+}
+
+static PyObject *a_reduce(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x;
+    int dims[NB_MAX_DIMS], n;
+    bool keepdim;
+    if (reduce_args(def, a, 1, 2, &x, dims, &n, &keepdim) < 0) return NULL;
+    nb_tensor *r = FN(reduce_fn)(x, n, dims, keepdim);
+    if (!r || !a[3] || a[3] == Py_None) return nbp_wrap(r);
+    nb_dtype dtype;
+    if (nbp_dtype_arg(a[3], NB_F32, def->name, "dtype", &dtype) < 0) return nb_release(r), NULL;
+    nb_tensor *c = nb_cast(r, dtype);
+    nb_release(r);
+    return nbp_wrap(c);
+}
+
+static PyStructSequence_Field minmax_fields[] = {{"values", "the extreme values"},
+                                                 {"indices", "their indices along dim"},
+                                                 {NULL}};
+static PyStructSequence_Desc minmax_desc = {"nabla.return_types.minmax", "(values, indices)",
+                                            minmax_fields, 2};
+static PyTypeObject minmax_type;
+
+int nbp_return_types_init(void) {
+    if (!minmax_type.tp_name && PyStructSequence_InitType2(&minmax_type, &minmax_desc) < 0) return -1;
+    return 0;
+}
+
+/* max(input) -> the maximum; max(input, dim, keepdim) -> (values, indices);
+ * max(input, other) -> maximum(input, other). */
+static PyObject *a_minmax(const nbp_op_def *def, PyObject **a) {
+    bool is_max = def->setting == SET_MAX;
+    if (a[1] && nbp_is_tensor(a[1]))
+        return binary_call(def, a[0], a[1], is_max ? nb_maximum : nb_minimum);
+    nb_tensor *x;
+    int dims[NB_MAX_DIMS], n;
+    bool keepdim;
+    if (reduce_args(def, a, 1, 2, &x, dims, &n, &keepdim) < 0) return NULL;
+    if (n == 0) return nbp_wrap((is_max ? nb_max : nb_min)(x, 0, NULL, false));
+    if (n != 1 || !PyLong_Check(a[1]))
+        return PyErr_Format(PyExc_TypeError, "%s: dim must be one int (amax/amin take several)", def->name);
+    PyObject *values = nbp_wrap((is_max ? nb_max : nb_min)(x, 1, dims, keepdim));
+    PyObject *indices = values ? nbp_wrap((is_max ? nb_argmax : nb_argmin)(x, 1, dims, keepdim)) : NULL;
+    PyObject *r = indices ? PyStructSequence_New(&minmax_type) : NULL;
+    if (!r) {
+        Py_XDECREF(values);
+        Py_XDECREF(indices);
+        return NULL;
+    }
+    PyStructSequence_SET_ITEM(r, 0, values);
+    PyStructSequence_SET_ITEM(r, 1, indices);
+    return r;
+}
+
+/* var(input, dim=None, unbiased=None, keepdim=False, correction=None) */
+static PyObject *a_var(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x;
+    int dims[NB_MAX_DIMS], n;
+    bool keepdim, unbiased;
+    double correction;
+    if (reduce_args(def, a, 1, 3, &x, dims, &n, &keepdim) < 0 || bool_of(a[2], true, &unbiased) < 0 ||
+        double_of(def, a, 4, unbiased ? 1 : 0, &correction) < 0)
+        return NULL;
+    typedef nb_tensor *(*var_fn)(const nb_tensor *, int, const int *, double, bool);
+    return nbp_wrap(FN(var_fn)(x, n, dims, correction, keepdim));
+}
+
+static PyObject *a_norm(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x;
+    int dims[NB_MAX_DIMS], n;
+    bool keepdim;
+    double p = 2;
+    if (reduce_args(def, a, 2, 3, &x, dims, &n, &keepdim) < 0) return NULL;
+    if (a[1] && PyUnicode_Check(a[1])) {
+        if (PyUnicode_CompareWithASCIIString(a[1], "fro"))
+            return PyErr_Format(PyExc_ValueError, "norm: p must be a number or 'fro', not '%U'", a[1]);
+    } else if (double_of(def, a, 1, 2, &p) < 0) {
+        return NULL;
+    }
+    return nbp_wrap(nb_norm(x, p, n, dims, keepdim));
+}
+
+static PyObject *a_softmax(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    int dim;
+    if (!x || dim_of(def, a, 1, -1, &dim) < 0) return NULL;
+    typedef nb_tensor *(*softmax_fn)(const nb_tensor *, int);
+    return nbp_wrap(FN(softmax_fn)(x, dim));
+}
+
+/* ---- linear algebra, positions, attention ---- */
+
+static PyObject *a_linear(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *w = x ? tensor_of(def, a, 1) : NULL, *b;
+    if (!w || optional_tensor(def, a, 2, &b) < 0) return NULL;
+    return nbp_wrap(nb_linear(x, w, b));
+}
+
+static PyObject *a_rope(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    int64_t offset;
+    double base;
+    if (!x || int_of(def, a, 1, 0, &offset) < 0 || double_of(def, a, 2, 10000, &base) < 0) return NULL;
+    return nbp_wrap(nb_rope(x, offset, base));
+}
+
+static PyObject *a_sinusoidal(const nbp_op_def *def, PyObject **a) {
+    int64_t seq, dim;
+    double base;
+    nb_dtype dtype;
+    nb_device device;
+    if (int_of(def, a, 0, 0, &seq) < 0 || int_of(def, a, 1, 0, &dim) < 0 ||
+        double_of(def, a, 2, 10000, &base) < 0 ||
+        nbp_dtype_arg(a[3], NB_F32, def->name, "dtype", &dtype) < 0 ||
+        nbp_device_arg(a[4], nb_cpu(), def->name, "device", &device) < 0)
+        return NULL;
+    return nbp_wrap(nb_sinusoidal_positions(seq, dim, base, dtype, device));
+}
+
+/* (query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, generator=None) */
+static PyObject *a_attention(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *q = tensor_of(def, a, 0), *k = q ? tensor_of(def, a, 1) : NULL;
+    nb_tensor *v = k ? tensor_of(def, a, 2) : NULL, *mask;
+    double dropout, scale;
+    bool causal;
+    nb_generator *gen;
+    if (!v || optional_tensor(def, a, 3, &mask) < 0 || double_of(def, a, 4, 0, &dropout) < 0 ||
+        bool_of(a[5], false, &causal) < 0 || double_of(def, a, 6, 0, &scale) < 0 ||
+        nbp_generator_arg(a[7], def->name, &gen) < 0)
+        return NULL;
+    typedef nb_tensor *(*attention_fn)(const nb_tensor *, const nb_tensor *, const nb_tensor *,
+                                       const nb_tensor *, bool, double, double, nb_generator *);
+    return nbp_wrap(FN(attention_fn)(q, k, v, mask, causal, dropout, scale, gen));
+}
+
+/* ---- the table ---- */
+#define UNARY(name, doc) {#name, nbp_unary, (void (*)(void))nb_##name, P("input"), 1, NBP_BOTH, doc}
+#define BINARY(name, doc) {#name, nbp_binary, (void (*)(void))nb_##name, P("input", "other"), 2, NBP_BOTH, doc}
+#define REDUCE(name, c, doc) \
+    {#name, a_reduce, (void (*)(void))c, P("input", "dim", "keepdim", "dtype"), 1, NBP_BOTH, doc}
+#define ATTENTION(name, doc) \
+    {#name, a_attention, (void (*)(void))nb_##name, \
+     P("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "generator"), 3, \
+     NBP_FUNCTION, doc}
+
+const nbp_op_def nbp_math_ops[] = {
+    /* elementwise unary */
+    UNARY(neg, "neg(input) -> Tensor: -input."),
+    UNARY(abs, "abs(input) -> Tensor: |input|."),
+    UNARY(exp, "exp(input) -> Tensor: e to the power of each element."),
+    UNARY(log, "log(input) -> Tensor: the natural logarithm."),
+    UNARY(log1p, "log1p(input) -> Tensor: log(1 + input), accurate near 0."),
+    UNARY(sqrt, "sqrt(input) -> Tensor: the square root."),
+    UNARY(rsqrt, "rsqrt(input) -> Tensor: 1 / sqrt(input)."),
+    UNARY(sin, "sin(input) -> Tensor: the sine."),
+    UNARY(cos, "cos(input) -> Tensor: the cosine."),
+    UNARY(tanh, "tanh(input) -> Tensor: the hyperbolic tangent."),
+    UNARY(sigmoid, "sigmoid(input) -> Tensor: 1 / (1 + exp(-input))."),
+    UNARY(relu, "relu(input) -> Tensor: max(input, 0)."),
+    UNARY(sign, "sign(input) -> Tensor: -1, 0 or 1 (gradient 0)."),
+    UNARY(floor, "floor(input) -> Tensor: rounded down (gradient 0)."),
+    UNARY(ceil, "ceil(input) -> Tensor: rounded up (gradient 0)."),
+    UNARY(round, "round(input) -> Tensor: rounded half to even (gradient 0)."),
+    UNARY(logical_not, "logical_not(input) -> Tensor: bool, true where input is 0."),
+    UNARY(relu6, "relu6(input) -> Tensor: min(max(input, 0), 6)."),
+    UNARY(silu, "silu(input) -> Tensor: input * sigmoid(input)."),
+    UNARY(hardsigmoid, "hardsigmoid(input) -> Tensor: relu6(input + 3) / 6."),
+    UNARY(hardswish, "hardswish(input) -> Tensor: input * relu6(input + 3) / 6."),
+    UNARY(swiglu, "swiglu(input) -> Tensor: silu(a) * b of the halves a, b of the last dim."),
+    UNARY(global_avg_pool2d, "global_avg_pool2d(input) -> Tensor: the mean over H and W, [N, C, 1, 1]."),
+    {"negative", nbp_unary, (void (*)(void))nb_neg, P("input"), 1, NBP_BOTH, "negative(input): neg."},
+    {"leaky_relu", a_leaky_relu, NULL, P("input", "negative_slope"), 1, NBP_BOTH,
+     "leaky_relu(input, negative_slope=0.01) -> Tensor: input where >= 0, else negative_slope * input."},
+    {"gelu", a_gelu, NULL, P("input", "approximate"), 1, NBP_BOTH,
+     "gelu(input, approximate='none') -> Tensor: input * Phi(input); 'tanh' is GPT-2's approximation."},
+    {"clamp", nbp_clamp, NULL, P("input", "min", "max"), 1, NBP_BOTH,
+     "clamp(input, min=None, max=None) -> Tensor: min(max(input, min), max)."},
+    {"clip", nbp_clamp, NULL, P("input", "min", "max"), 1, NBP_BOTH, "clip(input, min=None, max=None): clamp."},
+    /* elementwise binary */
+    {"add", nbp_add_alpha, (void (*)(void))nb_add, P("input", "other", "alpha"), 2, NBP_BOTH,
+     "add(input, other, alpha=1) -> Tensor: input + alpha * other, broadcast."},
+    {"sub", nbp_add_alpha, (void (*)(void))nb_sub, P("input", "other", "alpha"), 2, NBP_BOTH,
+     "sub(input, other, alpha=1) -> Tensor: input - alpha * other, broadcast."},
+    BINARY(mul, "mul(input, other) -> Tensor: input * other, broadcast."),
+    BINARY(div, "div(input, other) -> Tensor: true division (integers give float32)."),
+    BINARY(pow, "pow(input, exponent) -> Tensor: input ** exponent."),
+    BINARY(maximum, "maximum(input, other) -> Tensor: the larger of each pair (NaN wins)."),
+    BINARY(minimum, "minimum(input, other) -> Tensor: the smaller of each pair (NaN wins)."),
+    BINARY(eq, "eq(input, other) -> Tensor: bool, input == other."),
+    BINARY(ne, "ne(input, other) -> Tensor: bool, input != other."),
+    BINARY(lt, "lt(input, other) -> Tensor: bool, input < other."),
+    BINARY(le, "le(input, other) -> Tensor: bool, input <= other."),
+    BINARY(gt, "gt(input, other) -> Tensor: bool, input > other."),
+    BINARY(ge, "ge(input, other) -> Tensor: bool, input >= other."),
+    BINARY(logical_and, "logical_and(input, other) -> Tensor: bool, both nonzero."),
+    BINARY(logical_or, "logical_or(input, other) -> Tensor: bool, either nonzero."),
+    BINARY(logical_xor, "logical_xor(input, other) -> Tensor: bool, exactly one nonzero."),
+    BINARY(matmul, "matmul(input, other) -> Tensor: the matrix product, as numpy.matmul (batched, "
+                   "broadcast; a 1-D operand is a vector)."),
+    {"multiply", nbp_binary, (void (*)(void))nb_mul, P("input", "other"), 2, NBP_BOTH, "multiply: mul."},
+    {"divide", nbp_binary, (void (*)(void))nb_div, P("input", "other"), 2, NBP_BOTH, "divide: div."},
+    {"true_divide", nbp_binary, (void (*)(void))nb_div, P("input", "other"), 2, NBP_BOTH, "true_divide: div."},
+    {"where", a_where, NULL, P("condition", "input", "other"), 3, NBP_FUNCTION,
+     "where(condition, input, other) -> Tensor: input where condition is true, else other."},
+    {"where", a_where_method, NULL, P("input", "condition", "other"), 3, NBP_METHOD,
+     "where(condition, other) -> Tensor: self where condition is true, else other."},
+    {"masked_fill", nbp_masked_fill, NULL, P("input", "mask", "value"), 3, NBP_BOTH,
+     "masked_fill(input, mask, value) -> Tensor: input with value where mask is true."},
+    /* reductions */
+    REDUCE(sum, nb_sum, "sum(input, dim=None, keepdim=False, dtype=None) -> Tensor: the sum over dim "
+                        "(an int or a tuple; None: all); integers give int64."),
+    REDUCE(mean, nb_mean, "mean(input, dim=None, keepdim=False, dtype=None) -> Tensor: the mean over dim."),
+    REDUCE(prod, nb_prod, "prod(input, dim=None, keepdim=False, dtype=None) -> Tensor: the product over dim."),
+    REDUCE(amax, nb_max, "amax(input, dim=None, keepdim=False) -> Tensor: the maximum over dim (NaN wins)."),
+    REDUCE(amin, nb_min, "amin(input, dim=None, keepdim=False) -> Tensor: the minimum over dim (NaN wins)."),
+    REDUCE(argmax, nb_argmax, "argmax(input, dim=None, keepdim=False) -> Tensor: int64 index of the first "
+                              "maximum (over the flattened tensor for dim None)."),
+    REDUCE(argmin, nb_argmin, "argmin(input, dim=None, keepdim=False) -> Tensor: int64 index of the first minimum."),
+    REDUCE(logsumexp, nb_logsumexp, "logsumexp(input, dim, keepdim=False) -> Tensor: log(sum(exp(input))), stable."),
+    {"max", a_minmax, NULL, P("input", "dim", "keepdim"), 1, NBP_BOTH,
+     "max(input) -> Tensor: the maximum; max(input, dim, keepdim=False) -> (values, indices); "
+     "max(input, other) -> maximum(input, other).", SET_MAX},
+    {"min", a_minmax, NULL, P("input", "dim", "keepdim"), 1, NBP_BOTH,
+     "min(input) -> Tensor: the minimum; min(input, dim, keepdim=False) -> (values, indices); "
+     "min(input, other) -> minimum(input, other).", SET_MIN},
+    {"var", a_var, (void (*)(void))nb_var, P("input", "dim", "unbiased", "keepdim", "correction"), 1,
+     NBP_BOTH, "var(input, dim=None, unbiased=True, keepdim=False, correction=None) -> Tensor: "
+               "sum((x - mean)^2) / (N - correction); correction 1 (Bessel's) by default."},
+    {"std", a_var, (void (*)(void))nb_std, P("input", "dim", "unbiased", "keepdim", "correction"), 1,
+     NBP_BOTH, "std(input, dim=None, unbiased=True, keepdim=False, correction=None) -> Tensor: sqrt(var)."},
+    {"norm", a_norm, NULL, P("input", "p", "dim", "keepdim"), 1, NBP_BOTH,
+     "norm(input, p=2, dim=None, keepdim=False) -> Tensor: (sum |x|^p)^(1/p); p=inf: max |x|; 'fro': 2."},
+    {"softmax", a_softmax, (void (*)(void))nb_softmax, P("input", "dim"), 1, NBP_BOTH,
+     "softmax(input, dim=-1) -> Tensor: exp(x) / sum(exp(x)) along dim."},
+    {"log_softmax", a_softmax, (void (*)(void))nb_log_softmax, P("input", "dim"), 1, NBP_BOTH,
+     "log_softmax(input, dim=-1) -> Tensor: x - logsumexp(x) along dim."},
+    /* linear algebra, positions, attention */
+    {"linear", a_linear, NULL, P("input", "weight", "bias"), 2, NBP_FUNCTION,
+     "linear(input, weight, bias=None) -> Tensor: input @ weight.T + bias; weight [out, in]."},
+    {"rope", a_rope, NULL, P("input", "offset", "base"), 1, NBP_BOTH,
+     "rope(input, offset=0, base=10000.0) -> Tensor: rotary position embedding of [..., S, D] in the "
+     "rotate-half layout (GPT-NeoX, Llama), positions from offset."},
+    {"sinusoidal_positions", a_sinusoidal, NULL, P("seq", "dim", "base", "dtype", "device"), 2,
+     NBP_FUNCTION, "sinusoidal_positions(seq, dim, base=10000.0, dtype=None, device=None) -> Tensor: "
+                   "[seq, dim] sin/cos positions of Vaswani et al."},
+    ATTENTION(scaled_dot_product_attention,
+              "scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, "
+              "is_causal=False, scale=None, generator=None) -> Tensor: softmax(q k^T scale + mask) v for "
+              "[B, H, S, D]; the fused kernel where there is one; grouped-query when key has fewer heads."),
+    ATTENTION(flash_attention, "flash_attention(query, key, value, ...) -> Tensor: the fused kernel "
+                               "always (NotImplementedError where there is none)."),
+    ATTENTION(attention_composed, "attention_composed(query, key, value, ...) -> Tensor: the plain "
+                                  "reference (matmul, softmax, dropout, matmul)."),
+    {NULL},
+};

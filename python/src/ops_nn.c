@@ -1,0 +1,238 @@
+/* The bindings of convolution, pooling, normalization and losses
+ * (nabla.nn.functional's C half). */
+#include "ops.h"
+
+#include <float.h>
+
+/* ---- convolution and pooling ---- */
+
+static int padding_of(const nbp_op_def *def, PyObject *o, int out[2], int **ptr) {
+    if (o && PyUnicode_Check(o)) {
+        *ptr = out;
+        if (!PyUnicode_CompareWithASCIIString(o, "same")) return out[0] = NB_PADDING_SAME, out[1] = 0, 0;
+        if (!PyUnicode_CompareWithASCIIString(o, "valid")) return out[0] = out[1] = 0, 0;
+        return PyErr_Format(PyExc_ValueError, "%s: padding must be 'same', 'valid' or ints, not '%U'",
+                            def->name, o), -1;
+    }
+    return nbp_pair(o, def->name, "padding", out, ptr);
+}
+
+static PyObject *a_conv2d(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *w = x ? tensor_of(def, a, 1) : NULL, *b;
+    int stride[2], padding[2], dilation[2], *s, *p, *d;
+    int64_t groups;
+    if (!w || optional_tensor(def, a, 2, &b) < 0 || nbp_pair(a[3], def->name, "stride", stride, &s) < 0 ||
+        padding_of(def, a[4], padding, &p) < 0 || nbp_pair(a[5], def->name, "dilation", dilation, &d) < 0 ||
+        int_of(def, a, 6, 1, &groups) < 0)
+        return NULL;
+    if (groups < 1 || groups > INT32_MAX)
+        return PyErr_Format(PyExc_ValueError, "conv2d: groups must be positive, not %lld", (long long)groups);
+    return nbp_wrap(nb_conv2d(x, w, b, s, p, d, (int)groups));
+}
+
+/* (input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1) */
+static PyObject *a_conv_transpose2d(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *w = x ? tensor_of(def, a, 1) : NULL, *b;
+    int stride[2], padding[2], extra[2], dilation[2], *s, *p, *e, *d;
+    int64_t groups;
+    if (!w || optional_tensor(def, a, 2, &b) < 0 || nbp_pair(a[3], def->name, "stride", stride, &s) < 0 ||
+        nbp_pair(a[4], def->name, "padding", padding, &p) < 0 ||
+        nbp_pair(a[5], def->name, "output_padding", extra, &e) < 0 || int_of(def, a, 6, 1, &groups) < 0 ||
+        nbp_pair(a[7], def->name, "dilation", dilation, &d) < 0)
+        return NULL;
+    if (groups < 1 || groups > INT32_MAX)
+        return PyErr_Format(PyExc_ValueError, "conv_transpose2d: groups must be positive, not %lld",
+                            (long long)groups);
+    return nbp_wrap(nb_conv_transpose2d(x, w, b, s, p, e, d, (int)groups));
+}
+
+/* unfold(input, kernel_size, dilation=1, padding=0, stride=1) */
+static PyObject *a_unfold(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    int kernel[2], dilation[2], padding[2], stride[2], *k, *d, *p, *s;
+    if (!x || nbp_pair(a[1], def->name, "kernel_size", kernel, &k) < 0 ||
+        nbp_pair(a[2], def->name, "dilation", dilation, &d) < 0 ||
+        nbp_pair(a[3], def->name, "padding", padding, &p) < 0 ||
+        nbp_pair(a[4], def->name, "stride", stride, &s) < 0)
+        return NULL;
+    return nbp_wrap(nb_unfold(x, k, d, p, s));
+}
+
+/* fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1) */
+static PyObject *a_fold(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    int size[2], kernel[2], dilation[2], padding[2], stride[2], *o, *k, *d, *p, *s;
+    if (!x || nbp_pair(a[1], def->name, "output_size", size, &o) < 0 ||
+        nbp_pair(a[2], def->name, "kernel_size", kernel, &k) < 0 ||
+        nbp_pair(a[3], def->name, "dilation", dilation, &d) < 0 ||
+        nbp_pair(a[4], def->name, "padding", padding, &p) < 0 ||
+        nbp_pair(a[5], def->name, "stride", stride, &s) < 0)
+        return NULL;
+    int64_t output_size[2] = {size[0], size[1]};
+    return nbp_wrap(nb_fold(x, output_size, k, d, p, s));
+}
+
+/* max_pool2d(input, kernel_size, stride=None, padding=0, return_indices=False) */
+static PyObject *a_max_pool2d(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    int kernel[2], stride[2], padding[2], *k, *s, *p;
+    bool with_indices;
+    if (!x || nbp_pair(a[1], def->name, "kernel_size", kernel, &k) < 0 ||
+        nbp_pair(a[2], def->name, "stride", stride, &s) < 0 ||
+        nbp_pair(a[3], def->name, "padding", padding, &p) < 0 || bool_of(a[4], false, &with_indices) < 0)
+        return NULL;
+    if (!with_indices) return nbp_wrap(nb_max_pool2d(x, k, s, p));
+    nb_tensor *indices = NULL;
+    PyObject *y = nbp_wrap(nb_max_pool2d_with_indices(x, k, s, p, &indices));
+    if (!y) return nb_release(indices), NULL;
+    PyObject *i = nbp_wrap(indices);
+    if (!i) return Py_DECREF(y), NULL;
+    return Py_BuildValue("(NN)", y, i);
+}
+
+static PyObject *a_avg_pool2d(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    int kernel[2], stride[2], padding[2], *k, *s, *p;
+    if (!x || nbp_pair(a[1], def->name, "kernel_size", kernel, &k) < 0 ||
+        nbp_pair(a[2], def->name, "stride", stride, &s) < 0 ||
+        nbp_pair(a[3], def->name, "padding", padding, &p) < 0)
+        return NULL;
+    return nbp_wrap(nb_avg_pool2d(x, k, s, p));
+}
+
+static PyObject *a_adaptive_avg_pool2d(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    int size[2], *s;
+    if (!x || nbp_pair(a[1], def->name, "output_size", size, &s) < 0) return NULL;
+    if (!s) return PyErr_Format(PyExc_TypeError, "adaptive_avg_pool2d: output_size is required");
+    return nbp_wrap(nb_adaptive_avg_pool2d(x, size[0], size[1]));
+}
+
+/* ---- normalization and losses ---- */
+
+/* (input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5) */
+static PyObject *a_batch_norm(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *mean, *var, *w, *b;
+    bool training;
+    double momentum, eps;
+    if (!x || optional_tensor(def, a, 1, &mean) < 0 || optional_tensor(def, a, 2, &var) < 0 ||
+        optional_tensor(def, a, 3, &w) < 0 || optional_tensor(def, a, 4, &b) < 0 ||
+        bool_of(a[5], false, &training) < 0 || double_of(def, a, 6, 0.1, &momentum) < 0 ||
+        double_of(def, a, 7, 1e-5, &eps) < 0)
+        return NULL;
+    return nbp_wrap(nb_batch_norm(x, mean, var, w, b, training, momentum, eps));
+}
+
+/* normalized_shape: an int or a tuple of the last dims' sizes, which must match */
+static int normalized_dims(const nbp_op_def *def, const nb_tensor *x, PyObject *o, int *dims) {
+    int64_t shape[NB_MAX_DIMS];
+    int n = nbp_int64s(o, NB_MAX_DIMS, def->name, "normalized_shape", shape);
+    if (n < 0) return -1;
+    int nd = nb_ndim(x);
+    for (int i = 0; i < n; i++)
+        if (n > nd || nb_shape(x)[nd - n + i] != shape[i])
+            return PyErr_Format(PyExc_ValueError, "%s: normalized_shape does not match the input's "
+                                "last %d dims", def->name, n), -1;
+    *dims = n;
+    return 0;
+}
+
+static PyObject *a_layer_norm(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *w, *b;
+    int dims;
+    double eps;
+    if (!x || normalized_dims(def, x, a[1], &dims) < 0 || optional_tensor(def, a, 2, &w) < 0 ||
+        optional_tensor(def, a, 3, &b) < 0 || double_of(def, a, 4, 1e-5, &eps) < 0)
+        return NULL;
+    return nbp_wrap(nb_layer_norm(x, dims, w, b, eps));
+}
+
+/* eps None: the dtype's machine epsilon, as PyTorch */
+static PyObject *a_rms_norm(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *w;
+    int dims;
+    double eps;
+    if (!x) return NULL;
+    static const double machine_eps[NB_DTYPE_COUNT] = {[NB_F32] = FLT_EPSILON, [NB_F64] = DBL_EPSILON,
+                                                       [NB_F16] = 0x1p-10, [NB_BF16] = 0x1p-7};
+    if (normalized_dims(def, x, a[1], &dims) < 0 || optional_tensor(def, a, 2, &w) < 0 ||
+        double_of(def, a, 3, machine_eps[nb_dtype_of(x)], &eps) < 0)
+        return NULL;
+    return nbp_wrap(nb_rms_norm(x, dims, w, eps));
+}
+
+static PyObject *a_group_norm(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *w, *b;
+    int groups;
+    double eps;
+    if (!x || dim_of(def, a, 1, 1, &groups) < 0 || optional_tensor(def, a, 2, &w) < 0 ||
+        optional_tensor(def, a, 3, &b) < 0 || double_of(def, a, 4, 1e-5, &eps) < 0)
+        return NULL;
+    return nbp_wrap(nb_group_norm(x, groups, w, b, eps));
+}
+
+static int reduction_of(const nbp_op_def *def, PyObject *o, nb_reduction *out) {
+    static const char *const names[] = {[NB_REDUCTION_MEAN] = "mean", [NB_REDUCTION_SUM] = "sum",
+                                        [NB_REDUCTION_NONE] = "none"};
+    if (!o) return *out = NB_REDUCTION_MEAN, 0;
+    for (int r = 0; r < 3; r++)
+        if (PyUnicode_Check(o) && !PyUnicode_CompareWithASCIIString(o, names[r]))
+            return *out = (nb_reduction)r, 0;
+    return PyErr_Format(PyExc_ValueError, "%s: reduction must be 'mean', 'sum' or 'none'", def->name), -1;
+}
+
+/* (input, target, ignore_index=-100, reduction='mean', label_smoothing=0.0) */
+static PyObject *a_cross_entropy(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *t = x ? tensor_of(def, a, 1) : NULL;
+    int64_t ignore;
+    nb_reduction reduction;
+    double smoothing;
+    if (!t || int_of(def, a, 2, -100, &ignore) < 0 || reduction_of(def, a[3], &reduction) < 0 ||
+        double_of(def, a, 4, 0, &smoothing) < 0)
+        return NULL;
+    return nbp_wrap(nb_cross_entropy(x, t, reduction, smoothing, ignore));
+}
+
+/* ---- the table ---- */
+
+const nbp_op_def nbp_nn_ops[] = {
+    /* convolution and pooling */
+    {"conv2d", a_conv2d, NULL, P("input", "weight", "bias", "stride", "padding", "dilation", "groups"), 2,
+     NBP_FUNCTION, "conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor: "
+                   "2-D convolution of [N, C, H, W]; padding may be 'same' or 'valid'."},
+    {"conv_transpose2d", a_conv_transpose2d, NULL,
+     P("input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"), 2,
+     NBP_FUNCTION, "conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, "
+                   "groups=1, dilation=1) -> Tensor: the adjoint of conv2d; weight [C_in, C_out/groups, kh, kw]."},
+    {"unfold", a_unfold, NULL, P("input", "kernel_size", "dilation", "padding", "stride"), 2, NBP_FUNCTION,
+     "unfold(input, kernel_size, dilation=1, padding=0, stride=1) -> Tensor: im2col, [N, C*kh*kw, L]."},
+    {"fold", a_fold, NULL, P("input", "output_size", "kernel_size", "dilation", "padding", "stride"), 3,
+     NBP_FUNCTION, "fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor: "
+                   "sums columns back into [N, C, H, W]."},
+    {"max_pool2d", a_max_pool2d, NULL, P("input", "kernel_size", "stride", "padding", "return_indices"), 2,
+     NBP_FUNCTION, "max_pool2d(input, kernel_size, stride=None, padding=0, return_indices=False) -> "
+                   "Tensor: max pooling (stride defaults to the kernel)."},
+    {"avg_pool2d", a_avg_pool2d, NULL, P("input", "kernel_size", "stride", "padding"), 2, NBP_FUNCTION,
+     "avg_pool2d(input, kernel_size, stride=None, padding=0) -> Tensor: average pooling (padding counted)."},
+    {"adaptive_avg_pool2d", a_adaptive_avg_pool2d, NULL, P("input", "output_size"), 2, NBP_FUNCTION,
+     "adaptive_avg_pool2d(input, output_size) -> Tensor: averages over output_size bins."},
+    /* normalization and losses */
+    {"batch_norm", a_batch_norm, NULL,
+     P("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"), 3,
+     NBP_FUNCTION, "batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, "
+                   "momentum=0.1, eps=1e-05) -> Tensor: per-channel normalization; training updates the "
+                   "running statistics in place."},
+    {"layer_norm", a_layer_norm, NULL, P("input", "normalized_shape", "weight", "bias", "eps"), 2,
+     NBP_FUNCTION, "layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05) -> Tensor: "
+                   "normalizes over the last dims."},
+    {"rms_norm", a_rms_norm, NULL, P("input", "normalized_shape", "weight", "eps"), 2, NBP_FUNCTION,
+     "rms_norm(input, normalized_shape, weight=None, eps=None) -> Tensor: x / sqrt(mean(x^2) + eps) * "
+     "weight (eps None: the dtype's epsilon)."},
+    {"group_norm", a_group_norm, NULL, P("input", "num_groups", "weight", "bias", "eps"), 2, NBP_FUNCTION,
+     "group_norm(input, num_groups, weight=None, bias=None, eps=1e-05) -> Tensor: group normalization."},
+    {"cross_entropy", a_cross_entropy, NULL,
+     P("input", "target", "ignore_index", "reduction", "label_smoothing"), 2, NBP_FUNCTION,
+     "cross_entropy(input, target, ignore_index=-100, reduction='mean', label_smoothing=0.0) -> Tensor: "
+     "fused log-softmax and negative log-likelihood of logits [N, C] against class indices [N]."},
+    {NULL},
+};
