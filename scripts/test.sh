@@ -18,6 +18,10 @@ ctest --test-dir build -j"$jobs" --output-on-failure
 NABLA_PYTHON_DIR="$PWD/build/python" .venv/bin/python -m pytest -q python/tests
 NABLA_PYTHON_DIR="$PWD/build/python" PYTHONMALLOC=debug .venv/bin/python -m pytest -q python/tests
 NABLA_LIB="$PWD/build/libnabla.so" .venv/bin/python -m pytest -q tests/python
+# nabla.distributed on 2 ranks (skipped by the runs above, which are not under mpirun)
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
+OMPI_MCA_btl_vader_single_copy_mechanism=none NABLA_PYTHON_DIR="$PWD/build/python" \
+    mpirun -np 2 .venv/bin/python -m pytest -q -p no:cacheprovider python/tests/distributed
 
 if [ "${1:-}" != "--no-sanitize" ]; then
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNABLA_SANITIZE=ON -DNABLA_CUDA=OFF \

@@ -480,6 +480,11 @@ void build_rows() {
     static nb_ddp_timing timing;
     ROW(nb_ddp_create, NB_ERR_INVALID, "model or comm is NULL", nb_ddp_create(linear, nullptr, nullptr, &ddp));
     ROW(nb_ddp_create, NB_ERR_INVALID, "out is NULL", nb_ddp_create(linear, nullptr, nullptr, nullptr));
+    static nb_named_tensor one_param = {"w", nullptr};
+    ROW(nb_ddp_create_from_tensors, NB_ERR_INVALID, "comm is NULL",
+        nb_ddp_create_from_tensors(&one_param, 1, nullptr, 0, nullptr, nullptr, &ddp));
+    ROW(nb_ddp_create_from_tensors, NB_ERR_INVALID, "out is NULL",
+        nb_ddp_create_from_tensors(&one_param, 1, nullptr, 0, nullptr, nullptr, nullptr));
     ROW(nb_ddp_finish, NB_ERR_INVALID, "ddp is NULL", nb_ddp_finish(nullptr));
     ROW(nb_ddp_backward, NB_ERR_INVALID, "ddp or loss is NULL", nb_ddp_backward(nullptr, x, nullptr));
     ROW(nb_ddp_broadcast_parameters, NB_ERR_INVALID, "ddp is NULL", nb_ddp_broadcast_parameters(nullptr));

@@ -395,6 +395,54 @@ TEST(Ddp, UnusedParametersAreAnErrorOnRequest) {
     EXPECT_EQ(nb_ddp_finish(nullptr), NB_ERR_INVALID);
 }
 
+// The DDP of a front end's parameter list trains exactly as the module's:
+// the same broadcast, buckets and averages, bit for bit.
+TEST(Ddp, FromTensorsEqualsFromTheModule) {
+    const int64_t local = 3, global = local * g_size;
+    nb_generator *gen = nb_generator_create(11);
+    T x(nb_normal(2, Shape{2 * global, 6}.data(), 0, 1, NB_F64, nb_cpu(), gen));
+    T t(nb_normal(2, Shape{2 * global, 3}.data(), 0, 1, NB_F64, nb_cpu(), gen));
+    nb_generator_free(gen);
+    Net by_module(20 + g_rank, NB_F64), by_list(20 + g_rank, NB_F64);
+    std::vector<nb_named_tensor> named(nb_module_parameters(by_list.all, nullptr, 0));
+    nb_module_parameters(by_list.all, named.data(), (int)named.size());
+    nb_ddp_options options = {};
+    options.bucket_mib = 1e-9;
+    nb_ddp *a = nullptr, *b = nullptr;
+    ASSERT_EQ(nb_ddp_create(by_module.all, g_comm, &options, &a), NB_OK) << nb_last_error();
+    ASSERT_EQ(nb_ddp_create_from_tensors(named.data(), (int)named.size(), nullptr, 0, g_comm, &options, &b), NB_OK)
+        << nb_last_error();
+    EXPECT_EQ(nb_ddp_bucket_count(b), nb_ddp_bucket_count(a));
+    std::vector<nb_tensor *> p = by_module.params(), q = by_list.params();
+    nb_optimizer *opt_a = nb_sgd_create(p.data(), (int)p.size(), 0.1, 0.9, 0, false);
+    nb_optimizer *opt_b = nb_sgd_create(q.data(), (int)q.size(), 0.1, 0.9, 0, false);
+    for (int64_t s = 0; s < 2; s++) {
+        T xs(rows(x, s * global + g_rank * local, local)), ts(rows(t, s * global + g_rank * local, local));
+        T la(by_module.loss(xs, ts)), lb(by_list.loss(xs, ts));
+        ASSERT_EQ(nb_ddp_backward(a, la, nullptr), NB_OK) << nb_last_error();
+        ASSERT_EQ(nb_ddp_backward(b, lb, nullptr), NB_OK) << nb_last_error();
+        ASSERT_EQ(nb_optimizer_step(opt_a), NB_OK);
+        ASSERT_EQ(nb_optimizer_step(opt_b), NB_OK);
+        nb_optimizer_zero_grad(opt_a);
+        nb_optimizer_zero_grad(opt_b);
+    }
+    EXPECT_EQ(max_relative_difference(q, p), 0);
+    // bad lists fail on every rank alike, before any collective
+    nb_ddp *none = nullptr;
+    std::vector<nb_named_tensor> twice = {named[0], named[0]};
+    EXPECT_EQ(nb_ddp_create_from_tensors(twice.data(), 2, nullptr, 0, g_comm, nullptr, &none), NB_ERR_INVALID);
+    EXPECT_NE(strstr(nb_last_error(), "parameters 0 and 1 are the same tensor"), nullptr) << nb_last_error();
+    T made(nb_mul(named[0].tensor, named[0].tensor));
+    nb_named_tensor product = {"product", made};
+    EXPECT_EQ(nb_ddp_create_from_tensors(&product, 1, nullptr, 0, g_comm, nullptr, &none), NB_ERR_INVALID);
+    EXPECT_NE(strstr(nb_last_error(), "parameter product must be a float leaf"), nullptr) << nb_last_error();
+    EXPECT_EQ(none, nullptr);
+    nb_optimizer_free(opt_a);
+    nb_optimizer_free(opt_b);
+    nb_ddp_free(a);
+    nb_ddp_free(b);
+}
+
 // ---- SyncBatchNorm ----
 
 // Each rank's part of a global batch against BatchNorm of the whole batch:

@@ -151,6 +151,11 @@ typedef struct nb_ddp_timing {
 
 /* Wraps model (which must outlive the DDP) for comm; options may be NULL. */
 nb_status nb_ddp_create(nb_module *model, nb_comm *comm, const nb_ddp_options *options, nb_ddp **out);
+/* nb_ddp_create over a list of parameters and buffers instead of a module
+ * (the Python front end's modules): distinct float leaves, in registration
+ * order, borrowed, so they must outlive the DDP; the lists are copied. */
+nb_status nb_ddp_create_from_tensors(const nb_named_tensor *params, int n_params, const nb_named_tensor *buffers,
+                                     int n_buffers, nb_comm *comm, const nb_ddp_options *options, nb_ddp **out);
 /* After backward: starts the buckets not yet started, waits for them all and
  * replaces each parameter's gradient by the ranks' average. */
 nb_status nb_ddp_finish(nb_ddp *ddp);

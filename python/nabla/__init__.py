@@ -15,7 +15,7 @@ from ._C import Generator, Tensor, device, dtype
 from .autograd import enable_grad, no_grad, set_grad_enabled
 from ._C import is_grad_enabled, manual_seed
 from .serialization import load, save
-from . import autograd, cuda, nn, optim, utils, datasets  # noqa: E402
+from . import autograd, cuda, distributed, nn, optim, utils, datasets  # noqa: E402
 
 __version__ = "0.1.0"
 

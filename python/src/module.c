@@ -593,7 +593,7 @@ PyMODINIT_FUNC PyInit__C(void) {
         goto fail;
     cpu_object = device_new_object(nb_cpu());
     if (!cpu_object || nbp_tensor_type_init(m) < 0 || nbp_ops_register(m) < 0 ||
-        nbp_nn_register(m) < 0)
+        nbp_nn_register(m) < 0 || nbp_dist_register(m) < 0)
         goto fail;
     if (PyModule_AddIntConstant(m, "ops_bound", nbp_ops_count()) < 0) goto fail;
     return m;

@@ -100,6 +100,7 @@ static PyObject *a_backward(const nbp_op_def *def, PyObject **a) {
     bool retain;
     if (!x || optional_tensor(def, a, 1, &grad) < 0 || bool_of(a[2], false, &retain) < 0) return NULL;
     if (nb_backward(x, grad, retain) != NB_OK) return nbp_raise();
+    if (nbp_run_after_backward() < 0) return NULL;
     Py_RETURN_NONE;
 }
 

@@ -118,5 +118,9 @@ int nbp_tensor_type_init(PyObject *module);
 int nbp_index_get(PyObject *self, PyObject *key, PyObject **out);
 int nbp_index_set(PyObject *self, PyObject *key, PyObject *value);
 int nbp_nn_register(PyObject *module);
+int nbp_dist_register(PyObject *module);
+/* Calls the callables of _C._after_backward (a DDP's finish), once a
+ * Tensor.backward has succeeded; -1 with their exception. */
+int nbp_run_after_backward(void);
 
 #endif

@@ -78,3 +78,18 @@ def test_a_million_tensors_leak_nothing():
     after = nb.cpu_memory_stats()["allocated"]
     assert after == before, (before, after)
     assert last - first < 100_000, (first, last)
+
+
+def test_distributed_before_init_process_group_is_an_error():
+    import nabla.distributed as dist
+    assert not dist.is_initialized()
+    with pytest.raises(RuntimeError, match="get_rank: the default process group is not initialized"):
+        dist.get_rank()
+    with pytest.raises(RuntimeError, match="all_reduce: the default process group is not initialized"):
+        dist.all_reduce(nb.zeros(2))
+    with pytest.raises(ValueError, match="backend 'gloo' is not one of"):
+        dist.init_process_group(backend="gloo")
+    with pytest.raises(RuntimeError, match="DistributedDataParallel: the default process group"):
+        nb.nn.parallel.DistributedDataParallel(nb.nn.Linear(2, 2))
+    with pytest.raises(RuntimeError, match="SyncBatchNorm: the default process group"):
+        nb.nn.SyncBatchNorm(3)(nb.zeros(2, 3))

@@ -77,6 +77,23 @@ def main():
     lines += ["class Optimizer:", "    lr: float", "    def __init__(self, *args: Any, **kwargs: Any) -> None: ...",
               "    def step(self) -> None: ...", "    def zero_grad(self) -> None: ...",
               "    def state(self, i: int) -> dict: ...", "    def set_state(self, i: int, state: dict) -> None: ...",
+              "class ProcessGroup:",
+              "    def __init__(self, timeout: float = ..., unchecked: bool = ...) -> None: ...",
+              "    def rank(self) -> int: ...", "    def size(self) -> int: ...", "    def local_rank(self) -> int: ...",
+              "    def barrier(self) -> None: ...", "    def destroy(self) -> None: ...",
+              "    def all_reduce(self, tensor: Tensor, op: int = ..., async_op: bool = ...) -> Work | None: ...",
+              "    def broadcast(self, tensor: Tensor, src: int, async_op: bool = ...) -> Work | None: ...",
+              "    def all_gather_into_tensor(self, output: Tensor, input: Tensor, async_op: bool = ...) -> Work | None: ...",
+              "    def reduce_scatter_tensor(self, output: Tensor, input: Tensor, op: int = ..., "
+              "async_op: bool = ...) -> Work | None: ...",
+              "class Work:", "    def wait(self) -> bool: ...", "    def is_completed(self) -> bool: ...",
+              "class DDP:",
+              "    def __init__(self, group: ProcessGroup, params: list, buffers: list, bucket_mib: float = ..., "
+              "error_on_unused: bool = ...) -> None: ...",
+              "    def finish(self) -> None: ...", "    def backward(self, loss: Tensor, gradient: Any = ...) -> None: ...",
+              "    def set_sync(self, on: bool) -> None: ...", "    def broadcast_buffers(self) -> None: ...",
+              "    def bucket_count(self) -> int: ...",
+              "def sync_batch_norm(*args: Any) -> Tensor: ...", "_after_backward: list",
               "ops_bound: int", ""]
     OUT.write_text("\n".join(lines))
     print(f"make_stubs: {len(ops)} functions and {len(methods)} methods in {OUT}")

@@ -31,7 +31,8 @@ typedef struct bucket {
 
 struct nb_ddp {
     nb_comm *comm;
-    nb_module *model;
+    nb_named_tensor *buffers;      /* broadcast by nb_ddp_broadcast_buffers */
+    int n_buffers;
     nb_device device;              /* every parameter's */
     bool error_on_unused, sync;
     int n_params, n_buckets, next; /* next: the first bucket not started */
@@ -153,6 +154,7 @@ static void release(nb_ddp *d) {
     }
     free(d->buckets);
     free(d->params);
+    free(d->buffers);
     free(d->bucket_of);
     free(d->offset_of);
     free(d->done);
@@ -172,30 +174,29 @@ nb_status nb_ddp_broadcast_parameters(nb_ddp *d) {
     return status;
 }
 
-nb_status nb_ddp_create(nb_module *model, nb_comm *comm, const nb_ddp_options *options, nb_ddp **out) {
-    const char *fn = "nb_ddp_create";
-    NB_CHECK(out, NB_ERR_INVALID, "%s: out is NULL", fn);
-    *out = NULL;
-    NB_CHECK(model && comm, NB_ERR_INVALID, "%s: model or comm is NULL", fn);
+/* The DDP of n parameters and n_buffers buffers (copied lists of borrowed
+ * tensors), errors naming fn. */
+static nb_status create(const char *fn, const nb_named_tensor *params, int n, const nb_named_tensor *buffers,
+                        int n_buffers, nb_comm *comm, const nb_ddp_options *options, nb_ddp **out) {
     double bucket_mib = options && options->bucket_mib != 0 ? options->bucket_mib : NB_DDP_DEFAULT_BUCKET_MIB;
     NB_CHECK(bucket_mib > 0 && bucket_mib < 1e6, NB_ERR_INVALID,
              "%s: bucket_mib must be in (0, 1e6), got %g", fn, bucket_mib);
-    int n = nb_module_parameters(model, NULL, 0);
-    NB_CHECK(n > 0, NB_ERR_INVALID, "%s: the model has no parameters", fn);
     nb_ddp *d = nb__calloc(1, sizeof *d);
     NB_CHECK(d, NB_ERR_OOM, "%s: out of host memory", fn);
-    d->comm = comm, d->model = model, d->sync = true, d->n_params = n;
+    d->comm = comm, d->sync = true, d->n_params = n, d->n_buffers = n_buffers;
     d->error_on_unused = options && options->error_on_unused;
     d->params = nb__calloc((size_t)n, sizeof *d->params);
+    d->buffers = nb__calloc((size_t)(n_buffers ? n_buffers : 1), sizeof *d->buffers);
     d->bucket_of = nb__calloc((size_t)n, sizeof *d->bucket_of);
     d->offset_of = nb__calloc((size_t)n, sizeof *d->offset_of);
     d->done = nb__calloc((size_t)n, sizeof *d->done);
     d->reached = nb__calloc((size_t)n, sizeof *d->reached);
-    if (!d->params || !d->bucket_of || !d->offset_of || !d->done || !d->reached) {
+    if (!d->params || !d->buffers || !d->bucket_of || !d->offset_of || !d->done || !d->reached) {
         release(d);
         return nb__error(NB_ERR_OOM, "%s: out of host memory", fn);
     }
-    nb_module_parameters(model, d->params, n);
+    memcpy(d->params, params, (size_t)n * sizeof *params);
+    if (n_buffers) memcpy(d->buffers, buffers, (size_t)n_buffers * sizeof *buffers);
 #ifdef NABLA_WITH_NCCL
     bool cuda_ok = true;
 #else
@@ -226,6 +227,48 @@ nb_status nb_ddp_create(nb_module *model, nb_comm *comm, const nb_ddp_options *o
     }
     *out = d;
     return NB_OK;
+}
+
+nb_status nb_ddp_create(nb_module *model, nb_comm *comm, const nb_ddp_options *options, nb_ddp **out) {
+    const char *fn = "nb_ddp_create";
+    NB_CHECK(out, NB_ERR_INVALID, "%s: out is NULL", fn);
+    *out = NULL;
+    NB_CHECK(model && comm, NB_ERR_INVALID, "%s: model or comm is NULL", fn);
+    int n = nb_module_parameters(model, NULL, 0), n_buffers = nb_module_buffers(model, NULL, 0);
+    NB_CHECK(n > 0, NB_ERR_INVALID, "%s: the model has no parameters", fn);
+    nb_named_tensor *params = nb__calloc((size_t)(n + n_buffers), sizeof *params);
+    NB_CHECK(params, NB_ERR_OOM, "%s: out of host memory", fn);
+    nb_module_parameters(model, params, n);
+    nb_module_buffers(model, params + n, n_buffers);
+    nb_status status = create(fn, params, n, params + n, n_buffers, comm, options, out);
+    free(params);
+    return status;
+}
+
+nb_status nb_ddp_create_from_tensors(const nb_named_tensor *params, int n_params, const nb_named_tensor *buffers,
+                                     int n_buffers, nb_comm *comm, const nb_ddp_options *options, nb_ddp **out) {
+    const char *fn = "nb_ddp_create_from_tensors";
+    NB_CHECK(out, NB_ERR_INVALID, "%s: out is NULL", fn);
+    *out = NULL;
+    NB_CHECK(comm, NB_ERR_INVALID, "%s: comm is NULL", fn);
+    NB_CHECK(params && n_params > 0, NB_ERR_INVALID, "%s: %d parameters%s; at least one is needed", fn, n_params,
+             params ? "" : " (params is NULL)");
+    NB_CHECK(n_buffers >= 0 && (buffers || n_buffers == 0), NB_ERR_INVALID,
+             "%s: n_buffers is %d with buffers %s", fn, n_buffers, buffers ? "given" : "NULL");
+    for (int i = 0; i < n_params + n_buffers; i++) {
+        const nb_named_tensor *t = i < n_params ? &params[i] : &buffers[i - n_params];
+        NB_CHECK(t->tensor, NB_ERR_INVALID, "%s: %s %d (%.127s) is NULL", fn, i < n_params ? "parameter" : "buffer",
+                 i < n_params ? i : i - n_params, t->name);
+    }
+    for (int i = 0; i < n_params; i++) {
+        const nb_tensor *p = params[i].tensor;
+        NB_CHECK(!p->grad_fn && nb_dtype_is_float(p->dtype), NB_ERR_INVALID,
+                 "%s: parameter %.127s must be a float leaf, got %s%s", fn, params[i].name, nb_dtype_name(p->dtype),
+                 p->grad_fn ? " made by an op" : "");
+        for (int j = 0; j < i; j++)
+            NB_CHECK(params[j].tensor != p, NB_ERR_INVALID, "%s: parameters %d and %d are the same tensor", fn, j, i);
+    }
+    return create(fn, params, n_params, buffers, n_buffers, comm, options, out);
 }
 
 /* The parameters that got no gradient this backward, as an error naming them. */
@@ -334,18 +377,13 @@ void nb_ddp_set_sync(nb_ddp *d, bool sync) {
 
 nb_status nb_ddp_broadcast_buffers(nb_ddp *d) {
     NB_CHECK(d, NB_ERR_INVALID, "nb_ddp_broadcast_buffers: ddp is NULL");
-    int n = nb_module_buffers(d->model, NULL, 0);
-    nb_named_tensor *buffers = nb__calloc((size_t)(n > 0 ? n : 1), sizeof *buffers);
-    NB_CHECK(buffers, NB_ERR_OOM, "nb_ddp_broadcast_buffers: out of host memory");
-    nb_module_buffers(d->model, buffers, n);
     const char *outer = nb__enter("nb_ddp_broadcast_buffers");
     nb_status status = NB_OK;
-    for (int i = 0; i < n && status == NB_OK; i++) {
-        status = nb_dist_broadcast(d->comm, buffers[i].tensor, 0, NULL);
-        if (status == NB_OK) nb__bump_version(buffers[i].tensor);
+    for (int i = 0; i < d->n_buffers && status == NB_OK; i++) {
+        status = nb_dist_broadcast(d->comm, d->buffers[i].tensor, 0, NULL);
+        if (status == NB_OK) nb__bump_version(d->buffers[i].tensor);
     }
     nb__leave(outer);
-    free(buffers);
     return status;
 }
 

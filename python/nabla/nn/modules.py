@@ -378,6 +378,47 @@ class BatchNorm2d(_BatchNorm):
             raise ValueError(f"BatchNorm2d: expected a 4-D input, got {x.ndim}-D")
 
 
+class SyncBatchNorm(_BatchNorm):
+    """BatchNorm whose training statistics are those of every rank's batch together (nb_sync_batch_norm):
+    the same as BatchNorm of the concatenated batch. process_group None: the default group."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 process_group=None, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.process_group = process_group
+
+    def _check_input(self, x):
+        if x.ndim < 2:
+            raise ValueError(f"SyncBatchNorm: expected at least a 2-D input, got {x.ndim}-D")
+
+    def forward(self, x):
+        from .. import distributed as dist
+        self._check_input(x)
+        group = self.process_group or dist._default("SyncBatchNorm")
+        use_batch = self.training or self.running_mean is None
+        return _C.sync_batch_norm(x, self.running_mean, self.running_var, self.weight if self.affine else None,
+                                  self.bias if self.affine else None, use_batch, self.momentum, self.eps, group)
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """module with every BatchNorm1d/2d (its own children too) replaced by a SyncBatchNorm holding the
+        same parameters and statistics."""
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            sync = cls.__new__(cls)
+            Module.__init__(sync)
+            for key in ("num_features", "eps", "momentum", "affine", "training"):
+                object.__setattr__(sync, key, getattr(module, key))
+            sync.process_group = process_group
+            for name, p in module._parameters.items():
+                sync._parameters[name] = p
+            for name, b in module._buffers.items():
+                sync._buffers[name] = b
+            return sync
+        for name, child in list(module._modules.items()):
+            module._modules[name] = cls.convert_sync_batchnorm(child, process_group)
+        return module
+
+
 class GroupNorm(Module):
     """Group normalization: each sample's channel groups normalized over their channels and positions."""
 
