@@ -37,6 +37,11 @@ if [ "${1:-}" != "--no-sanitize" ]; then
     LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libstdc++.so)" ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 NABLA_PYTHON_DIR="$PWD/build-asan/python" \
         .venv/bin/python -m pytest -q python/tests
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
+    OMPI_MCA_btl_vader_single_copy_mechanism=none \
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libstdc++.so)" \
+    ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 NABLA_PYTHON_DIR="$PWD/build-asan/python" \
+        mpirun -np 2 .venv/bin/python -m pytest -q -p no:cacheprovider python/tests/distributed
     scripts/fuzz.sh 60
 fi
 echo "test: all suites passed"

@@ -1,33 +1,60 @@
 /* The communicator, collectives, data parallelism and SyncBatchNorm of
  * include/nabla/dist.h as nabla._C.ProcessGroup, Work and DDP, and
  * _C.sync_batch_norm; nabla/distributed.py gives them torch.distributed's
- * names. A Work and a DDP hold references to their tensors and group, so
- * nothing they use is freed under them. */
+ * names. A Work and a DDP hold references to their tensors and are users of
+ * their group: destroying a group that still has users only closes it to new
+ * calls, and its communicator is freed when the last user goes, so nothing
+ * they use is freed under them. */
 #include "pynabla.h"
 
 typedef struct {
     PyObject_HEAD
     nb_comm *comm;
+    int users;      /* the Works and DDPs over comm */
+    bool destroyed; /* destroy() was called: no new calls */
 } nbp_group;
 
 typedef struct {
     PyObject_HEAD
     nb_dist_work *work;
-    PyObject *keep; /* the group and tensors the collective uses */
+    PyObject *group; /* a user of it */
+    PyObject *keep;  /* the tensors the collective uses */
 } nbp_work;
 
 typedef struct {
     PyObject_HEAD
     nb_ddp *ddp;
-    PyObject *keep; /* the group and the parameter and buffer Tensors */
+    PyObject *group; /* a user of it */
+    PyObject *keep;  /* the parameter and buffer Tensors */
 } nbp_ddp;
 
 static PyTypeObject group_type, work_type, ddp_type;
 
 static nb_comm *comm_of(PyObject *self, const char *fn) {
-    nb_comm *comm = ((nbp_group *)self)->comm;
-    if (!comm) PyErr_Format(PyExc_RuntimeError, "%s: the process group was destroyed", fn);
-    return comm;
+    nbp_group *g = (nbp_group *)self;
+    if (g->destroyed) PyErr_Format(PyExc_RuntimeError, "%s: the process group was destroyed", fn);
+    return g->destroyed ? NULL : g->comm;
+}
+
+/* A new reference to group, counted as a user. */
+static PyObject *group_use(PyObject *group) {
+    ((nbp_group *)group)->users++;
+    return Py_NewRef(group);
+}
+
+static void free_if_unused(nbp_group *g) {
+    if (g->destroyed && g->users == 0) {
+        nb_dist_free(g->comm);
+        g->comm = NULL;
+    }
+}
+
+/* Drops a user's reference (after its last use of the communicator). */
+static void group_unuse(PyObject *group) {
+    if (!group) return;
+    ((nbp_group *)group)->users--;
+    free_if_unused((nbp_group *)group);
+    Py_DECREF(group);
 }
 
 /* ---- ProcessGroup ---- */
@@ -42,8 +69,9 @@ static PyObject *group_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     nbp_group *g = (nbp_group *)type->tp_alloc(type, 0);
     if (!g) return NULL;
     if (nb_dist_init(&options, &g->comm) != NB_OK) {
+        nbp_raise();
         Py_DECREF(g);
-        return nbp_raise();
+        return NULL;
     }
     return (PyObject *)g;
 }
@@ -55,8 +83,8 @@ static void group_dealloc(PyObject *self) {
 
 static PyObject *group_destroy(PyObject *self, PyObject *unused) {
     (void)unused;
-    nb_dist_free(((nbp_group *)self)->comm);
-    ((nbp_group *)self)->comm = NULL;
+    ((nbp_group *)self)->destroyed = true;
+    free_if_unused((nbp_group *)self);
     Py_RETURN_NONE;
 }
 
@@ -91,7 +119,7 @@ static PyObject *group_barrier(PyObject *self, PyObject *unused) {
 }
 
 /* None for a finished collective, else a Work holding what it uses. */
-static PyObject *finish_collective(nb_status status, nb_dist_work *work, PyObject *keep) {
+static PyObject *finish_collective(PyObject *group, nb_status status, nb_dist_work *work, PyObject *keep) {
     if (status != NB_OK) {
         nb_dist_work_free(work);
         return nbp_raise();
@@ -103,6 +131,7 @@ static PyObject *finish_collective(nb_status status, nb_dist_work *work, PyObjec
         return NULL;
     }
     w->work = work;
+    w->group = group_use(group);
     w->keep = Py_NewRef(keep);
     return (PyObject *)w;
 }
@@ -128,7 +157,7 @@ static PyObject *group_all_reduce(PyObject *self, PyObject *args, PyObject *kwar
     if (!comm) return NULL;
     nb_dist_work *work = NULL;
     nb_status status = nb_dist_all_reduce(comm, nbp_t(t), nbp_t(t), reduce, async_op ? &work : NULL);
-    return finish_collective(status, work, args);
+    return finish_collective(self, status, work, args);
 }
 
 /* broadcast(tensor, src, async_op=False) */
@@ -143,7 +172,7 @@ static PyObject *group_broadcast(PyObject *self, PyObject *args, PyObject *kwarg
     if (!comm) return NULL;
     nb_dist_work *work = NULL;
     nb_status status = nb_dist_broadcast(comm, nbp_t(t), src, async_op ? &work : NULL);
-    return finish_collective(status, work, args);
+    return finish_collective(self, status, work, args);
 }
 
 /* all_gather_into_tensor(output, input, async_op=False) and
@@ -159,7 +188,7 @@ static PyObject *group_all_gather(PyObject *self, PyObject *args, PyObject *kwar
     if (!comm) return NULL;
     nb_dist_work *work = NULL;
     nb_status status = nb_dist_all_gather(comm, nbp_t(in), nbp_t(out), async_op ? &work : NULL);
-    return finish_collective(status, work, args);
+    return finish_collective(self, status, work, args);
 }
 
 static PyObject *group_reduce_scatter(PyObject *self, PyObject *args, PyObject *kwargs) {
@@ -175,7 +204,7 @@ static PyObject *group_reduce_scatter(PyObject *self, PyObject *args, PyObject *
     if (!comm) return NULL;
     nb_dist_work *work = NULL;
     nb_status status = nb_dist_reduce_scatter(comm, nbp_t(in), nbp_t(out), reduce, async_op ? &work : NULL);
-    return finish_collective(status, work, args);
+    return finish_collective(self, status, work, args);
 }
 
 static PyMethodDef group_methods[] = {
@@ -209,6 +238,7 @@ static PyTypeObject group_type = {
 static void work_dealloc(PyObject *self) {
     nbp_work *w = (nbp_work *)self;
     nb_dist_work_free(w->work); /* waits if it still runs: its tensors are ours until then */
+    group_unuse(w->group);
     Py_XDECREF(w->keep);
     PyObject_Free(self);
 }
@@ -297,6 +327,7 @@ static PyObject *ddp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
         return NULL;
     }
     d->ddp = ddp;
+    d->group = group_use(group);
     d->keep = Py_NewRef(args);
     return (PyObject *)d;
 }
@@ -304,6 +335,7 @@ static PyObject *ddp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
 static void ddp_dealloc(PyObject *self) {
     nbp_ddp *d = (nbp_ddp *)self;
     nb_ddp_free(d->ddp);
+    group_unuse(d->group);
     Py_XDECREF(d->keep);
     Py_TYPE(self)->tp_free(self);
 }

@@ -79,6 +79,21 @@ def test_all_gather_and_reduce_scatter():
     assert piece.tolist() == [total * (2 * r), total * (2 * r + 1)]
 
 
+def test_a_destroyed_group_refuses_calls_and_outlives_its_work():
+    group = nb._C.ProcessGroup(60.0)
+    t = nb.ones(4, dtype=nb.float64)
+    work = group.all_reduce(t, async_op=True)
+    group.destroy()  # a Work still uses it: only closed
+    with pytest.raises(RuntimeError, match="all_reduce: the process group was destroyed"):
+        group.all_reduce(t)
+    with pytest.raises(RuntimeError, match="get_rank: the process group was destroyed"):
+        dist.get_rank(group)
+    assert work.wait() is True
+    assert t.tolist() == [float(WORLD)] * 4
+    del work  # the last user: the communicator is freed now
+    group.destroy()  # again: nothing left to do
+
+
 def test_disagreements_and_bad_arguments_are_errors():
     r = dist.get_rank()
     t = nb.zeros(3 + r, dtype=nb.float32)  # each rank a different size
