@@ -89,3 +89,28 @@ def test_dlpack_with_numpy():
     assert v.shape == (2, 3)
     with pytest.raises(Exception):
         nb.from_dlpack(cap)  # a capsule is consumed once
+
+
+@pytest.mark.parametrize("first", ["nabla", "torch"])
+def test_pytorch_and_nabla_share_one_openblas_in_a_process(first):
+    """Debian's PyTorch needs libblas.so.3 and nabla links the OpenMP OpenBLAS; the pthread variant's
+    interface over the OpenMP kernels spun forever in its first threaded GEMM. Either import order
+    must give both libraries their products (in a subprocess: a hang fails, it does not hang)."""
+    pytest.importorskip("torch", reason="PyTorch is not installed (Debian's python3-torch brings it)")
+    import os
+    import subprocess
+    import sys
+    imports = "import nabla as nb\nimport torch\n" if first == "nabla" else "import torch\nimport nabla as nb\n"
+    script = imports + (
+        "import numpy as np\n"
+        "a = np.random.default_rng(1).random((192, 256)); w = np.random.default_rng(2).random((320, 256))\n"
+        "want = a @ w.T\n"
+        "for _ in range(2):\n"
+        "    got = nb.linear(nb.from_numpy(a), nb.from_numpy(w)).numpy()\n"
+        "    theirs = torch.nn.functional.linear(torch.from_numpy(a), torch.from_numpy(w)).numpy()\n"
+        "    theirs32 = (torch.from_numpy(a).float() @ torch.from_numpy(w).float().T).numpy()\n"
+        "    assert np.allclose(got, want, rtol=1e-12) and np.allclose(theirs, want, rtol=1e-12)\n"
+        "    assert np.allclose(theirs32, want, rtol=1e-5)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OMP_NUM_THREADS="2")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr

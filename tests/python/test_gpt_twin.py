@@ -1,9 +1,8 @@
 """The GPT example's checkpoint in PyTorch: benchmarks/torch_gpt.py's twin loads nabla's weights with
 load_state_dict (strict: the same names and shapes) and gives the same logits.
 
-The twin runs in a process of its own: Debian's PyTorch links the pthread build of OpenBLAS and nabla
-the OpenMP one, which share a soname, and the two in one process spin forever in the twin's first
-matmul."""
+The twin runs in a process of its own, as it would beside a C program (python/tests/test_gpt.py has
+the Python GPT beside the twin in one process)."""
 import os
 import pathlib
 import subprocess

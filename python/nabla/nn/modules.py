@@ -550,6 +550,7 @@ Sigmoid = _activation("Sigmoid", _C.sigmoid, "1 / (1 + exp(-x)).")
 Tanh = _activation("Tanh", _C.tanh, "tanh(x).")
 Hardsigmoid = _activation("Hardsigmoid", _C.hardsigmoid, "relu6(x + 3) / 6.")
 Hardswish = _activation("Hardswish", _C.hardswish, "x relu6(x + 3) / 6.")
+SwiGLU = _activation("SwiGLU", _C.swiglu, "silu(a) * b of the halves a, b of the last dim (Shazeer, 2020).")
 
 
 class LeakyReLU(Module):
@@ -700,28 +701,177 @@ class DepthwiseSeparableConv2d(Sequential):
 class MultiheadAttention(Module):
     """Self-attention over x [B, S, dim], as nabla's C layer: one projection "qkv" to heads + 2
     kv_heads head-dim slices, scaled_dot_product_attention (optionally causal, rotary, grouped-query),
-    and the projection "out"."""
+    and the projection "out". set_kv_cache(batch, capacity) turns on a key/value cache for decoding."""
 
     def __init__(self, embed_dim, num_heads, kv_heads=None, causal=False, bias=True, rope=False,
                  rope_base=10000.0, dropout=0.0, device=None, dtype=None, generator=None):
         super().__init__()
-        if embed_dim % num_heads:
-            raise ValueError(f"MultiheadAttention: {embed_dim} does not divide into {num_heads} heads")
-        self.embed_dim, self.num_heads = embed_dim, num_heads
-        self.kv_heads = kv_heads or num_heads
+        kv_heads = kv_heads or num_heads
+        if num_heads <= 0 or embed_dim % num_heads or num_heads % kv_heads or (rope and embed_dim // num_heads % 2):
+            raise ValueError(f"MultiheadAttention: needs heads dividing embed_dim, kv_heads dividing heads "
+                             f"and an even head dim with rope, got embed_dim {embed_dim}, num_heads "
+                             f"{num_heads}, kv_heads {kv_heads}, rope {rope}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"MultiheadAttention: dropout must be in [0, 1), got {dropout}")
+        self.embed_dim, self.num_heads, self.kv_heads = embed_dim, num_heads, kv_heads
         self.head_dim = embed_dim // num_heads
         self.causal, self.rope, self.rope_base, self.dropout = causal, rope, rope_base, dropout
+        self.generator, self._cache = generator, None
         self.qkv = Linear(embed_dim, (num_heads + 2 * self.kv_heads) * self.head_dim, bias, device, dtype,
                           generator)
         self.out = Linear(embed_dim, embed_dim, bias, device, dtype, generator)
 
+    def set_kv_cache(self, batch, capacity):
+        """A cache of capacity positions for batch sequences (0 frees it). While it is on, each
+        forward appends its keys and values and attends to every cached one, its queries (and
+        rotary angles) placed after them: feed a prompt, then a token at a time, in evaluation
+        without gradients. Setting it again empties it."""
+        if batch <= 0 or capacity < 0:
+            raise ValueError(f"set_kv_cache: needs batch > 0 and capacity >= 0, got {batch} and {capacity}")
+        w = self.qkv.weight
+        shape = (batch, self.kv_heads, capacity, self.head_dim)
+        self._cache = [_C.zeros(*shape, dtype=w.dtype, device=w.device),
+                       _C.zeros(*shape, dtype=w.dtype, device=w.device), 0] if capacity else None
+
+    @property
+    def cached_positions(self):
+        """How many positions the KV cache holds (0 without one)."""
+        return self._cache[2] if self._cache else 0
+
+    def _append(self, k, v):
+        keys, values, used = self._cache
+        B, S = k.shape[0], k.shape[2]
+        if B != keys.shape[0] or used + S > keys.shape[2]:
+            raise ValueError(f"MultiheadAttention: the KV cache holds {keys.shape[0]} sequences of "
+                             f"{keys.shape[2]} positions, {used} used; the input adds {B} x {S}")
+        with _NoGrad():
+            keys[:, :, used:used + S] = k
+            values[:, :, used:used + S] = v
+        self._cache[2] = used + S
+        return keys[:, :, :used + S], values[:, :, :used + S]
+
     def forward(self, x, attn_mask=None):
+        if x.ndim != 3 or x.shape[2] != self.embed_dim:
+            raise ValueError(f"MultiheadAttention: needs x [B, S, {self.embed_dim}], got {list(x.shape)}")
         B, S, _ = x.shape
         h, kv, d = self.num_heads, self.kv_heads, self.head_dim
+        offset = self.cached_positions
         qkv = self.qkv(x).view(B, S, h + 2 * kv, d).transpose(1, 2)
         q, k, v = qkv.split([h, kv, kv], 1)
         if self.rope:
-            q, k = q.rope(0, self.rope_base), k.rope(0, self.rope_base)
+            q, k = q.rope(offset, self.rope_base), k.rope(offset, self.rope_base)
+        if self._cache:
+            k, v = self._append(k, v)
         y = _C.scaled_dot_product_attention(q, k, v, attn_mask, self.dropout if self.training else 0.0,
-                                            self.causal)
+                                            self.causal, None, self.generator)
         return self.out(y.transpose(1, 2).reshape(B, S, self.embed_dim))
+
+    def extra_repr(self):
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, kv_heads={self.kv_heads}, "
+                f"causal={self.causal}, rope={self.rope}")
+
+
+class TransformerBlock(Module):
+    """nabla's pre-norm decoder block: h = x + drop(attn(norm1(x))), then h + drop(mlp(norm2(h))),
+    "mlp" a Sequential of fc1, act and fc2. The MLP is hidden wide (default 4 embed_dim, or with
+    SwiGLU 8 embed_dim / 3 rounded up to 64, as Llama); norms are LayerNorm or RMSNorm. dropout is on
+    each residual branch, attn_dropout on the attention probabilities (both in training only)."""
+
+    def __init__(self, embed_dim, num_heads, kv_heads=None, hidden=None, causal=True, bias=True,
+                 rope=False, rope_base=10000.0, rms_norm=False, swiglu=False, dropout=0.0, attn_dropout=0.0,
+                 eps=1e-5, device=None, dtype=None, generator=None):
+        super().__init__()
+        if not 0 <= dropout < 1:
+            raise ValueError(f"TransformerBlock: dropout must be in [0, 1), got {dropout}")
+        if hidden is None:
+            hidden = (8 * embed_dim // 3 + 63) // 64 * 64 if swiglu else 4 * embed_dim
+        norm = _row_norm(embed_dim, rms_norm, eps, device, dtype)
+        # assigned in this order: the weights draw from the generator as the C block's do
+        self.norm1 = norm()
+        self.attn = MultiheadAttention(embed_dim, num_heads, kv_heads, causal, bias, rope, rope_base,
+                                       attn_dropout, device, dtype, generator)
+        self.norm2 = norm()
+        self.mlp = Sequential(OrderedDict([
+            ("fc1", Linear(embed_dim, 2 * hidden if swiglu else hidden, bias, device, dtype, generator)),
+            ("act", SwiGLU() if swiglu else GELU("tanh")),
+            ("fc2", Linear(hidden, embed_dim, bias, device, dtype, generator)),
+        ]))
+        self.drop = Dropout(dropout, generator)
+
+    def forward(self, x):
+        h = x + self.drop(self.attn(self.norm1(x)))
+        return h + self.drop(self.mlp(self.norm2(h)))
+
+
+def _row_norm(dim, rms_norm, eps, device, dtype):
+    if rms_norm:
+        return lambda: RMSNorm(dim, eps, device=device, dtype=dtype)
+    return lambda: LayerNorm(dim, eps, device=device, dtype=dtype)
+
+
+class GPT(Module):
+    """nabla's GPT (the C nb_nn_gpt, with its parameter names): token embedding "wte" (and learned
+    positions "wpe" without rope), TransformerBlocks "blocks.0"..., a final "norm" and the projection
+    to the vocabulary ("head", or wte's weight when tied). Maps i64 tokens [B, S] to logits
+    [B, S, vocab_size]. The weights start as GPT-2's: N(0, 0.02), the residual projections (attn.out,
+    mlp.fc2) N(0, 0.02 / sqrt(2 num_layers)); from the same generator, the C GPT's weights.
+
+    arch="gpt2" (LayerNorm, tanh GELU, learned positions, tied embeddings, biases) and
+    arch="llama" (RMSNorm, SwiGLU, RoPE, no biases, a separate head) set the defaults of the
+    flags after it, as examples/train_gpt's --arch does."""
+
+    def __init__(self, vocab_size, context_length, num_layers, embed_dim, num_heads, kv_heads=None,
+                 arch="gpt2", hidden=None, bias=None, rope=None, rms_norm=None, swiglu=None, tied=None,
+                 dropout=0.0, eps=1e-5, device=None, dtype=None, generator=None):
+        super().__init__()
+        if arch not in ("gpt2", "llama"):
+            raise ValueError(f"GPT: arch must be 'gpt2' or 'llama', got {arch!r}")
+        if vocab_size <= 0 or context_length <= 0 or not 1 <= num_layers <= 128:
+            raise ValueError(f"GPT: needs vocab_size, context_length and 1 to 128 layers, got {vocab_size}, "
+                             f"{context_length} and {num_layers}")
+        llama = arch == "llama"
+        pick = lambda given, default: default if given is None else given  # noqa: E731
+        rope, tied = pick(rope, llama), pick(tied, not llama)
+        self.vocab_size, self.context_length, self.num_layers = vocab_size, context_length, num_layers
+        self.wte = Embedding(vocab_size, embed_dim, device, dtype, generator)
+        if not rope:
+            self.wpe = Embedding(context_length, embed_dim, device, dtype, generator)
+        self.blocks = ModuleList(
+            TransformerBlock(embed_dim, num_heads, kv_heads, hidden, True, pick(bias, not llama), rope, 10000.0,
+                             pick(rms_norm, llama), pick(swiglu, llama), dropout, 0.0, eps, device, dtype,
+                             generator)
+            for _ in range(num_layers))
+        self.norm = _row_norm(embed_dim, pick(rms_norm, llama), eps, device, dtype)()
+        if not tied:
+            self.head = Linear(embed_dim, vocab_size, False, device, dtype, generator)
+        for name, p in self.named_parameters():
+            if p.ndim == 2:
+                residual = name.endswith(("attn.out.weight", "mlp.fc2.weight"))
+                init.normal_(p, 0.0, 0.02 / math.sqrt(2 * num_layers) if residual else 0.02, generator)
+
+    def set_kv_cache(self, batch, capacity):
+        """A KV cache of capacity positions for batch sequences in every attention (0 frees them);
+        see MultiheadAttention.set_kv_cache. Positions continue from what the cache holds."""
+        for m in self.modules():
+            if isinstance(m, MultiheadAttention):
+                m.set_kv_cache(batch, capacity)
+
+    def forward(self, tokens):
+        offset = self.blocks[0].attn.cached_positions
+        if tokens.ndim != 2 or offset + tokens.shape[1] > self.context_length:
+            raise ValueError(f"GPT: needs tokens [B, S] with S at most the context {self.context_length} "
+                             f"({offset} cached), got {list(tokens.shape)}")
+        h = self.wte(tokens)
+        if "wpe" in self._modules:
+            h = h + self.wpe(_C.arange(offset, offset + tokens.shape[1], dtype=_C.int64, device=tokens.device))
+        for block in self.blocks:
+            h = block(h)
+        h = self.norm(h)
+        return self.head(h) if "head" in self._modules else _C.linear(h, self.wte.weight)
+
+    def loss(self, tokens, targets):
+        """The mean cross-entropy of the next-token logits for tokens [B, S] against targets [B, S]."""
+        return _C.cross_entropy(self(tokens).view(-1, self.vocab_size), targets.reshape(-1))
+
+    def extra_repr(self):
+        return f"vocab_size={self.vocab_size}, context_length={self.context_length}, num_layers={self.num_layers}"
