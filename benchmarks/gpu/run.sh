@@ -11,6 +11,9 @@
 #              LayerNorm and RMSNorm, matmul)
 #   attention  the fused attention beside scaled_dot_product_attention
 #   conv       convolutions and BatchNorm in f32 and bf16 at batch 64 and 256
+#   python     the Python package on the GPU: python/tests/test_cuda.py
+#              (moves, ops, autograd, DLPack with PyTorch and CuPy, modules,
+#              the GPT in bf16, the Python examples on CUDA), test_gpt.py
 #   cnn        the CNN example beside its PyTorch twin
 #   gpt        the GPT example at the GPT-2 small shape (12 layers, 768 wide,
 #              12 heads, context 1024) beside its PyTorch twin
@@ -107,6 +110,32 @@ gpu_tests() {
     build-gpu/tests/test_regressions --gtest_filter='*HalfPrecision*' >"$out/test_regressions.log" 2>&1 || status=1
     grep -E "^\[  (PASSED|FAILED)" "$out/test_regressions.log" || true
 }
+
+# The Python package over build-gpu's libnabla: the build's own extension when
+# it made one for this python3, else one compiled here (a prebuilt archive's
+# is for the building machine's Python), with the DLPack header it carries.
+python_package() {
+    local dir=build-gpu/python suffix pyinc dlpack=""
+    suffix=$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+    mkdir -p "$dir/nabla" && cp -r python/nabla/. "$dir/nabla/"
+    [ -f "$dir/nabla/_C$suffix" ] && return 0
+    pyinc=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+    [ -f build-gpu/include/dlpack/dlpack.h ] && dlpack="-Ibuild-gpu/include -DNBP_WITH_DLPACK"
+    gcc -std=c11 -O2 -shared -fPIC -fvisibility=hidden -Iinclude -I"$pyinc" $dlpack python/src/*.c \
+        -Lbuild-gpu -lnabla -Wl,-rpath,"$PWD/build-gpu" -o "$dir/nabla/_C$suffix" >"$out/python_build.log" 2>&1
+}
+
+if wants python; then
+    begin_part
+    if python_package; then
+        NABLA_PYTHON_DIR="$PWD/build-gpu/python" PYTHONUNBUFFERED=1 python3 -m pytest -q -rs -p no:cacheprovider \
+            python/tests/test_cuda.py python/tests/test_gpt.py >"$out/pytest_cuda.log" 2>&1 || status=1
+        tail -15 "$out/pytest_cuda.log"
+    else
+        echo "the Python extension did not build:"; tail -20 "$out/python_build.log"; status=1
+    fi
+    end_part python
+fi
 
 if wants smoke; then
     begin_part
