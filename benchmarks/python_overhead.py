@@ -2,9 +2,9 @@
 """Per-call overhead from Python: a 1-element add, a 64x64 matmul, a view, and .backward() of a
 tiny graph, for nabla, PyTorch and numpy (where it has the op), on the CPU, in one run.
 
-Each library is timed in a process of its own (Debian's PyTorch and nabla load different builds of
-OpenBLAS under one soname, which cannot share a process); the processes run one after the other
-and each reports the median of several timeit repeats, in microseconds per call.
+Each library is timed in a process of its own, so that one's threads and caches do not weigh on
+the other's; the processes run one after the other and each reports the median of several timeit
+repeats, in microseconds per call.
 
     benchmarks/python_overhead.py [--json FILE]
 """

@@ -76,6 +76,8 @@ def test_a_million_tensors_leak_nothing():
     last, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     after = nb.cpu_memory_stats()["allocated"]
+    print(f"[ refs ] 1,000,000 tensors and views: nabla's allocated bytes {before} -> {after}, "
+          f"Python's traced bytes {first} -> {last}")
     assert after == before, (before, after)
     assert last - first < 100_000, (first, last)
 
