@@ -763,13 +763,31 @@ static PyObject *tensor_numpy(PyObject *self, PyObject *unused) {
     return PyObject_CallMethod(numpy_module, "asarray", "O", self);
 }
 
-static PyObject *tensor_array(PyObject *self, PyObject *args) {
-    PyObject *dtype = Py_None;
-    if (!PyArg_ParseTuple(args, "|O:__array__", &dtype)) return NULL;
-    PyObject *a = tensor_numpy(self, NULL);
-    if (!a || dtype == Py_None) return a;
-    PyObject *r = PyObject_CallMethod(a, "astype", "O", dtype);
-    Py_DECREF(a);
+/* numpy's __array__(dtype=None, copy=None) (numpy 2's protocol): the shared
+ * memory; copy=True a copy; copy=False refuses a dtype conversion */
+static PyObject *tensor_array(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames) {
+    static const char *const names[] = {"dtype", "copy", NULL};
+    PyObject *a[2];
+    if (nbp_parse("__array__", names, 0, args, nargs, kwnames, a) < 0) return NULL;
+    PyObject *dtype = a[0] ? a[0] : Py_None, *copy = a[1] ? a[1] : Py_None;
+    PyObject *shared = tensor_numpy(self, NULL);
+    if (!shared) return NULL;
+    if (dtype == Py_None && copy != Py_True) return shared;
+    PyObject *want = dtype == Py_None ? PyObject_GetAttrString(shared, "dtype") : (Py_INCREF(dtype), dtype);
+    PyObject *r = NULL;
+    if (want && copy == Py_False) { /* only a view is allowed */
+        PyObject *same = PyObject_GetAttrString(shared, "dtype");
+        int equal = same ? PyObject_RichCompareBool(same, want, Py_EQ) : -1;
+        Py_XDECREF(same);
+        if (equal > 0) r = (Py_INCREF(shared), shared);
+        else if (equal == 0)
+            PyErr_SetString(PyExc_ValueError, "__array__: copy=False, but the dtype asked for needs a copy");
+    } else if (want) {
+        r = PyObject_CallMethod(shared, "astype", "O", want); /* astype copies */
+    }
+    Py_XDECREF(want);
+    Py_DECREF(shared);
     return r;
 }
 
@@ -914,7 +932,8 @@ static PyObject *tensor_dlpack_device(PyObject *self, PyObject *unused) {
 static PyMethodDef tensor_methods[] = {
     {"numpy", tensor_numpy, METH_NOARGS,
      "numpy() -> numpy.ndarray: the same memory as an array (CPU tensors without a gradient)."},
-    {"__array__", tensor_array, METH_VARARGS, "The tensor as a numpy array (shared memory)."},
+    {"__array__", (PyCFunction)(void (*)(void))tensor_array, METH_FASTCALL | METH_KEYWORDS,
+     "__array__(dtype=None, copy=None): the tensor as a numpy array (shared memory; copy=True copies)."},
     {"tolist", tensor_tolist, METH_NOARGS, "tolist() -> list: the values as nested Python lists."},
     {"item", tensor_item, METH_NOARGS, "item() -> number: the value of a one-element tensor."},
     {"__dlpack__", (PyCFunction)(void (*)(void))tensor_dlpack, METH_FASTCALL | METH_KEYWORDS,

@@ -20,6 +20,22 @@ def test_numpy_shares_memory_both_ways():
     assert np.shares_memory(np.asarray(t), a)
 
 
+def test_array_protocol_takes_numpy_2s_dtype_and_copy():
+    t = nb.arange(4, dtype=nb.float32)
+    shared = t.__array__(copy=False)
+    assert np.shares_memory(shared, t.numpy())
+    copied = t.__array__(copy=True)
+    copied[0] = 9
+    assert t[0].item() == 0 and not np.shares_memory(copied, t.numpy())
+    wide = t.__array__(np.float64)
+    assert wide.dtype == np.float64 and wide.tolist() == [0, 1, 2, 3]
+    assert t.__array__(dtype=np.float32, copy=False).dtype == np.float32
+    with pytest.raises(ValueError, match="copy=False, but the dtype asked for needs a copy"):
+        t.__array__(np.float64, copy=False)
+    with pytest.raises(TypeError, match="__array__"):
+        t.__array__(np.float64, True, 3)
+
+
 def test_numpy_array_keeps_the_tensor_alive():
     t = nb.ones(1000, dtype=nb.float32)
     ref = weakref.ref(t)

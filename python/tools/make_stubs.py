@@ -48,6 +48,7 @@ def main():
              "    requires_grad: bool", "    grad: Tensor | None", "    is_leaf: bool", "    grad_fn: str | None",
              "    data: Tensor", "    T: Tensor", "    mT: Tensor", "    is_cuda: bool", "    itemsize: int",
              "    def numpy(self) -> Any: ...", "    def tolist(self) -> Any: ...", "    def item(self) -> float: ...",
+             "    def __array__(self, dtype: Any = ..., copy: bool | None = ...) -> Any: ...",
              "    def __dlpack__(self, stream: Any = ...) -> Any: ...",
              "    def __dlpack_device__(self) -> tuple[int, int]: ...",
              "    def __getitem__(self, key: Any) -> Tensor: ...", "    def __setitem__(self, key: Any, value: Any) -> None: ...",
