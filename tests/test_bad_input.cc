@@ -436,6 +436,10 @@ void build_rows() {
     ROW(nb_optimizer_set_lr, NB_ERR_INVALID, "optimizer is NULL", nb_optimizer_set_lr(nullptr, 0.1));
     ROW(nb_clip_grad_norm, NB_ERR_INVALID, "max_norm > 0", nb_clip_grad_norm(&d, 1, 0));
     ROW(nb_clip_grad_norm, NB_ERR_INVALID, "max_norm > 0", nb_clip_grad_norm(nullptr, 2, 1));
+    ROW(nb_clip_grad_value, NB_ERR_INVALID, "clip_value >= 0, got 1 and -1", nb_clip_grad_value(&d, 1, -1));
+    ROW(nb_clip_grad_value, NB_ERR_INVALID, "clip_value >= 0, got 1 and nan", nb_clip_grad_value(&d, 1, NAN));
+    ROW(nb_clip_grad_value, NB_ERR_INVALID, "needs parameters", nb_clip_grad_value(nullptr, 2, 1));
+    ROW(nb_clip_grad_value, NB_ERR_INVALID, "got -1 and 1", nb_clip_grad_value(&d, -1, 1));
     // ---- data ----
     ROW(nb_idx_read, NB_ERR_IO, "cannot open /nonexistent", nb_idx_read("/nonexistent/x.idx", &out_a));
     ROW(nb_idx_read, NB_ERR_INVALID, "path is NULL", nb_idx_read(nullptr, &out_a));

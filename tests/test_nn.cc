@@ -221,6 +221,30 @@ TEST(Optim, ClipGradNormTakesAnyNumberOfParameters) {
     EXPECT_NEAR(read_tensor(g).v[0], 2 / (10 + 1e-6), 1e-6);
 }
 
+TEST(Optim, ClipGradValueClampsEachElementAndSkipsParametersWithoutGradients) {
+    T a(make_tensor(Host({4}, {-3, 0.25, 2, 0}), NB_F32)), b(make_tensor(Host({3}, {1, 2, 3}), NB_F16));
+    T idle(make_tensor(Host({2}, {1, 1}), NB_F32));
+    for (nb_tensor *p : {a.t, b.t, idle.t}) ASSERT_EQ(nb_set_requires_grad(p, true), NB_OK);
+    // gradients equal to the values: d/dp sum(p^2 / 2); a's last is NaN
+    Host nan_last({4}, {-3, 0.25, 2, NAN});
+    T ga(make_tensor(nan_last, NB_F32)), gb(make_tensor(Host({3}, {1, -2, 3}), NB_F16));
+    ASSERT_EQ(nb_set_grad(a, ga), NB_OK);
+    ASSERT_EQ(nb_set_grad(b, gb), NB_OK);
+    nb_tensor *params[3] = {a, b, idle};
+    ASSERT_EQ(nb_clip_grad_value(params, 3, 0.5), NB_OK) << nb_last_error();
+    Host got_a = read_tensor(T(nb_grad(a))), got_b = read_tensor(T(nb_grad(b)));
+    EXPECT_EQ(got_a.v[0], -0.5);
+    EXPECT_EQ(got_a.v[1], 0.25);
+    EXPECT_EQ(got_a.v[2], 0.5);
+    EXPECT_TRUE(std::isnan(got_a.v[3])); // NaN stays NaN, as PyTorch's clamp
+    EXPECT_EQ(got_b.v, (std::vector<double>{0.5, -0.5, 0.5}));
+    EXPECT_EQ(nb_dtype_of(T(nb_grad(b))), NB_F16);
+    EXPECT_EQ(nb_grad(idle), nullptr);
+    EXPECT_EQ(read_tensor(ga).v[0], -3); // the old gradient tensor is not written
+    EXPECT_EQ(nb_clip_grad_value(params, 0, 1), NB_OK);
+    EXPECT_EQ(nb_clip_grad_value(params, 3, -1), NB_ERR_INVALID);
+}
+
 TEST(Optim, WarmupThenCosine) {
     EXPECT_DOUBLE_EQ(nb_lr_warmup_cosine(0, 10, 110, 1.0, 0.1), 0.1);
     EXPECT_DOUBLE_EQ(nb_lr_warmup_cosine(9, 10, 110, 1.0, 0.1), 1.0);

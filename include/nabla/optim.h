@@ -67,6 +67,11 @@ void nb_optimizer_free(nb_optimizer *opt);
  * without a gradient are skipped; none at all gives a CPU scalar 0. */
 nb_tensor *nb_clip_grad_norm(nb_tensor *const *params, int n, double max_norm);
 
+/* Clamps every gradient element of params to [-clip_value, clip_value]
+ * (clip_value >= 0; NaN stays NaN, as PyTorch's clip_grad_value_), without
+ * waiting for the device. Parameters without a gradient are skipped. */
+nb_status nb_clip_grad_value(nb_tensor *const *params, int n, double clip_value);
+
 /* The learning rate of step (from 0): max_lr * (step + 1) / warmup_steps
  * during the warmup, then a cosine from max_lr down to min_lr at
  * total_steps, and min_lr after. Negative counts are taken as 0. */

@@ -227,6 +227,22 @@ static PyObject *py_clip_grad_norm(PyObject *self, PyObject *args) {
     return r;
 }
 
+static PyObject *py_clip_grad_value(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *params, *list;
+    double clip_value;
+    nb_tensor **ts;
+    int n;
+    if (!PyArg_ParseTuple(args, "Od:clip_grad_value_", &params, &clip_value) ||
+        tensor_list(params, "clip_grad_value_", &list, &ts, &n) < 0)
+        return NULL;
+    nb_status status = nb_clip_grad_value(ts, n, clip_value);
+    PyMem_Free(ts);
+    Py_DECREF(list);
+    if (status != NB_OK) return nbp_raise();
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_lr_warmup_cosine(PyObject *self, PyObject *args) {
     (void)self;
     long long step, warmup, total;
@@ -355,6 +371,9 @@ static PyMethodDef nn_methods[] = {
     {"clip_grad_norm_", py_clip_grad_norm, METH_VARARGS,
      "clip_grad_norm_(parameters, max_norm) -> Tensor: scales the gradients to a global L2 norm of at "
      "most max_norm; returns the norm before."},
+    {"clip_grad_value_", py_clip_grad_value, METH_VARARGS,
+     "clip_grad_value_(parameters, clip_value) -> None: clamps every gradient element to "
+     "[-clip_value, clip_value]."},
     {"lr_warmup_cosine", py_lr_warmup_cosine, METH_VARARGS,
      "lr_warmup_cosine(step, warmup_steps, total_steps, max_lr, min_lr) -> float: linear warmup, then "
      "a cosine down to min_lr."},

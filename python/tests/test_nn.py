@@ -157,6 +157,23 @@ def test_param_groups_and_schedulers():
     assert norm.item() == pytest.approx(5.0) and p.grad.tolist() == pytest.approx([0.6, 0.8], rel=1e-5)
 
 
+def test_clip_grad_value_clamps_each_element():
+    p, q, idle = nn.Parameter(nb.zeros(4)), nn.Parameter(nb.zeros(4, dtype=nb.float16)), nn.Parameter(nb.zeros(4))
+    p.grad = nb.tensor([-3.0, 0.25, 2.0, float("nan")])
+    q.grad = nb.tensor([1.5, -0.5, 0.0, -0.75], dtype=nb.float16)
+    assert nn.utils.clip_grad_value_([p, q, idle], 0.5) is None
+    got = p.grad.tolist()
+    assert got[:3] == [-0.5, 0.25, 0.5] and math.isnan(got[3])
+    assert q.grad.dtype == nb.float16 and q.grad.tolist() == [0.5, -0.5, 0.0, -0.5]
+    assert idle.grad is None
+    nn.utils.clip_grad_value_(p, 0.1)  # one tensor
+    assert p.grad.tolist()[:3] == pytest.approx([-0.1, 0.1, 0.1])
+    with pytest.raises(ValueError, match="nb_clip_grad_value: needs parameters and clip_value >= 0, got 1 and -1"):
+        nn.utils.clip_grad_value_([p], -1)
+    with pytest.raises(TypeError, match="clip_grad_value_"):
+        nn.utils.clip_grad_value_([p, 3], 1.0)
+
+
 def test_dataloader_batches_and_shuffles():
     x, y = nb.arange(10).float().unsqueeze(1), nb.arange(10)
     ds = nb.utils.data.TensorDataset(x, y)

@@ -72,7 +72,7 @@ def main():
     for name, op in sorted(ops.items()):
         lines.append(signature(name, op.__doc__, False))
     for name in ("manual_seed", "set_grad_enabled", "is_grad_enabled", "cuda_device_count", "cuda_synchronize",
-                 "cpu_memory_stats", "use_deterministic_algorithms", "promote_types", "clip_grad_norm_",
+                 "cpu_memory_stats", "use_deterministic_algorithms", "promote_types", "clip_grad_norm_", "clip_grad_value_",
                  "lr_warmup_cosine", "init_", "safetensors_save", "safetensors_load", "fashion_mnist"):
         lines.append(f"def {name}(*args: Any) -> Any: ...")
     lines += ["class Optimizer:", "    lr: float", "    def __init__(self, *args: Any, **kwargs: Any) -> None: ...",

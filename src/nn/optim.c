@@ -270,6 +270,24 @@ nb_tensor *nb_clip_grad_norm(nb_tensor *const *params, int n, double max_norm) {
     return nb__scratch_finish(&s, total, &out) == NB_OK ? out : NULL;
 }
 
+nb_status nb_clip_grad_value(nb_tensor *const *params, int n, double clip_value) {
+    NB_CHECK(n >= 0 && (n == 0 || params) && clip_value >= 0, NB_ERR_INVALID,
+             "nb_clip_grad_value: needs parameters and clip_value >= 0, got %d and %g", n, clip_value);
+    bool was = nb_set_grad_enabled(false);
+    nb_status status = NB_OK;
+    for (int i = 0; i < n && status == NB_OK; i++) {
+        nb_tensor *grad = params[i] ? params[i]->grad : NULL, *clamped = NULL;
+        if (!grad) continue;
+        status = nb__result(nb_clamp(grad, -clip_value, clip_value), &clamped);
+        if (status == NB_OK) { /* the clamped gradient replaces the old one */
+            params[i]->grad = clamped;
+            nb_release(grad);
+        }
+    }
+    nb_set_grad_enabled(was);
+    return status;
+}
+
 double nb_lr_warmup_cosine(int64_t step, int64_t warmup_steps, int64_t total_steps, double max_lr,
                            double min_lr) {
     /* negative counts are 0; the differences are taken in double (no overflow) */

@@ -1,4 +1,4 @@
-"""nabla.nn.utils: gradient clipping."""
+"""nabla.nn.utils: gradient clipping by norm and by value."""
 from .. import _C
 
 
@@ -8,3 +8,11 @@ def clip_grad_norm_(parameters, max_norm):
     if isinstance(parameters, _C.Tensor):
         parameters = [parameters]
     return _C.clip_grad_norm_(list(parameters), float(max_norm))
+
+
+def clip_grad_value_(parameters, clip_value):
+    """Clamps every gradient element to [-clip_value, clip_value] in place of the gradient
+    (clip_value >= 0; NaN stays NaN); parameters without a gradient are skipped."""
+    if isinstance(parameters, _C.Tensor):
+        parameters = [parameters]
+    _C.clip_grad_value_(list(parameters), float(clip_value))
