@@ -190,14 +190,14 @@ def main():
         losses.append(loss.detach())
         tokens += args.batch * args.context
         if step % 10 == 0 or step + 1 == args.steps:
-            loss.item()  # waits for the device, so that the time is the work's
+            last_loss = loss.item()  # waits for the device, so that the time is the work's
         trained += time.perf_counter() - start  # validation time is not training time
         if step % 10 == 0:
-            bar.set_postfix(loss=f"{losses[-1].item():.4f}", tokens_per_s=f"{tokens / trained:.0f}")
+            bar.set_postfix(loss=f"{last_loss:.4f}", tokens_per_s=f"{tokens / trained:.0f}")
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             val = validation_loss(model, data, split, args)
             evals.append((step + 1, val))
-            bar.write(f"step {step + 1}: train loss {losses[-1].item():.4f}, val loss {val:.4f} (unigram entropy "
+            bar.write(f"step {step + 1}: train loss {loss.item():.4f}, val loss {val:.4f} (unigram entropy "
                       f"{entropy:.4f}), {tokens / trained:.0f} tokens/s")
     bar.close()
     print(f"done: {trained:.1f} s, {tokens / trained:.0f} tokens/s; final val loss {val:.4f} vs unigram entropy "

@@ -18,6 +18,34 @@ static void optimizer_dealloc(PyObject *self) {
     Py_TYPE(self)->tp_free(self);
 }
 
+/* The tensors of the sequence o as a new list (kept by *list) and an array of
+ * borrowed pointers (PyMem_Free it); a non-Tensor is a TypeError naming fn's arg. */
+static int tensor_list(PyObject *o, const char *fn, const char *arg, PyObject **list, nb_tensor ***out,
+                       int *n) {
+    *list = PySequence_List(o);
+    if (!*list) return -1;
+    Py_ssize_t count = PyList_GET_SIZE(*list);
+    if (count > INT32_MAX) {
+        Py_CLEAR(*list);
+        PyErr_Format(PyExc_ValueError, "%s: %zd %s are more than nabla takes (2^31 - 1)", fn, count, arg);
+        return -1;
+    }
+    *out = PyMem_Malloc(sizeof **out * (size_t)(count ? count : 1));
+    if (!*out) {
+        Py_CLEAR(*list);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (nbp_tensor_borrow(PyList_GET_ITEM(*list, i), false, fn, arg, &(*out)[i]) < 0) {
+            PyMem_Free(*out);
+            Py_CLEAR(*list);
+            return -1;
+        }
+    *n = (int)count;
+    return 0;
+}
+
 /* Optimizer(kind, params, lr, momentum_or_beta1=0, beta2=0.999, eps=1e-8,
  * weight_decay=0, nesterov=False); kind 'sgd', 'adam' or 'adamw' */
 static PyObject *optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
@@ -30,25 +58,14 @@ static PyObject *optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwa
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOd|ddddp:Optimizer", kwlist, &kind, &params, &lr,
                                      &momentum, &beta2, &eps, &wd, &nesterov))
         return NULL;
-    PyObject *list = PySequence_List(params);
-    if (!list) return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(list);
-    nb_tensor **ts = PyMem_Malloc(sizeof *ts * (size_t)(n ? n : 1));
-    if (!ts) {
-        Py_DECREF(list);
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (nbp_tensor_borrow(PyList_GET_ITEM(list, i), false, "Optimizer", "params", &ts[i]) < 0) {
-            PyMem_Free(ts);
-            Py_DECREF(list);
-            return NULL;
-        }
-    }
+    PyObject *list;
+    nb_tensor **ts;
+    int n;
+    if (tensor_list(params, "Optimizer", "params", &list, &ts, &n) < 0) return NULL;
     nb_optimizer *opt = NULL;
-    if (!strcmp(kind, "sgd")) opt = nb_sgd_create(ts, (int)n, lr, momentum, wd, nesterov);
-    else if (!strcmp(kind, "adam")) opt = nb_adam_create(ts, (int)n, lr, momentum, beta2, eps, wd);
-    else if (!strcmp(kind, "adamw")) opt = nb_adamw_create(ts, (int)n, lr, momentum, beta2, eps, wd);
+    if (!strcmp(kind, "sgd")) opt = nb_sgd_create(ts, n, lr, momentum, wd, nesterov);
+    else if (!strcmp(kind, "adam")) opt = nb_adam_create(ts, n, lr, momentum, beta2, eps, wd);
+    else if (!strcmp(kind, "adamw")) opt = nb_adamw_create(ts, n, lr, momentum, beta2, eps, wd);
     else PyErr_Format(PyExc_ValueError, "Optimizer: unknown kind '%s' (sgd, adam, adamw)", kind);
     PyMem_Free(ts);
     if (!opt) {
@@ -192,25 +209,6 @@ static PyTypeObject optimizer_type = {
 
 /* ---- functions ---- */
 
-static int tensor_list(PyObject *o, const char *fn, PyObject **list, nb_tensor ***out, int *n) {
-    *list = PySequence_List(o);
-    if (!*list) return -1;
-    Py_ssize_t count = PyList_GET_SIZE(*list);
-    *out = PyMem_Malloc(sizeof **out * (size_t)(count ? count : 1));
-    if (!*out) {
-        Py_CLEAR(*list);
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < count; i++)
-        if (nbp_tensor_borrow(PyList_GET_ITEM(*list, i), false, fn, "parameters", &(*out)[i]) < 0) {
-            PyMem_Free(*out);
-            Py_CLEAR(*list);
-            return -1;
-        }
-    *n = (int)count;
-    return 0;
-}
 
 static PyObject *py_clip_grad_norm(PyObject *self, PyObject *args) {
     (void)self;
@@ -219,7 +217,7 @@ static PyObject *py_clip_grad_norm(PyObject *self, PyObject *args) {
     nb_tensor **ts;
     int n;
     if (!PyArg_ParseTuple(args, "Od:clip_grad_norm_", &params, &max_norm) ||
-        tensor_list(params, "clip_grad_norm_", &list, &ts, &n) < 0)
+        tensor_list(params, "clip_grad_norm_", "parameters", &list, &ts, &n) < 0)
         return NULL;
     PyObject *r = nbp_wrap(nb_clip_grad_norm(ts, n, max_norm));
     PyMem_Free(ts);
@@ -234,7 +232,7 @@ static PyObject *py_clip_grad_value(PyObject *self, PyObject *args) {
     nb_tensor **ts;
     int n;
     if (!PyArg_ParseTuple(args, "Od:clip_grad_value_", &params, &clip_value) ||
-        tensor_list(params, "clip_grad_value_", &list, &ts, &n) < 0)
+        tensor_list(params, "clip_grad_value_", "parameters", &list, &ts, &n) < 0)
         return NULL;
     nb_status status = nb_clip_grad_value(ts, n, clip_value);
     PyMem_Free(ts);

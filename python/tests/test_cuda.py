@@ -150,7 +150,7 @@ def small_cnn(device, seed):
 
 def test_a_model_trains_on_cuda_as_on_the_cpu():
     x, y = randn(32, 1, 12, 12), np.arange(32) % 10
-    losses = {}
+    losses, states = {}, {}
     for device in ("cpu", "cuda"):
         model = small_cnn(device, 3)
         optimizer = nb.optim.AdamW(model.parameters(), lr=1e-2)
@@ -162,12 +162,11 @@ def test_a_model_trains_on_cuda_as_on_the_cpu():
             loss.backward()
             optimizer.step()
             losses[device].append(loss.item())
-        state = {k: v.cpu().numpy() for k, v in model.state_dict().items()}
-        losses[device + " state"] = state
+        states[device] = {k: v.cpu().numpy() for k, v in model.state_dict().items()}
     np.testing.assert_allclose(losses["cuda"], losses["cpu"], rtol=1e-3)
     assert losses["cuda"][-1] < losses["cuda"][0]
-    for name, value in losses["cpu state"].items():
-        np.testing.assert_allclose(losses["cuda state"][name], value, rtol=1e-2, atol=1e-3, err_msg=name)
+    for name, value in states["cpu"].items():
+        np.testing.assert_allclose(states["cuda"][name], value, rtol=1e-2, atol=1e-3, err_msg=name)
 
 
 def test_model_to_cuda_moves_parameters_and_buffers():

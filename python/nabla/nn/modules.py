@@ -493,26 +493,28 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class MaxPool2d(Module):
+class _Pool2d(Module):
+    """A 2-D pool of [N, C, H, W] over kernel_size windows (stride defaults to the kernel)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x):
+        return type(self)._pool(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
     """Max pooling of [N, C, H, W] (stride defaults to the kernel)."""
-
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-
-    def forward(self, x):
-        return _C.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+    _pool = _C.max_pool2d
 
 
-class AvgPool2d(Module):
+class AvgPool2d(_Pool2d):
     """Average pooling of [N, C, H, W] (the divisor counts padding)."""
-
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-
-    def forward(self, x):
-        return _C.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+    _pool = _C.avg_pool2d
 
 
 class AdaptiveAvgPool2d(Module):
