@@ -29,6 +29,8 @@ const std::vector<Case> &all_cases() {
         pool_cases();
         optimizer_cases();
         threshold_cases();
+        sort_cases();
+        scan_cases();
         built = true;
     }
     return g_cases;

@@ -103,6 +103,36 @@ nb_tensor *nb_logsumexp(const nb_tensor *x, int ndims, const int *dims, bool kee
 /* (sum |x|^p)^(1/p) for p > 0; p = INFINITY gives max |x|. */
 nb_tensor *nb_norm(const nb_tensor *x, double p, int ndims, const int *dims, bool keepdim);
 
+/* ---- sorting, selection and scans along one dim ----
+ * The order is a total one: NaN is the largest value (every NaN alike), -0
+ * equals +0, and equal values keep their order (a stable sort: PyTorch's
+ * stable=True). A 0-dim x is one element. Indices are i64; the values are
+ * gathered with them, so their gradient is gather's. */
+/* x sorted along dim (ascending, or descending: NaN first); indices (may be
+ * NULL) receives each value's position in x. */
+nb_tensor *nb_sort(const nb_tensor *x, int dim, bool descending, nb_tensor **indices);
+nb_tensor *nb_argsort(const nb_tensor *x, int dim, bool descending);
+/* The k largest (or smallest) values along dim, in sorted order (largest
+ * first, or smallest first); ties go to the lower position. 0 <= k <= size. */
+nb_tensor *nb_topk(const nb_tensor *x, int64_t k, int dim, bool largest, nb_tensor **indices);
+/* i64 insertion points of values into the last dim of sorted_sequence: the
+ * first position whose element is >= v (right: > v), as numpy.searchsorted
+ * and PyTorch. A 1-D sequence takes values of any shape; otherwise its
+ * leading dims equal those of values, row by row. Both are promoted to one
+ * dtype. A NaN value goes past the end (PyTorch's comparisons). */
+nb_tensor *nb_searchsorted(const nb_tensor *sorted_sequence, const nb_tensor *values, bool right);
+/* The bucket of each x among 1-D ascending boundaries: i with
+ * boundaries[i-1] < x <= boundaries[i] (right: boundaries[i-1] <= x <
+ * boundaries[i]), as torch.bucketize; searchsorted(boundaries, x, right). */
+nb_tensor *nb_bucketize(const nb_tensor *x, const nb_tensor *boundaries, bool right);
+/* Running sum, product and log(sum(exp)) along dim: y_i = x_0 + ... + x_i.
+ * Integers and bool give i64 (wrapping on overflow); logcumsumexp takes
+ * floats and keeps -inf exact. The CPU accumulates floats in double; CUDA
+ * in float (double for f64). Differentiable for float x. */
+nb_tensor *nb_cumsum(const nb_tensor *x, int dim);
+nb_tensor *nb_cumprod(const nb_tensor *x, int dim);
+nb_tensor *nb_logcumsumexp(const nb_tensor *x, int dim);
+
 /* ---- linear algebra ----
  * As numpy.matmul: [..., m, k] @ [..., k, n] -> [broadcast(...), m, n]; a 1-D
  * operand is a row (left) or a column (right) vector whose dim is dropped.

@@ -47,6 +47,15 @@ nb_tensor *nb_randint(int64_t low, int64_t high, int ndim, const int64_t *shape,
                       nb_device device, nb_generator *gen);
 /* A random permutation of 0 .. n-1 (integer or float dtype). */
 nb_tensor *nb_randperm(int64_t n, nb_dtype dtype, nb_device device, nb_generator *gen);
+/* num_samples i64 category indices per row of weights [categories] or
+ * [rows, categories] (float, >= 0, finite, not all 0 in a row; they need not
+ * sum to 1): [num_samples] or [rows, num_samples]. Each sample picks i with
+ * probability w_i / sum(w); without replacement (at most as many samples as
+ * positive weights) each pick leaves the row for the next. Uses rows *
+ * num_samples counters of gen, the same draws on every device
+ * (docs/random.md). */
+nb_tensor *nb_multinomial(const nb_tensor *weights, int64_t num_samples, bool replacement,
+                          nb_generator *gen);
 
 #ifdef __cplusplus
 }

@@ -209,6 +209,13 @@ typedef union nb_attrs {
     struct { uint64_t seed, offset; double a, b; } random; /* a, b: bounds, mean/std or p */
     struct { uint32_t mask; bool keepdim; double correction, p; } reduce;
     struct { int dim; } axis;                       /* softmax, cat, indexing */
+    struct { int64_t k; bool descending; } sort;    /* argsort, topk (descending: largest) */
+    /* searchsorted: right finds the first element > v, else >= v; rows of the sequence */
+    struct { bool right; int64_t rows; } search;
+    /* cumsum (reverse: from the end), cumprod, logcumsumexp; scan_backward of forward */
+    struct { int dim; bool reverse; nb_op forward; } scan;
+    /* multinomial: counter offset + row * samples + s for sample s of a row */
+    struct { uint64_t seed, offset; int64_t samples; bool replacement; } multinomial;
     struct { int dim; int64_t start, step; } slice;
     struct { int dims[NB_MAX_DIMS]; } permute;
     struct { int64_t num_classes; } one_hot;
@@ -386,6 +393,10 @@ nb_status nb__sgd_step(nb_tensor *param, const nb_tensor *grad, nb_tensor *momen
                        const nb_attrs *attrs);
 nb_status nb__adam_step(nb_tensor *param, const nb_tensor *grad, nb_tensor *m, nb_tensor *v,
                         const nb_attrs *attrs);
+
+/* The error of a multinomial row problem (src/core/multinomial.h): the row,
+ * its count of positive weights and the samples asked for. */
+nb_status nb__multinomial_failed(int64_t row, int problem, int64_t positive, int64_t samples);
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,7 @@
     NB_OP(BERNOULLI, bernoulli, 0)     \
     NB_OP(RANDINT, randint, 0)         \
     NB_OP(RANDPERM, randperm, 0)       \
+    NB_OP(MULTINOMIAL, multinomial, 0) \
     /* copies and casts */            \
     NB_OP(COPY, copy, 1)               \
     NB_OP(TO, to, 1)                   \
@@ -88,6 +89,16 @@
     NB_OP(STD, std, 1)                 \
     NB_OP(LOGSUMEXP, logsumexp, 1)     \
     NB_OP(NORM, norm, 1)               \
+    /* sorting, selection and scans */ \
+    NB_OP(SORT, sort, 1)               \
+    NB_OP(ARGSORT, argsort, 0)         \
+    NB_OP(TOPK, topk, 1)               \
+    NB_OP(SEARCHSORTED, searchsorted, 0) \
+    NB_OP(BUCKETIZE, bucketize, 0)     \
+    NB_OP(CUMSUM, cumsum, 1)           \
+    NB_OP(CUMPROD, cumprod, 1)         \
+    NB_OP(LOGCUMSUMEXP, logcumsumexp, 1) \
+    NB_OP(SCAN_BACKWARD, scan_backward, 0) \
     /* linear algebra, softmax */     \
     NB_OP(MATMUL, matmul, 1)           \
     NB_OP(LINEAR, linear, 1)           \

@@ -37,6 +37,11 @@ nb_status nb__cpu_fill(const nb_op_args *args);
 nb_status nb__cpu_range(const nb_op_args *args);
 nb_status nb__cpu_random(const nb_op_args *args);
 nb_status nb__cpu_randperm(const nb_op_args *args);
+nb_status nb__cpu_multinomial(const nb_op_args *args);
+nb_status nb__cpu_sort(const nb_op_args *args); /* argsort and topk */
+nb_status nb__cpu_searchsorted(const nb_op_args *args);
+nb_status nb__cpu_scan(const nb_op_args *args); /* cumsum, cumprod, logcumsumexp */
+nb_status nb__cpu_scan_backward(const nb_op_args *args);
 nb_status nb__cpu_copy(const nb_op_args *args);
 nb_status nb__cpu_unary(const nb_op_args *args);
 nb_status nb__cpu_gelu_backward(const nb_op_args *args);

@@ -282,5 +282,7 @@ void conv_cases();
 void pool_cases();
 void optimizer_cases();
 void threshold_cases();
+void sort_cases();
+void scan_cases();
 
 } // namespace op_cases
