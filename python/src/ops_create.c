@@ -118,6 +118,18 @@ static PyObject *a_randperm(const nbp_op_def *def, PyObject **a) {
     return nbp_wrap(nb_randperm(n, p.dtype, p.device, gen));
 }
 
+/* multinomial(input, num_samples, replacement=False, generator=None) */
+static PyObject *a_multinomial(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    int64_t n;
+    bool replacement;
+    nb_generator *gen;
+    if (!x || int_of(def, a, 1, 0, &n) < 0 || bool_of(a[2], false, &replacement) < 0 ||
+        nbp_generator_arg(a[3], def->name, &gen) < 0)
+        return NULL;
+    return nbp_wrap(nb_multinomial(x, n, replacement, gen));
+}
+
 /* bernoulli(input, p=None, generator=None): 1 with probability input (or p) */
 static PyObject *a_bernoulli(const nbp_op_def *def, PyObject **a) {
     nb_tensor *x = tensor_of(def, a, 0);
@@ -248,6 +260,10 @@ const nbp_op_def nbp_create_ops[] = {
     {"randint", a_randint, NULL, P("low", "high", "size", "generator", "dtype", "device"), 1, NBP_FUNCTION,
      "randint(low=0, high, size, generator=None, dtype=None, device=None) -> Tensor: integers in "
      "[low, high); randint(high, size) starts at 0."},
+    {"multinomial", a_multinomial, NULL, P("input", "num_samples", "replacement", "generator"), 2,
+     NBP_BOTH, "multinomial(input, num_samples, replacement=False, generator=None) -> Tensor: int64 "
+               "category indices per row of weights [C] or [N, C], drawn in proportion to them; the "
+               "same draws on every device."},
     {"randperm", a_randperm, NULL, P("n", "generator", "dtype", "device"), 1, NBP_FUNCTION,
      "randperm(n, generator=None, dtype=int64, device=None) -> Tensor: a random permutation of 0..n-1."},
     {"bernoulli", a_bernoulli, NULL, P("input", "p", "generator"), 1, NBP_BOTH,

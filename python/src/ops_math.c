@@ -112,16 +112,31 @@ static PyObject *a_reduce(const nbp_op_def *def, PyObject **a) {
     return nbp_wrap(c);
 }
 
-static PyStructSequence_Field minmax_fields[] = {{"values", "the extreme values"},
-                                                 {"indices", "their indices along dim"},
-                                                 {NULL}};
-static PyStructSequence_Desc minmax_desc = {"nabla.return_types.minmax", "(values, indices)",
-                                            minmax_fields, 2};
-static PyTypeObject minmax_type;
+static PyStructSequence_Field values_indices_fields[] = {{"values", "the values picked"},
+                                                         {"indices", "their indices along dim"},
+                                                         {NULL}};
+static PyStructSequence_Desc values_indices_desc = {"nabla.return_types.values_indices",
+                                                    "(values, indices)", values_indices_fields, 2};
+static PyTypeObject values_indices_type;
 
 int nbp_return_types_init(void) {
-    if (!minmax_type.tp_name && PyStructSequence_InitType2(&minmax_type, &minmax_desc) < 0) return -1;
+    if (!values_indices_type.tp_name &&
+        PyStructSequence_InitType2(&values_indices_type, &values_indices_desc) < 0)
+        return -1;
     return 0;
+}
+
+/* (values, indices) from two new references (either may be NULL: an error). */
+static PyObject *values_indices(PyObject *values, PyObject *indices) {
+    PyObject *r = values && indices ? PyStructSequence_New(&values_indices_type) : NULL;
+    if (!r) {
+        Py_XDECREF(values);
+        Py_XDECREF(indices);
+        return NULL;
+    }
+    PyStructSequence_SET_ITEM(r, 0, values);
+    PyStructSequence_SET_ITEM(r, 1, indices);
+    return r;
 }
 
 /* max(input) -> the maximum; max(input, dim, keepdim) -> (values, indices);
@@ -139,15 +154,7 @@ static PyObject *a_minmax(const nbp_op_def *def, PyObject **a) {
         return PyErr_Format(PyExc_TypeError, "%s: dim must be one int (amax/amin take several)", def->name);
     PyObject *values = nbp_wrap((is_max ? nb_max : nb_min)(x, 1, dims, keepdim));
     PyObject *indices = values ? nbp_wrap((is_max ? nb_argmax : nb_argmin)(x, 1, dims, keepdim)) : NULL;
-    PyObject *r = indices ? PyStructSequence_New(&minmax_type) : NULL;
-    if (!r) {
-        Py_XDECREF(values);
-        Py_XDECREF(indices);
-        return NULL;
-    }
-    PyStructSequence_SET_ITEM(r, 0, values);
-    PyStructSequence_SET_ITEM(r, 1, indices);
-    return r;
+    return values_indices(values, indices);
 }
 
 /* var(input, dim=None, unbiased=None, keepdim=False, correction=None) */
@@ -184,6 +191,104 @@ static PyObject *a_softmax(const nbp_op_def *def, PyObject **a) {
     if (!x || dim_of(def, a, 1, -1, &dim) < 0) return NULL;
     typedef nb_tensor *(*softmax_fn)(const nb_tensor *, int);
     return nbp_wrap(FN(softmax_fn)(x, dim));
+}
+
+/* ---- sorting, selection, scans ---- */
+
+/* sort(input, dim=-1, descending=False, stable=False): always stable */
+static PyObject *a_sort(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *indices = NULL;
+    int dim;
+    bool descending, stable;
+    if (!x || dim_of(def, a, 1, -1, &dim) < 0 || bool_of(a[2], false, &descending) < 0 ||
+        bool_of(a[3], false, &stable) < 0)
+        return NULL;
+    if (def->setting == SET_INDICES) return nbp_wrap(nb_argsort(x, dim, descending));
+    PyObject *values = nbp_wrap(nb_sort(x, dim, descending, &indices));
+    return values_indices(values, values ? nbp_wrap(indices) : NULL);
+}
+
+/* topk(input, k, dim=-1, largest=True, sorted=True): always sorted */
+static PyObject *a_topk(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *indices = NULL;
+    int64_t k;
+    int dim;
+    bool largest, sorted;
+    if (!x || int_of(def, a, 1, 0, &k) < 0 || dim_of(def, a, 2, -1, &dim) < 0 ||
+        bool_of(a[3], true, &largest) < 0 || bool_of(a[4], true, &sorted) < 0)
+        return NULL;
+    PyObject *values = nbp_wrap(nb_topk(x, k, dim, largest, &indices));
+    return values_indices(values, values ? nbp_wrap(indices) : NULL);
+}
+
+/* right from right= or side= ('left' or 'right'), PyTorch's pair */
+static int side_of(const nbp_op_def *def, PyObject *right, PyObject *side, bool *out) {
+    if (bool_of(right, false, out) < 0) return -1;
+    if (!side || side == Py_None) return 0;
+    const char *name = PyUnicode_Check(side) ? PyUnicode_AsUTF8(side) : NULL;
+    if (!name || (strcmp(name, "left") && strcmp(name, "right"))) {
+        PyErr_Format(PyExc_ValueError, "%s: side must be 'left' or 'right'", def->name);
+        return -1;
+    }
+    if (*out && !strcmp(name, "left")) {
+        PyErr_Format(PyExc_ValueError, "%s: side='left' contradicts right=True", def->name);
+        return -1;
+    }
+    *out = !strcmp(name, "right");
+    return 0;
+}
+
+/* i64 positions, cast to i32 for out_int32 */
+static PyObject *positions(nb_tensor *p, PyObject *out_int32) {
+    bool narrow;
+    if (!p || bool_of(out_int32, false, &narrow) < 0) return nb_release(p), nbp_wrap(NULL);
+    if (!narrow) return nbp_wrap(p);
+    nb_tensor *c = nb_cast(p, NB_I32);
+    nb_release(p);
+    return nbp_wrap(c);
+}
+
+/* searchsorted(sorted_sequence, input, out_int32=False, right=False, side=None, sorter=None) */
+static PyObject *a_searchsorted(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *seq = tensor_of(def, a, 0), *values = NULL, *sorter;
+    bool right;
+    if (!seq || optional_tensor(def, a, 5, &sorter) < 0 || side_of(def, a[3], a[4], &right) < 0)
+        return NULL;
+    const nb_tensor *like = seq;
+    if (!(values = nbp_tensor_arg(a[1], like, def->name, def->params[1]))) return NULL;
+    nb_tensor *ordered = sorter ? nb_gather(seq, -1, sorter) : nb_retain(seq);
+    nb_tensor *p = ordered ? nb_searchsorted(ordered, values, right) : NULL;
+    nb_release(ordered);
+    nb_release(values);
+    return positions(p, a[2]);
+}
+
+/* bucketize(input, boundaries, out_int32=False, right=False) */
+static PyObject *a_bucketize(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *boundaries = tensor_of(def, a, 1), *x;
+    bool right;
+    if (!boundaries || bool_of(a[3], false, &right) < 0) return NULL;
+    if (!(x = nbp_tensor_arg(a[0], boundaries, def->name, def->params[0]))) return NULL;
+    nb_tensor *p = nb_bucketize(x, boundaries, right);
+    nb_release(x);
+    return positions(p, a[2]);
+}
+
+/* cumsum(input, dim, dtype=None), cumprod, logcumsumexp(input, dim) */
+static PyObject *a_scan(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    int dim;
+    if (!x || dim_of(def, a, 1, 0, &dim) < 0) return NULL;
+    typedef nb_tensor *(*scan_fn)(const nb_tensor *, int);
+    nb_tensor *source = x;
+    if (def->params[2] && a[2] && a[2] != Py_None) { /* logcumsumexp takes no dtype */
+        nb_dtype dtype;
+        if (nbp_dtype_arg(a[2], NB_F32, def->name, "dtype", &dtype) < 0 || !(source = nb_cast(x, dtype)))
+            return nbp_wrap(NULL);
+    }
+    nb_tensor *r = FN(scan_fn)(source, dim);
+    if (source != x) nb_release(source);
+    return nbp_wrap(r);
 }
 
 /* ---- linear algebra, positions, attention ---- */
@@ -332,6 +437,29 @@ const nbp_op_def nbp_math_ops[] = {
      "softmax(input, dim=-1) -> Tensor: exp(x) / sum(exp(x)) along dim."},
     {"log_softmax", a_softmax, (void (*)(void))nb_log_softmax, P("input", "dim"), 1, NBP_BOTH,
      "log_softmax(input, dim=-1) -> Tensor: x - logsumexp(x) along dim."},
+    /* sorting, selection, scans */
+    {"sort", a_sort, NULL, P("input", "dim", "descending", "stable"), 1, NBP_BOTH,
+     "sort(input, dim=-1, descending=False, stable=False) -> (values, indices): stable always; NaN "
+     "is the largest value (last ascending, first descending)."},
+    {"argsort", a_sort, NULL, P("input", "dim", "descending", "stable"), 1, NBP_BOTH,
+     "argsort(input, dim=-1, descending=False, stable=False) -> Tensor: the indices of sort.",
+     SET_INDICES},
+    {"topk", a_topk, NULL, P("input", "k", "dim", "largest", "sorted"), 2, NBP_BOTH,
+     "topk(input, k, dim=-1, largest=True, sorted=True) -> (values, indices): the k largest (or "
+     "smallest) along dim, in order; ties go to the lower index."},
+    {"searchsorted", a_searchsorted, NULL,
+     P("sorted_sequence", "input", "out_int32", "right", "side", "sorter"), 2, NBP_FUNCTION,
+     "searchsorted(sorted_sequence, input, out_int32=False, right=False, side=None, sorter=None) -> "
+     "Tensor: int64 insertion points into the last dim (first element >= v; right: > v)."},
+    {"bucketize", a_bucketize, NULL, P("input", "boundaries", "out_int32", "right"), 2, NBP_BOTH,
+     "bucketize(input, boundaries, out_int32=False, right=False) -> Tensor: the bucket i of each "
+     "value, boundaries[i-1] < x <= boundaries[i] (right: <= x <)."},
+    {"cumsum", a_scan, (void (*)(void))nb_cumsum, P("input", "dim", "dtype"), 2, NBP_BOTH,
+     "cumsum(input, dim, dtype=None) -> Tensor: running sums along dim; integers give int64."},
+    {"cumprod", a_scan, (void (*)(void))nb_cumprod, P("input", "dim", "dtype"), 2, NBP_BOTH,
+     "cumprod(input, dim, dtype=None) -> Tensor: running products along dim; integers give int64."},
+    {"logcumsumexp", a_scan, (void (*)(void))nb_logcumsumexp, P("input", "dim"), 2, NBP_BOTH,
+     "logcumsumexp(input, dim) -> Tensor: running log(sum(exp(x))) along dim, stable."},
     /* linear algebra, positions, attention */
     {"linear", a_linear, NULL, P("input", "weight", "bias"), 2, NBP_FUNCTION,
      "linear(input, weight, bias=None) -> Tensor: input @ weight.T + bias; weight [out, in]."},

@@ -31,6 +31,7 @@ CHECKED_ELSEWHERE = {
     "tensor": "test_creation_matches_numpy", "as_tensor": "test_creation_matches_numpy",
     "from_numpy": "test_interop.py", "from_dlpack": "test_interop.py", "numel": "test_creation_matches_numpy",
     "flash_attention": "test_attention_kernels_agree",
+    "multinomial": "test_sort.py (frequencies, errors, the C recipe)",
 }
 
 
@@ -373,6 +374,61 @@ def np_softmax(x, axis):
 for dim in (-1, 0, 1):
     case("softmax", lambda lib, x, d=dim: lib.softmax(x, dim=d), lambda x, d=dim: np_softmax(x, d), R3)
     case("log_softmax", lambda lib, x, d=dim: lib.log_softmax(x, d), lambda x, d=dim: np.log(np_softmax(x, d)), R3)
+
+# ---------------------------------------------------------------------------------------------
+# sorting, selection, scans (ties from "int" data keep their order: a stable sort)
+
+
+def np_stable_argsort(x, axis, descending):
+    return np.argsort(-x if descending else x, axis=axis, kind="stable")
+
+
+for dim in (-1, 0, 1):
+    for descending in (False, True):
+        case("sort", lambda lib, x, d=dim, s=descending: tuple(lib.sort(x, dim=d, descending=s, stable=True)),
+             lambda x, d=dim, s=descending: (np.take_along_axis(x, np_stable_argsort(x, d, s), d),
+                                             np_stable_argsort(x, d, s)),
+             [[((3, 4, 5), "int")], [((2, 40, 3), "int")]])
+        case("argsort", lambda lib, x, d=dim, s=descending: lib.argsort(x, dim=d, descending=s, stable=True),
+             lambda x, d=dim, s=descending: np_stable_argsort(x, d, s), [[((3, 4, 5), "int")]])
+case("sort", lambda lib, x: tuple(x.sort(descending=True, stable=True)),
+     lambda x: (-np.sort(-x, kind="stable"), np.argsort(-x, kind="stable")), [[((5, 300), "normal")]],
+     dtypes=("float64", "float32"))
+for k, dim in ((1, -1), (3, 1), (7, 0)):
+    for largest in (True, False):
+        case("topk", lambda lib, x, k=k, d=dim, big=largest: tuple(lib.topk(x, k, dim=d, largest=big)),
+             lambda x, k=k, d=dim, big=largest: (
+                 np.take(np.take_along_axis(x, np_stable_argsort(x, d, big), d), range(k), axis=d),
+                 np.take(np_stable_argsort(x, d, big), range(k), axis=d)),
+             [[((8, 9, 10), "normal")]], dtypes=("float64", "float32"))
+SORTED = np.array([-3.0, -1.0, -1.0, 0.0, 2.0, 2.0, 2.0, 5.0])
+SORTED_ROWS = np.sort(np.random.default_rng(3).integers(-4, 5, (3, 6)).astype(np.float64), axis=1)
+for right in (False, True):
+    side = "right" if right else "left"
+    case("searchsorted", lambda lib, v, r=right: lib.searchsorted(lib.tensor(SORTED, dtype=v.dtype), v, right=r),
+         lambda v, s=side: np.searchsorted(SORTED, v, side=s), [[((4, 5), "int")], [((7,), "normal")]],
+         dtypes=("float64", "float32", "bfloat16"))
+    case("searchsorted", lambda lib, v, s=side: lib.searchsorted(lib.tensor(SORTED_ROWS, dtype=v.dtype), v, side=s),
+         lambda v, s=side: np.stack([np.searchsorted(SORTED_ROWS[i], v[i], side=s) for i in range(3)]),
+         [[((3, 5), "int")]], dtypes=("float64", "float32"))
+    case("bucketize", lambda lib, x, r=right: lib.bucketize(x, lib.tensor(SORTED, dtype=x.dtype), right=r),
+         lambda x, s=side: np.searchsorted(SORTED, x, side=s), [[((4, 5), "int")]],
+         dtypes=("float64", "float32"))
+case("searchsorted", lambda lib, v: lib.searchsorted(lib.tensor([1, 3, 5, 7]), v, out_int32=True),
+     lambda v: np.searchsorted([1, 3, 5, 7], v).astype(np.int32), [[np.array([0, 3, 4, 9])]],
+     dtypes=("float64",), layouts=("contiguous",))
+case("searchsorted", lambda lib, v: lib.searchsorted(lib.tensor([5.0, 1.0, 3.0]), v, sorter=lib.tensor([1, 2, 0])),
+     lambda v: np.searchsorted([1.0, 3.0, 5.0], v), [[((6,), "int")]], dtypes=("float64",))
+for name, ref, kind in (("cumsum", np.cumsum, "normal"), ("cumprod", np.cumprod, "positive"),
+                        ("logcumsumexp", np.logaddexp.accumulate, "normal")):
+    for dim in (0, -1, 1):
+        case(name, lambda lib, x, n=name, d=dim: getattr(lib, n)(x, d), lambda x, r=ref, d=dim: r(x, axis=d),
+             [[((3, 4, 5), kind)], [((2, 70 if name != "cumprod" else 12), kind)]] if dim != 1
+             else [[((3, 4, 5), kind)]], tol=4)
+case("cumsum", lambda lib, x: x.cumsum(0), lambda x: np.cumsum(x, axis=0), [[np.arange(6, dtype=np.int32)]],
+     dtypes=("float64",), layouts=("contiguous",))
+case("cumsum", lambda lib, x: lib.cumsum(x, 1, dtype=lib.float64), lambda x: np.cumsum(x, axis=1),
+     [[((3, 5), "normal")]], dtypes=("float32",))
 
 # ---------------------------------------------------------------------------------------------
 # matrix products

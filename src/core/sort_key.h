@@ -63,4 +63,22 @@ NB_SORT_HD static inline bool nb_sort_key_is_nan(nb_dtype dtype, uint64_t key) {
     return is_float && key == nb_sort_key_mask(dtype);
 }
 
+/* The first position in row[0 .. m) (values of dtype, ascending) where a
+ * value of key v would go: past every element < v (left) or <= v (right). A
+ * NaN element or value sends the search right, as PyTorch's comparisons
+ * !(element >= v) do. */
+NB_SORT_HD static inline int64_t nb_sort_insertion_point(nb_dtype dtype, const char *row, int64_t m,
+                                                         uint64_t v, bool right) {
+    int size = nb_sort_key_bytes(dtype);
+    bool v_nan = nb_sort_key_is_nan(dtype, v);
+    int64_t lo = 0, hi = m;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        uint64_t key = nb_sort_key(dtype, row + mid * size);
+        if (v_nan || nb_sort_key_is_nan(dtype, key) || key < v || (right && key == v)) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 #endif

@@ -177,44 +177,19 @@ nb_status nb__cpu_sort(const nb_op_args *args) {
     return NB_OK;
 }
 
-/* The first position in keys[0 .. m) where value v would go: past every
- * element < v (left) or <= v (right). A NaN element or value sends the
- * search right, as PyTorch's comparisons !(element >= v) do. */
-static int64_t insertion_point(nb_dtype dtype, const uint64_t *keys, int64_t m, uint64_t v,
-                               bool right) {
-    int64_t lo = 0, hi = m;
-    bool v_nan = nb_sort_key_is_nan(dtype, v);
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        bool past = v_nan || nb_sort_key_is_nan(dtype, keys[mid]) || keys[mid] < v ||
-                    (right && keys[mid] == v);
-        if (past) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
 nb_status nb__cpu_searchsorted(const nb_op_args *args) {
     const nb_tensor *sequence = args->in[0], *values = args->in[1];
-    nb_tensor *out = args->out;
     nb_dtype dtype = sequence->dtype;
     int64_t m = sequence->shape[sequence->ndim - 1], rows = args->attrs.search.rows;
     int64_t total = nb_numel(values), per_row = rows > 1 ? total / rows : total;
-    int64_t boundaries = m * rows;
-    uint64_t *keys = nb__malloc((size_t)(boundaries ? boundaries : 1) * sizeof *keys);
-    NB_CHECK(keys, NB_ERR_OOM, "%s: out of host memory for %lld boundaries", nb__op_fn(args->op),
-             (long long)(m * rows));
-    load_keys(dtype, nb__data(sequence), m * rows, false, keys);
-    size_t size = nb__dtype_size(dtype);
-    const char *v = nb__data(values);
-    int64_t *position = (int64_t *)nb__data(out);
+    int64_t size = (int64_t)nb__dtype_size(dtype);
+    const char *seq = nb__data(sequence), *v = nb__data(values);
+    int64_t *position = (int64_t *)nb__data(args->out);
 #pragma omp parallel for schedule(static) if (total >= NB_CPU_PARALLEL_MIN / 8)
     for (int64_t i = 0; i < total; i++) {
         int64_t row = rows > 1 ? i / per_row : 0;
-        position[i] = insertion_point(dtype, keys + row * m, m,
-                                      nb_sort_key(dtype, v + i * (int64_t)size),
-                                      args->attrs.search.right);
+        position[i] = nb_sort_insertion_point(dtype, seq + row * m * size, m,
+                                              nb_sort_key(dtype, v + i * size), args->attrs.search.right);
     }
-    free(keys);
     return NB_OK;
 }

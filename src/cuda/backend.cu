@@ -20,6 +20,13 @@ static const nb_kernel *kernel_table(void) {
     k[NB_OP_BERNOULLI] = {nb__cuda_random, NB_ALL_DTYPES};
     k[NB_OP_RANDINT] = {nb__cuda_random, NB_ALL_DTYPES};
     k[NB_OP_RANDPERM] = {nb__cuda_randperm, NB_ALL_DTYPES};
+    k[NB_OP_MULTINOMIAL] = {nb__cuda_multinomial, NB_FLOATS};
+    k[NB_OP_ARGSORT] = {nb__cuda_sort, NB_ALL_DTYPES};
+    k[NB_OP_TOPK] = {nb__cuda_sort, NB_ALL_DTYPES};
+    k[NB_OP_SEARCHSORTED] = {nb__cuda_searchsorted, NB_ALL_DTYPES};
+    for (nb_op op : {NB_OP_CUMSUM, NB_OP_CUMPROD}) k[op] = {nb__cuda_scan, NB_ALL_DTYPES};
+    k[NB_OP_LOGCUMSUMEXP] = {nb__cuda_scan, NB_FLOATS};
+    k[NB_OP_SCAN_BACKWARD] = {nb__cuda_scan_backward, NB_FLOATS};
     k[NB_OP_COPY] = {nb__cuda_copy, NB_ALL_DTYPES};
     UNARY(NEG), UNARY(ABS), UNARY_FLOAT(EXP), UNARY_FLOAT(LOG), UNARY_FLOAT(LOG1P);
     UNARY_FLOAT(SQRT), UNARY_FLOAT(RSQRT), UNARY_FLOAT(SIN), UNARY_FLOAT(COS);

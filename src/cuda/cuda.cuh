@@ -76,6 +76,10 @@ static inline nb_status nb__cuda_scratch(const char *fn, const nb_cuda_ctx *ctx,
     return nb__cuda_alloc(fn, nbytes, nb_cuda(ctx->device), ptr, block);
 }
 
+// nbytes rounded up to 256, so arrays carved one after another from one
+// scratch allocation stay aligned for any type (CUB's temporaries included).
+static inline size_t nb__cuda_aligned(size_t nbytes) { return (nbytes + 255) / 256 * 256; }
+
 // ---- per-shape choices ----
 
 // A table from a fixed-size key to a fixed-size value (both plain bytes;
@@ -312,6 +316,11 @@ nb_status nb__cuda_fill(const nb_op_args *args);
 nb_status nb__cuda_range(const nb_op_args *args);
 nb_status nb__cuda_random(const nb_op_args *args);
 nb_status nb__cuda_randperm(const nb_op_args *args);
+nb_status nb__cuda_multinomial(const nb_op_args *args);
+nb_status nb__cuda_sort(const nb_op_args *args); // argsort and topk
+nb_status nb__cuda_searchsorted(const nb_op_args *args);
+nb_status nb__cuda_scan(const nb_op_args *args); // cumsum, cumprod, logcumsumexp
+nb_status nb__cuda_scan_backward(const nb_op_args *args);
 nb_status nb__cuda_copy(const nb_op_args *args);
 nb_status nb__cuda_unary(const nb_op_args *args);
 nb_status nb__cuda_gelu_backward(const nb_op_args *args);
