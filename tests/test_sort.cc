@@ -225,6 +225,30 @@ TEST(Scan, LongRowAccumulatesInDouble) {
     EXPECT_NEAR(v.v.back(), 100000 * (double)0.1f, 1e-2);
 }
 
+// Lines longer than a chunk of the CPU kernel (2048 steps), forward and from
+// the end (cumsum's gradient), one column and several side by side.
+TEST(Scan, LinesLongerThanAChunk) {
+    for (int64_t inner : {1, 3}) {
+        const int64_t n = 5000;
+        Host h({n, inner});
+        for (int64_t i = 0; i < n * inner; i++) h.v[i] = (double)(i % 7) - 3;
+        T x(make_tensor(h, NB_F64));
+        ASSERT_EQ(nb_set_requires_grad(x, true), NB_OK);
+        T y(nb_cumsum(x, 0));
+        Host got = values_of(y);
+        std::vector<double> run(inner, 0);
+        for (int64_t i = 0; i < n * inner; i++) {
+            run[i % inner] += h.v[i];
+            ASSERT_EQ(got.v[i], run[i % inner]) << "inner " << inner << " at " << i;
+        }
+        T total(nb_sum(y, 0, nullptr, false));
+        ASSERT_EQ(nb_backward(total, nullptr, false), NB_OK) << nb_last_error();
+        T g(nb_grad(x));
+        Host gv = values_of(g);
+        for (int64_t i = 0; i < n * inner; i++) ASSERT_EQ(gv.v[i], (double)(n - i / inner)) << "at " << i;
+    }
+}
+
 // Frequencies of 200000 draws against the probabilities (each within 5
 // standard deviations), with and without replacement.
 TEST(Multinomial, FrequenciesFollowTheWeights) {

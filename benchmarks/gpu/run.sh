@@ -109,6 +109,8 @@ gpu_tests() {
     grep -E "^\[ cuda|OK|FAILED" "$out/test_transformer.log" || true
     build-gpu/tests/test_regressions --gtest_filter='*HalfPrecision*' >"$out/test_regressions.log" 2>&1 || status=1
     grep -E "^\[  (PASSED|FAILED)" "$out/test_regressions.log" || true
+    build-gpu/tests/test_sort --gtest_filter='*Cuda*' >"$out/test_sort.log" 2>&1 || status=1
+    grep -E "^\[  (PASSED|FAILED)" "$out/test_sort.log" || true
 }
 
 # The Python package over build-gpu's libnabla: the build's own extension when

@@ -53,6 +53,12 @@ OPS = {
     "max_pool2d": lambda d: F.max_pool2d(on(d, randn(2, 3, 8, 8)), 2),
     "indexing": lambda d: on(d, randn(6, 7))[1:5:2, nb.tensor([0, 3, 6], dtype=nb.int64, device=d)],
     "masked assignment": lambda d: _masked(d),
+    "sort indices": lambda d: on(d, randn(5, 300)).sort(dim=-1, descending=True).indices,
+    "topk along dim 0": lambda d: nb.topk(on(d, randn(50, 4)), 5, dim=0).values,
+    "cumsum and logcumsumexp": lambda d: on(d, randn(3, 500)).cumsum(1) + on(d, randn(3, 500)).logcumsumexp(1),
+    "searchsorted": lambda d: nb.searchsorted(on(d, np.sort(randn(40))), on(d, randn(7, 3))),
+    "multinomial": lambda d: nb.multinomial(on(d, np.abs(randn(6, 900))), 20,
+                                            generator=nb.Generator().manual_seed(5)),
 }
 
 

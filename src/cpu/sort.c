@@ -4,7 +4,8 @@
  * one radix sort serves every dtype: LSD on bytes (Knuth, TAOCP vol. 3,
  * 5.2.5), skipping a byte every key shares, with the histograms of all bytes
  * counted in one pass; rows of at most SMALL_ROW elements use insertion
- * sort. Both are stable, and ties keep position order, as on CUDA. */
+ * sort. Both are stable, and ties keep position order, as on CUDA. topk
+ * with 8k < n streams the row through a heap of the k best instead. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,11 +37,29 @@ static bool alloc_buffers(row_buffers *b, int64_t n) {
     return false;
 }
 
-/* The keys of row (n values of dtype), flipped for a descending order. */
-static void load_keys(nb_dtype dtype, const char *row, int64_t n, bool descending, uint64_t *keys) {
-    size_t size = nb__dtype_size(dtype);
-    uint64_t flip = descending ? nb_sort_key_mask(dtype) : 0;
-    for (int64_t i = 0; i < n; i++) keys[i] = nb_sort_key(dtype, row + i * (int64_t)size) ^ flip;
+/* Runs call with D the dtype as a constant, so that the nb_sort_key of an
+ * always-inlined loop compiles to that dtype's few instructions. */
+#define BY_DTYPE(dtype, call)                                      \
+    switch (dtype) {                                               \
+    case NB_F32: { const nb_dtype D = NB_F32; call; break; }       \
+    case NB_F64: { const nb_dtype D = NB_F64; call; break; }       \
+    case NB_F16: { const nb_dtype D = NB_F16; call; break; }       \
+    case NB_BF16: { const nb_dtype D = NB_BF16; call; break; }     \
+    case NB_I32: { const nb_dtype D = NB_I32; call; break; }       \
+    case NB_I64: { const nb_dtype D = NB_I64; call; break; }       \
+    case NB_U8: { const nb_dtype D = NB_U8; call; break; }         \
+    default: { const nb_dtype D = NB_BOOL; call; break; }          \
+    }
+#define INLINE static inline __attribute__((always_inline))
+
+/* The keys of row (n values of dtype), xor flip (a descending order). */
+INLINE void keys_of(nb_dtype dtype, const char *row, int64_t n, uint64_t flip, uint64_t *keys) {
+    int64_t size = nb_sort_key_bytes(dtype);
+    for (int64_t i = 0; i < n; i++) keys[i] = nb_sort_key(dtype, row + i * size) ^ flip;
+}
+
+static void load_keys(nb_dtype dtype, const char *row, int64_t n, uint64_t flip, uint64_t *keys) {
+    BY_DTYPE(dtype, keys_of(D, row, n, flip, keys));
 }
 
 static void insertion_sort(uint64_t *keys, int64_t *index, int64_t n) {
@@ -121,30 +140,37 @@ static void sift_down(uint64_t *keys, int64_t *index, int64_t k, int64_t at) {
     }
 }
 
-/* The first k of the row's n keys in sorted order into b's first k slots:
- * a heap of the k best when k is small against n (O(n log k)), else a sort. */
-static void select_first(row_buffers *b, int64_t n, int64_t k, int key_bytes) {
-    if (k * 8 >= n || n <= SMALL_ROW) {
-        radix_sort(b, n, key_bytes);
-        return;
-    }
-    uint64_t *keys = b->keys_tmp;
-    int64_t *index = b->index_tmp;
-    for (int64_t i = 0; i < k; i++) keys[i] = b->keys[i], index[i] = i;
+/* Whether a row's k first are found with a heap of k (O(n log k), reading
+ * the row once) rather than by sorting it. */
+static bool use_heap(int64_t n, int64_t k) { return k * 8 < n && n > SMALL_ROW; }
+
+/* The k first positions of row (n values of dtype, keys xor flip) in order
+ * into picked, from a max-heap of the k best so far (its top the last kept);
+ * keys and index hold the heap. */
+INLINE void heap_first(nb_dtype dtype, const char *row, int64_t n, int64_t k, uint64_t flip,
+                       uint64_t *keys, int64_t *index, int64_t *picked) {
+    int64_t size = nb_sort_key_bytes(dtype);
+    for (int64_t i = 0; i < k; i++) keys[i] = nb_sort_key(dtype, row + i * size) ^ flip, index[i] = i;
     for (int64_t i = k / 2 - 1; i >= 0; i--) sift_down(keys, index, k, i);
-    for (int64_t i = k; i < n; i++)
-        if (before(b->keys[i], i, keys[0], index[0])) {
-            keys[0] = b->keys[i];
+    for (int64_t i = k; i < n; i++) {
+        uint64_t key = nb_sort_key(dtype, row + i * size) ^ flip;
+        if (key < keys[0]) { /* a tie with the top loses: it comes later */
+            keys[0] = key;
             index[0] = i;
             sift_down(keys, index, k, 0);
         }
-    for (int64_t last = k - 1; last >= 0; last--) { /* the heap's top is the last kept */
-        b->keys[last] = keys[0];
-        b->index[last] = index[0];
+    }
+    for (int64_t last = k - 1; last >= 0; last--) {
+        picked[last] = index[0];
         keys[0] = keys[last];
         index[0] = index[last];
         sift_down(keys, index, last, 0);
     }
+}
+
+static void heap_row(nb_dtype dtype, const char *row, int64_t n, int64_t k, uint64_t flip,
+                     row_buffers *b, int64_t *picked) {
+    BY_DTYPE(dtype, heap_first(D, row, n, k, flip, b->keys, b->index, picked));
 }
 
 /* argsort (k == n) and topk: row r's first k indices in order. */
@@ -157,17 +183,23 @@ nb_status nb__cpu_sort(const nb_op_args *args) {
     size_t size = nb__dtype_size(x->dtype);
     const char *data = nb__data(x);
     int64_t *picked = (int64_t *)nb__data(out);
-    bool failed = false;
+    uint64_t flip = args->attrs.sort.descending ? nb_sort_key_mask(x->dtype) : 0;
+    bool heap = use_heap(n, k), failed = false;
 #pragma omp parallel if (rows > 1 && rows * n >= NB_CPU_PARALLEL_MIN)
     {
         row_buffers b = {0};
-        bool ready = alloc_buffers(&b, n);
+        bool ready = alloc_buffers(&b, heap ? k : n);
         if (!ready) __atomic_store_n(&failed, true, __ATOMIC_RELAXED);
 #pragma omp for schedule(dynamic, 16)
         for (int64_t r = 0; r < rows; r++) {
             if (!ready || k == 0) continue;
-            load_keys(x->dtype, data + r * n * (int64_t)size, n, args->attrs.sort.descending, b.keys);
-            select_first(&b, n, k, key_bytes);
+            const char *row = data + r * n * (int64_t)size;
+            if (heap) {
+                heap_row(x->dtype, row, n, k, flip, &b, picked + r * k);
+                continue;
+            }
+            load_keys(x->dtype, row, n, flip, b.keys);
+            radix_sort(&b, n, key_bytes);
             memcpy(picked + r * k, b.index, (size_t)k * sizeof *picked);
         }
         free_buffers(&b);
@@ -177,19 +209,24 @@ nb_status nb__cpu_sort(const nb_op_args *args) {
     return NB_OK;
 }
 
+INLINE void search_all(nb_dtype dtype, const char *seq, int64_t m, int64_t rows, const char *v,
+                       int64_t total, int64_t per_row, bool right, int64_t *position) {
+    int64_t size = nb_sort_key_bytes(dtype);
+#pragma omp parallel for schedule(static) if (total >= NB_CPU_PARALLEL_MIN / 8)
+    for (int64_t i = 0; i < total; i++) {
+        int64_t row = rows > 1 ? i / per_row : 0;
+        position[i] = nb_sort_insertion_point(dtype, seq + row * m * size, m,
+                                              nb_sort_key(dtype, v + i * size), right);
+    }
+}
+
 nb_status nb__cpu_searchsorted(const nb_op_args *args) {
     const nb_tensor *sequence = args->in[0], *values = args->in[1];
     nb_dtype dtype = sequence->dtype;
     int64_t m = sequence->shape[sequence->ndim - 1], rows = args->attrs.search.rows;
     int64_t total = nb_numel(values), per_row = rows > 1 ? total / rows : total;
-    int64_t size = (int64_t)nb__dtype_size(dtype);
     const char *seq = nb__data(sequence), *v = nb__data(values);
     int64_t *position = (int64_t *)nb__data(args->out);
-#pragma omp parallel for schedule(static) if (total >= NB_CPU_PARALLEL_MIN / 8)
-    for (int64_t i = 0; i < total; i++) {
-        int64_t row = rows > 1 ? i / per_row : 0;
-        position[i] = nb_sort_insertion_point(dtype, seq + row * m * size, m,
-                                              nb_sort_key(dtype, v + i * size), args->attrs.search.right);
-    }
+    BY_DTYPE(dtype, search_all(D, seq, m, rows, v, total, per_row, args->attrs.search.right, position));
     return NB_OK;
 }

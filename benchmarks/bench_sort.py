@@ -1,0 +1,78 @@
+"""Sorting, selection and scans on the CPU beside PyTorch, in one process, as JSON lines.
+
+Each op runs alternately in nabla and in PyTorch on the same values (a warm-up, then --repeat
+rounds); a line gives both medians in ms and ratio = PyTorch's time / nabla's (above 1: nabla is
+faster).
+
+    python benchmarks/bench_sort.py [--repeat N] [--threads T]
+"""
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import nabla as nb
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
+
+
+def compare(bench, shape, nabla_fn, torch_fn, repeat, **extra):
+    nabla_fn(), torch_fn()
+    ours, theirs = [], []
+    for _ in range(repeat):
+        ours.append(timed(nabla_fn))
+        theirs.append(timed(torch_fn))
+    ms, ref_ms = statistics.median(ours), statistics.median(theirs)
+    print(json.dumps({"bench": bench, "impl": "nabla", "device": "cpu", "shape": shape, "dtype": "f32",
+                      "ms": round(ms, 4), "ref_impl": f"torch {torch.__version__}", "ref_ms": round(ref_ms, 4),
+                      "ratio": round(ref_ms / ms, 3), **extra}), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=0, help="PyTorch's threads (0: its default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    one_row = rng.standard_normal(1 << 20).astype(np.float32)
+    rows = rng.standard_normal((1024, 1024)).astype(np.float32)
+    a, ta = nb.tensor(one_row), torch.from_numpy(one_row)
+    b, tb = nb.tensor(rows), torch.from_numpy(rows)
+    r = args.repeat
+    compare("sort", "2^20", lambda: nb.sort(a), lambda: torch.sort(ta), r)
+    compare("sort", "1024x1024 dim -1", lambda: nb.sort(b), lambda: torch.sort(tb), r)
+    compare("sort", "1024x1024 dim 0", lambda: nb.sort(b, dim=0), lambda: torch.sort(tb, dim=0), r)
+    compare("sort_stable", "2^20", lambda: nb.sort(a, stable=True), lambda: torch.sort(ta, stable=True), r)
+    compare("argsort_descending", "2^20", lambda: nb.argsort(a, descending=True),
+            lambda: torch.argsort(ta, descending=True), r)
+    for k in (10, 1000):
+        compare("topk", "2^20", lambda k=k: nb.topk(a, k), lambda k=k: torch.topk(ta, k), r, k=k)
+    compare("topk", "1024x1024", lambda: nb.topk(b, 50), lambda: torch.topk(tb, 50), r, k=50)
+    big = rng.standard_normal(1 << 22).astype(np.float32)
+    c, tc = nb.tensor(big), torch.from_numpy(big)
+    compare("cumsum", "2^22", lambda: nb.cumsum(c, 0), lambda: torch.cumsum(tc, 0), r)
+    compare("cumsum", "1024x1024 dim 0", lambda: nb.cumsum(b, 0), lambda: torch.cumsum(tb, 0), r)
+    compare("logcumsumexp", "1024x1024 dim 1", lambda: nb.logcumsumexp(b, 1),
+            lambda: torch.logcumsumexp(tb, 1), r)
+    edges = np.sort(rng.standard_normal(1024)).astype(np.float32)
+    e, te = nb.tensor(edges), torch.from_numpy(edges)
+    compare("searchsorted", "2^20 into 1024", lambda: nb.searchsorted(e, a), lambda: torch.searchsorted(te, ta), r)
+    probs = rng.uniform(0, 1, (64, 50257)).astype(np.float32)
+    p, tp = nb.tensor(probs), torch.from_numpy(probs)
+    compare("multinomial", "64x50257", lambda: nb.multinomial(p, 1), lambda: torch.multinomial(tp, 1), r,
+            samples=1)
+    compare("multinomial", "64x50257", lambda: nb.multinomial(p, 32), lambda: torch.multinomial(tp, 32), r,
+            samples=32)
+
+
+if __name__ == "__main__":
+    main()
