@@ -74,7 +74,7 @@ void scan_cases() {
              nb_set_requires_grad(x, true);
              T y(nb_cumprod(x, 1));
              if (!y.t || nb_backward(y, t[1], false) != NB_OK) return (nb_tensor *)nullptr;
-             return nb_retain(nb_grad(x));
+             return nb_grad(x);
          },
          [](const std::vector<Host> &h) { // sum_{j >= i} g_j prod_{k <= j, k != i} x_k
              Host out(h[0].shape);
