@@ -214,6 +214,8 @@ void build_rows() {
              {"nb_sign", nb_sign}, {"nb_floor", nb_floor}, {"nb_ceil", nb_ceil}, {"nb_round", nb_round},
              {"nb_logical_not", nb_logical_not}, {"nb_relu6", nb_relu6}, {"nb_silu", nb_silu},
              {"nb_hardsigmoid", nb_hardsigmoid}, {"nb_hardswish", nb_hardswish}, {"nb_swiglu", nb_swiglu},
+             {"nb_selu", nb_selu}, {"nb_mish", nb_mish}, {"nb_softsign", nb_softsign},
+             {"nb_logsigmoid", nb_logsigmoid}, {"nb_tanhshrink", nb_tanhshrink},
              {"nb_contiguous", nb_contiguous}}) {
         auto call = fn.second;
         g_rows.push_back({fn.first, std::string(fn.first) + "(NULL)", [call] { return ok(call(nullptr)); },
@@ -225,6 +227,27 @@ void build_rows() {
     ROW(nb_clamp, NB_ERR_INVALID, "", nb_clamp(x, NAN, 1));
     ROW(nb_leaky_relu, NB_ERR_INVALID, "", nb_leaky_relu(x, NAN));
     ROW(nb_gelu, NB_ERR_INVALID, "NULL", nb_gelu(nullptr, false));
+    ROW(nb_elu, NB_ERR_INVALID, "alpha must be finite, got inf", nb_elu(x, INFINITY));
+    ROW(nb_elu, NB_ERR_INVALID, "NULL", nb_elu(nullptr, 1));
+    ROW(nb_celu, NB_ERR_INVALID, "alpha must be finite and nonzero, got 0", nb_celu(x, 0));
+    ROW(nb_softplus, NB_ERR_INVALID, "beta must be finite and nonzero, got 0", nb_softplus(x, 0, 20));
+    ROW(nb_softplus, NB_ERR_INVALID, "threshold must be finite, got nan", nb_softplus(x, 1, NAN));
+    ROW(nb_swish, NB_ERR_INVALID, "beta must be finite, got nan", nb_swish(x, NAN));
+    ROW(nb_threshold, NB_ERR_INVALID, "must not be NaN", nb_threshold(x, NAN, 0));
+    ROW(nb_hardtanh, NB_ERR_INVALID, "min_val <= max_val, got 1 and -1", nb_hardtanh(x, 1, -1));
+    ROW(nb_hardshrink, NB_ERR_INVALID, "lambda must be finite and >= 0, got -1", nb_hardshrink(x, -1));
+    ROW(nb_softshrink, NB_ERR_INVALID, "lambda must be finite and >= 0, got inf", nb_softshrink(x, INFINITY));
+    ROW(nb_prelu, NB_ERR_SHAPE, "needs weight [1] or [3] (the channels of x [2,3]), got [2]",
+        nb_prelu(x, T(nb_ones(1, Shape{2}.data(), NB_F32, cpu))));
+    ROW(nb_prelu, NB_ERR_INVALID, "weight is NULL", nb_prelu(x, nullptr));
+    ROW(nb_rrelu, NB_ERR_INVALID, "finite lower <= upper, got 0.5 and 0.1", nb_rrelu(x, 0.5, 0.1, true, gen));
+    ROW(nb_rrelu, NB_ERR_DTYPE, "nb_rrelu: needs a float x in training, got i64", nb_rrelu(xi, 0.1, 0.3, true, gen));
+    ROW(nb_rrelu, NB_ERR_INVALID, "NULL", nb_rrelu(nullptr, 0.1, 0.3, false, gen));
+    ROW(nb_glu, NB_ERR_SHAPE, "even size along dim 1", nb_glu(x, 1));
+    ROW(nb_glu, NB_ERR_INDEX, "dim 2", nb_glu(x, 2));
+    ROW(nb_maxout, NB_ERR_SHAPE, "pieces >= 1 dividing dim 1 of [2,3]", nb_maxout(x, 2, 1));
+    ROW(nb_maxout, NB_ERR_SHAPE, "got 0", nb_maxout(x, 0, 1));
+    ROW(nb_maxout, NB_ERR_INVALID, "NULL", nb_maxout(nullptr, 2, 0));
     for (auto fn : std::vector<std::pair<const char *, nb_tensor *(*)(const nb_tensor *, const nb_tensor *)>>{
              {"nb_add", nb_add}, {"nb_sub", nb_sub}, {"nb_mul", nb_mul}, {"nb_div", nb_div},
              {"nb_pow", nb_pow}, {"nb_maximum", nb_maximum}, {"nb_minimum", nb_minimum},
@@ -420,6 +443,8 @@ void build_rows() {
     ROW(nb_nn_dropout, NB_ERR_INVALID, "p must be in [0, 1)", nb_nn_dropout(1, gen));
     ROW(nb_nn_dropout, NB_ERR_INVALID, "p must be in [0, 1)", nb_nn_dropout(NAN, gen));
     ROW(nb_nn_activation, NB_ERR_INVALID, "unknown activation 99", nb_nn_activation((nb_activation)99));
+    ROW(nb_nn_prelu, NB_ERR_INVALID, "num_parameters > 0", nb_nn_prelu(0, 0.25, NB_F32, cpu));
+    ROW(nb_nn_prelu, NB_ERR_DTYPE, "float dtype", nb_nn_prelu(3, 0.25, NB_I64, cpu));
     ROW(nb_nn_sequential, NB_ERR_INVALID, "with n = -1", nb_nn_sequential(-1, nullptr));
     ROW(nb_nn_sequential, NB_ERR_INVALID, "children 0 and 1 are the same module", [] {
         nb_module *f = nb_nn_flatten();

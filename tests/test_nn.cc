@@ -19,6 +19,59 @@ struct Module {
     operator nb_module *() const { return m; }
 };
 
+// Every activation kind runs the op it names with PyTorch's defaults.
+TEST(Modules, EveryActivationKindRunsItsOp) {
+    Host x({2, 4}, {-2.5, -0.7, -0.2, 0, 0.3, 0.6, 1.4, 22});
+    T input(make_tensor(x, NB_F64));
+    using Op = std::function<nb_tensor *(const nb_tensor *)>;
+    const std::vector<std::pair<nb_activation, Op>> kinds = {
+        {NB_ACT_RELU, nb_relu}, {NB_ACT_RELU6, nb_relu6},
+        {NB_ACT_LEAKY_RELU, [](const nb_tensor *t) { return nb_leaky_relu(t, 0.01); }},
+        {NB_ACT_SILU, nb_silu}, {NB_ACT_HARDSIGMOID, nb_hardsigmoid}, {NB_ACT_HARDSWISH, nb_hardswish},
+        {NB_ACT_GELU, [](const nb_tensor *t) { return nb_gelu(t, false); }},
+        {NB_ACT_GELU_TANH, [](const nb_tensor *t) { return nb_gelu(t, true); }},
+        {NB_ACT_SWIGLU, nb_swiglu}, {NB_ACT_SIGMOID, nb_sigmoid}, {NB_ACT_TANH, nb_tanh},
+        {NB_ACT_ELU, [](const nb_tensor *t) { return nb_elu(t, 1); }}, {NB_ACT_SELU, nb_selu},
+        {NB_ACT_CELU, [](const nb_tensor *t) { return nb_celu(t, 1); }},
+        {NB_ACT_SOFTPLUS, [](const nb_tensor *t) { return nb_softplus(t, 1, 20); }}, {NB_ACT_MISH, nb_mish},
+        {NB_ACT_SOFTSIGN, nb_softsign}, {NB_ACT_LOGSIGMOID, nb_logsigmoid},
+        {NB_ACT_HARDTANH, [](const nb_tensor *t) { return nb_hardtanh(t, -1, 1); }},
+        {NB_ACT_TANHSHRINK, nb_tanhshrink},
+        {NB_ACT_HARDSHRINK, [](const nb_tensor *t) { return nb_hardshrink(t, 0.5); }},
+        {NB_ACT_SOFTSHRINK, [](const nb_tensor *t) { return nb_softshrink(t, 0.5); }},
+        {NB_ACT_RRELU, [](const nb_tensor *t) { return nb_rrelu(t, 1.0 / 8, 1.0 / 3, false, nullptr); }},
+        {NB_ACT_GLU, [](const nb_tensor *t) { return nb_glu(t, -1); }},
+    };
+    ASSERT_EQ(kinds.size(), (size_t)NB_ACTIVATION_COUNT);
+    for (const auto &[kind, op] : kinds) {
+        Module m(nb_nn_activation(kind));
+        ASSERT_NE(m.m, nullptr) << nb_last_error();
+        if (kind == NB_ACT_RRELU) nb_module_train(m, false);
+        T got(nb_module_forward(m, input)), want(op(input));
+        ASSERT_NE(got.t, nullptr) << nb_module_type(m) << ": " << nb_last_error();
+        expect_close(read_tensor(got), read_tensor(want), NB_F64, 1, nb_module_type(m));
+    }
+}
+
+TEST(Modules, PReLULearnsOneSlopePerChannel) {
+    Module m(nb_nn_prelu(3, 0.25, NB_F64, nb_cpu()));
+    ASSERT_NE(m.m, nullptr) << nb_last_error();
+    EXPECT_EQ(names_of(m, true), (std::vector<std::string>{"weight"}));
+    Host x({2, 3, 2}, {-1, 2, -3, 4, -5, 6, -7, 8, -9, 10, -11, 12});
+    T input(make_tensor(x, NB_F64));
+    T y(nb_module_forward(m, input));
+    ASSERT_NE(y.t, nullptr) << nb_last_error();
+    T total(nb_sum(y, 0, nullptr, false));
+    ASSERT_EQ(nb_backward(total, nullptr, false), NB_OK) << nb_last_error();
+    nb_named_tensor p[1];
+    nb_module_parameters(m, p, 1);
+    T g(nb_grad(p[0].tensor));
+    // d/dw_c of the sum: the negative inputs of channel c
+    expect_close(read_tensor(g), Host({3}, {-1 - 7, -3 - 9, -5 - 11}), NB_F64, 1, "prelu weight grad");
+    expect_close(read_tensor(y), Host({2, 3, 2}, {-0.25, 2, -0.75, 4, -1.25, 6, -1.75, 8, -2.25, 10, -2.75, 12}),
+                 NB_F64, 1, "prelu");
+}
+
 TEST(Modules, SequentialNamesItsParametersByPath) {
     nb_generator *gen = nb_generator_create(1);
     nb_module *layers[3] = {nb_nn_linear(4, 8, true, NB_F32, nb_cpu(), gen),

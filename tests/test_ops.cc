@@ -30,6 +30,7 @@ const std::vector<Case> &all_cases() {
         optimizer_cases();
         threshold_cases();
         sort_cases();
+        activation_cases();
         scan_cases();
         built = true;
     }

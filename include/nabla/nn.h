@@ -44,6 +44,22 @@ typedef enum nb_activation {
     NB_ACT_GELU,      /* exact, x Phi(x) */
     NB_ACT_GELU_TANH, /* the tanh approximation */
     NB_ACT_SWIGLU,    /* nb_swiglu: halves the last dim */
+    /* PyTorch's defaults where the op takes parameters */
+    NB_ACT_SIGMOID,
+    NB_ACT_TANH,
+    NB_ACT_ELU,        /* alpha 1 */
+    NB_ACT_SELU,
+    NB_ACT_CELU,       /* alpha 1 */
+    NB_ACT_SOFTPLUS,   /* beta 1, threshold 20 */
+    NB_ACT_MISH,
+    NB_ACT_SOFTSIGN,
+    NB_ACT_LOGSIGMOID,
+    NB_ACT_HARDTANH,   /* [-1, 1] */
+    NB_ACT_TANHSHRINK,
+    NB_ACT_HARDSHRINK, /* lambda 0.5 */
+    NB_ACT_SOFTSHRINK, /* lambda 0.5 */
+    NB_ACT_RRELU,      /* [1/8, 1/3]: random slopes in training, the mean in evaluation */
+    NB_ACT_GLU,        /* nb_glu over the last dim */
     NB_ACTIVATION_COUNT
 } nb_activation;
 
@@ -86,6 +102,9 @@ nb_module *nb_nn_dropout(double p, nb_generator *gen);
 /* [N, ...] -> [N, prod(...)]. */
 nb_module *nb_nn_flatten(void);
 nb_module *nb_nn_activation(nb_activation activation);
+/* nb_prelu with a learned weight [num_parameters] (1 or the channels), all
+ * init (PyTorch's 0.25). */
+nb_module *nb_nn_prelu(int64_t num_parameters, double init, nb_dtype dtype, nb_device device);
 /* Runs children in order; children are named "0", "1", ... */
 nb_module *nb_nn_sequential(int n, nb_module *const *children);
 

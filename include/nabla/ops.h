@@ -54,6 +54,35 @@ nb_tensor *nb_gelu(const nb_tensor *x, bool tanh_approximation);
 /* SwiGLU's gate (Shazeer, 2020): x [..., 2F] split in halves a and b along
  * the last dim gives silu(a) * b, [..., F]. */
 nb_tensor *nb_swiglu(const nb_tensor *x);
+/* Activations with PyTorch's definitions (docs/ops.md has each formula);
+ * one fused kernel forward and one backward, float results (integers
+ * compute in f32). PyTorch's defaults in brackets. */
+nb_tensor *nb_elu(const nb_tensor *x, double alpha);                    /* [1] */
+nb_tensor *nb_selu(const nb_tensor *x);  /* scale elu(x, alpha), Klambauer et al. 2017's constants */
+nb_tensor *nb_celu(const nb_tensor *x, double alpha);                   /* [1], nonzero */
+nb_tensor *nb_softplus(const nb_tensor *x, double beta, double threshold); /* [1, 20] */
+nb_tensor *nb_mish(const nb_tensor *x);                                 /* x tanh(softplus(x)) */
+nb_tensor *nb_swish(const nb_tensor *x, double beta); /* x sigmoid(beta x); beta 1 is silu */
+nb_tensor *nb_softsign(const nb_tensor *x);                             /* x / (1 + |x|) */
+nb_tensor *nb_logsigmoid(const nb_tensor *x);                           /* log(sigmoid(x)), stable */
+/* x <= threshold ? value : x; Keras's ThresholdedReLU(theta) is (theta, 0). */
+nb_tensor *nb_threshold(const nb_tensor *x, double threshold, double value);
+nb_tensor *nb_hardtanh(const nb_tensor *x, double min_val, double max_val); /* [-1, 1] */
+nb_tensor *nb_tanhshrink(const nb_tensor *x);                           /* x - tanh(x) */
+nb_tensor *nb_hardshrink(const nb_tensor *x, double lambda);            /* [0.5] */
+nb_tensor *nb_softshrink(const nb_tensor *x, double lambda);            /* [0.5] */
+/* x where x >= 0, else weight * x: weight [1] or [C], C the size of dim 1
+ * (dim 0 for a 1-D x); the slope is learned through its gradient. */
+nb_tensor *nb_prelu(const nb_tensor *x, const nb_tensor *weight);
+/* Leaky ReLU with a slope uniform in [lower, upper) per element in training
+ * (drawn from gen, NULL: the default generator), (lower + upper) / 2 in
+ * evaluation [1/8, 1/3]. */
+nb_tensor *nb_rrelu(const nb_tensor *x, double lower, double upper, bool training, nb_generator *gen);
+/* a * sigmoid(b) of the halves a, b of dim (an even size). */
+nb_tensor *nb_glu(const nb_tensor *x, int dim);
+/* The maximum over each group of pieces consecutive entries of dim, whose
+ * size pieces divides: [..., C, ...] -> [..., C / pieces, ...]. */
+nb_tensor *nb_maxout(const nb_tensor *x, int pieces, int dim);
 /* x converted to dtype (a new tensor even when the dtype is the same). */
 nb_tensor *nb_cast(const nb_tensor *x, nb_dtype dtype);
 

@@ -7,7 +7,7 @@
 #include "pynabla.h"
 
 /* what an adapter shared by several entries tells them apart by */
-enum { SET_MAX = 1, SET_MIN, SET_INDICES, SET_UNIFORM, SET_NORMAL, SET_ZEROS, SET_ONES, SET_EMPTY, SET_DIM,
+enum { SET_MAX = 1, SET_MIN, SET_INDICES, SET_DEFAULT_ONE, SET_DEFAULT_HALF, SET_UNIFORM, SET_NORMAL, SET_ZEROS, SET_ONES, SET_EMPTY, SET_DIM,
        SET_DATA_PTR, SET_NUMEL, SET_ELEMENT_SIZE, SET_IS_CONTIGUOUS };
 
 #define FN(type) ((type)(void (*)(void))def->fn)

@@ -43,6 +43,62 @@ static PyObject *a_leaky_relu(const nbp_op_def *def, PyObject **a) {
     return nbp_wrap(nb_leaky_relu(x, slope));
 }
 
+/* elu, celu, swish (default 1), hardshrink, softshrink (default 0.5): one parameter */
+static PyObject *a_activation1(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    double value;
+    if (!x || double_of(def, a, 1, def->setting == SET_DEFAULT_HALF ? 0.5 : 1, &value) < 0) return NULL;
+    typedef nb_tensor *(*activation1_fn)(const nb_tensor *, double);
+    return nbp_wrap(FN(activation1_fn)(x, value));
+}
+
+/* softplus(input, beta=1, threshold=20), hardtanh(input, min_val=-1, max_val=1),
+ * threshold(input, threshold, value) */
+static PyObject *a_activation2(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    bool hardtanh = def->fn == (void (*)(void))nb_hardtanh;
+    double p, q;
+    if (!x || double_of(def, a, 1, hardtanh ? -1 : 1, &p) < 0 || double_of(def, a, 2, hardtanh ? 1 : 20, &q) < 0)
+        return NULL;
+    typedef nb_tensor *(*activation2_fn)(const nb_tensor *, double, double);
+    return nbp_wrap(FN(activation2_fn)(x, p, q));
+}
+
+static PyObject *a_prelu(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *w = x ? tensor_of(def, a, 1) : NULL;
+    return w ? nbp_wrap(nb_prelu(x, w)) : NULL;
+}
+
+/* rrelu(input, lower=1/8, upper=1/3, training=False, generator=None) */
+static PyObject *a_rrelu(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    double lower, upper;
+    bool training;
+    nb_generator *gen;
+    if (!x || double_of(def, a, 1, 1.0 / 8, &lower) < 0 || double_of(def, a, 2, 1.0 / 3, &upper) < 0 ||
+        bool_of(a[3], false, &training) < 0 || nbp_generator_arg(a[4], def->name, &gen) < 0)
+        return NULL;
+    return nbp_wrap(nb_rrelu(x, lower, upper, training, gen));
+}
+
+/* glu(input, dim=-1), maxout(input, pieces, dim=-1) */
+static PyObject *a_glu(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    int dim;
+    if (!x || dim_of(def, a, 1, -1, &dim) < 0) return NULL;
+    return nbp_wrap(nb_glu(x, dim));
+}
+
+static PyObject *a_maxout(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0);
+    int64_t pieces;
+    int dim;
+    if (!x || int_of(def, a, 1, 2, &pieces) < 0 || dim_of(def, a, 2, -1, &dim) < 0) return NULL;
+    if (pieces < 1 || pieces > INT32_MAX)
+        return PyErr_Format(PyExc_ValueError, "maxout: pieces must be in [1, 2^31), got %lld", (long long)pieces);
+    return nbp_wrap(nb_maxout(x, (int)pieces, dim));
+}
+
 static PyObject *a_gelu(const nbp_op_def *def, PyObject **a) {
     nb_tensor *x = tensor_of(def, a, 0);
     if (!x) return NULL;
@@ -374,6 +430,37 @@ const nbp_op_def nbp_math_ops[] = {
     {"negative", nbp_unary, (void (*)(void))nb_neg, P("input"), 1, NBP_BOTH, "negative(input): neg."},
     {"leaky_relu", a_leaky_relu, NULL, P("input", "negative_slope"), 1, NBP_BOTH,
      "leaky_relu(input, negative_slope=0.01) -> Tensor: input where >= 0, else negative_slope * input."},
+    UNARY(selu, "selu(input) -> Tensor: scale * elu(input, alpha), Klambauer et al.'s constants."),
+    UNARY(mish, "mish(input) -> Tensor: input * tanh(softplus(input))."),
+    UNARY(softsign, "softsign(input) -> Tensor: input / (1 + |input|)."),
+    UNARY(logsigmoid, "logsigmoid(input) -> Tensor: log(sigmoid(input)), stable."),
+    UNARY(tanhshrink, "tanhshrink(input) -> Tensor: input - tanh(input)."),
+    {"elu", a_activation1, (void (*)(void))nb_elu, P("input", "alpha"), 1, NBP_BOTH,
+     "elu(input, alpha=1.0) -> Tensor: input where > 0, else alpha (exp(input) - 1).", SET_DEFAULT_ONE},
+    {"celu", a_activation1, (void (*)(void))nb_celu, P("input", "alpha"), 1, NBP_BOTH,
+     "celu(input, alpha=1.0) -> Tensor: max(0, x) + min(0, alpha (exp(x / alpha) - 1)).", SET_DEFAULT_ONE},
+    {"swish", a_activation1, (void (*)(void))nb_swish, P("input", "beta"), 1, NBP_BOTH,
+     "swish(input, beta=1.0) -> Tensor: input * sigmoid(beta * input); beta 1 is silu.", SET_DEFAULT_ONE},
+    {"hardshrink", a_activation1, (void (*)(void))nb_hardshrink, P("input", "lambd"), 1, NBP_BOTH,
+     "hardshrink(input, lambd=0.5) -> Tensor: 0 where |input| <= lambd, else input.", SET_DEFAULT_HALF},
+    {"softshrink", a_activation1, (void (*)(void))nb_softshrink, P("input", "lambd"), 1, NBP_BOTH,
+     "softshrink(input, lambd=0.5) -> Tensor: input shrunk toward 0 by lambd (0 inside).", SET_DEFAULT_HALF},
+    {"softplus", a_activation2, (void (*)(void))nb_softplus, P("input", "beta", "threshold"), 1, NBP_BOTH,
+     "softplus(input, beta=1.0, threshold=20.0) -> Tensor: log(1 + exp(beta x)) / beta; x where beta x > "
+     "threshold."},
+    {"hardtanh", a_activation2, (void (*)(void))nb_hardtanh, P("input", "min_val", "max_val"), 1, NBP_BOTH,
+     "hardtanh(input, min_val=-1.0, max_val=1.0) -> Tensor: input clamped to [min_val, max_val]."},
+    {"threshold", a_activation2, (void (*)(void))nb_threshold, P("input", "threshold", "value"), 3,
+     NBP_FUNCTION, "threshold(input, threshold, value) -> Tensor: value where input <= threshold, else input."},
+    {"prelu", a_prelu, NULL, P("input", "weight"), 2, NBP_BOTH,
+     "prelu(input, weight) -> Tensor: input where >= 0, else weight * input; weight [1] or [channels]."},
+    {"rrelu", a_rrelu, NULL, P("input", "lower", "upper", "training", "generator"), 1, NBP_FUNCTION,
+     "rrelu(input, lower=1/8, upper=1/3, training=False, generator=None) -> Tensor: leaky relu with "
+     "random slopes in [lower, upper) in training, their mean otherwise."},
+    {"glu", a_glu, NULL, P("input", "dim"), 1, NBP_FUNCTION,
+     "glu(input, dim=-1) -> Tensor: a * sigmoid(b) of the halves a, b of dim."},
+    {"maxout", a_maxout, NULL, P("input", "pieces", "dim"), 2, NBP_FUNCTION,
+     "maxout(input, pieces, dim=-1) -> Tensor: the maximum of each group of pieces entries of dim."},
     {"gelu", a_gelu, NULL, P("input", "approximate"), 1, NBP_BOTH,
      "gelu(input, approximate='none') -> Tensor: input * Phi(input); 'tanh' is GPT-2's approximation."},
     {"clamp", nbp_clamp, NULL, P("input", "min", "max"), 1, NBP_BOTH,

@@ -231,6 +231,42 @@ case("gelu", lambda lib, x: lib.nn.functional.gelu(x, approximate="tanh"),
 unary("leaky_relu", lambda x: np.where(x >= 0, x, 0.01 * x), call=lambda lib, x: lib.nn.functional.leaky_relu(x))
 case("leaky_relu", lambda lib, x: lib.nn.functional.leaky_relu(x, negative_slope=0.2),
      lambda x: np.where(x >= 0, x, 0.2 * x), [[((4, 6), "normal")]])
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+np_softplus = lambda x: np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20))))  # noqa: E731
+unary("elu", lambda x: np.where(x > 0, x, np.expm1(x)))
+case("elu", lambda lib, x: lib.nn.functional.elu(x, alpha=0.4), lambda x: np.where(x > 0, x, 0.4 * np.expm1(x)),
+     [[((4, 6), "normal")]])
+unary("selu", lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(x)))
+case("celu", lambda lib, x: lib.nn.functional.celu(x, alpha=0.7),
+     lambda x: np.maximum(x, 0) + np.minimum(0, 0.7 * np.expm1(x / 0.7)), [[((4, 6), "normal")]])
+unary("softplus", np_softplus)
+case("softplus", lambda lib, x: lib.nn.functional.softplus(x, beta=2, threshold=1),
+     lambda x: np.where(2 * x > 1, x, np.log1p(np.exp(2 * x)) / 2), [[((4, 6), "normal")]])
+unary("mish", lambda x: x * np.tanh(np_softplus(x)))
+case("swish", lambda lib, x: lib.swish(x, 1.5), lambda x: x * sigmoid(1.5 * x), [[((4, 6), "normal")]],
+     torch_call=lambda lib, x: x * lib.sigmoid(1.5 * x))
+unary("softsign", lambda x: x / (1 + np.abs(x)))
+unary("logsigmoid", lambda x: -np.logaddexp(0, -x))
+case("threshold", lambda lib, x: lib.nn.functional.threshold(x, 0.2, -3.0), lambda x: np.where(x <= 0.2, -3.0, x),
+     [[((4, 6), "normal")]])
+unary("hardtanh", lambda x: np.clip(x, -1, 1))
+case("hardtanh", lambda lib, x: lib.nn.functional.hardtanh(x, -0.5, 2.0), lambda x: np.clip(x, -0.5, 2.0),
+     [[((4, 6), "normal")]])
+unary("tanhshrink", lambda x: x - np.tanh(x))
+unary("hardshrink", lambda x: np.where(np.abs(x) <= 0.5, 0, x))
+unary("softshrink", lambda x: np.sign(x) * np.maximum(np.abs(x) - 0.5, 0))
+case("softshrink", lambda lib, x: lib.nn.functional.softshrink(x, 1.0),
+     lambda x: np.sign(x) * np.maximum(np.abs(x) - 1.0, 0), [[((4, 6), "normal")]])
+case("prelu", lambda lib, x, w: lib.nn.functional.prelu(x, w),
+     lambda x, w: np.where(x >= 0, x, w.reshape(-1, 1, 1) * x), [[((2, 3, 4, 5), "normal"), ((3,), "positive")]])
+case("prelu", lambda lib, x, w: lib.nn.functional.prelu(x, w), lambda x, w: np.where(x >= 0, x, w * x),
+     [[((5, 3), "normal"), ((1,), "positive")]])
+case("rrelu", lambda lib, x: lib.nn.functional.rrelu(x, 0.1, 0.3), lambda x: np.where(x >= 0, x, 0.2 * x),
+     [[((4, 6), "normal")]])
+case("glu", lambda lib, x: lib.nn.functional.glu(x, dim=1), lambda x: x[:, :3] * sigmoid(x[:, 3:]),
+     [[((4, 6, 2), "normal")]])
+case("maxout", lambda lib, x: lib.maxout(x, 3, dim=1), lambda x: x.reshape(4, 2, 3, 2).max(axis=2),
+     [[((4, 6, 2), "normal")]], torch_call=lambda lib, x: x.reshape(4, 2, 3, 2).amax(dim=2))
 case("swiglu", lambda lib, x: lib.swiglu(x), lambda x: x[..., :3] * sigmoid(x[..., :3]) * x[..., 3:],
      [[((6,), "normal")], [((4, 6), "normal")]],
      torch_call=lambda lib, x: lib.nn.functional.silu(x[..., :3]) * x[..., 3:])

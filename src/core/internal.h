@@ -198,6 +198,8 @@ typedef union nb_attrs {
     struct { double lo, hi; } clamp;
     struct { double slope; } leaky_relu;
     struct { bool tanh; } gelu; /* the tanh approximation */
+    /* the activations of src/core/activation.h; activation_backward of forward */
+    struct { double p, q; nb_op forward; } activation;
     struct { double eps; } norm; /* layer_norm, rms_norm */
     /* rope: rotates by -angle for the backward */
     struct { double base; int64_t offset; bool inverse; } rope;

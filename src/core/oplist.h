@@ -57,6 +57,24 @@
     NB_OP(GELU, gelu, 1)               \
     NB_OP(GELU_BACKWARD, gelu_backward, 0) \
     NB_OP(SWIGLU, swiglu, 1)           \
+    NB_OP(ELU, elu, 1)                 \
+    NB_OP(SELU, selu, 1)               \
+    NB_OP(CELU, celu, 1)               \
+    NB_OP(SOFTPLUS, softplus, 1)       \
+    NB_OP(MISH, mish, 1)               \
+    NB_OP(SWISH, swish, 1)             \
+    NB_OP(SOFTSIGN, softsign, 1)       \
+    NB_OP(LOGSIGMOID, logsigmoid, 1)   \
+    NB_OP(THRESHOLD, threshold, 1)     \
+    NB_OP(HARDTANH, hardtanh, 1)       \
+    NB_OP(TANHSHRINK, tanhshrink, 1)   \
+    NB_OP(HARDSHRINK, hardshrink, 1)   \
+    NB_OP(SOFTSHRINK, softshrink, 1)   \
+    NB_OP(ACTIVATION_BACKWARD, activation_backward, 0) \
+    NB_OP(PRELU, prelu, 1)             \
+    NB_OP(RRELU, rrelu, 1)             \
+    NB_OP(GLU, glu, 1)                 \
+    NB_OP(MAXOUT, maxout, 1)           \
     /* elementwise binary */          \
     NB_OP(ADD, add, 1)                 \
     NB_OP(SUB, sub, 1)                 \

@@ -45,6 +45,7 @@ nb_status nb__cpu_scan_backward(const nb_op_args *args);
 nb_status nb__cpu_copy(const nb_op_args *args);
 nb_status nb__cpu_unary(const nb_op_args *args);
 nb_status nb__cpu_gelu_backward(const nb_op_args *args);
+nb_status nb__cpu_activation_backward(const nb_op_args *args);
 nb_status nb__cpu_layer_norm(const nb_op_args *args);
 nb_status nb__cpu_rope(const nb_op_args *args);
 /* flash_attention and its backward */

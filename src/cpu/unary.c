@@ -2,7 +2,11 @@
  * formula written once for float and double (tgmath picks expf or exp). */
 #include <tgmath.h>
 
+#include "../core/activation.h"
 #include "cpu.h"
+
+/* An activation of src/core/activation.h in the loop's type. */
+#define ACT(ID) _Generic(a, float: nb_act_f32_forward, double: nb_act_f64_forward)(NB_OP_##ID, a, p, q)
 
 /* NaN passes through relu, sign and clamp, as in PyTorch. The tanh GELU,
  * x (1 + tanh u) / 2, is written x sigmoid(2u): one exp instead of libm's
@@ -34,7 +38,11 @@
     X(HARDSIGMOID, a <= -3 ? 0 : a >= 3 ? 1 : a / 6 + (elem)0.5) \
     X(HARDSWISH, a <= -3 ? 0 : a >= 3 ? a : a * (a + 3) / 6) \
     X(GELU, gelu_tanh ? a / (1 + exp(-2 * (elem)NB_GELU_SQRT_2_OVER_PI * (a + (elem)NB_GELU_CUBIC * a * a * a))) \
-                      : (a / 2) * (1 + erf(a * (elem)NB_GELU_RSQRT2)))
+                      : (a / 2) * (1 + erf(a * (elem)NB_GELU_RSQRT2)))  \
+    X(ELU, ACT(ELU)) X(SELU, ACT(SELU)) X(CELU, ACT(CELU)) X(SOFTPLUS, ACT(SOFTPLUS))  \
+    X(MISH, ACT(MISH)) X(SWISH, ACT(SWISH)) X(SOFTSIGN, ACT(SOFTSIGN))                 \
+    X(LOGSIGMOID, ACT(LOGSIGMOID)) X(THRESHOLD, ACT(THRESHOLD)) X(HARDTANH, ACT(HARDTANH)) \
+    X(TANHSHRINK, ACT(TANHSHRINK)) X(HARDSHRINK, ACT(HARDSHRINK)) X(SOFTSHRINK, ACT(SOFTSHRINK))
 
 /* Integers wrap like two's complement instead of overflowing. */
 #define UNARY_INT_OPS(X)                                     \
@@ -64,7 +72,10 @@
         double lo = args->attrs.clamp.lo, hi = args->attrs.clamp.hi;                        \
         elem slope = (elem)args->attrs.leaky_relu.slope;                                    \
         bool gelu_tanh = args->op == NB_OP_GELU && args->attrs.gelu.tanh; /* a union */     \
+        elem p = (elem)args->attrs.activation.p, q = (elem)args->attrs.activation.q;        \
         (void)gelu_tanh;                                                                    \
+        (void)p;                                                                            \
+        (void)q;                                                                            \
         (void)lo;                                                                           \
         (void)hi;                                                                           \
         (void)slope;                                                                        \
@@ -105,6 +116,32 @@ DEFINE_GELU_BACKWARD(gelu_backward_f64, double)
 nb_status nb__cpu_gelu_backward(const nb_op_args *args) {
     nb_dtype compute = nb__cpu_compute_dtype(args->dtype);
     nb__cpu_map(args, compute, compute == NB_F64 ? gelu_backward_f64 : gelu_backward_f32);
+    return NB_OK;
+}
+
+/* g * f'(x) for an activation f of src/core/activation.h: one loop per op. */
+#define ACT_BACKWARD_CASE(ID)                                                                \
+    case NB_OP_##ID:                                                                         \
+        for (int64_t i = 0; i < n; i++)                                                      \
+            o[i] = _Generic(p, float: nb_act_f32_backward, double: nb_act_f64_backward)(     \
+                NB_OP_##ID, g[i], x[i], p, q);                                               \
+        break;
+#define DEFINE_ACTIVATION_BACKWARD(name, T)                                                 \
+    static void name(int64_t n, void *out, const void *const *in, const nb_op_args *args) { \
+        T *restrict o = out;                                                                \
+        const T *restrict g = in[0], *restrict x = in[1];                                   \
+        T p = (T)args->attrs.activation.p, q = (T)args->attrs.activation.q;                 \
+        switch (args->attrs.activation.forward) {                                           \
+            NB_ACTIVATION_OPS(ACT_BACKWARD_CASE)                                            \
+        default: NB_ASSERT(!"activation_backward of an op without a derivative");           \
+        }                                                                                   \
+    }
+DEFINE_ACTIVATION_BACKWARD(activation_backward_f32, float)
+DEFINE_ACTIVATION_BACKWARD(activation_backward_f64, double)
+
+nb_status nb__cpu_activation_backward(const nb_op_args *args) {
+    nb_dtype compute = nb__cpu_compute_dtype(args->dtype);
+    nb__cpu_map(args, compute, compute == NB_F64 ? activation_backward_f64 : activation_backward_f32);
     return NB_OK;
 }
 

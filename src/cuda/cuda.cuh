@@ -324,6 +324,7 @@ nb_status nb__cuda_scan_backward(const nb_op_args *args);
 nb_status nb__cuda_copy(const nb_op_args *args);
 nb_status nb__cuda_unary(const nb_op_args *args);
 nb_status nb__cuda_gelu_backward(const nb_op_args *args);
+nb_status nb__cuda_activation_backward(const nb_op_args *args);
 nb_status nb__cuda_rope(const nb_op_args *args);
 nb_status nb__cuda_attention(const nb_op_args *args); // flash_attention and its backward
 nb_status nb__cuda_layer_norm(const nb_op_args *args);

@@ -1,6 +1,15 @@
 // Elementwise unary kernels: the formulas of src/cpu/unary.c in the compute
 // type (float math for f32, f16 and bf16; wrapping int64 for integers).
+#include "../core/activation.h"
 #include "map.cuh"
+
+#define NB_ACT_LABEL(ID) case NB_OP_##ID:
+
+// An activation of src/core/activation.h in compute type C.
+template <typename C> __device__ C nb_activation_of(nb_op op, C x, C p, C q) {
+    if constexpr (std::is_same<C, double>::value) return nb_act_f64_forward(op, x, p, q);
+    else return nb_act_f32_forward(op, x, p, q);
+}
 
 struct nb_unary_fn {
     static constexpr int inputs = 1;
@@ -8,6 +17,7 @@ struct nb_unary_fn {
     double lo, hi; // clamp bounds
     double slope;  // leaky_relu
     bool gelu_tanh;
+    double p, q; // the activations' parameters
 
     template <typename C> __device__ C operator()(const C *in) const {
         C a = in[0];
@@ -40,6 +50,7 @@ struct nb_unary_fn {
                 // x / 2 first: x (1 + erf) would overflow near the dtype's maximum
                 return gelu_tanh ? (a / 2) * (1 + tanh((C)NB_GELU_SQRT_2_OVER_PI * (a + (C)NB_GELU_CUBIC * a * a * a)))
                                  : (a / 2) * (1 + erf(a * (C)NB_GELU_RSQRT2));
+            NB_ACTIVATION_OPS(NB_ACT_LABEL) return nb_activation_of<C>(op, a, (C)p, (C)q);
             default: return a;
             }
         } else {
@@ -58,10 +69,30 @@ struct nb_unary_fn {
 
 nb_status nb__cuda_unary(const nb_op_args *args) {
     bool leaky = args->op == NB_OP_LEAKY_RELU, clamp = args->op == NB_OP_CLAMP;
+    bool activation = !clamp && !leaky && args->op != NB_OP_GELU; // attrs is a union
     return nb__cuda_map(args, nb_unary_fn{args->op, clamp ? args->attrs.clamp.lo : 0,
                                           clamp ? args->attrs.clamp.hi : 0,
                                           leaky ? args->attrs.leaky_relu.slope : 0,
-                                          args->op == NB_OP_GELU && args->attrs.gelu.tanh});
+                                          args->op == NB_OP_GELU && args->attrs.gelu.tanh,
+                                          activation ? args->attrs.activation.p : 0,
+                                          activation ? args->attrs.activation.q : 0});
+}
+
+// g * f'(x) for an activation f of src/core/activation.h.
+struct nb_activation_backward_fn {
+    static constexpr int inputs = 2;
+    nb_op op;
+    double p, q;
+
+    template <typename C> __device__ C operator()(const C *in) const {
+        if constexpr (std::is_same<C, double>::value) return nb_act_f64_backward(op, in[0], in[1], p, q);
+        else return nb_act_f32_backward(op, in[0], in[1], (C)p, (C)q);
+    }
+};
+
+nb_status nb__cuda_activation_backward(const nb_op_args *args) {
+    return nb__cuda_map(args, nb_activation_backward_fn{args->attrs.activation.forward,
+                                                        args->attrs.activation.p, args->attrs.activation.q});
 }
 
 // g * gelu'(x), the derivative of src/cpu/unary.c.

@@ -364,18 +364,49 @@ static nb_tensor *activation_forward(nb_module *m, const nb_tensor *x) {
     case NB_ACT_GELU: return nb_gelu(x, false);
     case NB_ACT_GELU_TANH: return nb_gelu(x, true);
     case NB_ACT_SWIGLU: return nb_swiglu(x);
+    case NB_ACT_SIGMOID: return nb_sigmoid(x);
+    case NB_ACT_TANH: return nb_tanh(x);
+    case NB_ACT_ELU: return nb_elu(x, 1);
+    case NB_ACT_SELU: return nb_selu(x);
+    case NB_ACT_CELU: return nb_celu(x, 1);
+    case NB_ACT_SOFTPLUS: return nb_softplus(x, 1, 20);
+    case NB_ACT_MISH: return nb_mish(x);
+    case NB_ACT_SOFTSIGN: return nb_softsign(x);
+    case NB_ACT_LOGSIGMOID: return nb_logsigmoid(x);
+    case NB_ACT_HARDTANH: return nb_hardtanh(x, -1, 1);
+    case NB_ACT_TANHSHRINK: return nb_tanhshrink(x);
+    case NB_ACT_HARDSHRINK: return nb_hardshrink(x, 0.5);
+    case NB_ACT_SOFTSHRINK: return nb_softshrink(x, 0.5);
+    case NB_ACT_RRELU: return nb_rrelu(x, 1.0 / 8, 1.0 / 3, m->training, NULL);
+    case NB_ACT_GLU: return nb_glu(x, -1);
     default: return nb_hardswish(x);
     }
 }
 
 nb_module *nb_nn_activation(nb_activation activation) {
-    static const char *const names[NB_ACTIVATION_COUNT] = {"ReLU", "ReLU6", "LeakyReLU", "SiLU",
-                                                           "Hardsigmoid", "Hardswish", "GELU", "GELU(tanh)",
-                                                           "SwiGLU"};
+    static const char *const names[NB_ACTIVATION_COUNT] = {
+        "ReLU", "ReLU6", "LeakyReLU", "SiLU", "Hardsigmoid", "Hardswish", "GELU", "GELU(tanh)",
+        "SwiGLU", "Sigmoid", "Tanh", "ELU", "SELU", "CELU", "Softplus", "Mish", "Softsign",
+        "LogSigmoid", "Hardtanh", "Tanhshrink", "Hardshrink", "Softshrink", "RReLU", "GLU"};
     LAYER_CHECK((unsigned)activation < NB_ACTIVATION_COUNT, "nb_nn_activation: unknown activation %d",
                 (int)activation);
     nb_module *m = nb__module_new(names[activation], "nb_nn_activation", activation_forward);
     if (m) m->config.activation = activation;
+    return m;
+}
+
+static nb_tensor *prelu_forward(nb_module *m, const nb_tensor *x) {
+    return nb_prelu(x, nb__module_param(m, "weight"));
+}
+
+nb_module *nb_nn_prelu(int64_t num_parameters, double init, nb_dtype dtype, nb_device device) {
+    if (!float_dtype("nb_nn_prelu", dtype)) return NULL;
+    LAYER_CHECK(num_parameters > 0 && isfinite(init),
+                "nb_nn_prelu: needs num_parameters > 0 and a finite init, got %lld and %g",
+                (long long)num_parameters, init);
+    nb_module *m = nb__module_new("PReLU", "nb_nn_prelu", prelu_forward);
+    if (!m || !nb__module_add_param(m, "weight", nb_full(1, &num_parameters, init, dtype, device)))
+        return NULL;
     return m;
 }
 

@@ -8,6 +8,10 @@
  *   relu6 g*(0<x<6)  leaky_relu g*(x>0 ? 1 : slope)  silu g*s*(1+x(1-s))
  *   hardsigmoid g*(-3<x<3)/6    hardswish g*(x<-3 ? 0 : x<=3 ? (2x+3)/6 : 1)
  *   gelu: its own kernel, gelu_backward (src/cpu/unary.c has the derivative)
+ *   elu, selu, celu, softplus, mish, swish, softsign, logsigmoid, threshold,
+ *   hardtanh, tanhshrink, hardshrink, softshrink: one activation_backward
+ *   kernel, g * f'(x) with f' from src/core/activation.h
+ *   prelu, rrelu, glu, maxout: compositions (where, mul, sigmoid, max)
  *   sign, floor, ceil, round: 0 (piecewise constant; PyTorch gives zeros too) */
 #include <math.h>
 
@@ -19,18 +23,23 @@ static bool float_only(nb_op op) {
     case NB_OP_EXP: case NB_OP_LOG: case NB_OP_LOG1P: case NB_OP_SQRT: case NB_OP_RSQRT:
     case NB_OP_SIN: case NB_OP_COS: case NB_OP_TANH: case NB_OP_SIGMOID: case NB_OP_RELU6:
     case NB_OP_LEAKY_RELU: case NB_OP_SILU: case NB_OP_HARDSIGMOID: case NB_OP_HARDSWISH:
-    case NB_OP_GELU:
+    case NB_OP_GELU: case NB_OP_ELU: case NB_OP_SELU: case NB_OP_CELU: case NB_OP_SOFTPLUS:
+    case NB_OP_MISH: case NB_OP_SWISH: case NB_OP_SOFTSIGN: case NB_OP_LOGSIGMOID:
+    case NB_OP_THRESHOLD: case NB_OP_HARDTANH: case NB_OP_TANHSHRINK: case NB_OP_HARDSHRINK:
+    case NB_OP_SOFTSHRINK:
         return true;
     default: return false;
     }
 }
 
-/* g * gelu'(x) in one pass. */
-static nb_tensor *gelu_backward(const nb_tensor *g, const nb_tensor *x, const nb_attrs *attrs) {
-    nb_op_args args = {.op = NB_OP_GELU_BACKWARD, .dtype = x->dtype, .in = {g, x}, .n_in = 2,
-                       .attrs = *attrs};
+/* g * f'(x) in one pass: op's backward kernel (gelu_backward or
+ * activation_backward) for the forward node_op. */
+static nb_tensor *fused_backward(nb_op op, nb_op node_op, const nb_tensor *g, const nb_tensor *x,
+                                 const nb_attrs *attrs) {
+    nb_op_args args = {.op = op, .dtype = x->dtype, .in = {g, x}, .n_in = 2, .attrs = *attrs};
+    if (op == NB_OP_ACTIVATION_BACKWARD) args.attrs.activation.forward = node_op;
     nb_tensor *out = NULL;
-    nb__dispatch_new("nb_gelu", &args, x->ndim, x->shape, x->dtype, &out);
+    nb__dispatch_new(nb__op_fn(node_op), &args, x->ndim, x->shape, x->dtype, &out);
     return out;
 }
 
@@ -97,8 +106,8 @@ static nb_status unary_backward(const nb_node *node, const nb_tensor *g, const b
         r = K(nb_mul(g, K(nb_where(K(nb_lt(x, C(-3))), C(0), upper))));
         break;
     }
-    case NB_OP_GELU: r = K(gelu_backward(g, x, &node->attrs)); break;
-    default: NB_ASSERT(!"unary op without a gradient");
+    case NB_OP_GELU: r = K(fused_backward(NB_OP_GELU_BACKWARD, node->op, g, x, &node->attrs)); break;
+    default: r = K(fused_backward(NB_OP_ACTIVATION_BACKWARD, node->op, g, x, &node->attrs)); break;
     }
 #undef C
 #undef K
@@ -175,6 +184,183 @@ nb_tensor *nb_gelu(const nb_tensor *x, bool tanh_approximation) {
     nb_tensor *out = NULL;
     unary(NB_OP_GELU, x, &attrs, &out);
     return out;
+}
+
+/* ---- activations with parameters (src/core/activation.h) ---- */
+
+static nb_tensor *activation(nb_op op, const nb_tensor *x, double p, double q) {
+    nb_attrs attrs = {.activation = {p, q, op}};
+    nb_tensor *out = NULL;
+    unary(op, x, &attrs, &out);
+    return out;
+}
+
+/* NULL with an error naming fn unless value is finite (and nonzero where asked). */
+static bool finite_parameter(const char *fn, const char *name, double value, bool nonzero) {
+    if (isfinite(value) && (!nonzero || value != 0)) return true;
+    nb__error(NB_ERR_INVALID, "%s: %s must be finite%s, got %g", fn, name, nonzero ? " and nonzero" : "",
+              value);
+    return false;
+}
+
+nb_tensor *nb_elu(const nb_tensor *x, double alpha) {
+    return finite_parameter("nb_elu", "alpha", alpha, false) ? activation(NB_OP_ELU, x, alpha, 0) : NULL;
+}
+nb_tensor *nb_selu(const nb_tensor *x) { return activation(NB_OP_SELU, x, 0, 0); }
+nb_tensor *nb_celu(const nb_tensor *x, double alpha) {
+    return finite_parameter("nb_celu", "alpha", alpha, true) ? activation(NB_OP_CELU, x, alpha, 0) : NULL;
+}
+nb_tensor *nb_softplus(const nb_tensor *x, double beta, double threshold) {
+    if (!finite_parameter("nb_softplus", "beta", beta, true) ||
+        !finite_parameter("nb_softplus", "threshold", threshold, false))
+        return NULL;
+    return activation(NB_OP_SOFTPLUS, x, beta, threshold);
+}
+nb_tensor *nb_mish(const nb_tensor *x) { return activation(NB_OP_MISH, x, 0, 0); }
+nb_tensor *nb_swish(const nb_tensor *x, double beta) {
+    return finite_parameter("nb_swish", "beta", beta, false) ? activation(NB_OP_SWISH, x, beta, 0) : NULL;
+}
+nb_tensor *nb_softsign(const nb_tensor *x) { return activation(NB_OP_SOFTSIGN, x, 0, 0); }
+nb_tensor *nb_logsigmoid(const nb_tensor *x) { return activation(NB_OP_LOGSIGMOID, x, 0, 0); }
+nb_tensor *nb_threshold(const nb_tensor *x, double threshold, double value) {
+    if (isnan(threshold) || isnan(value)) {
+        nb__error(NB_ERR_INVALID, "nb_threshold: threshold and value must not be NaN, got %g and %g",
+                  threshold, value);
+        return NULL;
+    }
+    return activation(NB_OP_THRESHOLD, x, threshold, value);
+}
+nb_tensor *nb_hardtanh(const nb_tensor *x, double min_val, double max_val) {
+    if (!(min_val <= max_val)) {
+        nb__error(NB_ERR_INVALID, "nb_hardtanh: needs min_val <= max_val, got %g and %g", min_val, max_val);
+        return NULL;
+    }
+    return activation(NB_OP_HARDTANH, x, min_val, max_val);
+}
+nb_tensor *nb_tanhshrink(const nb_tensor *x) { return activation(NB_OP_TANHSHRINK, x, 0, 0); }
+
+static nb_tensor *shrink(nb_op op, const nb_tensor *x, double lambda) {
+    if (!(lambda >= 0 && lambda < INFINITY)) {
+        nb__error(NB_ERR_INVALID, "%s: lambda must be finite and >= 0, got %g", nb__op_fn(op), lambda);
+        return NULL;
+    }
+    return activation(op, x, lambda, 0);
+}
+nb_tensor *nb_hardshrink(const nb_tensor *x, double lambda) { return shrink(NB_OP_HARDSHRINK, x, lambda); }
+nb_tensor *nb_softshrink(const nb_tensor *x, double lambda) { return shrink(NB_OP_SOFTSHRINK, x, lambda); }
+
+/* ---- activations built from other ops ---- */
+
+/* x where x >= 0, else w x, with w [1] or [C] along dim 1 (dim 0 of a 1-D x). */
+nb_tensor *nb_prelu(const nb_tensor *x, const nb_tensor *weight) {
+    const char *fn = "nb_prelu";
+    if (!x || !weight) {
+        nb__error(NB_ERR_INVALID, "%s: %s is NULL", fn, x ? "weight" : "x");
+        return NULL;
+    }
+    int channel_dim = x->ndim >= 2 ? 1 : 0;
+    int64_t channels = x->ndim ? x->shape[channel_dim] : 1, n = nb_numel(weight);
+    if (weight->ndim != 1 || (n != 1 && n != channels)) {
+        nb__error(NB_ERR_SHAPE, "%s: needs weight [1] or [%lld] (the channels of x %s), got %s", fn,
+                  (long long)channels, nb__tensor_shape_str(x), nb__tensor_shape_str(weight));
+        return NULL;
+    }
+    int64_t shape[NB_MAX_DIMS];
+    int ndim = x->ndim > 1 ? x->ndim - 1 : 1;
+    for (int d = 0; d < ndim; d++) shape[d] = d == 0 ? n : 1;
+    const char *outer = nb__enter(fn);
+    nb_scratch s = {0};
+    nb_tensor *w = nb__keep(&s, nb_reshape(weight, n == 1 ? 0 : ndim, shape)); /* one slope: 0-dim */
+    nb_tensor *zero = nb__keep(&s, nb__scalar_like(x, 0));
+    nb_tensor *r = nb__keep(&s, nb_where(nb__keep(&s, nb_ge(x, zero)), x, nb__keep(&s, nb_mul(x, w))));
+    nb_tensor *out = NULL;
+    nb_status status = nb__scratch_finish(&s, r, &out);
+    nb__leave(outer);
+    return status == NB_OK ? out : NULL;
+}
+
+/* Randomized leaky ReLU (Xu et al., 2015): in training each negative
+ * element takes a slope uniform in [lower, upper) from gen, in evaluation
+ * the mean slope (lower + upper) / 2. */
+nb_tensor *nb_rrelu(const nb_tensor *x, double lower, double upper, bool training, nb_generator *gen) {
+    const char *fn = "nb_rrelu";
+    if (!(isfinite(lower) && isfinite(upper) && lower <= upper)) {
+        nb__error(NB_ERR_INVALID, "%s: needs finite lower <= upper, got %g and %g", fn, lower, upper);
+        return NULL;
+    }
+    if (!x) {
+        nb__error(NB_ERR_INVALID, "%s: x is NULL", fn);
+        return NULL;
+    }
+    const char *outer = nb__enter(fn);
+    nb_tensor *out = NULL;
+    if (!training || lower == upper) {
+        out = nb_leaky_relu(x, (lower + upper) / 2);
+    } else if (!nb_dtype_is_float(x->dtype)) {
+        nb__error(NB_ERR_DTYPE, "needs a float x in training, got %s", nb_dtype_name(x->dtype));
+    } else {
+        nb_scratch s = {0};
+        nb_tensor *slopes = nb__keep(&s, nb_uniform(x->ndim, x->shape, lower, upper, x->dtype,
+                                                    x->storage->device, gen));
+        nb_tensor *zero = nb__keep(&s, nb__scalar_like(x, 0));
+        nb_tensor *r = nb__keep(&s, nb_where(nb__keep(&s, nb_ge(x, zero)), x, nb__keep(&s, nb_mul(x, slopes))));
+        nb__scratch_finish(&s, r, &out);
+    }
+    nb__leave(outer);
+    return out;
+}
+
+/* a sigmoid(b) of the halves a, b of dim (Dauphin et al., 2017). */
+nb_tensor *nb_glu(const nb_tensor *x, int dim) {
+    const char *fn = "nb_glu";
+    int d;
+    if (!x) {
+        nb__error(NB_ERR_INVALID, "%s: x is NULL", fn);
+        return NULL;
+    }
+    if (nb__normalize_dim(fn, dim, x->ndim, &d) != NB_OK) return NULL;
+    if (x->shape[d] % 2) {
+        nb__error(NB_ERR_SHAPE, "%s: needs an even size along dim %d, got %s", fn, dim, nb__tensor_shape_str(x));
+        return NULL;
+    }
+    int64_t half = x->shape[d] / 2;
+    const char *outer = nb__enter(fn);
+    nb_scratch s = {0};
+    nb_tensor *gate = nb__keep(&s, nb_sigmoid(nb__keep(&s, nb_slice(x, d, half, 2 * half, 1))));
+    nb_tensor *r = nb__keep(&s, nb_mul(nb__keep(&s, nb_slice(x, d, 0, half, 1)), gate)), *out = NULL;
+    nb_status status = nb__scratch_finish(&s, r, &out);
+    nb__leave(outer);
+    return status == NB_OK ? out : NULL;
+}
+
+/* The maximum over groups of pieces consecutive entries of dim
+ * (Goodfellow et al., 2013): size C along dim becomes C / pieces. */
+nb_tensor *nb_maxout(const nb_tensor *x, int pieces, int dim) {
+    const char *fn = "nb_maxout";
+    int d;
+    if (!x) {
+        nb__error(NB_ERR_INVALID, "%s: x is NULL", fn);
+        return NULL;
+    }
+    if (nb__normalize_dim(fn, dim, x->ndim, &d) != NB_OK) return NULL;
+    if (pieces < 1 || x->shape[d] % pieces || x->ndim >= NB_MAX_DIMS) {
+        nb__error(NB_ERR_SHAPE, "%s: needs pieces >= 1 dividing dim %d of %s (and fewer than %d dims), got %d",
+                  fn, dim, nb__tensor_shape_str(x), NB_MAX_DIMS, pieces);
+        return NULL;
+    }
+    int64_t shape[NB_MAX_DIMS];
+    for (int i = 0, j = 0; i < x->ndim; i++) {
+        shape[j++] = i == d ? x->shape[i] / pieces : x->shape[i];
+        if (i == d) shape[j++] = pieces;
+    }
+    const char *outer = nb__enter(fn);
+    nb_scratch s = {0};
+    int group = d + 1;
+    nb_tensor *r = nb__keep(&s, nb_max(nb__keep(&s, nb_reshape(x, x->ndim + 1, shape)), 1, &group, false));
+    nb_tensor *out = NULL;
+    nb_status status = nb__scratch_finish(&s, r, &out);
+    nb__leave(outer);
+    return status == NB_OK ? out : NULL;
 }
 
 nb_tensor *nb_clamp(const nb_tensor *x, double lo, double hi) {

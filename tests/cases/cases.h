@@ -283,6 +283,7 @@ void pool_cases();
 void optimizer_cases();
 void threshold_cases();
 void sort_cases();
+void activation_cases();
 void scan_cases();
 
 } // namespace op_cases

@@ -2,11 +2,12 @@
 import math
 
 from .. import _C
-from .._C import (adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d, conv_transpose2d,  # noqa: F401
-                  cross_entropy, embedding, flash_attention, fold, gelu, global_avg_pool2d, group_norm,
-                  hardsigmoid, hardswish, layer_norm, leaky_relu, linear, log_softmax, max_pool2d,
-                  one_hot, relu, relu6, rms_norm, scaled_dot_product_attention, sigmoid, silu, softmax,
-                  swiglu, tanh, unfold)
+from .._C import (adaptive_avg_pool2d, avg_pool2d, batch_norm, celu, conv2d, conv_transpose2d,  # noqa: F401
+                  cross_entropy, elu, embedding, flash_attention, fold, gelu, global_avg_pool2d, glu,
+                  group_norm, hardshrink, hardsigmoid, hardswish, hardtanh, layer_norm, leaky_relu, linear,
+                  log_softmax, logsigmoid, max_pool2d, maxout, mish, one_hot, prelu, relu, relu6, rms_norm,
+                  rrelu, scaled_dot_product_attention, selu, sigmoid, silu, softmax, softplus, softshrink,
+                  softsign, swiglu, swish, tanh, tanhshrink, threshold, unfold)
 
 
 def dropout(input, p=0.5, training=True, generator=None):
@@ -55,12 +56,6 @@ def _reduce(losses, reduction, name):
     if reduction == "none":
         return losses
     raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
-
-
-def softplus(input, beta=1.0):
-    """log(1 + exp(beta x)) / beta, stable for large x."""
-    x = input * beta
-    return (x.clamp(min=0) + (-(x.abs())).exp().log1p()) / beta
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12):

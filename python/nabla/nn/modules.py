@@ -553,6 +553,74 @@ Tanh = _activation("Tanh", _C.tanh, "tanh(x).")
 Hardsigmoid = _activation("Hardsigmoid", _C.hardsigmoid, "relu6(x + 3) / 6.")
 Hardswish = _activation("Hardswish", _C.hardswish, "x relu6(x + 3) / 6.")
 SwiGLU = _activation("SwiGLU", _C.swiglu, "silu(a) * b of the halves a, b of the last dim (Shazeer, 2020).")
+SELU = _activation("SELU", _C.selu, "scale * elu(x, alpha) with Klambauer et al.'s constants.")
+Mish = _activation("Mish", _C.mish, "x tanh(softplus(x)).")
+Softsign = _activation("Softsign", _C.softsign, "x / (1 + |x|).")
+LogSigmoid = _activation("LogSigmoid", _C.logsigmoid, "log(sigmoid(x)), stable.")
+Tanhshrink = _activation("Tanhshrink", _C.tanhshrink, "x - tanh(x).")
+
+
+def _activation_with(name, fn, params, doc):
+    """A module whose forward is fn(x, *its settings), the settings given as PyTorch names them."""
+    def __init__(self, *args, **kwargs):
+        Module.__init__(self)
+        values = dict(params)
+        names = list(params)
+        if len(args) > len(names):
+            raise TypeError(f"{name}() takes at most {len(names)} arguments")
+        values.update(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in values:
+                raise TypeError(f"{name}() got an unexpected keyword argument '{key}'")
+            values[key] = value
+        if any(v is None for v in values.values()):
+            raise TypeError(f"{name}() needs {', '.join(k for k, v in values.items() if v is None)}")
+        self.__dict__.update(values)
+        self._settings = names
+
+    def forward(self, x):
+        return fn(x, *(getattr(self, k) for k in self._settings))
+
+    return type(name, (Module,), {"__init__": __init__, "forward": forward, "__doc__": doc})
+
+
+ELU = _activation_with("ELU", _C.elu, {"alpha": 1.0}, "x where x > 0, else alpha (exp(x) - 1).")
+CELU = _activation_with("CELU", _C.celu, {"alpha": 1.0}, "max(0, x) + min(0, alpha (exp(x / alpha) - 1)).")
+Swish = _activation_with("Swish", _C.swish, {"beta": 1.0}, "x sigmoid(beta x) (Ramachandran et al., 2017).")
+Softplus = _activation_with("Softplus", _C.softplus, {"beta": 1.0, "threshold": 20.0},
+                            "log(1 + exp(beta x)) / beta; x where beta x > threshold.")
+Hardtanh = _activation_with("Hardtanh", _C.hardtanh, {"min_val": -1.0, "max_val": 1.0},
+                            "x clamped to [min_val, max_val].")
+Threshold = _activation_with("Threshold", _C.threshold, {"threshold": None, "value": None},
+                             "value where x <= threshold, else x.")
+Hardshrink = _activation_with("Hardshrink", _C.hardshrink, {"lambd": 0.5}, "0 where |x| <= lambd, else x.")
+Softshrink = _activation_with("Softshrink", _C.softshrink, {"lambd": 0.5}, "x shrunk toward 0 by lambd.")
+GLU = _activation_with("GLU", _C.glu, {"dim": -1}, "a sigmoid(b) of the halves a, b of dim.")
+Maxout = _activation_with("Maxout", _C.maxout, {"pieces": 2, "dim": -1},
+                          "the maximum of each group of pieces entries of dim (Goodfellow et al., 2013).")
+
+
+class PReLU(Module):
+    """x where x >= 0, else weight x, with a learned weight [num_parameters] (1 or the channels)."""
+
+    def __init__(self, num_parameters=1, init=0.25, dtype=None, device=None):
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.weight = Parameter(_C.full((num_parameters,), init, dtype=dtype, device=device))
+
+    def forward(self, x):
+        return _C.prelu(x, self.weight)
+
+
+class RReLU(Module):
+    """Leaky ReLU with slopes uniform in [lower, upper) in training, their mean in evaluation."""
+
+    def __init__(self, lower=1.0 / 8, upper=1.0 / 3, generator=None):
+        super().__init__()
+        self.lower, self.upper, self.generator = lower, upper, generator
+
+    def forward(self, x):
+        return _C.rrelu(x, self.lower, self.upper, self.training, self.generator)
 
 
 class LeakyReLU(Module):
