@@ -389,6 +389,45 @@ void build_rows() {
     ROW(nb_cross_entropy, NB_ERR_INVALID, "label_smoothing", nb_cross_entropy(x, T(nb_zeros(1, Shape{2}.data(), NB_I64, cpu)),
                                                                               NB_REDUCTION_MEAN, 2, -100));
     ROW(nb_cross_entropy, NB_ERR_DTYPE, "targets must be", nb_cross_entropy(x, x, NB_REDUCTION_MEAN, 0, -100));
+    // ---- elementwise losses ----
+    {
+        using L = nb_tensor *(*)(const nb_tensor *, const nb_tensor *, nb_reduction);
+        for (auto fn : std::vector<std::pair<const char *, L>>{
+                 {"nb_mse_loss", nb_mse_loss}, {"nb_l1_loss", nb_l1_loss}, {"nb_log_cosh_loss", nb_log_cosh_loss},
+                 {"nb_mape_loss", nb_mape_loss}, {"nb_msle_loss", nb_msle_loss}, {"nb_hinge_loss", nb_hinge_loss},
+                 {"nb_squared_hinge_loss", nb_squared_hinge_loss}}) {
+            auto call = fn.second;
+            std::string name = fn.first;
+            g_rows.push_back({name, name + "(x, NULL)", [call, x] { return ok(call(x, nullptr, NB_REDUCTION_MEAN)); },
+                              NB_ERR_INVALID, "target is NULL"});
+            g_rows.push_back({name, name + "(x, [4])",
+                              [call, x] { return ok(call(x, T(nb_zeros(1, Shape{4}.data(), NB_F32, nb_cpu())), NB_REDUCTION_MEAN)); },
+                              NB_ERR_SHAPE, "target [4] does not broadcast with input [2,3]"});
+            g_rows.push_back({name, name + "(xi, xi)", [call, xi] { return ok(call(xi, xi, NB_REDUCTION_MEAN)); },
+                              NB_ERR_DTYPE, "needs float operands, got i64"});
+            g_rows.push_back({name, name + "(x, x, 9)", [call, x] { return ok(call(x, x, (nb_reduction)9)); },
+                              NB_ERR_INVALID, "unknown reduction 9"});
+        }
+    }
+    ROW(nb_binary_cross_entropy, NB_ERR_INVALID, "input is NULL", nb_binary_cross_entropy(nullptr, x, nullptr, NB_REDUCTION_MEAN));
+    ROW(nb_binary_cross_entropy, NB_ERR_SHAPE, "does not broadcast",
+        nb_binary_cross_entropy(x, x, T(nb_ones(1, Shape{4}.data(), NB_F32, cpu)), NB_REDUCTION_MEAN));
+    ROW(nb_binary_cross_entropy_with_logits, NB_ERR_SHAPE, "pos_weight [2] does not broadcast",
+        nb_binary_cross_entropy_with_logits(x, x, nullptr, T(nb_ones(1, Shape{2}.data(), NB_F32, cpu)), NB_REDUCTION_MEAN));
+    ROW(nb_binary_cross_entropy_with_logits, NB_ERR_INVALID, "target is NULL",
+        nb_binary_cross_entropy_with_logits(x, nullptr, nullptr, nullptr, NB_REDUCTION_SUM));
+    ROW(nb_huber_loss, NB_ERR_INVALID, "delta must be finite and > 0, got 0", nb_huber_loss(x, x, 0, NB_REDUCTION_MEAN));
+    ROW(nb_huber_loss, NB_ERR_INVALID, "NULL", nb_huber_loss(nullptr, x, 1, NB_REDUCTION_MEAN));
+    ROW(nb_smooth_l1_loss, NB_ERR_INVALID, "beta must be finite and >= 0, got -1", nb_smooth_l1_loss(x, x, -1, NB_REDUCTION_MEAN));
+    ROW(nb_smooth_l1_loss, NB_ERR_INVALID, "NULL", nb_smooth_l1_loss(x, nullptr, 1, NB_REDUCTION_MEAN));
+    ROW(nb_poisson_nll_loss, NB_ERR_INVALID, "eps must be finite and >= 0, got nan", nb_poisson_nll_loss(x, x, true, false, NAN, NB_REDUCTION_MEAN));
+    ROW(nb_poisson_nll_loss, NB_ERR_DTYPE, "needs float operands", nb_poisson_nll_loss(xi, xi, true, false, 1e-8, NB_REDUCTION_MEAN));
+    ROW(nb_gaussian_nll_loss, NB_ERR_INVALID, "eps must be finite and > 0, got 0", nb_gaussian_nll_loss(x, x, x, false, 0, NB_REDUCTION_MEAN));
+    ROW(nb_gaussian_nll_loss, NB_ERR_INVALID, "var is NULL", nb_gaussian_nll_loss(x, x, nullptr, false, 1e-6, NB_REDUCTION_MEAN));
+    ROW(nb_gaussian_nll_loss, NB_ERR_SHAPE, "var [4] does not broadcast",
+        nb_gaussian_nll_loss(x, x, T(nb_ones(1, Shape{4}.data(), NB_F32, cpu)), false, 1e-6, NB_REDUCTION_MEAN));
+    ROW(nb_kl_div, NB_ERR_INVALID, "unknown reduction 7", nb_kl_div(x, x, false, (nb_reduction)7));
+    ROW(nb_kl_div, NB_ERR_INVALID, "input is NULL", nb_kl_div(nullptr, x, true, NB_REDUCTION_BATCHMEAN));
     ROW(nb_cross_entropy, NB_ERR_INVALID, "unknown reduction", nb_cross_entropy(x, T(nb_zeros(1, Shape{2}.data(), NB_I64, cpu)),
                                                                                 (nb_reduction)9, 0, -100));
     ROW(nb_rope, NB_ERR_INVALID, "offset", nb_rope(q, -1, 10000));

@@ -31,6 +31,7 @@ const std::vector<Case> &all_cases() {
         threshold_cases();
         sort_cases();
         activation_cases();
+        pointwise_loss_cases();
         scan_cases();
         built = true;
     }

@@ -286,7 +286,15 @@ nb_tensor *nb_group_norm(const nb_tensor *x, int groups, const nb_tensor *weight
                          const nb_tensor *bias, double eps);
 
 /* ---- losses ---- */
-typedef enum nb_reduction { NB_REDUCTION_MEAN, NB_REDUCTION_SUM, NB_REDUCTION_NONE } nb_reduction;
+/* MEAN averages the losses, SUM adds them, NONE keeps them; BATCHMEAN (the
+ * elementwise losses) is the sum over the size of dim 0, KL divergence's
+ * true value per sample. */
+typedef enum nb_reduction {
+    NB_REDUCTION_MEAN,
+    NB_REDUCTION_SUM,
+    NB_REDUCTION_NONE,
+    NB_REDUCTION_BATCHMEAN
+} nb_reduction;
 /* Cross-entropy of logits [N, C] (float) against class indices targets [N]
  * (i32 or i64), as one fused, numerically stable op (log-sum-exp with the
  * row maximum subtracted): per row
@@ -296,6 +304,44 @@ typedef enum nb_reduction { NB_REDUCTION_MEAN, NB_REDUCTION_SUM, NB_REDUCTION_NO
  * in logits: g * (softmax(x) - (1 - s) onehot(t) - s / C). */
 nb_tensor *nb_cross_entropy(const nb_tensor *logits, const nb_tensor *targets,
                             nb_reduction reduction, double label_smoothing, int64_t ignore_index);
+
+/* Elementwise losses of input and target (broadcast together; float),
+ * PyTorch's definitions (Keras's for log-cosh, MAPE, MSLE and the hinges):
+ * docs/ops.md has each formula. One fused kernel writes the losses and one
+ * their gradient for input, target or the third operand, as needed. weight
+ * (may be NULL) scales each loss before the reduction. */
+nb_tensor *nb_binary_cross_entropy(const nb_tensor *input, const nb_tensor *target,
+                                   const nb_tensor *weight, nb_reduction reduction);
+/* From logits, stably: pos_weight (may be NULL) weighs the positive term,
+ * broadcast over the last dim (one per class). */
+nb_tensor *nb_binary_cross_entropy_with_logits(const nb_tensor *input, const nb_tensor *target,
+                                               const nb_tensor *weight, const nb_tensor *pos_weight,
+                                               nb_reduction reduction);
+nb_tensor *nb_mse_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction);
+nb_tensor *nb_l1_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction);
+nb_tensor *nb_huber_loss(const nb_tensor *input, const nb_tensor *target, double delta,
+                         nb_reduction reduction); /* delta > 0 [1] */
+/* beta >= 0 [1]; beta 0 is the L1 loss. */
+nb_tensor *nb_smooth_l1_loss(const nb_tensor *input, const nb_tensor *target, double beta,
+                             nb_reduction reduction);
+nb_tensor *nb_log_cosh_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction);
+/* 100 |input - target| / max(|target|, 1e-7): a zero target is divided by 1e-7, as Keras. */
+nb_tensor *nb_mape_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction);
+/* Logs of max(value, 1e-7) + 1, as Keras: zero and negative values count as 1e-7. */
+nb_tensor *nb_msle_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction);
+/* log_input [true]: input is log(rate); full adds Stirling's term [false]; eps [1e-8]. */
+nb_tensor *nb_poisson_nll_loss(const nb_tensor *input, const nb_tensor *target, bool log_input, bool full,
+                               double eps, nb_reduction reduction);
+/* var broadcasts with input, or has input's shape without its last dim (one
+ * variance per row); it is clamped to eps [1e-6] with the gradient passed on. */
+nb_tensor *nb_gaussian_nll_loss(const nb_tensor *input, const nb_tensor *target, const nb_tensor *var,
+                                bool full, double eps, nb_reduction reduction);
+/* KL(target || input) for input = log-probabilities and target probabilities
+ * (log-probabilities with log_target); BATCHMEAN gives the divergence per sample. */
+nb_tensor *nb_kl_div(const nb_tensor *input, const nb_tensor *target, bool log_target, nb_reduction reduction);
+/* max(0, 1 - target input) and its square, for targets in {-1, 1}. */
+nb_tensor *nb_hinge_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction);
+nb_tensor *nb_squared_hinge_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction);
 
 /* ---- joining and splitting ---- */
 /* Concatenates n tensors along dim; all other dims must agree. */

@@ -173,12 +173,76 @@ static PyObject *a_group_norm(const nbp_op_def *def, PyObject **a) {
 
 static int reduction_of(const nbp_op_def *def, PyObject *o, nb_reduction *out) {
     static const char *const names[] = {[NB_REDUCTION_MEAN] = "mean", [NB_REDUCTION_SUM] = "sum",
-                                        [NB_REDUCTION_NONE] = "none"};
+                                        [NB_REDUCTION_NONE] = "none", [NB_REDUCTION_BATCHMEAN] = "batchmean"};
     if (!o) return *out = NB_REDUCTION_MEAN, 0;
-    for (int r = 0; r < 3; r++)
+    for (int r = 0; r < 4; r++)
         if (PyUnicode_Check(o) && !PyUnicode_CompareWithASCIIString(o, names[r]))
             return *out = (nb_reduction)r, 0;
-    return PyErr_Format(PyExc_ValueError, "%s: reduction must be 'mean', 'sum' or 'none'", def->name), -1;
+    return PyErr_Format(PyExc_ValueError, "%s: reduction must be 'mean', 'sum', 'none' or 'batchmean'",
+                        def->name), -1;
+}
+
+/* (input, target, reduction='mean') */
+static PyObject *a_loss(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *t = x ? tensor_of(def, a, 1) : NULL;
+    nb_reduction reduction;
+    if (!t || reduction_of(def, a[2], &reduction) < 0) return NULL;
+    typedef nb_tensor *(*loss_fn)(const nb_tensor *, const nb_tensor *, nb_reduction);
+    return nbp_wrap(FN(loss_fn)(x, t, reduction));
+}
+
+/* huber_loss(input, target, reduction='mean', delta=1.0), smooth_l1_loss(..., beta=1.0) */
+static PyObject *a_loss_with(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *t = x ? tensor_of(def, a, 1) : NULL;
+    nb_reduction reduction;
+    double setting;
+    if (!t || reduction_of(def, a[2], &reduction) < 0 || double_of(def, a, 3, 1, &setting) < 0) return NULL;
+    typedef nb_tensor *(*loss_fn)(const nb_tensor *, const nb_tensor *, double, nb_reduction);
+    return nbp_wrap(FN(loss_fn)(x, t, setting, reduction));
+}
+
+/* binary_cross_entropy(input, target, weight=None, reduction='mean', pos_weight=None) */
+static PyObject *a_binary_cross_entropy(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *t = x ? tensor_of(def, a, 1) : NULL, *w, *pos = NULL;
+    nb_reduction reduction;
+    if (!t || optional_tensor(def, a, 2, &w) < 0 || reduction_of(def, a[3], &reduction) < 0) return NULL;
+    bool logits = def->params[4] != NULL;
+    if (logits && optional_tensor(def, a, 4, &pos) < 0) return NULL;
+    return nbp_wrap(logits ? nb_binary_cross_entropy_with_logits(x, t, w, pos, reduction)
+                           : nb_binary_cross_entropy(x, t, w, reduction));
+}
+
+/* poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduction='mean') */
+static PyObject *a_poisson_nll_loss(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *t = x ? tensor_of(def, a, 1) : NULL;
+    bool log_input, full;
+    double eps;
+    nb_reduction reduction;
+    if (!t || bool_of(a[2], true, &log_input) < 0 || bool_of(a[3], false, &full) < 0 ||
+        double_of(def, a, 4, 1e-8, &eps) < 0 || reduction_of(def, a[5], &reduction) < 0)
+        return NULL;
+    return nbp_wrap(nb_poisson_nll_loss(x, t, log_input, full, eps, reduction));
+}
+
+/* gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction='mean') */
+static PyObject *a_gaussian_nll_loss(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *t = x ? tensor_of(def, a, 1) : NULL, *var = t ? tensor_of(def, a, 2) : NULL;
+    bool full;
+    double eps;
+    nb_reduction reduction;
+    if (!var || bool_of(a[3], false, &full) < 0 || double_of(def, a, 4, 1e-6, &eps) < 0 ||
+        reduction_of(def, a[5], &reduction) < 0)
+        return NULL;
+    return nbp_wrap(nb_gaussian_nll_loss(x, t, var, full, eps, reduction));
+}
+
+/* kl_div(input, target, reduction='mean', log_target=False) */
+static PyObject *a_kl_div(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *t = x ? tensor_of(def, a, 1) : NULL;
+    nb_reduction reduction;
+    bool log_target;
+    if (!t || reduction_of(def, a[2], &reduction) < 0 || bool_of(a[3], false, &log_target) < 0) return NULL;
+    return nbp_wrap(nb_kl_div(x, t, log_target, reduction));
 }
 
 /* (input, target, ignore_index=-100, reduction='mean', label_smoothing=0.0) */
@@ -194,6 +258,10 @@ static PyObject *a_cross_entropy(const nbp_op_def *def, PyObject **a) {
 }
 
 /* ---- the table ---- */
+
+#define LOSS(name, doc)                                                                        \
+    {#name, a_loss, (void (*)(void))nb_##name, P("input", "target", "reduction"), 2, NBP_FUNCTION, \
+     #name "(input, target, reduction='mean') -> Tensor: " doc}
 
 const nbp_op_def nbp_nn_ops[] = {
     /* convolution and pooling */
@@ -234,5 +302,34 @@ const nbp_op_def nbp_nn_ops[] = {
      P("input", "target", "ignore_index", "reduction", "label_smoothing"), 2, NBP_FUNCTION,
      "cross_entropy(input, target, ignore_index=-100, reduction='mean', label_smoothing=0.0) -> Tensor: "
      "fused log-softmax and negative log-likelihood of logits [N, C] against class indices [N]."},
+    LOSS(mse_loss, "(input - target)^2."),
+    LOSS(l1_loss, "|input - target|."),
+    LOSS(log_cosh_loss, "log(cosh(input - target)), Keras's LogCosh."),
+    LOSS(mape_loss, "100 |input - target| / max(|target|, 1e-7), Keras's MeanAbsolutePercentageError."),
+    LOSS(msle_loss, "(log1p(max(input, 1e-7)) - log1p(max(target, 1e-7)))^2, Keras's MeanSquaredLogarithmicError."),
+    LOSS(hinge_loss, "max(0, 1 - target input), targets in {-1, 1} (Keras's Hinge)."),
+    LOSS(squared_hinge_loss, "max(0, 1 - target input)^2 (Keras's SquaredHinge)."),
+    {"huber_loss", a_loss_with, (void (*)(void))nb_huber_loss, P("input", "target", "reduction", "delta"), 2,
+     NBP_FUNCTION, "huber_loss(input, target, reduction='mean', delta=1.0) -> Tensor: quadratic inside "
+                   "delta, linear outside."},
+    {"smooth_l1_loss", a_loss_with, (void (*)(void))nb_smooth_l1_loss, P("input", "target", "reduction", "beta"),
+     2, NBP_FUNCTION, "smooth_l1_loss(input, target, reduction='mean', beta=1.0) -> Tensor: d^2 / (2 beta) "
+                      "inside beta, |d| - beta / 2 outside."},
+    {"binary_cross_entropy", a_binary_cross_entropy, NULL, P("input", "target", "weight", "reduction"), 2,
+     NBP_FUNCTION, "binary_cross_entropy(input, target, weight=None, reduction='mean') -> Tensor: -(t log p + "
+                   "(1 - t) log(1 - p)) of probabilities, each log at least -100."},
+    {"binary_cross_entropy_with_logits", a_binary_cross_entropy, NULL,
+     P("input", "target", "weight", "reduction", "pos_weight"), 2, NBP_FUNCTION,
+     "binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean', pos_weight=None) -> "
+     "Tensor: the binary cross-entropy of sigmoid(input), fused and stable; pos_weight per class."},
+    {"poisson_nll_loss", a_poisson_nll_loss, NULL, P("input", "target", "log_input", "full", "eps", "reduction"), 2,
+     NBP_FUNCTION, "poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-08, reduction='mean') "
+                   "-> Tensor: exp(x) - t x (log_input) or x - t log(x + eps)."},
+    {"gaussian_nll_loss", a_gaussian_nll_loss, NULL, P("input", "target", "var", "full", "eps", "reduction"), 3,
+     NBP_FUNCTION, "gaussian_nll_loss(input, target, var, full=False, eps=1e-06, reduction='mean') -> Tensor: "
+                   "(log v + (x - t)^2 / v) / 2, v = max(var, eps)."},
+    {"kl_div", a_kl_div, NULL, P("input", "target", "reduction", "log_target"), 2, NBP_FUNCTION,
+     "kl_div(input, target, reduction='mean', log_target=False) -> Tensor: t (log t - input) for "
+     "log-probabilities input; 'batchmean' is the divergence per sample."},
     {NULL},
 };

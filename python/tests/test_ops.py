@@ -32,6 +32,10 @@ CHECKED_ELSEWHERE = {
     "from_numpy": "test_interop.py", "from_dlpack": "test_interop.py", "numel": "test_creation_matches_numpy",
     "flash_attention": "test_attention_kernels_agree",
     "multinomial": "test_sort.py (frequencies, errors, the C recipe)",
+    **{name: "test_losses.py (against PyTorch or the formula)" for name in (
+        "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
+        "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
+        "log_cosh_loss", "mape_loss", "msle_loss", "hinge_loss", "squared_hinge_loss")},
 }
 
 

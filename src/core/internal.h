@@ -16,7 +16,7 @@ extern "C" {
 #define NB_NORETURN _Noreturn
 #endif
 
-#define NB_MAX_INPUTS 3
+#define NB_MAX_INPUTS 4
 #define NB_MAX_OP_INPUTS 9 /* the tensors one kernel reads (map kernels: NB_MAX_INPUTS) */
 #define NB_CPU_ALIGN 64
 
@@ -222,6 +222,9 @@ typedef union nb_attrs {
     struct { int dims[NB_MAX_DIMS]; } permute;
     struct { int64_t num_classes; } one_hot;
     struct { double smoothing; int64_t ignore_index; int reduction; } cross_entropy;
+    /* the losses of src/core/pointwise_loss.h; the backward's is forward's
+     * gradient with respect to operand wrt (0 input, 1 target, 2 the third) */
+    struct { double p; int flags; nb_op forward; int wrt; } loss;
     nb_window window; /* unfold, fold, pooling */
     struct {
         double lr, momentum, beta1, beta2, eps, weight_decay;

@@ -156,6 +156,21 @@
     /* losses */                      \
     NB_OP(CROSS_ENTROPY, cross_entropy, 1) \
     NB_OP(CROSS_ENTROPY_BACKWARD, cross_entropy_backward, 0) \
+    NB_OP(BINARY_CROSS_ENTROPY, binary_cross_entropy, 1) \
+    NB_OP(BINARY_CROSS_ENTROPY_WITH_LOGITS, binary_cross_entropy_with_logits, 1) \
+    NB_OP(MSE_LOSS, mse_loss, 1)       \
+    NB_OP(L1_LOSS, l1_loss, 1)         \
+    NB_OP(HUBER_LOSS, huber_loss, 1)   \
+    NB_OP(SMOOTH_L1_LOSS, smooth_l1_loss, 1) \
+    NB_OP(LOG_COSH_LOSS, log_cosh_loss, 1) \
+    NB_OP(MAPE_LOSS, mape_loss, 1)     \
+    NB_OP(MSLE_LOSS, msle_loss, 1)     \
+    NB_OP(POISSON_NLL_LOSS, poisson_nll_loss, 1) \
+    NB_OP(GAUSSIAN_NLL_LOSS, gaussian_nll_loss, 1) \
+    NB_OP(KL_DIV, kl_div, 1)           \
+    NB_OP(HINGE_LOSS, hinge_loss, 1)   \
+    NB_OP(SQUARED_HINGE_LOSS, squared_hinge_loss, 1) \
+    NB_OP(POINTWISE_LOSS_BACKWARD, pointwise_loss_backward, 0) \
     /* optimizer updates (in place) */ \
     NB_OP(SGD_STEP, sgd_step, 0)       \
     NB_OP(ADAM_STEP, adam_step, 0)     \

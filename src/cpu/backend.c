@@ -8,6 +8,7 @@
 #define UNARY_FLOAT(ID) [NB_OP_##ID] = {nb__cpu_unary, NB_FLOATS}
 #define BINARY(ID) [NB_OP_##ID] = {nb__cpu_binary, NB_FLOATS | NB_INTS}
 #define REDUCE(ID, dtypes) [NB_OP_##ID] = {nb__cpu_reduce, dtypes}
+#define LOSS(ID) [NB_OP_##ID] = {nb__cpu_pointwise_loss, NB_FLOATS}
 
 static const nb_kernel cpu_kernels[NB_OP_COUNT] = {
     [NB_OP_FILL] = {nb__cpu_fill, NB_ALL_DTYPES},
@@ -79,6 +80,10 @@ static const nb_kernel cpu_kernels[NB_OP_COUNT] = {
     [NB_OP_AVG_POOL2D] = {nb__cpu_avg_pool2d, NB_FLOATS},
     [NB_OP_AVG_POOL2D_BACKWARD] = {nb__cpu_avg_pool2d_backward, NB_FLOATS},
     [NB_OP_CROSS_ENTROPY_BACKWARD] = {nb__cpu_cross_entropy_backward, NB_FLOATS},
+    LOSS(BINARY_CROSS_ENTROPY), LOSS(BINARY_CROSS_ENTROPY_WITH_LOGITS), LOSS(MSE_LOSS), LOSS(L1_LOSS),
+    LOSS(HUBER_LOSS), LOSS(SMOOTH_L1_LOSS), LOSS(LOG_COSH_LOSS), LOSS(MAPE_LOSS), LOSS(MSLE_LOSS),
+    LOSS(POISSON_NLL_LOSS), LOSS(GAUSSIAN_NLL_LOSS), LOSS(KL_DIV), LOSS(HINGE_LOSS),
+    LOSS(SQUARED_HINGE_LOSS), LOSS(POINTWISE_LOSS_BACKWARD),
 };
 
 static nb_status cpu_copy(const char *fn, void *dst, nb_device dst_device, const void *src,

@@ -62,6 +62,7 @@ nb_status nb__cpu_gather(const nb_op_args *args);
 nb_status nb__cpu_scatter_add(const nb_op_args *args);
 nb_status nb__cpu_one_hot(const nb_op_args *args);
 nb_status nb__cpu_cross_entropy(const nb_op_args *args);
+nb_status nb__cpu_pointwise_loss(const nb_op_args *args); /* the elementwise losses and their gradient */
 nb_status nb__cpu_unfold(const nb_op_args *args);
 nb_status nb__cpu_fold(const nb_op_args *args);
 /* depthwise_conv2d and its input and weight gradients */

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "../core/pointwise_loss.h"
 #include "cpu.h"
 
 /* Reads the targets as int64 and checks each (but ignore_index) is a class. */
@@ -109,5 +110,61 @@ nb_status nb__cpu_cross_entropy_backward(const nb_op_args *args) {
     free(targets);
     NB_CHECK(!failed, NB_ERR_OOM, "nb_cross_entropy: out of host memory for a row of %lld",
              (long long)classes);
+    return NB_OK;
+}
+
+/* ---- elementwise losses (src/core/pointwise_loss.h) ----
+ * The forward reads (input, target[, third]) and the backward (g, input,
+ * target, third); an absent third operand is 1. The op is fixed per loop,
+ * so each loop inlines one formula. */
+
+#define LOSS_CASE(ID)                                                                        \
+    case NB_OP_##ID:                                                                         \
+        for (int64_t i = 0; i < n; i++)                                                      \
+            o[i] = _Generic(p, float: nb_loss_f32_loss, double: nb_loss_f64_loss)(           \
+                NB_OP_##ID, x[i], y[i], c ? c[i] : 1, p, flags);                             \
+        break;
+#define LOSS_GRAD_CASE(ID)                                                                   \
+    case NB_OP_##ID:                                                                         \
+        for (int64_t i = 0; i < n; i++)                                                      \
+            o[i] = _Generic(p, float: nb_loss_f32_loss_grad, double: nb_loss_f64_loss_grad)( \
+                NB_OP_##ID, wrt, g[i], x[i], y[i], c ? c[i] : 1, p, flags);                  \
+        break;
+#define POINTWISE_LOSSES(X)                                                                  \
+    X(BINARY_CROSS_ENTROPY) X(BINARY_CROSS_ENTROPY_WITH_LOGITS) X(MSE_LOSS) X(L1_LOSS)        \
+    X(HUBER_LOSS) X(SMOOTH_L1_LOSS) X(LOG_COSH_LOSS) X(MAPE_LOSS) X(MSLE_LOSS)                \
+    X(POISSON_NLL_LOSS) X(GAUSSIAN_NLL_LOSS) X(KL_DIV) X(HINGE_LOSS) X(SQUARED_HINGE_LOSS)
+
+#define DEFINE_LOSS_LOOPS(suffix, T)                                                         \
+    static void loss_##suffix(int64_t n, void *out, const void *const *in, const nb_op_args *args) { \
+        T *restrict o = out;                                                                 \
+        const T *restrict x = in[0], *restrict y = in[1];                                    \
+        const T *restrict c = args->n_in > 2 ? in[2] : NULL;                                 \
+        T p = (T)args->attrs.loss.p;                                                         \
+        int flags = args->attrs.loss.flags;                                                  \
+        switch (args->op) {                                                                  \
+            POINTWISE_LOSSES(LOSS_CASE)                                                      \
+        default: NB_ASSERT(!"a loss without a CPU loop");                                    \
+        }                                                                                    \
+    }                                                                                        \
+    static void loss_grad_##suffix(int64_t n, void *out, const void *const *in,              \
+                                   const nb_op_args *args) {                                 \
+        T *restrict o = out;                                                                 \
+        const T *restrict g = in[0], *restrict x = in[1], *restrict y = in[2];               \
+        const T *restrict c = args->n_in > 3 ? in[3] : NULL;                                 \
+        T p = (T)args->attrs.loss.p;                                                         \
+        int flags = args->attrs.loss.flags, wrt = args->attrs.loss.wrt;                      \
+        switch (args->attrs.loss.forward) {                                                  \
+            POINTWISE_LOSSES(LOSS_GRAD_CASE)                                                 \
+        default: NB_ASSERT(!"a loss without a CPU gradient loop");                           \
+        }                                                                                    \
+    }
+DEFINE_LOSS_LOOPS(f32, float)
+DEFINE_LOSS_LOOPS(f64, double)
+
+nb_status nb__cpu_pointwise_loss(const nb_op_args *args) {
+    bool wide = nb__cpu_compute_dtype(args->dtype) == NB_F64;
+    if (args->op == NB_OP_POINTWISE_LOSS_BACKWARD) nb__cpu_map(args, wide ? NB_F64 : NB_F32, wide ? loss_grad_f64 : loss_grad_f32);
+    else nb__cpu_map(args, wide ? NB_F64 : NB_F32, wide ? loss_f64 : loss_f32);
     return NB_OK;
 }

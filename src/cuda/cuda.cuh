@@ -341,6 +341,7 @@ nb_status nb__cuda_scatter_add(const nb_op_args *args);
 nb_status nb__cuda_one_hot(const nb_op_args *args);
 nb_status nb__cuda_cross_entropy(const nb_op_args *args);
 nb_status nb__cuda_cross_entropy_backward(const nb_op_args *args);
+nb_status nb__cuda_pointwise_loss(const nb_op_args *args); // the elementwise losses and their gradient
 nb_status nb__cuda_unfold(const nb_op_args *args);
 nb_status nb__cuda_fold(const nb_op_args *args);
 nb_status nb__cuda_depthwise(const nb_op_args *args); // depthwise_conv2d and its gradients

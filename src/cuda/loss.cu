@@ -5,6 +5,8 @@
 // the backward reads the row once and writes its gradient (src/ops/loss.c
 // has the formulas). A target out of range is reported at the next
 // synchronization; its row's loss is NaN.
+#include "../core/pointwise_loss.h"
+#include "map.cuh"
 #include "online.cuh"
 
 typedef struct nb_ce_args {
@@ -128,4 +130,52 @@ nb_status nb__cuda_cross_entropy_backward(const nb_op_args *args) {
     NB_TRY(nb__cuda_begin("nb_cross_entropy", args->out->storage->device.index, &ctx));
     NB_CUDA_FLOAT_SWITCH(args->in[0]->dtype, T, launch_backward<T>(args, &ctx));
     return nb__cuda_launched("nb_cross_entropy");
+}
+
+// ---- elementwise losses (src/core/pointwise_loss.h) ----
+// N operands: (input, target[, third]) forward, (g, input, target[, third])
+// backward; an absent third operand is 1.
+
+template <int N> struct nb_pointwise_loss_fn {
+    static constexpr int inputs = N;
+    nb_op op;
+    double p;
+    int flags;
+
+    template <typename C> __device__ C operator()(const C *in) const {
+        C c = N > 2 ? in[N - 1] : (C)1;
+        if constexpr (std::is_same<C, double>::value) return nb_loss_f64_loss(op, in[0], in[1], c, p, flags);
+        else if constexpr (nb_is_float_v<C>) return nb_loss_f32_loss(op, in[0], in[1], c, (C)p, flags);
+        else return 0; // the losses take floats only
+    }
+};
+
+template <int N> struct nb_pointwise_loss_grad_fn {
+    static constexpr int inputs = N;
+    nb_op op;
+    int wrt;
+    double p;
+    int flags;
+
+    template <typename C> __device__ C operator()(const C *in) const {
+        C c = N > 3 ? in[N - 1] : (C)1;
+        if constexpr (std::is_same<C, double>::value)
+            return nb_loss_f64_loss_grad(op, wrt, in[0], in[1], in[2], c, p, flags);
+        else if constexpr (nb_is_float_v<C>)
+            return nb_loss_f32_loss_grad(op, wrt, in[0], in[1], in[2], c, (C)p, flags);
+        else return 0;
+    }
+};
+
+nb_status nb__cuda_pointwise_loss(const nb_op_args *args) {
+    double p = args->attrs.loss.p;
+    int flags = args->attrs.loss.flags;
+    if (args->op == NB_OP_POINTWISE_LOSS_BACKWARD) {
+        nb_op forward = args->attrs.loss.forward;
+        int wrt = args->attrs.loss.wrt;
+        if (args->n_in > 3) return nb__cuda_map(args, nb_pointwise_loss_grad_fn<4>{forward, wrt, p, flags});
+        return nb__cuda_map(args, nb_pointwise_loss_grad_fn<3>{forward, wrt, p, flags});
+    }
+    if (args->n_in > 2) return nb__cuda_map(args, nb_pointwise_loss_fn<3>{args->op, p, flags});
+    return nb__cuda_map(args, nb_pointwise_loss_fn<2>{args->op, p, flags});
 }

@@ -11,7 +11,11 @@
  * with a -inf logit gives a finite loss. */
 #include <math.h>
 
+#include <math.h>
+#include <string.h>
+
 #include "../core/internal.h"
+#include "../core/pointwise_loss.h"
 
 /* The node saves logits, targets, the [N, 3] (loss, m, l) rows and the count
  * of rows not ignored. The kernel takes [N, 3] (weight, m, l) rows. */
@@ -107,4 +111,215 @@ nb_tensor *nb_cross_entropy(const nb_tensor *logits, const nb_tensor *targets,
 #undef K
     nb_tensor *out = NULL;
     return nb__scratch_finish(&s, loss, &out) == NB_OK ? out : NULL;
+}
+
+/* ---- elementwise losses (src/core/pointwise_loss.h has the formulas) ----
+ * The kernel writes each element's loss over the broadcast shape; weight
+ * (when given) multiplies it and the reduction sums or averages it, both as
+ * ops. The gradient with respect to each operand that needs one is one
+ * pointwise_loss_backward kernel, summed back to the operand's shape. */
+
+static nb_status pointwise_loss_backward(const nb_node *node, const nb_tensor *g, const bool *needs,
+                                         nb_tensor **grads) {
+    nb_scratch s = {0};
+    nb_op_args args = {.op = NB_OP_POINTWISE_LOSS_BACKWARD, .dtype = node->out_dtype,
+                       .n_in = node->n_inputs + 1, .attrs = node->attrs};
+    args.attrs.loss.forward = node->op;
+    args.in[0] = g;
+    for (int i = 0; i < node->n_inputs; i++)
+        args.in[i + 1] = nb__keep(&s, nb_expand(node->inputs[i], node->out_ndim, node->out_shape));
+    for (int i = 0; i < node->n_inputs && s.status == NB_OK; i++) {
+        if (!needs[i]) continue;
+        args.attrs.loss.wrt = i;
+        nb_tensor *full = NULL;
+        if (nb__dispatch_new(nb__op_fn(node->op), &args, node->out_ndim, node->out_shape, node->out_dtype,
+                             &full) != NB_OK)
+            full = NULL;
+        nb__keep(&s, full);
+        if (full && nb__sum_to(full, node->inputs[i]->ndim, node->inputs[i]->shape, &grads[i]) != NB_OK)
+            nb__keep(&s, NULL);
+    }
+    return nb__scratch_finish(&s, NULL, NULL);
+}
+
+/* sum, mean, the sum over the size of dim 0 (batchmean), or the losses. */
+static nb_tensor *reduce_losses(nb_scratch *s, nb_tensor *losses, nb_reduction reduction) {
+    if (reduction == NB_REDUCTION_NONE) return losses;
+    if (reduction == NB_REDUCTION_MEAN) return nb__keep(s, nb_mean(losses, 0, NULL, false));
+    nb_tensor *sum = nb__keep(s, nb_sum(losses, 0, NULL, false));
+    if (reduction == NB_REDUCTION_SUM || !sum) return sum;
+    double rows = losses->ndim ? (double)losses->shape[0] : 1;
+    return nb__keep(s, nb_div(sum, nb__keep(s, nb__scalar_like(sum, rows))));
+}
+
+static nb_status check_operands(const char *fn, int n, const nb_tensor *const *in, const char *const *names,
+                                nb_reduction reduction, nb_dtype *dtype, int *ndim, int64_t *shape) {
+    NB_CHECK((unsigned)reduction <= NB_REDUCTION_BATCHMEAN, NB_ERR_INVALID, "%s: unknown reduction %d", fn,
+             (int)reduction);
+    *dtype = NB_BOOL;
+    *ndim = 0;
+    for (int i = 0; i < n; i++) {
+        NB_CHECK(in[i], NB_ERR_INVALID, "%s: %s is NULL", fn, names[i]);
+        NB_CHECK(nb__same_device(in[i]->storage->device, in[0]->storage->device), NB_ERR_DEVICE,
+                 "%s: %s is on %s but %s on %s", fn, names[0], nb__device_name(in[0]->storage->device),
+                 names[i], nb__device_name(in[i]->storage->device));
+        *dtype = i ? nb_promote_types(*dtype, in[i]->dtype) : in[i]->dtype;
+        int64_t merged[NB_MAX_DIMS];
+        int merged_ndim;
+        if (nb__broadcast_shapes(fn, *ndim, shape, in[i]->ndim, in[i]->shape, &merged_ndim, merged) != NB_OK)
+            return nb__error(NB_ERR_SHAPE, "%s: %s %s does not broadcast with %s %s", fn, names[i],
+                             nb__tensor_shape_str(in[i]), names[0], nb__tensor_shape_str(in[0]));
+        *ndim = merged_ndim;
+        memcpy(shape, merged, sizeof merged);
+    }
+    NB_CHECK(nb_dtype_is_float(*dtype), NB_ERR_DTYPE, "%s: needs float operands, got %s", fn,
+             nb_dtype_name(in[0]->dtype));
+    return NB_OK;
+}
+
+/* op over (input, target[, third]); weight (may be NULL) scales each loss. */
+static nb_tensor *pointwise_loss(nb_op op, int n, const nb_tensor *const *operands, const char *const *names,
+                                 const nb_tensor *weight, double p, int flags, nb_reduction reduction) {
+    const char *fn = nb__op_fn(op);
+    nb_dtype dtype = NB_F32;
+    int ndim = 0;
+    int64_t shape[NB_MAX_DIMS];
+    if (check_operands(fn, n, operands, names, reduction, &dtype, &ndim, shape) != NB_OK) return NULL;
+    if (weight && !nb__same_device(weight->storage->device, operands[0]->storage->device)) {
+        nb__error(NB_ERR_DEVICE, "%s: weight is on %s but input on %s", fn,
+                  nb__device_name(weight->storage->device), nb__device_name(operands[0]->storage->device));
+        return NULL;
+    }
+    int64_t weighted[NB_MAX_DIMS];
+    int weighted_ndim;
+    if (weight && (nb__broadcast_shapes(fn, ndim, shape, weight->ndim, weight->shape, &weighted_ndim, weighted) != NB_OK ||
+                   weighted_ndim != ndim || memcmp(weighted, shape, (size_t)ndim * sizeof *shape))) {
+        nb__error(NB_ERR_SHAPE, "%s: weight %s does not broadcast to the losses %s", fn,
+                  nb__tensor_shape_str(weight), nb__shape_str(ndim, shape));
+        return NULL;
+    }
+    const char *outer = nb__enter(fn);
+    nb_scratch s = {0};
+    nb_op_args args = {.op = op, .dtype = dtype, .n_in = n};
+    args.attrs.loss.p = p;
+    args.attrs.loss.flags = flags;
+    const nb_tensor *cast[3] = {NULL};
+    for (int i = 0; i < n; i++) {
+        cast[i] = operands[i]->dtype == dtype ? operands[i] : nb__keep(&s, nb_cast(operands[i], dtype));
+        bool was = nb_set_grad_enabled(false); /* the kernel's views, not part of the graph */
+        args.in[i] = cast[i] ? nb__keep(&s, nb_expand(cast[i], ndim, shape)) : NULL;
+        nb_set_grad_enabled(was);
+    }
+    nb_tensor *losses = NULL;
+    if (s.status == NB_OK) {
+        if (nb__dispatch_new(fn, &args, ndim, shape, dtype, &losses) != NB_OK) losses = NULL;
+        nb__keep(&s, losses);
+        if (losses && nb__record(losses, op, n, cast, &args.attrs, pointwise_loss_backward) != NB_OK)
+            nb__keep(&s, NULL);
+    }
+    if (weight && s.status == NB_OK) losses = nb__keep(&s, nb_mul(losses, weight));
+    nb_tensor *r = s.status == NB_OK ? reduce_losses(&s, losses, reduction) : NULL, *out = NULL;
+    nb_status status = nb__scratch_finish(&s, r, &out);
+    nb__leave(outer);
+    return status == NB_OK ? out : NULL;
+}
+
+#define TWO(x, y) (const nb_tensor *[]){x, y}, (const char *[]){"input", "target"}
+
+nb_tensor *nb_binary_cross_entropy(const nb_tensor *input, const nb_tensor *target,
+                                   const nb_tensor *weight, nb_reduction reduction) {
+    return pointwise_loss(NB_OP_BINARY_CROSS_ENTROPY, 2, TWO(input, target), weight, 0, 0, reduction);
+}
+
+nb_tensor *nb_binary_cross_entropy_with_logits(const nb_tensor *input, const nb_tensor *target,
+                                               const nb_tensor *weight, const nb_tensor *pos_weight,
+                                               nb_reduction reduction) {
+    if (!pos_weight)
+        return pointwise_loss(NB_OP_BINARY_CROSS_ENTROPY_WITH_LOGITS, 2, TWO(input, target), weight, 0, 0,
+                              reduction);
+    return pointwise_loss(NB_OP_BINARY_CROSS_ENTROPY_WITH_LOGITS, 3,
+                          (const nb_tensor *[]){input, target, pos_weight},
+                          (const char *[]){"input", "target", "pos_weight"}, weight, 0, 0, reduction);
+}
+
+nb_tensor *nb_mse_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
+    return pointwise_loss(NB_OP_MSE_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+}
+
+nb_tensor *nb_l1_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
+    return pointwise_loss(NB_OP_L1_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+}
+
+nb_tensor *nb_huber_loss(const nb_tensor *input, const nb_tensor *target, double delta,
+                         nb_reduction reduction) {
+    if (!(delta > 0 && delta < INFINITY)) {
+        nb__error(NB_ERR_INVALID, "nb_huber_loss: delta must be finite and > 0, got %g", delta);
+        return NULL;
+    }
+    return pointwise_loss(NB_OP_HUBER_LOSS, 2, TWO(input, target), NULL, delta, 0, reduction);
+}
+
+nb_tensor *nb_smooth_l1_loss(const nb_tensor *input, const nb_tensor *target, double beta,
+                             nb_reduction reduction) {
+    if (!(beta >= 0 && beta < INFINITY)) {
+        nb__error(NB_ERR_INVALID, "nb_smooth_l1_loss: beta must be finite and >= 0, got %g", beta);
+        return NULL;
+    }
+    if (beta == 0) /* PyTorch: the L1 loss */
+        return pointwise_loss(NB_OP_L1_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+    return pointwise_loss(NB_OP_SMOOTH_L1_LOSS, 2, TWO(input, target), NULL, beta, 0, reduction);
+}
+
+nb_tensor *nb_log_cosh_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
+    return pointwise_loss(NB_OP_LOG_COSH_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+}
+
+nb_tensor *nb_mape_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
+    return pointwise_loss(NB_OP_MAPE_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+}
+
+nb_tensor *nb_msle_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
+    return pointwise_loss(NB_OP_MSLE_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+}
+
+nb_tensor *nb_poisson_nll_loss(const nb_tensor *input, const nb_tensor *target, bool log_input, bool full,
+                               double eps, nb_reduction reduction) {
+    if (!(eps >= 0 && eps < INFINITY)) {
+        nb__error(NB_ERR_INVALID, "nb_poisson_nll_loss: eps must be finite and >= 0, got %g", eps);
+        return NULL;
+    }
+    int flags = (log_input ? NB_LOSS_LOG_INPUT : 0) | (full ? NB_LOSS_FULL : 0);
+    return pointwise_loss(NB_OP_POISSON_NLL_LOSS, 2, TWO(input, target), NULL, eps, flags, reduction);
+}
+
+nb_tensor *nb_gaussian_nll_loss(const nb_tensor *input, const nb_tensor *target, const nb_tensor *var,
+                                bool full, double eps, nb_reduction reduction) {
+    if (!(eps > 0 && eps < INFINITY)) {
+        nb__error(NB_ERR_INVALID, "nb_gaussian_nll_loss: eps must be finite and > 0, got %g", eps);
+        return NULL;
+    }
+    /* one variance per row (input's shape without its last dim) is unsqueezed, as in PyTorch */
+    nb_tensor *column = NULL;
+    bool per_row = input && var && input->ndim >= 1 && var->ndim == input->ndim - 1;
+    for (int d = 0; per_row && d < var->ndim; d++) per_row = var->shape[d] == input->shape[d];
+    if (per_row && !(column = nb_unsqueeze(var, -1))) return NULL;
+    nb_tensor *out = pointwise_loss(NB_OP_GAUSSIAN_NLL_LOSS, 3,
+                                    (const nb_tensor *[]){input, target, column ? column : var},
+                                    (const char *[]){"input", "target", "var"}, NULL, eps,
+                                    full ? NB_LOSS_FULL : 0, reduction);
+    nb_release(column);
+    return out;
+}
+
+nb_tensor *nb_kl_div(const nb_tensor *input, const nb_tensor *target, bool log_target, nb_reduction reduction) {
+    return pointwise_loss(NB_OP_KL_DIV, 2, TWO(input, target), NULL, 0, log_target ? NB_LOSS_LOG_TARGET : 0,
+                          reduction);
+}
+
+nb_tensor *nb_hinge_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
+    return pointwise_loss(NB_OP_HINGE_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+}
+
+nb_tensor *nb_squared_hinge_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
+    return pointwise_loss(NB_OP_SQUARED_HINGE_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
 }

@@ -284,6 +284,7 @@ void optimizer_cases();
 void threshold_cases();
 void sort_cases();
 void activation_cases();
+void pointwise_loss_cases();
 void scan_cases();
 
 } // namespace op_cases

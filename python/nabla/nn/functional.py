@@ -2,8 +2,10 @@
 import math
 
 from .. import _C
-from .._C import (adaptive_avg_pool2d, avg_pool2d, batch_norm, celu, conv2d, conv_transpose2d,  # noqa: F401
-                  cross_entropy, elu, embedding, flash_attention, fold, gelu, global_avg_pool2d, glu,
+from .._C import (adaptive_avg_pool2d, avg_pool2d, batch_norm, binary_cross_entropy,  # noqa: F401
+                  binary_cross_entropy_with_logits, celu, conv2d, conv_transpose2d, cross_entropy, elu,
+                  gaussian_nll_loss, hinge_loss, huber_loss, kl_div, l1_loss, log_cosh_loss, mape_loss,
+                  mse_loss, msle_loss, poisson_nll_loss, smooth_l1_loss, squared_hinge_loss, embedding, flash_attention, fold, gelu, global_avg_pool2d, glu,
                   group_norm, hardshrink, hardsigmoid, hardswish, hardtanh, layer_norm, leaky_relu, linear,
                   log_softmax, logsigmoid, max_pool2d, maxout, mish, one_hot, prelu, relu, relu6, rms_norm,
                   rrelu, scaled_dot_product_attention, selu, sigmoid, silu, softmax, softplus, softshrink,
@@ -22,16 +24,6 @@ def dropout(input, p=0.5, training=True, generator=None):
     return input * (keep * (1.0 / (1 - p)))  # as nabla's C Dropout, so that both round alike
 
 
-def mse_loss(input, target, reduction="mean"):
-    """(input - target)^2, averaged ('mean'), summed ('sum') or not ('none')."""
-    return _reduce((input - target) ** 2, reduction, "mse_loss")
-
-
-def l1_loss(input, target, reduction="mean"):
-    """|input - target|, reduced as mse_loss."""
-    return _reduce((input - target).abs(), reduction, "l1_loss")
-
-
 def nll_loss(input, target, ignore_index=-100, reduction="mean"):
     """The negative log-likelihood of log-probabilities input [N, C] at class indices target [N]."""
     picked = input.gather(1, target.long().unsqueeze(1)).squeeze(1)
@@ -40,12 +32,6 @@ def nll_loss(input, target, ignore_index=-100, reduction="mean"):
     if reduction == "mean":
         return losses.sum() / keep.sum().float()
     return _reduce(losses, reduction, "nll_loss")
-
-
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
-    """-[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))], computed stably."""
-    losses = input.clamp(min=0) - input * target + (-(input.abs())).exp().log1p()
-    return _reduce(losses, reduction, "binary_cross_entropy_with_logits")
 
 
 def _reduce(losses, reduction, name):

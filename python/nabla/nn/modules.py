@@ -667,15 +667,55 @@ class CrossEntropyLoss(Module):
         return _C.cross_entropy(input, target, self.ignore_index, self.reduction, self.label_smoothing)
 
 
-class MSELoss(Module):
-    """The mean (or sum) of (input - target)^2."""
+def _loss(name, fn, settings, doc, tensors=()):
+    """A loss module: forward(input, target[, extra]) is fn with its settings by keyword;
+    tensors names the settings that are tensors (weights), kept as buffers."""
+    def __init__(self, *args, **kwargs):
+        Module.__init__(self)
+        values = dict(settings)
+        values.update(zip(settings, args))
+        for key, value in kwargs.items():
+            if key not in values:
+                raise TypeError(f"{name}() got an unexpected keyword argument '{key}'")
+            values[key] = value
+        for key, value in values.items():
+            if key in tensors and value is not None:
+                self.register_buffer(key, value)
+            else:
+                setattr(self, key, value)
+        self._settings = list(settings)
 
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        self.reduction = reduction
+    def forward(self, input, target, *extra):
+        return fn(input, target, *extra, **{k: getattr(self, k) for k in self._settings})
 
-    def forward(self, input, target):
-        return F.mse_loss(input, target, self.reduction)
+    return type(name, (Module,), {"__init__": __init__, "forward": forward, "__doc__": doc})
+
+
+MSELoss = _loss("MSELoss", F.mse_loss, {"reduction": "mean"}, "(input - target)^2, reduced.")
+L1Loss = _loss("L1Loss", F.l1_loss, {"reduction": "mean"}, "|input - target|, reduced.")
+HuberLoss = _loss("HuberLoss", F.huber_loss, {"reduction": "mean", "delta": 1.0},
+                  "quadratic inside delta, linear outside.")
+SmoothL1Loss = _loss("SmoothL1Loss", F.smooth_l1_loss, {"reduction": "mean", "beta": 1.0},
+                     "d^2 / (2 beta) inside beta, |d| - beta / 2 outside.")
+BCELoss = _loss("BCELoss", F.binary_cross_entropy, {"weight": None, "reduction": "mean"},
+                "binary cross-entropy of probabilities.", tensors=("weight",))
+BCEWithLogitsLoss = _loss("BCEWithLogitsLoss", F.binary_cross_entropy_with_logits,
+                          {"weight": None, "reduction": "mean", "pos_weight": None},
+                          "binary cross-entropy of sigmoid(input), fused and stable.",
+                          tensors=("weight", "pos_weight"))
+KLDivLoss = _loss("KLDivLoss", F.kl_div, {"reduction": "mean", "log_target": False},
+                  "KL(target || input) for log-probabilities input.")
+PoissonNLLLoss = _loss("PoissonNLLLoss", F.poisson_nll_loss,
+                       {"log_input": True, "full": False, "eps": 1e-8, "reduction": "mean"},
+                       "the Poisson negative log-likelihood.")
+GaussianNLLLoss = _loss("GaussianNLLLoss", F.gaussian_nll_loss, {"full": False, "eps": 1e-6, "reduction": "mean"},
+                        "the Gaussian negative log-likelihood; forward(input, target, var).")
+LogCoshLoss = _loss("LogCoshLoss", F.log_cosh_loss, {"reduction": "mean"}, "log(cosh(input - target)) (Keras).")
+MAPELoss = _loss("MAPELoss", F.mape_loss, {"reduction": "mean"}, "mean absolute percentage error (Keras).")
+MSLELoss = _loss("MSLELoss", F.msle_loss, {"reduction": "mean"}, "mean squared logarithmic error (Keras).")
+HingeLoss = _loss("HingeLoss", F.hinge_loss, {"reduction": "mean"}, "max(0, 1 - target input) (Keras).")
+SquaredHingeLoss = _loss("SquaredHingeLoss", F.squared_hinge_loss, {"reduction": "mean"},
+                         "max(0, 1 - target input)^2 (Keras).")
 
 
 # ---- containers ----
