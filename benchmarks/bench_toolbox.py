@@ -1,10 +1,11 @@
-"""Sorting, selection and scans on the CPU beside PyTorch, in one process, as JSON lines.
+"""The training toolbox on the CPU beside PyTorch, in one process, as JSON lines: sorting,
+selection, scans, sampling, the fused losses and activations (forward and backward).
 
 Each op runs alternately in nabla and in PyTorch on the same values (a warm-up, then --repeat
 rounds); a line gives both medians in ms and ratio = PyTorch's time / nabla's (above 1: nabla is
 faster).
 
-    python benchmarks/bench_sort.py [--repeat N] [--threads T]
+    python benchmarks/bench_toolbox.py [--repeat N] [--threads T] [--only sort|loss|activation]
 """
 import argparse
 import json
@@ -39,15 +40,57 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--threads", type=int, default=0, help="PyTorch's threads (0: its default)")
+    parser.add_argument("--only", choices=("sort", "loss", "activation"), help="one group of benchmarks")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
+    if args.only in (None, "sort"):
+        sorting(rng, args.repeat)
+    if args.only in (None, "loss"):
+        losses(rng, args.repeat)
+    if args.only in (None, "activation"):
+        activations(rng, args.repeat)
+
+
+def with_backward(fn, *tensors):
+    """fn(*tensors) and its gradient into the first, from a fresh leaf each call."""
+    def run():
+        leaf = tensors[0].detach().requires_grad_(True)
+        fn(leaf, *tensors[1:]).backward()
+    return run
+
+
+def losses(rng, r):
+    n = 1 << 22
+    x0, t0 = rng.standard_normal(n).astype(np.float32), rng.uniform(0, 1, n).astype(np.float32)
+    x, t, tx, tt = nb.tensor(x0), nb.tensor(t0), torch.from_numpy(x0), torch.from_numpy(t0)
+    F, TF = nb.nn.functional, torch.nn.functional
+    for name in ("binary_cross_entropy_with_logits", "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss"):
+        compare(name, "2^22", lambda n=name: getattr(F, n)(x, t), lambda n=name: getattr(TF, n)(tx, tt), r,
+                **{"pass": "forward"})
+        compare(name, "2^22", with_backward(lambda a, b, n=name: getattr(F, n)(a, b), x, t),
+                with_backward(lambda a, b, n=name: getattr(TF, n)(a, b), tx, tt), r,
+                **{"pass": "forward+backward"})
+
+
+def activations(rng, r):
+    x0 = rng.standard_normal(1 << 22).astype(np.float32)
+    x, tx = nb.tensor(x0), torch.from_numpy(x0)
+    F, TF = nb.nn.functional, torch.nn.functional
+    for name in ("elu", "selu", "softplus", "mish", "logsigmoid", "hardtanh", "softshrink"):
+        compare(name, "2^22", lambda n=name: getattr(F, n)(x), lambda n=name: getattr(TF, n)(tx), r,
+                **{"pass": "forward"})
+        compare(name, "2^22", with_backward(lambda a, n=name: getattr(F, n)(a).sum(), x),
+                with_backward(lambda a, n=name: getattr(TF, n)(a).sum(), tx), r,
+                **{"pass": "forward+backward"})
+
+
+def sorting(rng, r):
     one_row = rng.standard_normal(1 << 20).astype(np.float32)
     rows = rng.standard_normal((1024, 1024)).astype(np.float32)
     a, ta = nb.tensor(one_row), torch.from_numpy(one_row)
     b, tb = nb.tensor(rows), torch.from_numpy(rows)
-    r = args.repeat
     compare("sort", "2^20", lambda: nb.sort(a), lambda: torch.sort(ta), r)
     compare("sort", "1024x1024 dim -1", lambda: nb.sort(b), lambda: torch.sort(tb), r)
     compare("sort", "1024x1024 dim 0", lambda: nb.sort(b, dim=0), lambda: torch.sort(tb, dim=0), r)
