@@ -367,6 +367,20 @@ nb_tensor *nb__keep(nb_scratch *s, nb_tensor *t);
 nb_status nb__scratch_finish(nb_scratch *s, nb_tensor *result, nb_tensor **out);
 /* nb__sum_to(t) to like's shape, kept in s; NULL once a step has failed. */
 nb_tensor *nb__keep_sum_to(nb_scratch *s, const nb_tensor *t, const nb_tensor *like);
+/* A scan's tensor t seen as [outer, n, inner] around dim (a 0-dim t is
+ * [1, 1, 1]): the CPU and CUDA scan kernels walk it so. */
+typedef struct nb_scan_shape {
+    int64_t outer, n, inner;
+} nb_scan_shape;
+static inline nb_scan_shape nb__scan_shape(const nb_tensor *t, int dim) {
+    nb_scan_shape s = {1, t->ndim ? t->shape[dim] : 1, 1};
+    for (int d = 0; d < t->ndim; d++) {
+        if (d < dim) s.outer *= t->shape[d];
+        if (d > dim) s.inner *= t->shape[d];
+    }
+    return s;
+}
+
 /* A 0-dim tensor of t's dtype and device. */
 nb_tensor *nb__scalar_like(const nb_tensor *t, double value);
 

@@ -9,19 +9,6 @@
 
 #include "cpu.h"
 
-typedef struct scan_shape {
-    int64_t outer, n, inner;
-} scan_shape;
-
-static scan_shape shape_around(const nb_tensor *t, int dim) {
-    scan_shape s = {1, t->ndim ? t->shape[dim] : 1, 1};
-    for (int d = 0; d < t->ndim; d++) {
-        if (d < dim) s.outer *= t->shape[d];
-        if (d > dim) s.inner *= t->shape[d];
-    }
-    return s;
-}
-
 /* log(exp(a) + exp(b)) without overflow: max + log1p(exp(-|a - b|)). */
 static double log_add_exp(double a, double b) {
     if (a == -INFINITY) return b;
@@ -86,7 +73,7 @@ nb_status nb__cpu_scan(const nb_op_args *args) {
     const nb_tensor *x = args->in[0];
     nb_tensor *out = args->out;
     nb_op op = args->op;
-    scan_shape s = shape_around(out, args->attrs.scan.dim);
+    nb_scan_shape s = nb__scan_shape(out, args->attrs.scan.dim);
     bool is_float = nb_dtype_is_float(out->dtype), reverse = args->attrs.scan.reverse;
     nb_dtype compute = is_float ? NB_F64 : NB_I64;
     size_t in_size = nb__dtype_size(x->dtype), out_size = nb__dtype_size(out->dtype);
@@ -125,7 +112,7 @@ nb_status nb__cpu_scan(const nb_op_args *args) {
 /* The gradient of cumprod or logcumsumexp for one slab (src/ops/scan.c):
  * t runs from the end, t_{i-1} = g_{i-1} + a_i t_i, and grad_i = c_i t_i. */
 static void scan_grad_slab(nb_op forward, const double *x, const double *y, const double *g,
-                           double *grad, double *t, scan_shape s) {
+                           double *grad, double *t, nb_scan_shape s) {
     bool prod = forward == NB_OP_CUMPROD;
     for (int64_t i = s.n - 1; i >= 0; i--)
         for (int64_t j = 0; j < s.inner; j++) {
@@ -141,7 +128,7 @@ static void scan_grad_slab(nb_op forward, const double *x, const double *y, cons
 nb_status nb__cpu_scan_backward(const nb_op_args *args) {
     const nb_tensor *x = args->in[0], *y = args->in[1], *g = args->in[2];
     nb_tensor *out = args->out;
-    scan_shape s = shape_around(out, args->attrs.scan.dim);
+    nb_scan_shape s = nb__scan_shape(out, args->attrs.scan.dim);
     int64_t slab = s.n * s.inner;
     size_t size = nb__dtype_size(out->dtype);
     bool failed = false;

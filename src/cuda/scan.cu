@@ -17,19 +17,6 @@
 #define NB_SCAN_THREADS 256
 #define NB_SCAN_ITEMS 8
 
-typedef struct nb_scan_shape {
-    int64_t outer, n, inner;
-} nb_scan_shape;
-
-static nb_scan_shape shape_around(const nb_tensor *t, int dim) {
-    nb_scan_shape s = {1, t->ndim ? t->shape[dim] : 1, 1};
-    for (int d = 0; d < t->ndim; d++) {
-        if (d < dim) s.outer *= t->shape[d];
-        if (d > dim) s.inner *= t->shape[d];
-    }
-    return s;
-}
-
 // The forward's operator in compute type A: integers wrap, as on the CPU.
 template <typename A> struct nb_scan_op {
     nb_op op;
@@ -183,7 +170,7 @@ nb_status nb__cuda_scan(const nb_op_args *args) {
     const char *fn = nb__op_fn(args->op);
     const nb_tensor *x = args->in[0];
     nb_tensor *out = args->out;
-    nb_scan_shape s = shape_around(out, args->attrs.scan.dim);
+    nb_scan_shape s = nb__scan_shape(out, args->attrs.scan.dim);
     if (s.outer * s.n * s.inner == 0) return NB_OK;
     nb_cuda_ctx ctx;
     NB_TRY(nb__cuda_begin(fn, out->storage->device.index, &ctx));
@@ -196,7 +183,7 @@ nb_status nb__cuda_scan(const nb_op_args *args) {
 nb_status nb__cuda_scan_backward(const nb_op_args *args) {
     const char *fn = nb__op_fn(args->attrs.scan.forward);
     nb_tensor *out = args->out;
-    nb_scan_shape s = shape_around(out, args->attrs.scan.dim);
+    nb_scan_shape s = nb__scan_shape(out, args->attrs.scan.dim);
     if (s.outer * s.n * s.inner == 0) return NB_OK;
     nb_cuda_ctx ctx;
     NB_TRY(nb__cuda_begin(fn, out->storage->device.index, &ctx));
