@@ -251,6 +251,12 @@ nb_tensor *nb_softshrink(const nb_tensor *x, double lambda) { return shrink(NB_O
 
 /* ---- activations built from other ops ---- */
 
+/* x where x >= 0, else slopes * x (broadcast), kept in s: prelu's and rrelu's. */
+static nb_tensor *leaky(nb_scratch *s, const nb_tensor *x, const nb_tensor *slopes) {
+    nb_tensor *zero = nb__keep(s, nb__scalar_like(x, 0));
+    return nb__keep(s, nb_where(nb__keep(s, nb_ge(x, zero)), x, nb__keep(s, nb_mul(x, slopes))));
+}
+
 /* x where x >= 0, else w x, with w [1] or [C] along dim 1 (dim 0 of a 1-D x). */
 nb_tensor *nb_prelu(const nb_tensor *x, const nb_tensor *weight) {
     const char *fn = "nb_prelu";
@@ -271,10 +277,8 @@ nb_tensor *nb_prelu(const nb_tensor *x, const nb_tensor *weight) {
     const char *outer = nb__enter(fn);
     nb_scratch s = {0};
     nb_tensor *w = nb__keep(&s, nb_reshape(weight, n == 1 ? 0 : ndim, shape)); /* one slope: 0-dim */
-    nb_tensor *zero = nb__keep(&s, nb__scalar_like(x, 0));
-    nb_tensor *r = nb__keep(&s, nb_where(nb__keep(&s, nb_ge(x, zero)), x, nb__keep(&s, nb_mul(x, w))));
     nb_tensor *out = NULL;
-    nb_status status = nb__scratch_finish(&s, r, &out);
+    nb_status status = nb__scratch_finish(&s, leaky(&s, x, w), &out);
     nb__leave(outer);
     return status == NB_OK ? out : NULL;
 }
@@ -302,9 +306,7 @@ nb_tensor *nb_rrelu(const nb_tensor *x, double lower, double upper, bool trainin
         nb_scratch s = {0};
         nb_tensor *slopes = nb__keep(&s, nb_uniform(x->ndim, x->shape, lower, upper, x->dtype,
                                                     x->storage->device, gen));
-        nb_tensor *zero = nb__keep(&s, nb__scalar_like(x, 0));
-        nb_tensor *r = nb__keep(&s, nb_where(nb__keep(&s, nb_ge(x, zero)), x, nb__keep(&s, nb_mul(x, slopes))));
-        nb__scratch_finish(&s, r, &out);
+        nb__scratch_finish(&s, leaky(&s, x, slopes), &out);
     }
     nb__leave(outer);
     return out;
