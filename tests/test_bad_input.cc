@@ -516,12 +516,42 @@ void build_rows() {
     ROW(nb_init_constant, NB_ERR_INVALID, "does not fit i64", nb_init_constant(xi, NAN));
     // ---- optimizers ----
     ROW(nb_sgd_create, NB_ERR_INVALID, "lr must be finite", nb_sgd_create(&d, 1, INFINITY, 0, 0, false));
-    ROW(nb_sgd_create, NB_ERR_INVALID, "parameter 0 is NULL", nb_sgd_create(none, 1, 0.1, 0, 0, false));
-    ROW(nb_sgd_create, NB_ERR_INVALID, "momentum in [0, 1]", nb_sgd_create(&d, 1, 0.1, 1.5, 0, false));
-    ROW(nb_adam_create, NB_ERR_INVALID, "betas", nb_adam_create(&d, 1, 0.1, 1, 0.999, 1e-8, 0));
+    ROW(nb_sgd_create, NB_ERR_INVALID, "parameter 0 of group 0 is NULL", nb_sgd_create(none, 1, 0.1, 0, 0, false));
+    ROW(nb_sgd_create, NB_ERR_INVALID, "momentum must be finite and in [0, 1], got 1.5", nb_sgd_create(&d, 1, 0.1, 1.5, 0, false));
+    ROW(nb_sgd_create, NB_ERR_INVALID, "Nesterov momentum needs momentum > 0", nb_sgd_create(&d, 1, 0.1, 0, 0, true));
+    ROW(nb_adam_create, NB_ERR_INVALID, "beta1 must be finite and in [0, 1), got 1", nb_adam_create(&d, 1, 0.1, 1, 0.999, 1e-8, 0));
     ROW(nb_adam_create, NB_ERR_DTYPE, "contiguous float", nb_adam_create(&xi, 1, 0.1, 0.9, 0.999, 1e-8, 0));
-    ROW(nb_adamw_create, NB_ERR_INVALID, "eps", nb_adamw_create(&d, 1, 0.1, 0.9, 0.999, 0, 0));
-    ROW(nb_adamw_create, NB_ERR_INVALID, "parameters 0 and 1 are the same", nb_adamw_create(std::vector<nb_tensor *>{d, d}.data(), 2, 0.1, 0.9, 0.999, 1e-8, 0));
+    ROW(nb_adamw_create, NB_ERR_INVALID, "eps must be finite", nb_adamw_create(&d, 1, 0.1, 0.9, 0.999, -1, 0));
+    ROW(nb_adamw_create, NB_ERR_INVALID, "parameter 0 of group 0 and parameter 1 of group 0 are the same", nb_adamw_create(std::vector<nb_tensor *>{d, d}.data(), 2, 0.1, 0.9, 0.999, 1e-8, 0));
+    {
+        static nb_tensor *one[1], *two[1];
+        one[0] = d, two[0] = d;
+        static nb_param_group same[2];
+        same[0] = {one, 1, {}}, same[1] = {two, 1, {}};
+        ROW(nb_optimizer_create, NB_ERR_INVALID, "parameter 0 of group 0 and parameter 0 of group 1 are the same", nb_optimizer_create(NB_OPTIM_ADAM, same, 2));
+        static nb_param_group unread[1], unread_flag[1], ftrl[1], nan_lr[1], negative[1], null_params[1];
+        unread[0] = {one, 1, {.momentum = 0.9}};
+        ROW(nb_optimizer_create, NB_ERR_INVALID, "group 0 sets momentum = 0.9, which adam does not read", nb_optimizer_create(NB_OPTIM_ADAM, unread, 1));
+        unread_flag[0] = {one, 1, {.amsgrad = true}};
+        ROW(nb_optimizer_create, NB_ERR_INVALID, "group 0 sets amsgrad, which lion does not read", nb_optimizer_create(NB_OPTIM_LION, unread_flag, 1));
+        ftrl[0] = {one, 1, {.lr = NB_OPTIM_ZERO}};
+        ROW(nb_optimizer_create, NB_ERR_INVALID, "FTRL needs lr > 0", nb_optimizer_create(NB_OPTIM_FTRL, ftrl, 1));
+        nan_lr[0] = {one, 1, {.lr = NAN}};
+        ROW(nb_optimizer_create, NB_ERR_INVALID, "group 0: lr must be finite and in [0, inf), got nan", nb_optimizer_create(NB_OPTIM_RMSPROP, nan_lr, 1));
+        negative[0] = {one, 1, {.lr_power = 0.5}};
+        ROW(nb_optimizer_create, NB_ERR_INVALID, "lr_power must be finite and in [-inf, 0], got 0.5", nb_optimizer_create(NB_OPTIM_FTRL, negative, 1));
+        null_params[0] = {nullptr, 2, {}};
+        ROW(nb_optimizer_create, NB_ERR_INVALID, "group 0 needs a parameter array, got NULL with n = 2", nb_optimizer_create(NB_OPTIM_SGD, null_params, 1));
+        ROW(nb_optimizer_create, NB_ERR_INVALID, "needs groups, got NULL with n_groups = 3", nb_optimizer_create(NB_OPTIM_SGD, nullptr, 3));
+        ROW(nb_optimizer_create, NB_ERR_INVALID, "kind 99 is not an nb_optimizer_kind", nb_optimizer_create((nb_optimizer_kind)99, same, 1));
+    }
+    ROW(nb_optimizer_get_options, NB_ERR_INVALID, "group 1 is not in [0, 1)", [&] { nb_optim_options o; return nb_optimizer_get_options(opt, 1, &o); }());
+    ROW(nb_optimizer_get_options, NB_ERR_INVALID, "out is NULL", nb_optimizer_get_options(opt, 0, nullptr));
+    ROW(nb_optimizer_set_options, NB_ERR_INVALID, "options is NULL", nb_optimizer_set_options(opt, 0, nullptr));
+    ROW(nb_optimizer_set_options, NB_ERR_INVALID, "group 0: dampening must be finite and in [0, 1], got 2", [&] { nb_optim_options o = {.dampening = 2}; return nb_optimizer_set_options(opt, 0, &o); }());
+    ROW(nb_optimizer_set_options, NB_ERR_INVALID, "optimizer is NULL", [&] { nb_optim_options o = {}; return nb_optimizer_set_options(nullptr, 0, &o); }());
+    ROW(nb_optimizer_set_group_lr, NB_ERR_INVALID, "group -1 is not in [0, 1)", nb_optimizer_set_group_lr(opt, -1, 0.1));
+    ROW(nb_optimizer_set_group_lr, NB_ERR_INVALID, "lr must be finite and >= 0, got -1", nb_optimizer_set_group_lr(opt, 0, -1));
     ROW(nb_optimizer_step, NB_ERR_INVALID, "optimizer is NULL", nb_optimizer_step(nullptr));
     ROW(nb_optimizer_set_lr, NB_ERR_INVALID, "lr must be finite", nb_optimizer_set_lr(opt, NAN));
     ROW(nb_optimizer_set_lr, NB_ERR_INVALID, "optimizer is NULL", nb_optimizer_set_lr(nullptr, 0.1));
@@ -678,6 +708,7 @@ void build_rows() {
                            "nb_is_leaf", "nb_grad", "nb_zero_grad", "nb_grad_fn_name", "nb_module_train",
                            "nb_module_is_training", "nb_module_type", "nb_module_free",
                            "nb_optimizer_zero_grad", "nb_optimizer_get_lr", "nb_optimizer_free",
+                           "nb_optimizer_num_groups",
                            "nb_generator_free", "nb_generator_seed", "nb_generator_offset",
                            "nb_batches_free", "nb_cpu_memory_stats_get", "nb_cuda_current_stream",
                            "nb_cuda_stream_handle", "nb_cuda_event_destroy", "nb_cuda_stream_destroy",

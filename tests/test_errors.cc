@@ -337,7 +337,7 @@ TEST(Errors, CnnPath) {
     nb_tensor *params[1] = {leaf_int};
     EXPECT_EQ(nb_sgd_create(params, 1, 0.1, 0, 0, false), nullptr);
     EXPECT_EQ(nb_last_status(), NB_ERR_DTYPE);
-    EXPECT_NE(std::string(nb_last_error()).find("nb_sgd_create: parameter 0 must be a contiguous float tensor, got a i32 one"),
+    EXPECT_NE(std::string(nb_last_error()).find("nb_sgd_create: parameter 0 of group 0 must be a contiguous float tensor, got a i32 one"),
               std::string::npos)
         << nb_last_error();
     EXPECT_STATUS(nb_optimizer_step(nullptr), NB_ERR_INVALID, "nb_optimizer_step: optimizer is NULL");

@@ -543,9 +543,20 @@ struct TrainingRun {
         int n = nb_module_parameters(net, named, 16);
         nb_tensor *params[16];
         for (int i = 0; i < n; i++) params[i] = named[i].tensor;
+        // kinds 3 to 5: two groups (the first parameter alone), rules with more state
+        nb_param_group groups[2] = {{params, 1, {}}, {params + 1, n - 1, {}}};
         opt = kind == 0   ? nb_adamw_create(params, n, 1e-2, 0.9, 0.999, 1e-8, 0.01)
               : kind == 1 ? nb_sgd_create(params, n, 1e-2, 0.9, 1e-4, true)
-                          : nb_adam_create(params, n, 1e-2, 0.8, 0.99, 1e-6, 0.0);
+              : kind == 2 ? nb_adam_create(params, n, 1e-2, 0.8, 0.99, 1e-6, 0.0)
+              : kind == 3 ? (groups[0].options = {.lr = 1e-2, .momentum_decay = 0.1},
+                             groups[1].options = {.lr = 2e-2, .weight_decay = 0.1, .decoupled_weight_decay = true},
+                             nb_optimizer_create(NB_OPTIM_NADAM, groups, 2))
+              : kind == 4 ? (groups[0].options = {.lr = 1e-2, .momentum = 0.5, .centered = true},
+                             groups[1].options = {.lr = 1e-3},
+                             nb_optimizer_create(NB_OPTIM_RMSPROP, groups, 2))
+                          : (groups[0].options = {.lr = 0.1, .l1 = 1e-3},
+                             groups[1].options = {.lr = 0.2, .l2 = 0.1, .beta = 0.5},
+                             nb_optimizer_create(NB_OPTIM_FTRL, groups, 2));
     }
     ~TrainingRun() {
         nb_optimizer_free(opt);
@@ -570,7 +581,7 @@ TEST(Checkpoint, ResumingIsBitExact) {
     else std::printf("[ skipped  ] the CUDA half: no GPU\n");
     for (nb_device device : devices)
     for (nb_dtype dtype : {NB_F32, NB_BF16})
-        for (int kind : {0, 1, 2}) {
+        for (int kind : {0, 1, 2, 3, 4, 5}) {
             TrainingRun straight(dtype, kind, device);
             std::vector<double> losses;
             for (int step = 0; step < total; step++) losses.push_back(train_step(straight.net, straight.opt, step));
@@ -607,6 +618,24 @@ TEST(Checkpoint, MismatchesAreErrors) {
     EXPECT_EQ(nb_checkpoint_load(path.c_str(), &other), NB_ERR_INVALID);
     EXPECT_NE(std::string(nb_last_error()).find("holds the state of adamw as optimizer 0, which is sgd"), std::string::npos)
         << nb_last_error();
+    TrainingRun grouped(NB_F32, 3);
+    train_step(grouped.net, grouped.opt, 0);
+    nb_checkpoint g = grouped.checkpoint();
+    std::string grouped_path = dir.file("grouped.safetensors");
+    ASSERT_EQ(nb_checkpoint_save(grouped_path.c_str(), &g), NB_OK);
+    {
+        nb_named_tensor named[16];
+        int n = nb_module_parameters(grouped.net, named, 16);
+        nb_tensor *params[16];
+        for (int i = 0; i < n; i++) params[i] = named[i].tensor;
+        nb_param_group one = {params, n, {}};
+        nb_optimizer *single = nb_optimizer_create(NB_OPTIM_NADAM, &one, 1);
+        nb_checkpoint into = {.model = grouped.net, .optimizers = &single, .n_optimizers = 1};
+        EXPECT_EQ(nb_checkpoint_load(grouped_path.c_str(), &into), NB_ERR_INVALID);
+        EXPECT_NE(std::string(nb_last_error()).find("holds 2 groups for optimizer 0, which has 1"), std::string::npos)
+            << nb_last_error();
+        nb_optimizer_free(single);
+    }
     nb_module *plain = small_net(NB_F32, nullptr);
     std::string module_file = dir.file("module.safetensors");
     ASSERT_EQ(nb_module_save(plain, module_file.c_str()), NB_OK);

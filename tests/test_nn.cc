@@ -355,6 +355,152 @@ TEST(Optim, ZeroGradDropsGradientsAndBadArgumentsFail) {
     EXPECT_EQ(nb_last_status(), NB_ERR_INVALID);
 }
 
+// Adam over two groups with their own lr, weight decay and beta1; parameter
+// b has no gradient at step 2, so its steps (and bias corrections) lag a's.
+// The reference writes the update out per parameter and counts its steps.
+TEST(Optim, GroupsStepWithTheirOwnOptionsAndCountStepsPerParameter) {
+    const int64_t n = 4;
+    Host a0({n}, {0.5, -1, 2, 0.25}), b0({n}, {1, 1, -1, 3}), c0({n}, {-2, 0.5, 0.125, 1});
+    Host ga({n}, {0.3, -0.2, 0.1, 1}), gb({n}, {-1, 0.5, 0.25, 2}), gc({n}, {0.7, 0.7, -0.7, 0.1});
+    T a(make_tensor(a0, NB_F64)), b(make_tensor(b0, NB_F64)), c(make_tensor(c0, NB_F64));
+    T ka(make_tensor(ga, NB_F64)), kb(make_tensor(gb, NB_F64)), kc(make_tensor(gc, NB_F64));
+    for (nb_tensor *p : {a.t, b.t, c.t}) ASSERT_EQ(nb_set_requires_grad(p, true), NB_OK);
+    nb_tensor *first[] = {a, b}, *second[] = {c};
+    nb_param_group groups[] = {{first, 2, {.lr = 0.1, .weight_decay = 0.1}},
+                               {second, 1, {.lr = 0.01, .beta1 = 0.5}}};
+    nb_optimizer *opt = nb_optimizer_create(NB_OPTIM_ADAM, groups, 2);
+    ASSERT_NE(opt, nullptr) << nb_last_error();
+    EXPECT_EQ(nb_optimizer_num_groups(opt), 2);
+    struct Ref {
+        Host p, g;
+        double lr, wd, beta1;
+        int steps = 0;
+        std::vector<double> m, v;
+    };
+    std::vector<Ref> ref = {{a0, ga, 0.1, 0.1, 0.9}, {b0, gb, 0.1, 0.1, 0.9}, {c0, gc, 0.01, 0, 0.5}};
+    for (Ref &r : ref) r.m.assign(n, 0), r.v.assign(n, 0);
+    for (int step = 1; step <= 3; step++) {
+        nb_optimizer_zero_grad(opt);
+        bool with_b = step != 2;
+        std::vector<nb_tensor *> terms;
+        for (auto [p, k] : {std::pair{a.t, ka.t}, {b.t, kb.t}, {c.t, kc.t}})
+            if (p != b.t || with_b) terms.push_back(nb_sum(T(nb_mul(p, k)), 0, nullptr, false));
+        T loss(nb_add(terms[0], terms[1]));
+        if (terms.size() == 3) loss = T(nb_add(loss, terms[2]));
+        for (nb_tensor *t : terms) nb_release(t);
+        ASSERT_EQ(nb_backward(loss, nullptr, false), NB_OK) << nb_last_error();
+        ASSERT_EQ(nb_optimizer_step(opt), NB_OK) << nb_last_error();
+        for (size_t k = 0; k < ref.size(); k++) {
+            Ref &r = ref[k];
+            if (k == 1 && !with_b) continue;
+            int t = ++r.steps;
+            for (int64_t i = 0; i < n; i++) {
+                double g = r.g.v[i] + r.wd * r.p.v[i];
+                r.m[i] = r.beta1 * r.m[i] + (1 - r.beta1) * g;
+                r.v[i] = 0.999 * r.v[i] + 0.001 * g * g;
+                double mhat = r.m[i] / (1 - std::pow(r.beta1, t)), vhat = r.v[i] / (1 - std::pow(0.999, t));
+                r.p.v[i] -= r.lr * mhat / (std::sqrt(vhat) + 1e-8);
+            }
+        }
+    }
+    EXPECT_EQ(ref[1].steps, 2);
+    const nb_tensor *params[] = {a, b, c};
+    for (size_t k = 0; k < ref.size(); k++) {
+        Host got = read_tensor(params[k]);
+        for (int64_t i = 0; i < n; i++) EXPECT_NEAR(got.v[i], ref[k].p.v[i], 1e-12) << "parameter " << k << " at " << i;
+    }
+    nb_optimizer_free(opt);
+}
+
+// A field left 0 takes the rule's default, NB_OPTIM_ZERO a literal 0; new
+// options reach the next step, and the rates are set per group or for all.
+TEST(Optim, OptionsTakeDefaultsAndChangeBetweenSteps) {
+    int64_t n = 2;
+    T p(nb_ones(1, &n, NB_F64, nb_cpu())), q(nb_ones(1, &n, NB_F64, nb_cpu()));
+    nb_tensor *first[] = {p}, *second[] = {q};
+    nb_param_group groups[] = {{first, 1, {}}, {second, 1, {.weight_decay = NB_OPTIM_ZERO}}};
+    nb_optimizer *opt = nb_optimizer_create(NB_OPTIM_ADAMW, groups, 2);
+    ASSERT_NE(opt, nullptr) << nb_last_error();
+    nb_optim_options o;
+    ASSERT_EQ(nb_optimizer_get_options(opt, 0, &o), NB_OK);
+    EXPECT_EQ(o.lr, 1e-3);
+    EXPECT_EQ(o.beta1, 0.9);
+    EXPECT_EQ(o.beta2, 0.999);
+    EXPECT_EQ(o.eps, 1e-8);
+    EXPECT_EQ(o.weight_decay, 1e-2);
+    ASSERT_EQ(nb_optimizer_get_options(opt, 1, &o), NB_OK);
+    EXPECT_EQ(o.weight_decay, 0);
+    EXPECT_FALSE(std::signbit(o.weight_decay)) << "a resolved 0 is +0";
+    ASSERT_EQ(nb_optimizer_set_group_lr(opt, 1, 0.5), NB_OK);
+    EXPECT_EQ(nb_optimizer_get_lr(opt), 1e-3);
+    ASSERT_EQ(nb_optimizer_get_options(opt, 1, &o), NB_OK);
+    EXPECT_EQ(o.lr, 0.5);
+    ASSERT_EQ(nb_optimizer_set_lr(opt, 0.25), NB_OK);
+    ASSERT_EQ(nb_optimizer_get_options(opt, 1, &o), NB_OK);
+    EXPECT_EQ(o.lr, 0.25);
+    nb_optim_options bad = {.momentum = 0.5};
+    EXPECT_EQ(nb_optimizer_set_options(opt, 0, &bad), NB_ERR_INVALID);
+    ASSERT_EQ(nb_optimizer_get_options(opt, 0, &o), NB_OK);
+    EXPECT_EQ(o.lr, 0.25) << "a rejected set_options changes nothing";
+    nb_optimizer_free(opt);
+
+    // SGD without momentum, then with: the buffer starts as the gradient
+    T w(nb_ones(1, &n, NB_F64, nb_cpu()));
+    ASSERT_EQ(nb_set_requires_grad(w, true), NB_OK);
+    nb_tensor *ws[] = {w};
+    nb_optimizer *sgd = nb_sgd_create(ws, 1, 0.1, 0, 0, false);
+    ASSERT_NE(sgd, nullptr);
+    double expect = 1;
+    for (int step = 0; step < 3; step++) {
+        if (step == 1) {
+            nb_optim_options m = {.lr = 0.1, .momentum = 0.5};
+            ASSERT_EQ(nb_optimizer_set_options(sgd, 0, &m), NB_OK) << nb_last_error();
+        }
+        nb_optimizer_zero_grad(sgd);
+        T loss(nb_sum(w, 0, nullptr, false)); // gradient 1
+        ASSERT_EQ(nb_backward(loss, nullptr, false), NB_OK);
+        ASSERT_EQ(nb_optimizer_step(sgd), NB_OK);
+    }
+    expect -= 0.1;           // plain
+    expect -= 0.1 * 1;       // the buffer starts as g = 1
+    expect -= 0.1 * 1.5;     // 0.5 * 1 + 1
+    EXPECT_NEAR(read_tensor(w).v[0], expect, 1e-15);
+    nb_optimizer_free(sgd);
+}
+
+// Each rule steps bf16 parameters through f32 master copies: after the
+// steps, the parameter is the rounding of an f32 run.
+TEST(Optim, EveryRuleStepsBf16ThroughMasterCopies) {
+    int64_t n = 64;
+    for (int kind = 0; kind < NB_OPTIM_KINDS; kind++) {
+        nb_tensor *finals[2] = {nullptr, nullptr};
+        for (int half = 0; half < 2; half++) {
+            nb_tensor *start = nb_arange(0, 1, 1.0 / (double)n, NB_F32, nb_cpu());
+            nb_tensor *p = nb_cast(start, half ? NB_BF16 : NB_F32);
+            nb_release(start);
+            ASSERT_EQ(nb_set_requires_grad(p, true), NB_OK);
+            nb_param_group g = {&p, 1, {.lr = kind == NB_OPTIM_FTRL ? 0.5 : 1e-3}};
+            nb_optimizer *opt = nb_optimizer_create((nb_optimizer_kind)kind, &g, 1);
+            ASSERT_NE(opt, nullptr) << nb_last_error();
+            for (int step = 0; step < 5; step++) {
+                nb_optimizer_zero_grad(opt);
+                T sq(nb_mul(p, p));
+                T loss(nb_sum(sq, 0, nullptr, false));
+                ASSERT_EQ(nb_backward(loss, nullptr, false), NB_OK);
+                ASSERT_EQ(nb_optimizer_step(opt), NB_OK) << nb_last_error();
+            }
+            nb_optimizer_free(opt);
+            finals[half] = p;
+        }
+        Host f32 = read_tensor(finals[0]), bf16 = read_tensor(finals[1]);
+        for (int64_t i = 0; i < n; i++)
+            EXPECT_NEAR(bf16.v[i], f32.v[i], 1e-2 * std::fabs(f32.v[i]) + 1e-3) << "kind " << kind << " at " << i;
+        EXPECT_NE(f32.v[n - 1], (double)(n - 1) / n) << "kind " << kind << " moved the parameter";
+        nb_release(finals[0]);
+        nb_release(finals[1]);
+    }
+}
+
 // Two classes of 8x8 single-channel images, bright top or bright bottom:
 // a conv net must drive its loss well down in a few dozen steps.
 TEST(Training, SmallConvNetLossFalls) {

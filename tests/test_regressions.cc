@@ -431,13 +431,13 @@ TEST(Regression, OptimizerHyperParametersAreChecked) {
     ASSERT_EQ(nb_set_requires_grad(p, true), NB_OK);
     nb_tensor *params[2] = {p, p};
     EXPECT_FAILED(nb_sgd_create(params, 1, INFINITY, 0, 0, false), NB_ERR_INVALID, "lr");
-    EXPECT_FAILED(nb_sgd_create(params, 1, 0.1, 1.5, 0, false), NB_ERR_INVALID, "momentum 1.5");
+    EXPECT_FAILED(nb_sgd_create(params, 1, 0.1, 1.5, 0, false), NB_ERR_INVALID, "momentum must be finite and in [0, 1], got 1.5");
     EXPECT_FAILED(nb_sgd_create(params, 1, 0.1, INFINITY, 0, false), NB_ERR_INVALID, "momentum");
     EXPECT_FAILED(nb_sgd_create(params, 1, 0.1, 0, INFINITY, false), NB_ERR_INVALID, "weight_decay");
     EXPECT_FAILED(nb_adam_create(params, 1, 0.1, 0.9, 0.999, INFINITY, 0), NB_ERR_INVALID, "eps");
     EXPECT_FAILED(nb_adamw_create(params, 1, NAN, 0.9, 0.999, 1e-8, 0), NB_ERR_INVALID, "lr");
     EXPECT_FAILED(nb_adamw_create(params, 2, 0.1, 0.9, 0.999, 1e-8, 0), NB_ERR_INVALID,
-                  "parameters 0 and 1 are the same tensor");
+                  "parameter 0 of group 0 and parameter 1 of group 0 are the same tensor");
     nb_optimizer *opt = nb_sgd_create(params, 1, 0.1, 0, 0, false);
     ASSERT_NE(opt, nullptr) << nb_last_error();
     EXPECT_EQ(nb_optimizer_set_lr(opt, NAN), NB_ERR_INVALID);

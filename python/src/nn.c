@@ -46,40 +46,79 @@ static int tensor_list(PyObject *o, const char *fn, const char *arg, PyObject **
     return 0;
 }
 
-/* Optimizer(kind, params, lr, momentum_or_beta1=0, beta2=0.999, eps=1e-8,
- * weight_decay=0, nesterov=False); kind 'sgd', 'adam' or 'adamw' */
-static PyObject *optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"kind", "params", "lr", "momentum", "beta2", "eps", "weight_decay",
-                             "nesterov", NULL};
-    const char *kind;
-    PyObject *params;
-    double lr, momentum = 0, beta2 = 0.999, eps = 1e-8, wd = 0;
-    int nesterov = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOd|ddddp:Optimizer", kwlist, &kind, &params, &lr,
-                                     &momentum, &beta2, &eps, &wd, &nesterov))
-        return NULL;
-    PyObject *list;
-    nb_tensor **ts;
-    int n;
-    if (tensor_list(params, "Optimizer", "params", &list, &ts, &n) < 0) return NULL;
-    nb_optimizer *opt = NULL;
-    if (!strcmp(kind, "sgd")) opt = nb_sgd_create(ts, n, lr, momentum, wd, nesterov);
-    else if (!strcmp(kind, "adam")) opt = nb_adam_create(ts, n, lr, momentum, beta2, eps, wd);
-    else if (!strcmp(kind, "adamw")) opt = nb_adamw_create(ts, n, lr, momentum, beta2, eps, wd);
-    else PyErr_Format(PyExc_ValueError, "Optimizer: unknown kind '%s' (sgd, adam, adamw)", kind);
-    PyMem_Free(ts);
-    if (!opt) {
-        Py_DECREF(list);
-        return PyErr_Occurred() ? NULL : nbp_raise();
+/* The options of the dict d (a group: "params" and C option names) into *o,
+ * every number exact (a 0 stays 0); an unknown key is a ValueError. */
+static int options_from_dict(PyObject *d, const char *fn, nb_optim_options *o) {
+    *o = (nb_optim_options){0};
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        const char *name = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        if (!name) return PyErr_Occurred() ? -1 : (PyErr_Format(PyExc_TypeError, "%s: option names are str", fn), -1);
+        if (!strcmp(name, "params")) continue;
+        int k = 0;
+        while (k < NB_OPTIM_OPTIONS && strcmp(nb__optimizer_option_name(k), name)) k++;
+        if (k == NB_OPTIM_OPTIONS) return PyErr_Format(PyExc_ValueError, "%s: unknown option '%s'", fn, name), -1;
+        double v;
+        if (nbp_double_arg(value, fn, name, &v) < 0) return -1;
+        nb__optimizer_option_set(o, k, v);
     }
-    nbp_optimizer *o = (nbp_optimizer *)type->tp_alloc(type, 0);
+    return 0;
+}
+
+static int optimizer_kind(const char *name, nb_optimizer_kind *kind) {
+    for (int k = 0; k < NB_OPTIM_KINDS; k++)
+        if (!strcmp(name, nb__optimizer_kind_name(k))) return *kind = (nb_optimizer_kind)k, 0;
+    PyErr_Format(PyExc_ValueError, "Optimizer: unknown kind '%s' (sgd, adam, adamw, adagrad, adadelta, rmsprop, "
+                 "adamax, nadam, radam, lion, ftrl)", name);
+    return -1;
+}
+
+/* The C groups of the list of dicts groups; their tensors are appended to
+ * all (kept alive with the optimizer), each group's array into arrays. */
+static int param_groups(PyObject *groups, PyObject *all, nb_param_group *out, nb_tensor ***arrays, Py_ssize_t n) {
+    for (Py_ssize_t g = 0; g < n; g++) {
+        PyObject *d = PyList_GET_ITEM(groups, g), *params = PyDict_Check(d) ? PyDict_GetItemString(d, "params") : NULL;
+        if (!params)
+            return PyErr_Format(PyExc_TypeError, "Optimizer: group %zd must be a dict with 'params'", g), -1;
+        PyObject *list;
+        if (tensor_list(params, "Optimizer", "params", &list, &arrays[g], &out[g].n) < 0) return -1;
+        out[g].params = arrays[g];
+        int bad = PyList_SetSlice(all, PyList_GET_SIZE(all), PyList_GET_SIZE(all), list);
+        Py_DECREF(list);
+        if (bad < 0 || options_from_dict(d, "Optimizer", &out[g].options) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Optimizer(kind, groups): groups a list of dicts of "params" and options */
+static PyObject *optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"kind", "groups", NULL};
+    const char *name;
+    PyObject *groups;
+    nb_optimizer_kind kind;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO!:Optimizer", kwlist, &name, &PyList_Type, &groups) ||
+        optimizer_kind(name, &kind) < 0)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(groups);
+    if (n > INT32_MAX) return PyErr_Format(PyExc_ValueError, "Optimizer: %zd groups are too many", n);
+    nb_param_group *c_groups = PyMem_Calloc((size_t)(n ? n : 1), sizeof *c_groups);
+    nb_tensor ***arrays = PyMem_Calloc((size_t)(n ? n : 1), sizeof *arrays);
+    PyObject *all = PyList_New(0);
+    nb_optimizer *opt = NULL;
+    if (!c_groups || !arrays || !all) PyErr_NoMemory();
+    else if (param_groups(groups, all, c_groups, arrays, n) == 0) opt = nb_optimizer_create(kind, c_groups, (int)n);
+    for (Py_ssize_t g = 0; arrays && g < n; g++) PyMem_Free(arrays[g]);
+    PyMem_Free(arrays);
+    PyMem_Free(c_groups);
+    nbp_optimizer *o = opt ? (nbp_optimizer *)type->tp_alloc(type, 0) : NULL;
     if (!o) {
         nb_optimizer_free(opt);
-        Py_DECREF(list);
-        return NULL;
+        Py_XDECREF(all);
+        return PyErr_Occurred() ? NULL : nbp_raise();
     }
     o->opt = opt;
-    o->params = list;
+    o->params = all;
     return (PyObject *)o;
 }
 
@@ -95,116 +134,127 @@ static PyObject *optimizer_zero_grad(PyObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-static PyObject *optimizer_get_lr(PyObject *self, void *c) {
-    (void)c;
-    return PyFloat_FromDouble(nb_optimizer_get_lr(((nbp_optimizer *)self)->opt));
+/* set_options(g, dict): new options for group g */
+static PyObject *optimizer_set_options(PyObject *self, PyObject *args) {
+    int group;
+    PyObject *d;
+    nb_optim_options o;
+    if (!PyArg_ParseTuple(args, "iO!:set_options", &group, &PyDict_Type, &d) ||
+        options_from_dict(d, "Optimizer.set_options", &o) < 0)
+        return NULL;
+    if (nb_optimizer_set_options(((nbp_optimizer *)self)->opt, group, &o) != NB_OK) return nbp_raise();
+    Py_RETURN_NONE;
 }
 
-static int optimizer_set_lr(PyObject *self, PyObject *value, void *c) {
-    (void)c;
-    double lr;
-    if (!value) return PyErr_SetString(PyExc_TypeError, "lr cannot be deleted"), -1;
-    if (nbp_double_arg(value, "Optimizer.lr", "lr", &lr) < 0) return -1;
-    if (nb_optimizer_set_lr(((nbp_optimizer *)self)->opt, lr) != NB_OK) return nbp_raise(), -1;
-    return 0;
+/* options(g) -> dict of every option of group g, the defaults filled in */
+static PyObject *optimizer_options(PyObject *self, PyObject *arg) {
+    long group = PyLong_AsLong(arg);
+    nb_optim_options o;
+    if (group == -1 && PyErr_Occurred()) return NULL;
+    if (nb_optimizer_get_options(((nbp_optimizer *)self)->opt, group < INT32_MIN || group > INT32_MAX ? -1 : (int)group,
+                                 &o) != NB_OK)
+        return nbp_raise();
+    PyObject *d = PyDict_New();
+    for (int k = 0; d && k < NB_OPTIM_OPTIONS; k++) {
+        PyObject *v = PyFloat_FromDouble(nb__optimizer_option_get(&o, k));
+        if (!v || PyDict_SetItemString(d, nb__optimizer_option_name(k), v) < 0) Py_CLEAR(d);
+        Py_XDECREF(v);
+    }
+    return d;
 }
 
-/* The state names of PyTorch's optimizers. */
-static const char *state_name(const nb_optimizer *opt, int which) {
-    if (opt->kind == NB__SGD) return which == 1 ? "momentum_buffer" : NULL;
-    return which == 1 ? "exp_avg" : "exp_avg_sq";
-}
-
-/* state(i) -> {'step': n, 'momentum_buffer' or 'exp_avg', 'exp_avg_sq': Tensor} */
+/* state(i) -> {'step': n, PyTorch's state names: Tensor copies, NAdam's 'mu_product'} */
 static PyObject *optimizer_state(PyObject *self, PyObject *arg) {
     const nb_optimizer *opt = ((nbp_optimizer *)self)->opt;
     Py_ssize_t i = PyLong_AsSsize_t(arg);
     if (i == -1 && PyErr_Occurred()) return NULL;
     if (i < 0 || i >= opt->n) return PyErr_Format(PyExc_IndexError, "Optimizer.state: no parameter %zd", i);
     PyObject *d = Py_BuildValue("{s:L}", "step", (long long)opt->steps[i]);
-    nb_tensor *states[2] = {opt->state1[i], opt->state2[i]};
-    for (int w = 0; d && w < 2; w++) {
-        if (!states[w] || !state_name(opt, w + 1)) continue;
-        PyObject *t = nbp_wrap(nb_clone(states[w]));
-        if (!t || PyDict_SetItemString(d, state_name(opt, w + 1), t) < 0) Py_CLEAR(d);
+    if (d && opt->kind == NB_OPTIM_NADAM) {
+        PyObject *mu = PyFloat_FromDouble(opt->mu_product[i]);
+        if (!mu || PyDict_SetItemString(d, "mu_product", mu) < 0) Py_CLEAR(d);
+        Py_XDECREF(mu);
+    }
+    for (int s = 0; d && s < NB_OPTIM_SLOTS; s++) {
+        if (!opt->state[i][s]) continue;
+        PyObject *t = nbp_wrap(nb_clone(opt->state[i][s]));
+        if (!t || PyDict_SetItemString(d, nb__optimizer_slot_name(opt->kind, s), t) < 0) Py_CLEAR(d);
         Py_XDECREF(t);
     }
     return d;
 }
 
-/* set_state(i, state): state_dict's entry back, converted to the optimizer's state dtype */
+/* The state tensor t (named name) as parameter i's slot: on its device, of
+ * its state dtype and shape, contiguous; NULL with an exception. */
+static nb_tensor *state_slot(const nb_optimizer *opt, Py_ssize_t i, const char *name, PyObject *t) {
+    nb_tensor *src, *param = opt->params[i];
+    if (nbp_tensor_borrow(t, false, "Optimizer.load_state_dict", name, &src) < 0) return NULL;
+    if (nb_numel(src) != nb_numel(param)) {
+        PyErr_Format(PyExc_ValueError, "Optimizer.load_state_dict: %s of parameter %zd has %lld elements, the "
+                     "parameter %lld", name, i, (long long)nb_numel(src), (long long)nb_numel(param));
+        return NULL;
+    }
+    nb_tensor *moved = nb_to(src, nb_device_of(param));
+    nb_tensor *cast = moved ? nb_cast(moved, nb_dtype_of(param) == NB_F64 ? NB_F64 : NB_F32) : NULL;
+    nb_release(moved);
+    nb_tensor *shaped = cast ? nb_reshape(cast, nb_ndim(param), nb_shape(param)) : NULL;
+    nb_release(cast);
+    nb_tensor *own = shaped ? nb_contiguous(shaped) : NULL;
+    nb_release(shaped);
+    if (!own) nbp_raise();
+    return own;
+}
+
+/* set_state(i, state): state()'s dict back, converted to the optimizer's state dtype */
 static PyObject *optimizer_set_state(PyObject *self, PyObject *args) {
     nb_optimizer *opt = ((nbp_optimizer *)self)->opt;
     Py_ssize_t i;
     PyObject *state;
     if (!PyArg_ParseTuple(args, "nO!:set_state", &i, &PyDict_Type, &state)) return NULL;
     if (i < 0 || i >= opt->n) return PyErr_Format(PyExc_IndexError, "Optimizer.set_state: no parameter %zd", i);
-    nb_tensor **slots[2] = {&opt->state1[i], &opt->state2[i]};
-    nb_tensor *loaded[2] = {NULL, NULL};
-    nb_tensor *param = opt->params[i];
-    nb_dtype dtype = nb_dtype_of(param) == NB_F64 ? NB_F64 : NB_F32;
-    for (int w = 0; w < 2; w++) {
-        const char *name = state_name(opt, w + 1);
+    nb_tensor *loaded[NB_OPTIM_SLOTS] = {NULL};
+    for (int s = 0; s < NB_OPTIM_SLOTS; s++) {
+        const char *name = nb__optimizer_slot_name(opt->kind, s);
         PyObject *t = name ? PyDict_GetItemString(state, name) : NULL;
-        if (!t) continue;
-        nb_tensor *src;
-        if (nbp_tensor_borrow(t, false, "Optimizer.load_state_dict", name, &src) < 0) goto fail;
-        if (nb_numel(src) != nb_numel(param)) {
-            PyErr_Format(PyExc_ValueError, "Optimizer.load_state_dict: %s of parameter %zd has %lld "
-                         "elements, the parameter %lld", name, i, (long long)nb_numel(src),
-                         (long long)nb_numel(param));
-            goto fail;
-        }
-        nb_tensor *moved = nb_to(src, nb_device_of(param));
-        nb_tensor *cast = moved ? nb_cast(moved, dtype) : NULL;
-        nb_release(moved);
-        loaded[w] = cast ? nb_reshape(cast, nb_ndim(param), nb_shape(param)) : NULL;
-        nb_release(cast);
-        if (!loaded[w]) {
-            nbp_raise();
-            goto fail;
-        }
-        nb_tensor *own = nb_contiguous(loaded[w]);
-        nb_release(loaded[w]);
-        loaded[w] = own;
+        if (t && !(loaded[s] = state_slot(opt, i, name, t))) goto fail;
     }
-    PyObject *step = PyDict_GetItemString(state, "step");
+    PyObject *step = PyDict_GetItemString(state, "step"), *mu = PyDict_GetItemString(state, "mu_product");
     long long steps = step ? PyLong_AsLongLong(step) : opt->steps[i];
-    if (steps == -1 && PyErr_Occurred()) goto fail;
-    for (int w = 0; w < 2; w++) {
-        if (!loaded[w]) continue;
-        nb_release(*slots[w]);
-        *slots[w] = loaded[w];
+    double mu_product = mu ? PyFloat_AsDouble(mu) : opt->mu_product[i];
+    if (PyErr_Occurred()) goto fail;
+    for (int s = 0; s < NB_OPTIM_SLOTS; s++) {
+        if (!loaded[s]) continue;
+        nb_release(opt->state[i][s]);
+        opt->state[i][s] = loaded[s];
     }
     opt->steps[i] = steps;
+    opt->mu_product[i] = mu_product;
     Py_RETURN_NONE;
 fail:
-    nb_release(loaded[0]);
-    nb_release(loaded[1]);
+    for (int s = 0; s < NB_OPTIM_SLOTS; s++) nb_release(loaded[s]);
     return NULL;
 }
 
 static PyMethodDef optimizer_methods[] = {
     {"step", optimizer_step, METH_NOARGS, "step(): one update of every parameter with a gradient."},
     {"zero_grad", optimizer_zero_grad, METH_NOARGS, "zero_grad(): drops every parameter's gradient."},
+    {"options", optimizer_options, METH_O, "options(g) -> dict: group g's options, the defaults filled in."},
+    {"set_options", optimizer_set_options, METH_VARARGS, "set_options(g, dict): new options for group g."},
     {"state", optimizer_state, METH_O, "state(i) -> dict: parameter i's state (copies)."},
     {"set_state", optimizer_set_state, METH_VARARGS, "set_state(i, dict): restores state(i)'s dict."},
     {NULL}};
-
-static PyGetSetDef optimizer_getset[] = {
-    {"lr", optimizer_get_lr, optimizer_set_lr, "The learning rate.", NULL}, {NULL}};
 
 static PyTypeObject optimizer_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nabla._C.Optimizer",
     .tp_basicsize = sizeof(nbp_optimizer),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Optimizer(kind, params, lr, momentum=0, beta2=0.999, eps=1e-8, weight_decay=0, "
-              "nesterov=False): one of nabla's fused C optimizers ('sgd', 'adam', 'adamw'; momentum is "
-              "beta1 for Adam). nabla.optim's classes wrap it.",
+    .tp_doc = "Optimizer(kind, groups): one of nabla's fused C optimizers ('sgd', 'adam', 'adamw', 'adagrad', "
+              "'adadelta', 'rmsprop', 'adamax', 'nadam', 'radam', 'lion', 'ftrl') over groups, a list of dicts "
+              "of 'params' and nb_optim_options fields (every number exact: 0 is 0). nabla.optim's classes "
+              "wrap it.",
     .tp_new = optimizer_new,
     .tp_dealloc = optimizer_dealloc,
     .tp_methods = optimizer_methods,
-    .tp_getset = optimizer_getset,
 };
 
 /* ---- functions ---- */

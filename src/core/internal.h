@@ -194,6 +194,24 @@ nb_status nb__transfer(const char *fn, nb_tensor *dst, const nb_tensor *src);
 const char *nb__op_fn(nb_op op);
 
 /* Attributes of one op call; the op's family decides which member is live. */
+/* One optimizer step of one parameter (src/core/optim_update.h), the
+ * group's options resolved and the step's coefficients worked out on the
+ * host:
+ *   bias_correction1, 2   1 - beta^t at the parameter's step t
+ *   coef1, coef2          Adagrad: coef1 = lr / (1 + (t - 1) lr_decay);
+ *                         NAdam: the gradient's and momentum's step sizes;
+ *                         RAdam: coef1 = the rectification r_t, 0 before
+ *                         the variance is tractable (rho_t <= 5)
+ *   first                 SGD: the momentum buffer starts as g
+ *   slots                 the state tensors present (1 << slot) */
+typedef struct nb_optim_attrs {
+    int kind; /* nb_optimizer_kind */
+    double lr, weight_decay, momentum, dampening, beta1, beta2, eps;
+    double l1, l2, beta, lr_power;
+    double bias_correction1, bias_correction2, coef1, coef2;
+    bool nesterov, amsgrad, centered, decoupled, maximize, first;
+} nb_optim_attrs;
+
 typedef union nb_attrs {
     struct { double lo, hi; } clamp;
     struct { double slope; } leaky_relu;
@@ -226,11 +244,7 @@ typedef union nb_attrs {
      * gradient with respect to operand wrt (0 input, 1 target, 2 the third) */
     struct { double p; int flags; nb_op forward; int wrt; } loss;
     nb_window window; /* unfold, fold, pooling */
-    struct {
-        double lr, momentum, beta1, beta2, eps, weight_decay;
-        double bias_correction1, bias_correction2; /* 1 - beta^step */
-        bool nesterov, decoupled, first;
-    } optim;
+    nb_optim_attrs optim;
 } nb_attrs;
 
 /* GELU's constants: 1/sqrt(2) for x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, and
@@ -406,12 +420,12 @@ nb_status nb__fill(nb_tensor *t, double value);
 /* Reduction over dims in mask with keepdim; shared by reductions and sum_to. */
 nb_status nb__reduce(nb_op op, const nb_tensor *x, uint32_t mask, bool keepdim, nb_tensor **out);
 
-/* Optimizer updates in place (src/ops/optim.c): the kernels write param and
- * the state tensors (contiguous, f32, or f64 for f64 parameters). */
-nb_status nb__sgd_step(nb_tensor *param, const nb_tensor *grad, nb_tensor *momentum_buffer,
-                       const nb_attrs *attrs);
-nb_status nb__adam_step(nb_tensor *param, const nb_tensor *grad, nb_tensor *m, nb_tensor *v,
-                        const nb_attrs *attrs);
+/* An optimizer step of param in place (src/ops/optim.c): the kernel reads
+ * grad and writes param and the state tensors (contiguous, f32, or f64 for
+ * f64 parameters; NULL where the rule or its options keep none). */
+#define NB_OPTIM_SLOTS 3
+nb_status nb__optim_step(nb_tensor *param, const nb_tensor *grad,
+                         nb_tensor *const state[NB_OPTIM_SLOTS], const nb_attrs *attrs);
 
 /* The error of a multinomial row problem (src/core/multinomial.h): the row,
  * its count of positive weights and the samples asked for. */

@@ -172,8 +172,7 @@
     NB_OP(SQUARED_HINGE_LOSS, squared_hinge_loss, 1) \
     NB_OP(POINTWISE_LOSS_BACKWARD, pointwise_loss_backward, 0) \
     /* optimizer updates (in place) */ \
-    NB_OP(SGD_STEP, sgd_step, 0)       \
-    NB_OP(ADAM_STEP, adam_step, 0)     \
+    NB_OP(OPTIM_STEP, optim_step, 0)   \
     /* joining and splitting */       \
     NB_OP(CAT, cat, 1)                 \
     NB_OP(STACK, stack, 1)             \

@@ -68,7 +68,7 @@ nb_status nb__cpu_fold(const nb_op_args *args);
 /* depthwise_conv2d and its input and weight gradients */
 nb_status nb__cpu_depthwise(const nb_op_args *args);
 nb_status nb__cpu_max_pool2d(const nb_op_args *args);
-nb_status nb__cpu_optim_step(const nb_op_args *args); /* sgd_step and adam_step */
+nb_status nb__cpu_optim_step(const nb_op_args *args);
 nb_status nb__cpu_batch_norm(const nb_op_args *args); /* the batch_norm_* stages */
 nb_status nb__cpu_avg_pool2d(const nb_op_args *args);
 nb_status nb__cpu_avg_pool2d_backward(const nb_op_args *args);

@@ -81,12 +81,11 @@ static const nb_kernel *kernel_table(void) {
     k[NB_OP_CONV2D_WEIGHT_GRAD] = {nb__cuda_conv, dnn_dtypes};
 #endif
     k[NB_OP_MAX_POOL2D] = {nb__cuda_pool, NB_FLOATS};
-    k[NB_OP_SGD_STEP] = {nb__cuda_optim_step, NB_FLOATS};
+    k[NB_OP_OPTIM_STEP] = {nb__cuda_optim_step, NB_FLOATS};
     k[NB_OP_BATCH_NORM_STATS] = {nb__cuda_batch_norm, NB_FLOATS};
     k[NB_OP_BATCH_NORM_APPLY] = {nb__cuda_batch_norm, NB_FLOATS};
     k[NB_OP_BATCH_NORM_BACKWARD_REDUCE] = {nb__cuda_batch_norm, NB_FLOATS};
     k[NB_OP_BATCH_NORM_BACKWARD_APPLY] = {nb__cuda_batch_norm, NB_FLOATS};
-    k[NB_OP_ADAM_STEP] = {nb__cuda_optim_step, NB_FLOATS};
     k[NB_OP_AVG_POOL2D] = {nb__cuda_pool, NB_FLOATS};
     k[NB_OP_AVG_POOL2D_BACKWARD] = {nb__cuda_pool, NB_FLOATS};
     return k;

@@ -347,7 +347,7 @@ nb_status nb__cuda_fold(const nb_op_args *args);
 nb_status nb__cuda_depthwise(const nb_op_args *args); // depthwise_conv2d and its gradients
 nb_status nb__cuda_conv(const nb_op_args *args);      // conv2d_direct and its gradients (cuDNN)
 nb_status nb__cuda_pool(const nb_op_args *args); // max_pool2d, avg_pool2d and its backward
-nb_status nb__cuda_optim_step(const nb_op_args *args); // sgd_step and adam_step
+nb_status nb__cuda_optim_step(const nb_op_args *args);
 nb_status nb__cuda_batch_norm(const nb_op_args *args); // the batch_norm_* stages
 // out = a @ b, plus bias [n] over out's last dim when bias is not NULL
 // (cuBLASLt's bias epilogue); operands as the matmul kernel takes them.

@@ -1,42 +1,31 @@
-// Optimizer update kernels: a thread per element reads parameter, gradient
-// and state once and writes parameter and state (src/ops/optim.c has the
-// formulas), in float (double for f64 parameters).
+// The optimizer update kernel: a thread per element reads parameter,
+// gradient and state once and writes parameter and state (the rules are in
+// src/core/optim_update.h), in float (double for f64 parameters).
+#include "../core/optim_update.h"
 #include "cuda.cuh"
 
+// overloads: nb_optim_update(attrs, p, g, s) for float and double
+NB_DEFINE_OPTIM_UPDATE(float, nb_optim)
+NB_DEFINE_OPTIM_UPDATE(double, nb_optim)
+
 typedef struct nb_optim_args {
-    char *param, *s1, *s2;
+    char *param, *state[NB_OPTIM_SLOTS];
     const char *grad;
     nb_dtype param_dtype, grad_dtype, state_dtype;
     int64_t n;
-    bool adam, has_state;
 } nb_optim_args;
 
-template <typename C>
-__global__ void nb_optim_kernel(nb_optim_args a, double lr, double momentum, double beta1,
-                                double beta2, double eps, double wd, double bc1, double bc2,
-                                bool nesterov, bool decoupled, bool first) {
+template <typename C> __global__ void nb_optim_kernel(nb_optim_args a, nb_optim_attrs attrs) {
     int ps = nb_size_of(a.param_dtype), gs = nb_size_of(a.grad_dtype), ss = nb_size_of(a.state_dtype);
-    int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < a.n; i += step) {
-        C p = nb_load<C>(a.param + i * ps, a.param_dtype);
-        C g = nb_load<C>(a.grad + i * gs, a.grad_dtype);
-        if (a.adam) {
-            if (decoupled) p *= (C)(1 - lr * wd);
-            else g += (C)wd * p;
-            C m = (C)beta1 * nb_load<C>(a.s1 + i * ss, a.state_dtype) + (C)(1 - beta1) * g;
-            C v = (C)beta2 * nb_load<C>(a.s2 + i * ss, a.state_dtype) + (C)(1 - beta2) * g * g;
-            p -= (C)lr * (m / (C)bc1) / (sqrt(v / (C)bc2) + (C)eps);
-            nb_store<C>(a.s1 + i * ss, a.state_dtype, m);
-            nb_store<C>(a.s2 + i * ss, a.state_dtype, v);
-        } else {
-            g += (C)wd * p;
-            if (a.has_state) {
-                C buf = first ? g : (C)momentum * nb_load<C>(a.s1 + i * ss, a.state_dtype) + g;
-                nb_store<C>(a.s1 + i * ss, a.state_dtype, buf);
-                g = nesterov ? g + (C)momentum * buf : buf;
-            }
-            p -= (C)lr * g;
-        }
+    int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < a.n; i += stride) {
+        C s[NB_OPTIM_SLOTS];
+        for (int k = 0; k < NB_OPTIM_SLOTS; k++)
+            s[k] = a.state[k] ? nb_load<C>(a.state[k] + i * ss, a.state_dtype) : (C)0;
+        C p = nb_optim_update(&attrs, nb_load<C>(a.param + i * ps, a.param_dtype),
+                              nb_load<C>(a.grad + i * gs, a.grad_dtype), s);
+        for (int k = 0; k < NB_OPTIM_SLOTS; k++)
+            if (a.state[k]) nb_store<C>(a.state[k] + i * ss, a.state_dtype, s[k]);
         nb_store<C>(a.param + i * ps, a.param_dtype, p);
     }
 }
@@ -49,25 +38,14 @@ nb_status nb__cuda_optim_step(const nb_op_args *args) {
     nb_optim_args a;
     a.param = nb__data(param);
     a.grad = nb__data(args->in[0]);
-    a.s1 = args->n_in > 1 ? nb__data(args->in[1]) : NULL;
-    a.s2 = args->n_in > 2 ? nb__data(args->in[2]) : NULL;
     a.param_dtype = param->dtype;
     a.grad_dtype = args->in[0]->dtype;
-    a.state_dtype = args->n_in > 1 ? args->in[1]->dtype : param->dtype;
+    a.state_dtype = param->dtype == NB_F64 ? NB_F64 : NB_F32;
+    for (int k = 0; k < NB_OPTIM_SLOTS; k++) a.state[k] = args->in[1 + k] ? nb__data(args->in[1 + k]) : NULL;
     a.n = nb_numel(param);
-    a.adam = args->op == NB_OP_ADAM_STEP;
-    a.has_state = args->n_in > 1;
-    const nb_attrs *at = &args->attrs;
     unsigned blocks = nb__cuda_blocks(&ctx, a.n, NB_CUDA_THREADS);
     if (param->dtype == NB_F64)
-        nb_optim_kernel<double><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(
-            a, at->optim.lr, at->optim.momentum, at->optim.beta1, at->optim.beta2, at->optim.eps,
-            at->optim.weight_decay, at->optim.bias_correction1, at->optim.bias_correction2,
-            at->optim.nesterov, at->optim.decoupled, at->optim.first);
-    else
-        nb_optim_kernel<float><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(
-            a, at->optim.lr, at->optim.momentum, at->optim.beta1, at->optim.beta2, at->optim.eps,
-            at->optim.weight_decay, at->optim.bias_correction1, at->optim.bias_correction2,
-            at->optim.nesterov, at->optim.decoupled, at->optim.first);
+        nb_optim_kernel<double><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(a, args->attrs.optim);
+    else nb_optim_kernel<float><<<blocks, NB_CUDA_THREADS, 0, ctx.handle>>>(a, args->attrs.optim);
     return nb__cuda_launched(fn);
 }

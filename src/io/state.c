@@ -3,13 +3,14 @@
  *   model.<param or buffer>           the module's tensors
  *   optim.<param>.step                I64 scalar: the parameter's steps (whichever
  *                                     optimizer holds it)
- *   optim.<param>.momentum_buffer     SGD with momentum (PyTorch's names)
- *   optim.<param>.exp_avg, .exp_avg_sq  Adam and AdamW
+ *   optim.<param>.<state>             the rule's state by PyTorch's names
+ *                                     (momentum_buffer, exp_avg, ...)
+ *   optim.<param>.mu_product          F64 scalar: NAdam's running product
  *   optim.<param>.master              the f32 copy of an f16 or bf16 parameter
  *   rng.<i>                           I64 [2]: generator i's seed and offset
  * and in "__metadata__" the format, the step, and each optimizer k's kind,
- * size and hyper-parameters as optim<k>.<field> (%.17g: they read back
- * exactly). A state slot the
+ * size, groups and each group's size and options as
+ * optim<k>.group<g>.<option> (%.17g: they read back exactly). A state slot the
  * optimizer has not made yet (before its first step) is absent. */
 #include <math.h>
 #include <stdarg.h>
@@ -20,7 +21,7 @@
 #include "../nn/nn.h"
 #include "io.h"
 
-#define NB_CHECKPOINT_FORMAT "nabla checkpoint 1"
+#define NB_CHECKPOINT_FORMAT "nabla checkpoint 2"
 
 /* ---- lists of named tensors ---- */
 
@@ -177,8 +178,6 @@ nb_status nb_module_load(nb_module *m, const char *path, const nb_load_options *
 
 /* ---- optimizers ---- */
 
-static const char *const kind_names[] = {"sgd", "adam", "adamw"};
-
 /* The name optimizer k's parameter i has in the model ("opt<k>.param<i>"
  * if none): a parameter's state is named alike however they are grouped. */
 static void param_name(const nb_named_tensor *named, int n, const nb_tensor *param, int k, int i, char *out,
@@ -191,15 +190,19 @@ static void param_name(const nb_named_tensor *named, int n, const nb_tensor *par
     snprintf(out, size, "opt%d.param%d", k, i);
 }
 
-/* The slots of parameter i: pointers to the optimizer's fields, named. */
-static int optimizer_slots(nb_optimizer *opt, int i, nb_tensor ***slots, const char **names) {
+/* The tensor slots of parameter i: pointers to the optimizer's fields, named
+ * ".exp_avg" and so on. */
+#define NB_TENSOR_SLOTS (NB_OPTIM_SLOTS + 1)
+static int optimizer_slots(nb_optimizer *opt, int i, nb_tensor ***slots, char (*names)[32]) {
     int n = 0;
-    if (opt->kind == NB__SGD) slots[n] = &opt->state1[i], names[n++] = ".momentum_buffer";
-    else {
-        slots[n] = &opt->state1[i], names[n++] = ".exp_avg";
-        slots[n] = &opt->state2[i], names[n++] = ".exp_avg_sq";
+    for (int s = 0; s < NB_OPTIM_SLOTS; s++) {
+        const char *name = nb__optimizer_slot_name(opt->kind, s);
+        if (!name) continue;
+        slots[n] = &opt->state[i][s];
+        snprintf(names[n++], sizeof names[0], ".%s", name);
     }
-    slots[n] = &opt->master[i], names[n++] = ".master";
+    slots[n] = &opt->master[i];
+    snprintf(names[n++], sizeof names[0], ".master");
     return n;
 }
 
@@ -210,8 +213,12 @@ static nb_status add_optimizer(named_list *l, const char *fn, nb_optimizer *opt,
         param_name(named, n, opt->params[i], k, i, name, sizeof name);
         nb_tensor *step = nb_scalar((double)opt->steps[i], NB_I64, nb_cpu());
         NB_TRY(step ? list_add(l, fn, "optim.", name, ".step", step, true) : nb_last_status());
-        nb_tensor **slots[3];
-        const char *suffix[3];
+        if (opt->kind == NB_OPTIM_NADAM) {
+            nb_tensor *mu = nb_scalar(opt->mu_product[i], NB_F64, nb_cpu());
+            NB_TRY(mu ? list_add(l, fn, "optim.", name, ".mu_product", mu, true) : nb_last_status());
+        }
+        nb_tensor **slots[NB_TENSOR_SLOTS];
+        char suffix[NB_TENSOR_SLOTS][32];
         int count = optimizer_slots(opt, i, slots, suffix);
         for (int s = 0; s < count; s++)
             if (*slots[s]) NB_TRY(list_add(l, fn, "optim.", name, suffix[s], *slots[s], false));
@@ -219,19 +226,30 @@ static nb_status add_optimizer(named_list *l, const char *fn, nb_optimizer *opt,
     return NB_OK;
 }
 
-/* The hyper-parameters of optimizer k, as "optim<k>.<field>" metadata. */
-#define NB_HYPER_FIELDS 9
-static const char *const hyper_fields[NB_HYPER_FIELDS] = {"kind", "params", "lr", "momentum", "beta1", "beta2",
-                                                           "eps", "weight_decay", "nesterov"};
-typedef char metadata_text[48];
+/* Optimizer k's metadata: "optim<k>.kind", ".params", ".groups", and for
+ * each group g "optim<k>.group<g>.params" and its options, by name. */
+typedef char metadata_text[80];
+#define NB_GROUP_FIELDS (1 + NB_OPTIM_OPTIONS)
+
+static int optimizer_fields(const nb_optimizer *opt) { return 3 + opt->n_groups * NB_GROUP_FIELDS; }
 
 static void optimizer_metadata(const nb_optimizer *opt, int k, metadata_text *keys, metadata_text *values) {
-    double numbers[NB_HYPER_FIELDS] = {0, opt->n, opt->lr, opt->momentum, opt->beta1, opt->beta2, opt->eps,
-                                       opt->weight_decay, opt->nesterov};
-    for (int i = 0; i < NB_HYPER_FIELDS; i++) {
-        snprintf(keys[i], sizeof keys[i], "optim%d.%s", k, hyper_fields[i]);
-        if (i == 0) snprintf(values[i], sizeof values[i], "%s", kind_names[opt->kind]);
-        else snprintf(values[i], sizeof values[i], "%.17g", numbers[i]);
+    snprintf(keys[0], sizeof keys[0], "optim%d.kind", k);
+    snprintf(values[0], sizeof values[0], "%s", nb__optimizer_kind_name(opt->kind));
+    snprintf(keys[1], sizeof keys[1], "optim%d.params", k);
+    snprintf(values[1], sizeof values[1], "%d", opt->n);
+    snprintf(keys[2], sizeof keys[2], "optim%d.groups", k);
+    snprintf(values[2], sizeof values[2], "%d", opt->n_groups);
+    int at = 3;
+    for (int g = 0; g < opt->n_groups; g++) {
+        int size = 0;
+        for (int i = 0; i < opt->n; i++) size += opt->group[i] == g;
+        snprintf(keys[at], sizeof keys[at], "optim%d.group%d.params", k, g);
+        snprintf(values[at++], sizeof values[0], "%d", size);
+        for (int o = 0; o < NB_OPTIM_OPTIONS; o++, at++) {
+            snprintf(keys[at], sizeof keys[at], "optim%d.group%d.%s", k, g, nb__optimizer_option_name(o));
+            snprintf(values[at], sizeof values[at], "%.17g", nb__optimizer_option_get(&opt->options[g], o));
+        }
     }
 }
 
@@ -246,28 +264,55 @@ static nb_status metadata_number(const char *fn, const char *path, const nb_safe
     return NB_OK;
 }
 
+/* The file's group g of optimizer k into *out (checked as the optimizer
+ * would), its size matching opt's. */
+static nb_status restore_group(const char *fn, const char *path, const nb_safetensors *f, const nb_optimizer *opt,
+                               int k, int g, nb_optim_options *out) {
+    char key[80];
+    double size;
+    snprintf(key, sizeof key, "optim%d.group%d.params", k, g);
+    NB_TRY(metadata_number(fn, path, f, key, &size));
+    int want = 0;
+    for (int i = 0; i < opt->n; i++) want += opt->group[i] == g;
+    NB_CHECK(size == want, NB_ERR_INVALID, "%s: %s holds %g parameters in group %d of optimizer %d, which has %d",
+             fn, path, size, g, k, want);
+    nb_optim_options read = {0};
+    for (int o = 0; o < NB_OPTIM_OPTIONS; o++) {
+        double v;
+        snprintf(key, sizeof key, "optim%d.group%d.%s", k, g, nb__optimizer_option_name(o));
+        NB_TRY(metadata_number(fn, path, f, key, &v));
+        nb__optimizer_option_set(&read, o, v);
+    }
+    nb_status status = nb__optimizer_resolve(fn, opt->kind, g, &read, out);
+    NB_CHECK(status == NB_OK, NB_ERR_IO, "%s: %s: optimizer %d: %s", fn, path, k, nb_last_error());
+    return NB_OK;
+}
+
 /* Checks the file's optimizer k against opt, and with apply sets its
- * hyper-parameters. */
+ * groups' options. */
 static nb_status restore_hyper(const char *fn, const char *path, const nb_safetensors *f, nb_optimizer *opt, int k,
                                bool apply) {
     char key[48];
     snprintf(key, sizeof key, "optim%d.kind", k);
     const char *kind = nb_safetensors_metadata(f, key);
+    const char *want = nb__optimizer_kind_name(opt->kind);
     NB_CHECK(kind, NB_ERR_INVALID, "%s: %s holds no state for optimizer %d", fn, path, k);
-    NB_CHECK(!strcmp(kind, kind_names[opt->kind]), NB_ERR_INVALID,
-             "%s: %s holds the state of %s as optimizer %d, which is %s", fn, path, kind, k, kind_names[opt->kind]);
-    double numbers[NB_HYPER_FIELDS];
-    for (int i = 1; i < NB_HYPER_FIELDS; i++) {
-        snprintf(key, sizeof key, "optim%d.%s", k, hyper_fields[i]);
-        NB_TRY(metadata_number(fn, path, f, key, &numbers[i]));
+    NB_CHECK(!strcmp(kind, want), NB_ERR_INVALID, "%s: %s holds the state of %s as optimizer %d, which is %s", fn,
+             path, kind, k, want);
+    double params, groups;
+    snprintf(key, sizeof key, "optim%d.params", k);
+    NB_TRY(metadata_number(fn, path, f, key, &params));
+    NB_CHECK(params == opt->n, NB_ERR_INVALID, "%s: %s holds the state of %g parameters for optimizer %d, which "
+             "has %d", fn, path, params, k, opt->n);
+    snprintf(key, sizeof key, "optim%d.groups", k);
+    NB_TRY(metadata_number(fn, path, f, key, &groups));
+    NB_CHECK(groups == opt->n_groups, NB_ERR_INVALID, "%s: %s holds %g groups for optimizer %d, which has %d", fn,
+             path, groups, k, opt->n_groups);
+    for (int g = 0; g < opt->n_groups; g++) {
+        nb_optim_options options;
+        NB_TRY(restore_group(fn, path, f, opt, k, g, &options));
+        if (apply) opt->options[g] = options;
     }
-    NB_CHECK(numbers[1] == opt->n, NB_ERR_INVALID, "%s: %s holds the state of %g parameters for optimizer %d, which "
-             "has %d", fn, path, numbers[1], k, opt->n);
-    NB_CHECK(numbers[2] >= 0 && isfinite(numbers[2]), NB_ERR_IO, "%s: %s: optimizer %d's lr is %g", fn, path, k,
-             numbers[2]);
-    if (!apply) return NB_OK;
-    opt->lr = numbers[2], opt->momentum = numbers[3], opt->beta1 = numbers[4], opt->beta2 = numbers[5];
-    opt->eps = numbers[6], opt->weight_decay = numbers[7], opt->nesterov = numbers[8] != 0;
     return NB_OK;
 }
 
@@ -293,21 +338,32 @@ static nb_status restore_slot(const char *fn, nb_safetensors *f, const char *nam
     return NB_OK;
 }
 
+/* A 0-dim scalar of the file, of dtype, into *value. */
+static nb_status restore_scalar(const char *fn, const char *path, nb_safetensors *f, const char *name,
+                                nb_dtype dtype, void *value) {
+    nb_tensor *t = NULL;
+    NB_TRY(nb_safetensors_get(f, name, nb_cpu(), &t));
+    bool ok = nb_dtype_of(t) == dtype && t->ndim == 0;
+    if (ok) memcpy(value, nb__data(t), nb_dtype_size(dtype));
+    nb_release(t);
+    NB_CHECK(ok, NB_ERR_IO, "%s: %s: %s must be a %s scalar", fn, path, name, nb_dtype_name(dtype));
+    return NB_OK;
+}
+
 static nb_status restore_optimizer(const char *fn, const char *path, nb_safetensors *f, nb_optimizer *opt, int k,
                                    const nb_named_tensor *named, int n) {
     NB_TRY(restore_hyper(fn, path, f, opt, k, true));
     for (int i = 0; i < opt->n; i++) {
-        char param[128], name[160];
+        char param[128], name[264];
         param_name(named, n, opt->params[i], k, i, param, sizeof param);
         snprintf(name, sizeof name, "optim.%s.step", param);
-        nb_tensor *step = NULL;
-        NB_TRY(nb_safetensors_get(f, name, nb_cpu(), &step));
-        bool ok = nb_dtype_of(step) == NB_I64 && step->ndim == 0;
-        if (ok) opt->steps[i] = *(const int64_t *)nb__data(step);
-        nb_release(step);
-        NB_CHECK(ok, NB_ERR_IO, "%s: %s: %s must be an I64 scalar", fn, path, name);
-        nb_tensor **slots[3];
-        const char *suffix[3];
+        NB_TRY(restore_scalar(fn, path, f, name, NB_I64, &opt->steps[i]));
+        if (opt->kind == NB_OPTIM_NADAM) {
+            snprintf(name, sizeof name, "optim.%s.mu_product", param);
+            NB_TRY(restore_scalar(fn, path, f, name, NB_F64, &opt->mu_product[i]));
+        }
+        nb_tensor **slots[NB_TENSOR_SLOTS];
+        char suffix[NB_TENSOR_SLOTS][32];
         int count = optimizer_slots(opt, i, slots, suffix);
         for (int s = 0; s < count; s++) {
             snprintf(name, sizeof name, "optim.%s%s", param, suffix[s]);
@@ -360,7 +416,8 @@ static nb_status checkpoint_tensors(const char *fn, const nb_checkpoint *c, name
 static const char **checkpoint_metadata(const nb_checkpoint *c, metadata_text **text) {
     int extra = 0;
     while (c->metadata && c->metadata[extra]) extra += c->metadata[extra + 1] ? 2 : 1;
-    int fields = NB_HYPER_FIELDS * c->n_optimizers;
+    int fields = 0;
+    for (int k = 0; k < c->n_optimizers; k++) fields += optimizer_fields(c->optimizers[k]);
     const char **kv = nb__malloc((size_t)(2 * fields + extra + 7) * sizeof *kv); /* 3 pairs, the fields, NULL */
     *text = nb__malloc((size_t)(2 * fields + 2) * sizeof **text);
     if (!kv || !*text) {
@@ -376,10 +433,9 @@ static const char **checkpoint_metadata(const nb_checkpoint *c, metadata_text **
     snprintf(values[fields + 1], sizeof values[fields + 1], "%d", c->n_optimizers);
     kv[n++] = "step", kv[n++] = values[fields];
     kv[n++] = "optimizers", kv[n++] = values[fields + 1];
-    for (int k = 0; k < c->n_optimizers; k++) {
-        optimizer_metadata(c->optimizers[k], k, keys + k * NB_HYPER_FIELDS, values + k * NB_HYPER_FIELDS);
-        for (int i = 0; i < NB_HYPER_FIELDS; i++)
-            kv[n++] = keys[k * NB_HYPER_FIELDS + i], kv[n++] = values[k * NB_HYPER_FIELDS + i];
+    for (int k = 0, at = 0; k < c->n_optimizers; at += optimizer_fields(c->optimizers[k++])) {
+        optimizer_metadata(c->optimizers[k], k, keys + at, values + at);
+        for (int i = 0; i < optimizer_fields(c->optimizers[k]); i++) kv[n++] = keys[at + i], kv[n++] = values[at + i];
     }
     for (int i = 0; i < extra; i++) kv[n++] = c->metadata[i];
     kv[n] = NULL;

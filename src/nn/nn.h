@@ -5,19 +5,37 @@
 #include "../core/internal.h"
 
 /* An optimizer (src/nn/optim.c); checkpoints (src/io/state.c) save and
- * restore every field. */
-typedef enum nb__optimizer_kind { NB__SGD, NB__ADAM, NB__ADAMW } nb__optimizer_kind;
-
+ * restore every field. Parameters are numbered through the groups in order. */
 struct nb_optimizer {
-    nb__optimizer_kind kind;
-    int n;
+    nb_optimizer_kind kind;
+    int n, n_groups;
     nb_tensor **params;
-    nb_tensor **state1, **state2; /* momentum buffer or first moment; second moment */
-    nb_tensor **master;           /* f32 copies of f16 and bf16 parameters */
-    double lr, momentum, beta1, beta2, eps, weight_decay;
-    bool nesterov;
-    int64_t *steps; /* per parameter, as PyTorch counts: steps taken with a gradient */
+    int *group;                /* each parameter's */
+    nb_optim_options *options; /* each group's, the defaults filled in */
+    nb_tensor *(*state)[NB_OPTIM_SLOTS]; /* each parameter's; PyTorch's names below */
+    nb_tensor **master;        /* f32 copies of f16 and bf16 parameters */
+    int64_t *steps;            /* per parameter, as PyTorch counts: steps taken with a gradient */
+    double *mu_product;        /* NAdam: mu_1 ... mu_t of each parameter */
 };
+
+/* "sgd", "adam", ...; the name of a state slot of kind ("momentum_buffer",
+ * "exp_avg", ...; NULL for a slot the rule has not); whether parameter i's
+ * options use the slot (SGD's buffer only with momentum, and so on). */
+const char *nb__optimizer_kind_name(nb_optimizer_kind kind);
+const char *nb__optimizer_slot_name(nb_optimizer_kind kind, int slot);
+bool nb__optimizer_uses_slot(const nb_optimizer *opt, int i, int slot);
+/* The options with kind's defaults filled in, checked (errors name fn and
+ * group). */
+nb_status nb__optimizer_resolve(const char *fn, nb_optimizer_kind kind, int group,
+                                const nb_optim_options *in, nb_optim_options *out);
+/* The options as numbers, for checkpoints: option k's name, value (a flag
+ * as 0 or 1) and a setter that keeps a 0 exact (not the default). */
+#define NB_OPTIM_OPTIONS 21
+const char *nb__optimizer_option_name(int k);
+double nb__optimizer_option_get(const nb_optim_options *o, int k);
+void nb__optimizer_option_set(nb_optim_options *o, int k, double v);
+/* A new zero (or initial-accumulator) state slot for parameter i. */
+nb_status nb__optimizer_new_slot(const nb_optimizer *opt, int i, int slot, nb_tensor **out);
 
 #define NB_MODULE_SLOTS 4
 

@@ -1,12 +1,7 @@
-/* Fused optimizer updates, one kernel per parameter tensor that reads the
- * gradient and the state once and writes parameter and state in place
- * (PyTorch's formulas; g is the gradient, p the parameter):
- *   sgd   g += wd p;  with momentum: buf = momentum buf + g (buf = g at the
- *         first step), g = nesterov ? g + momentum buf : buf;  p -= lr g
- *   adam  g += wd p (Adam) or p *= 1 - lr wd (AdamW, decoupled);
- *         m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
- *         p -= lr (m / bc1) / (sqrt(v / bc2) + eps),  bc = 1 - b^step
- * The state tensors are f32 (f64 for f64 parameters). */
+/* The fused optimizer update: one kernel per parameter tensor reads the
+ * gradient and the state once and writes parameter and state in place (the
+ * rules are in src/core/optim_update.h). The state tensors are f32 (f64 for
+ * f64 parameters). */
 #include "../core/internal.h"
 
 static nb_status check_state(const char *fn, const nb_tensor *param, const nb_tensor *t,
@@ -24,29 +19,19 @@ static nb_status check_state(const char *fn, const nb_tensor *param, const nb_te
     return NB_OK;
 }
 
-/* Runs op's kernel on param (in place) with grad made dense. */
-static nb_status step(nb_op op, nb_tensor *param, const nb_tensor *grad, const nb_tensor *s1,
-                      const nb_tensor *s2, const nb_attrs *attrs) {
-    const char *fn = nb__op_fn(op);
+nb_status nb__optim_step(nb_tensor *param, const nb_tensor *grad,
+                         nb_tensor *const state[NB_OPTIM_SLOTS], const nb_attrs *attrs) {
+    const char *fn = nb__op_fn(NB_OP_OPTIM_STEP);
     NB_CHECK(param && grad, NB_ERR_INVALID, "%s: %s is NULL", fn, param ? "grad" : "param");
     NB_CHECK(nb_dtype_is_float(param->dtype) && nb__is_contiguous(param), NB_ERR_DTYPE,
              "%s: the parameter must be a contiguous float tensor, got %s %s", fn,
              nb_dtype_name(param->dtype), nb__tensor_shape_str(param));
     NB_TRY(check_state(fn, param, grad, "grad", false));
-    if (s1) NB_TRY(check_state(fn, param, s1, "state", true));
-    if (s2) NB_TRY(check_state(fn, param, s2, "state", true));
-    nb_op_args args = {.op = op, .dtype = param->dtype, .out = param, .in = {grad, s1, s2},
-                       .n_in = s2 ? 3 : s1 ? 2 : 1, .attrs = *attrs};
+    nb_op_args args = {.op = NB_OP_OPTIM_STEP, .dtype = param->dtype, .out = param, .in = {grad},
+                       .n_in = 1 + NB_OPTIM_SLOTS, .attrs = *attrs};
+    for (int s = 0; s < NB_OPTIM_SLOTS; s++) {
+        if (state[s]) NB_TRY(check_state(fn, param, state[s], "state", true));
+        args.in[1 + s] = state[s];
+    }
     return nb__dispatch(&args);
-}
-
-nb_status nb__sgd_step(nb_tensor *param, const nb_tensor *grad, nb_tensor *momentum_buffer,
-                       const nb_attrs *attrs) {
-    return step(NB_OP_SGD_STEP, param, grad, momentum_buffer, NULL, attrs);
-}
-
-nb_status nb__adam_step(nb_tensor *param, const nb_tensor *grad, nb_tensor *m, nb_tensor *v,
-                        const nb_attrs *attrs) {
-    NB_CHECK(m && v, NB_ERR_INVALID, "nb_adam_step: the moment tensors are NULL");
-    return step(NB_OP_ADAM_STEP, param, grad, m, v, attrs);
 }

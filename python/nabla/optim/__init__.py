@@ -1,15 +1,15 @@
-"""nabla.optim: SGD, Adam and AdamW over nabla's fused C optimizers, with PyTorch's
-param_groups, zero_grad, step and state_dict."""
+"""nabla.optim: nabla's fused C optimizers (one kernel per parameter and step) with
+PyTorch's param_groups, zero_grad, step and state_dict: SGD, Adam, AdamW, Adagrad,
+Adadelta, RMSprop, Adamax, NAdam, RAdam, Lion and FTRL (Keras's)."""
 from .. import _C
 from . import lr_scheduler  # noqa: F401
 
 
 class Optimizer:
-    """The base: param_groups are dicts of "params" and hyper-parameters; each group steps
-    through one C optimizer (one fused kernel per parameter)."""
+    """The base: param_groups are dicts of "params" and hyper-parameters, all stepped by
+    one C optimizer; a group's changed settings reach it at the next step."""
 
     kind = None
-    defaults_keys = ()
 
     def __init__(self, params, defaults):
         params = list(params)
@@ -18,11 +18,11 @@ class Optimizer:
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.defaults = defaults
         self.param_groups = []
-        self._engines = []
         for g in groups:
-            self.add_param_group(g)
+            self._add_group(g)
+        self._build()
 
-    def add_param_group(self, group):
+    def _add_group(self, group):
         group = dict(group)
         group["params"] = list(group["params"])
         for key, value in self.defaults.items():
@@ -31,40 +31,60 @@ class Optimizer:
             if not isinstance(p, _C.Tensor):
                 raise TypeError(f"{type(self).__name__}: params must be Tensors, not {type(p).__name__}")
         self.param_groups.append(group)
-        self._engines.append(self._engine(group))
 
-    def _engine(self, g):
-        raise NotImplementedError
+    def _options(self, g):
+        """The group's settings by the C option names (betas are beta1 and beta2)."""
+        options = {}
+        for key in self.defaults:
+            if key == "betas":
+                options["beta1"], options["beta2"] = (float(b) for b in g["betas"])
+            else:
+                options[key] = float(g[key])
+        return options
 
-    def _settings(self, g):
-        return tuple(g[k] for k in self.defaults_keys)
+    def _build(self, state=()):
+        self._synced = [self._options(g) for g in self.param_groups]
+        self._engine = _C.Optimizer(self.kind, [{"params": g["params"], **o}
+                                                for g, o in zip(self.param_groups, self._synced)])
+        for k, s in enumerate(state):
+            self._engine.set_state(k, s)
+
+    def _count(self):
+        return sum(len(g["params"]) for g in self.param_groups)
+
+    def add_param_group(self, group):
+        """Adds a group (its parameters start without state)."""
+        state = [self._engine.state(k) for k in range(self._count())]
+        self._add_group(group)
+        try:
+            self._build(state)
+        except Exception:
+            self.param_groups.pop()
+            self._build(state)
+            raise
 
     def zero_grad(self, set_to_none=True):
         """Drops every parameter's gradient."""
-        for engine in self._engines:
-            engine.zero_grad()
+        self._engine.zero_grad()
 
     def step(self, closure=None):
         """One update of every parameter with a gradient (closure: recomputes the loss first)."""
         loss = closure() if closure is not None else None
-        for i, (g, engine) in enumerate(zip(self.param_groups, self._engines)):
-            if self._settings(g) != engine.settings:
-                state = [engine.state(k) for k in range(len(g["params"]))]
-                engine = self._engines[i] = self._engine(g)
-                for k, s in enumerate(state):
-                    engine.set_state(k, s)
-            elif g["lr"] != engine.lr:
-                engine.lr = g["lr"]
-            engine.step()
+        for i, g in enumerate(self.param_groups):
+            options = self._options(g)
+            if options != self._synced[i]:
+                self._engine.set_options(i, options)
+                self._synced[i] = options
+        self._engine.step()
         return loss
 
     def state_dict(self):
         """{'state': {index: {...}}, 'param_groups': [...]} as PyTorch's (parameters by index)."""
         state, groups, index = {}, [], 0
-        for g, engine in zip(self.param_groups, self._engines):
+        for g in self.param_groups:
             ids = []
-            for k in range(len(g["params"])):
-                s = engine.state(k)
+            for _ in g["params"]:
+                s = self._engine.state(index)
                 if s["step"] or len(s) > 1:
                     state[index] = s
                 ids.append(index)
@@ -79,12 +99,10 @@ class Optimizer:
                 len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
             raise ValueError("load_state_dict: the groups or their sizes differ from this optimizer's")
         state = {int(k): v for k, v in state_dict["state"].items()}
-        for i, (saved, g) in enumerate(zip(groups, self.param_groups)):
+        for saved, g in zip(groups, self.param_groups):
             g.update({k: v for k, v in saved.items() if k != "params"})
-            engine = self._engines[i] = self._engine(g)
-            for k, index in enumerate(saved["params"]):
-                if index in state:
-                    engine.set_state(k, state[index])
+        ids = [index for saved in groups for index in saved["params"]]
+        self._build([state.get(index, {}) for index in ids])
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
@@ -94,52 +112,30 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
-def _c_engine(kind, g, momentum, beta2, eps, weight_decay, nesterov, settings):
-    engine = _C.Optimizer(kind, g["params"], g["lr"], momentum, beta2, eps, weight_decay, nesterov)
-    return _Engine(engine, settings)
-
-
-class _Engine:
-    """A C optimizer and the settings it was made with."""
-
-    def __init__(self, engine, settings):
-        self.engine, self.settings = engine, settings
-
-    def __getattr__(self, name):
-        return getattr(self.engine, name)
-
-    def __setattr__(self, name, value):
-        if name in ("engine", "settings"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self.engine, name, value)
-
-
 class SGD(Optimizer):
-    """SGD with optional momentum, Nesterov momentum and L2 weight decay (PyTorch's formulas)."""
+    """SGD with optional momentum, dampening, Nesterov momentum and L2 weight decay."""
 
-    defaults_keys = ("momentum", "weight_decay", "nesterov")
+    kind = "sgd"
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, weight_decay=0.0, nesterov=False):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov))
-
-    def _engine(self, g):
-        return _c_engine("sgd", g, g["momentum"], 0.999, 1e-8, g["weight_decay"], g["nesterov"],
-                         self._settings(g))
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+                 maximize=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
 
 
 class Adam(Optimizer):
-    """Adam (Kingma and Ba, 2015); weight_decay adds wd * p to the gradient."""
+    """Adam (Kingma and Ba, 2015); weight_decay adds wd * p to the gradient (decoupled_weight_decay:
+    AdamW's); amsgrad keeps the maximum of the second moment (Reddi et al., 2018)."""
 
-    defaults_keys = ("betas", "eps", "weight_decay")
     kind = "adam"
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
-
-    def _engine(self, g):
-        b1, b2 = g["betas"]
-        return _c_engine(self.kind, g, b1, b2, g["eps"], g["weight_decay"], False, self._settings(g))
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 maximize=False, decoupled_weight_decay=False):
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize)
+        if self.kind == "adam":
+            defaults["decoupled_weight_decay"] = decoupled_weight_decay
+        super().__init__(params, defaults)
 
 
 class AdamW(Adam):
@@ -147,5 +143,95 @@ class AdamW(Adam):
 
     kind = "adamw"
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, lr, betas, eps, weight_decay)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al., 2011): lr / (1 + (t - 1) lr_decay) g / (sqrt(sum g^2) + eps)."""
+
+    kind = "adagrad"
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+                 *, maximize=False):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps,
+                                      maximize=maximize))
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler, 2012)."""
+
+    kind = "adadelta"
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, maximize=False):
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+
+
+class RMSprop(Optimizer):
+    """RMSprop, optionally centered (Graves, 2013) and with momentum."""
+
+    kind = "rmsprop"
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
+                 maximize=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=centered, maximize=maximize))
+
+
+class Adamax(Optimizer):
+    """Adamax (Kingma and Ba, 2015, section 7): Adam with the infinity norm."""
+
+    kind = "adamax"
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+
+class NAdam(Optimizer):
+    """NAdam (Dozat, 2016) with PyTorch's momentum schedule mu_t = b1 (1 - 0.5 0.96^(t psi))."""
+
+    kind = "nadam"
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
+                 decoupled_weight_decay=False, *, maximize=False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize))
+
+
+class RAdam(Optimizer):
+    """RAdam (Liu et al., 2020): Adam with the variance rectified, SGD with momentum before it is tractable."""
+
+    kind = "radam"
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled_weight_decay=False, *, maximize=False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize))
+
+
+class Lion(Optimizer):
+    """Lion (Chen et al., 2023): p -= lr sign(b1 m + (1 - b1) g), decoupled weight decay."""
+
+    kind = "lion"
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, maximize=maximize))
+
+
+class FTRL(Optimizer):
+    """FTRL-Proximal (McMahan et al., 2013) as Keras's Ftrl: l1 and l2 are lambda1 and lambda2, beta and
+    lr_power (-0.5: Adagrad-like rates; 0: a fixed rate) shape the per-coordinate rate."""
+
+    kind = "ftrl"
+
+    def __init__(self, params, lr=1e-3, lr_power=-0.5, initial_accumulator_value=0.1, l1=0.0, l2=0.0, beta=0.0,
+                 *, maximize=False):
+        super().__init__(params, dict(lr=lr, lr_power=lr_power, initial_accumulator_value=initial_accumulator_value,
+                                      l1=l1, l2=l2, beta=beta, maximize=maximize))
+
+
+Ftrl = FTRL
