@@ -43,6 +43,10 @@ bool ok(nb_optimizer *o) {
     nb_optimizer_free(o);
     return o != nullptr;
 }
+bool ok(nb_lr_scheduler *s) {
+    nb_lr_scheduler_free(s);
+    return s != nullptr;
+}
 bool ok(nb_batches *b) {
     nb_batches_free(b);
     return b != nullptr;
@@ -555,6 +559,38 @@ void build_rows() {
     ROW(nb_optimizer_step, NB_ERR_INVALID, "optimizer is NULL", nb_optimizer_step(nullptr));
     ROW(nb_optimizer_set_lr, NB_ERR_INVALID, "lr must be finite", nb_optimizer_set_lr(opt, NAN));
     ROW(nb_optimizer_set_lr, NB_ERR_INVALID, "optimizer is NULL", nb_optimizer_set_lr(nullptr, 0.1));
+    // ---- learning-rate schedules ----
+    {
+        static nb_lr_schedule no_size = {.kind = NB_LR_STEP}, plateau = {.kind = NB_LR_PLATEAU},
+                              cosine = {.kind = NB_LR_COSINE, .total_steps = 4}, bad_gamma = {.kind = NB_LR_EXPONENTIAL, .gamma = -1},
+                              one_cycle = {.kind = NB_LR_ONE_CYCLE, .total_steps = 4, .max_lr = 1},
+                              unread = {.kind = NB_LR_COSINE, .gamma = 0.5, .total_steps = 4},
+                              rising = {.kind = NB_LR_PLATEAU, .factor = 2}, kind = {.kind = (nb_lr_schedule_kind)40};
+        static const int64_t backwards[2] = {5, 2};
+        static nb_lr_schedule milestones = {.kind = NB_LR_MULTI_STEP, .milestones = backwards, .n_milestones = 2};
+        static nb_lr_plateau state;
+        ROW(nb_lr_schedule_at, NB_ERR_INVALID, "a step schedule needs step_size > 0, got 0", nb_lr_schedule_at(&no_size, 0, 0.1, &value));
+        ROW(nb_lr_schedule_at, NB_ERR_INVALID, "a plateau schedule's rate depends on the metrics", nb_lr_schedule_at(&plateau, 0, 0.1, &value));
+        ROW(nb_lr_schedule_at, NB_ERR_INVALID, "step must be >= 0, got -1", nb_lr_schedule_at(&cosine, -1, 0.1, &value));
+        ROW(nb_lr_schedule_at, NB_ERR_INVALID, "base_lr must be finite and >= 0, got nan", nb_lr_schedule_at(&cosine, 0, NAN, &value));
+        ROW(nb_lr_schedule_at, NB_ERR_INVALID, "lr is NULL", nb_lr_schedule_at(&cosine, 0, 0.1, nullptr));
+        ROW(nb_lr_schedule_at, NB_ERR_INVALID, "schedule is NULL", nb_lr_schedule_at(nullptr, 0, 0.1, &value));
+        ROW(nb_lr_schedule_at, NB_ERR_INVALID, "needs gamma > 0, got -1", nb_lr_schedule_at(&bad_gamma, 0, 0.1, &value));
+        ROW(nb_lr_schedule_at, NB_ERR_INVALID, "step 5 is past the one-cycle schedule's total_steps 4", nb_lr_schedule_at(&one_cycle, 5, 0.1, &value));
+        ROW(nb_lr_schedule_at, NB_ERR_INVALID, "sets gamma = 0.5, which a cosine schedule does not read", nb_lr_schedule_at(&unread, 0, 0.1, &value));
+        ROW(nb_lr_schedule_at, NB_ERR_INVALID, "milestones must be >= 0 and in order, got 2 at 1 after 5", nb_lr_schedule_at(&milestones, 0, 0.1, &value));
+        ROW(nb_lr_schedule_at, NB_ERR_INVALID, "kind 40 is not an nb_lr_schedule_kind", nb_lr_schedule_at(&kind, 0, 0.1, &value));
+        ROW(nb_lr_one_cycle_momentum, NB_ERR_INVALID, "needs a one_cycle schedule, got cosine", nb_lr_one_cycle_momentum(&cosine, 0, &value));
+        ROW(nb_lr_one_cycle_momentum, NB_ERR_INVALID, "momentum is NULL", nb_lr_one_cycle_momentum(&one_cycle, 0, nullptr));
+        ROW(nb_lr_plateau_update, NB_ERR_INVALID, "a plateau schedule needs factor in [0, 1), got 2", nb_lr_plateau_update(&rising, &state, 1, &value));
+        ROW(nb_lr_plateau_update, NB_ERR_INVALID, "needs a plateau schedule, got cosine", nb_lr_plateau_update(&cosine, &state, 1, &value));
+        ROW(nb_lr_plateau_update, NB_ERR_INVALID, "state is NULL", nb_lr_plateau_update(&plateau, nullptr, 1, &value));
+        ROW(nb_lr_scheduler_create, NB_ERR_INVALID, "optimizer is NULL", nb_lr_scheduler_create(nullptr, &cosine, 1));
+        ROW(nb_lr_scheduler_create, NB_ERR_INVALID, "needs one schedule or one per group (1), got an array with n = 3", nb_lr_scheduler_create(opt, &cosine, 3));
+        ROW(nb_lr_scheduler_create, NB_ERR_INVALID, "a step schedule needs step_size > 0", nb_lr_scheduler_create(opt, &no_size, 1));
+        ROW(nb_lr_scheduler_step, NB_ERR_INVALID, "scheduler is NULL", nb_lr_scheduler_step(nullptr, 0));
+        ROW(nb_lr_scheduler_set_step, NB_ERR_INVALID, "scheduler is NULL", nb_lr_scheduler_set_step(nullptr, 0));
+    }
     ROW(nb_clip_grad_norm, NB_ERR_INVALID, "max_norm > 0", nb_clip_grad_norm(&d, 1, 0));
     ROW(nb_clip_grad_norm, NB_ERR_INVALID, "max_norm > 0", nb_clip_grad_norm(nullptr, 2, 1));
     ROW(nb_clip_grad_value, NB_ERR_INVALID, "clip_value >= 0, got 1 and -1", nb_clip_grad_value(&d, 1, -1));
@@ -708,7 +744,7 @@ void build_rows() {
                            "nb_is_leaf", "nb_grad", "nb_zero_grad", "nb_grad_fn_name", "nb_module_train",
                            "nb_module_is_training", "nb_module_type", "nb_module_free",
                            "nb_optimizer_zero_grad", "nb_optimizer_get_lr", "nb_optimizer_free",
-                           "nb_optimizer_num_groups",
+                           "nb_optimizer_num_groups", "nb_lr_scheduler_get_step", "nb_lr_scheduler_free",
                            "nb_generator_free", "nb_generator_seed", "nb_generator_offset",
                            "nb_batches_free", "nb_cpu_memory_stats_get", "nb_cuda_current_stream",
                            "nb_cuda_stream_handle", "nb_cuda_event_destroy", "nb_cuda_stream_destroy",

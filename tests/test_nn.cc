@@ -501,6 +501,139 @@ TEST(Optim, EveryRuleStepsBf16ThroughMasterCopies) {
     }
 }
 
+double schedule_at(const nb_lr_schedule &s, int64_t t, double base = 0.1) {
+    double lr = NAN;
+    EXPECT_EQ(nb_lr_schedule_at(&s, t, base, &lr), NB_OK) << nb_last_error();
+    return lr;
+}
+
+double half_factor(void *ctx, int64_t step) { return *(double *)ctx / (double)(step + 1); }
+
+// Each closed form against its formula at every step of a range, defaults
+// filled in as PyTorch's.
+TEST(Schedule, EveryClosedFormMatchesItsFormula) {
+    const double b = 0.1, pi = 3.14159265358979323846;
+    const int64_t milestones[] = {2, 5, 5, 9};
+    double two = 2;
+    for (int64_t t = 0; t < 40; t++) {
+        double x = (double)t;
+        EXPECT_DOUBLE_EQ(schedule_at({.kind = NB_LR_CONSTANT}, t), t < 5 ? b / 3 : b);
+        EXPECT_DOUBLE_EQ(schedule_at({.kind = NB_LR_STEP, .step_size = 3}, t), b * std::pow(0.1, t / 3));
+        int passed = (t >= 2) + 2 * (t >= 5) + (t >= 9);
+        EXPECT_DOUBLE_EQ(schedule_at({.kind = NB_LR_MULTI_STEP, .gamma = 0.5, .milestones = milestones, .n_milestones = 4}, t),
+                         b * std::pow(0.5, passed));
+        EXPECT_DOUBLE_EQ(schedule_at({.kind = NB_LR_EXPONENTIAL, .gamma = 0.9}, t), b * std::pow(0.9, x));
+        EXPECT_NEAR(schedule_at({.kind = NB_LR_LINEAR}, t), b * (1.0 / 3 + (2.0 / 3) * std::min(x, 5.0) / 5), 1e-16);
+        EXPECT_NEAR(schedule_at({.kind = NB_LR_POLYNOMIAL, .power = 2, .total_steps = 10}, t),
+                    b * std::pow(1 - std::min(x, 10.0) / 10, 2), 1e-16);
+        EXPECT_NEAR(schedule_at({.kind = NB_LR_COSINE, .min_lr = 0.01, .total_steps = 10}, t),
+                    0.01 + (b - 0.01) * (1 + std::cos(pi * x / 10)) / 2, 1e-16);
+        EXPECT_DOUBLE_EQ(schedule_at({.kind = NB_LR_LAMBDA, .fn = half_factor, .ctx = &two}, t), b * 2 / (x + 1));
+        // warm restarts by PyTorch's recursion: T_cur += 1, and at T_i a restart with T_i *= T_mult
+        int64_t cur = 0, period = 3;
+        for (int64_t k = 0; k < t; k++)
+            if (++cur >= period) cur = 0, period *= 2;
+        EXPECT_NEAR(schedule_at({.kind = NB_LR_COSINE_WARM_RESTARTS, .t0 = 3, .t_mult = 2}, t),
+                    b * (1 + std::cos(pi * (double)cur / (double)period)) / 2, 1e-16) << "step " << t;
+        // 4 warmup steps from a quarter of step 0's rate, then the step schedule at t - 4
+        double warm = t < 4 ? b * (0.25 + 0.75 * x / 4) : b * std::pow(0.1, (t - 4) / 3);
+        EXPECT_NEAR(schedule_at({.kind = NB_LR_STEP, .step_size = 3, .warmup_steps = 4, .warmup_start_factor = 0.25}, t),
+                    warm, 1e-16);
+    }
+    nb_lr_schedule literal_zero = {.kind = NB_LR_CONSTANT, .factor = NB_OPTIM_ZERO};
+    EXPECT_EQ(schedule_at(literal_zero, 0), 0);
+}
+
+// OneCycleLR's two and three phases, cosine and linear, against PyTorch's
+// phase table written out; momentum cycles on the optimizer's beta1.
+TEST(Schedule, OneCycleFollowsPytorchsPhases) {
+    const double pi = 3.14159265358979323846;
+    auto cos_anneal = [&](double a, double b, double pct) { return b + (a - b) / 2 * (std::cos(pi * pct) + 1); };
+    for (bool three : {false, true})
+        for (bool linear : {false, true}) {
+            nb_lr_schedule s = {.kind = NB_LR_ONE_CYCLE, .total_steps = 20, .max_lr = 1.0, .three_phase = three,
+                                .linear_anneal = linear};
+            double initial = 1.0 / 25, final = initial / 1e4;
+            std::vector<std::array<double, 3>> phases; // end step, start value, end value
+            if (three) phases = {{0.3 * 20 - 1, initial, 1}, {2 * 0.3 * 20 - 2, 1, initial}, {19, initial, final}};
+            else phases = {{0.3 * 20 - 1, initial, 1}, {19, 1, final}};
+            for (int64_t t = 0; t <= 20; t++) {
+                double start = 0, want = 0;
+                for (size_t i = 0; i < phases.size(); i++) {
+                    if ((double)t <= phases[i][0] || i == phases.size() - 1) {
+                        double pct = ((double)t - start) / (phases[i][0] - start);
+                        want = linear ? (phases[i][2] - phases[i][1]) * pct + phases[i][1]
+                                      : cos_anneal(phases[i][1], phases[i][2], pct);
+                        break;
+                    }
+                    start = phases[i][0];
+                }
+                EXPECT_NEAR(schedule_at(s, t), want, 1e-15) << "step " << t << " three " << three << " linear " << linear;
+            }
+            double lr;
+            EXPECT_EQ(nb_lr_schedule_at(&s, 21, 0.1, &lr), NB_ERR_INVALID);
+            EXPECT_NE(std::string(nb_last_error()).find("step 21 is past the one-cycle schedule's total_steps 20"),
+                      std::string::npos) << nb_last_error();
+        }
+    int64_t n = 2;
+    T p(nb_ones(1, &n, NB_F32, nb_cpu()));
+    nb_tensor *ps[] = {p};
+    nb_param_group g = {ps, 1, {}};
+    nb_optimizer *adam = nb_optimizer_create(NB_OPTIM_ADAM, &g, 1);
+    nb_lr_schedule s = {.kind = NB_LR_ONE_CYCLE, .total_steps = 10, .max_lr = 0.5};
+    nb_lr_scheduler *sched = nb_lr_scheduler_create(adam, &s, 1);
+    ASSERT_NE(sched, nullptr) << nb_last_error();
+    nb_optim_options o;
+    nb_optimizer_get_options(adam, 0, &o);
+    EXPECT_NEAR(o.lr, 0.5 / 25, 1e-16);
+    EXPECT_DOUBLE_EQ(o.beta1, 0.95) << "momentum starts at max_momentum";
+    for (int k = 0; k < 2; k++) ASSERT_EQ(nb_lr_scheduler_step(sched, 0), NB_OK);
+    nb_optimizer_get_options(adam, 0, &o);
+    EXPECT_DOUBLE_EQ(o.beta1, 0.85) << "the peak of the rate (step 2) is the trough of the momentum";
+    EXPECT_DOUBLE_EQ(o.lr, 0.5);
+    nb_lr_scheduler_free(sched);
+    nb_optimizer_free(adam);
+}
+
+// ReduceLROnPlateau against a hand trace: patience 2, cooldown 1, relative
+// threshold, min mode; and through the scheduler with a plateau group next to
+// a step group.
+TEST(Schedule, PlateauReducesAfterThePatienceAndCoolsDown) {
+    nb_lr_schedule s = {.kind = NB_LR_PLATEAU, .factor = 0.5, .min_lr = 0.02, .patience = 2, .cooldown = 1};
+    nb_lr_plateau state = {};
+    double lr = 0.1;
+    //                 better  bad  bad  bad -> reduce, cooldown  bad(cool)  bad  bad  bad -> reduce  NaN...
+    const double metrics[] = {1.0, 1.0, 0.99995, 1.2, 1.1, 1.1, 1.1, 1.1, NAN, NAN, NAN, NAN, NAN, NAN};
+    const double want[] = {0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.025, 0.02, 0.02, 0.02};
+    for (size_t i = 0; i < sizeof metrics / sizeof *metrics; i++) {
+        ASSERT_EQ(nb_lr_plateau_update(&s, &state, metrics[i], &lr), NB_OK) << nb_last_error();
+        EXPECT_DOUBLE_EQ(lr, want[i]) << "metric " << i;
+    }
+    int64_t n = 2;
+    T a(nb_ones(1, &n, NB_F32, nb_cpu())), b(nb_ones(1, &n, NB_F32, nb_cpu()));
+    nb_tensor *first[] = {a}, *second[] = {b};
+    nb_param_group groups[] = {{first, 1, {.lr = 0.1}}, {second, 1, {.lr = 1}}};
+    nb_optimizer *sgd = nb_optimizer_create(NB_OPTIM_SGD, groups, 2);
+    nb_lr_schedule both[] = {{.kind = NB_LR_PLATEAU, .patience = NB_LR_NO_PATIENCE}, {.kind = NB_LR_STEP, .step_size = 1}};
+    nb_lr_scheduler *sched = nb_lr_scheduler_create(sgd, both, 2);
+    ASSERT_NE(sched, nullptr) << nb_last_error();
+    ASSERT_EQ(nb_lr_scheduler_step(sched, 1.0), NB_OK);
+    ASSERT_EQ(nb_lr_scheduler_step(sched, 2.0), NB_OK); // no patience: reduced at once
+    nb_optim_options o;
+    nb_optimizer_get_options(sgd, 0, &o);
+    EXPECT_DOUBLE_EQ(o.lr, 0.01);
+    nb_optimizer_get_options(sgd, 1, &o);
+    EXPECT_DOUBLE_EQ(o.lr, 0.01);
+    EXPECT_EQ(nb_lr_scheduler_get_step(sched), 2);
+    ASSERT_EQ(nb_lr_scheduler_set_step(sched, 0), NB_OK);
+    nb_optimizer_get_options(sgd, 1, &o);
+    EXPECT_DOUBLE_EQ(o.lr, 1);
+    nb_optimizer_get_options(sgd, 0, &o);
+    EXPECT_DOUBLE_EQ(o.lr, 0.01) << "a plateau group keeps its rate";
+    nb_lr_scheduler_free(sched);
+    nb_optimizer_free(sgd);
+}
+
 // Two classes of 8x8 single-channel images, bright top or bright bottom:
 // a conv net must drive its loss well down in a few dozen steps.
 TEST(Training, SmallConvNetLossFalls) {

@@ -140,6 +140,108 @@ nb_status nb_clip_grad_value(nb_tensor *const *params, int n, double clip_value)
 double nb_lr_warmup_cosine(int64_t step, int64_t warmup_steps, int64_t total_steps, double max_lr,
                            double min_lr);
 
+/* ---- learning-rate schedules (PyTorch's lr_scheduler classes) ----
+ *
+ * The rate of step t (from 0) as a function of the group's base rate b,
+ * PyTorch's closed forms; a field left 0 takes the default in brackets:
+ *   NB_LR_CONSTANT     b factor [1/3] for t < total_steps [5], then b     (ConstantLR)
+ *   NB_LR_STEP         b gamma [0.1]^floor(t / step_size)                  (StepLR)
+ *   NB_LR_MULTI_STEP   b gamma [0.1]^(milestones <= t), milestones rising  (MultiStepLR)
+ *   NB_LR_EXPONENTIAL  b gamma [0.1]^t                                    (ExponentialLR)
+ *   NB_LR_LINEAR       b (s + (e - s) min(t, T) / T): start_factor s [1/3],
+ *                      end_factor e [1], total_steps T [5]                  (LinearLR)
+ *   NB_LR_POLYNOMIAL   b (1 - min(t, T) / T)^power [1], total_steps T [5]   (PolynomialLR)
+ *   NB_LR_COSINE       m + (b - m) (1 + cos(pi t / T)) / 2: min_lr m,
+ *                      total_steps T (T_max)                               (CosineAnnealingLR)
+ *   NB_LR_COSINE_WARM_RESTARTS  the cosine over periods T_i of t0 steps,
+ *                      each t_mult [1] times the last                     (CosineAnnealingWarmRestarts)
+ *   NB_LR_ONE_CYCLE    from max_lr / div_factor [25] up to max_lr over pct_start [0.3]
+ *                      of total_steps, then down to that / final_div_factor [1e4]
+ *                      (three_phase: back to the start, then down), cosine or linear
+ *                      annealing; momentum (or beta1) cycles inversely between
+ *                      max_momentum [0.95] and base_momentum [0.85] unless
+ *                      keep_momentum; b is not read                       (OneCycleLR)
+ *   NB_LR_PLATEAU      by factor [0.1] when the metric has not improved (mode min, or
+ *                      max with mode_max) by threshold [1e-4] (relative, or absolute with
+ *                      threshold_abs) for more than patience [10; NB_LR_NO_PATIENCE for 0]
+ *                      steps, then waits cooldown steps; never below min_lr, nor by less
+ *                      than eps [1e-8]
+ *                                                                         (ReduceLROnPlateau)
+ *   NB_LR_LAMBDA       b fn(ctx, t)                                       (LambdaLR)
+ * warmup_steps w > 0 puts a linear warmup first (SequentialLR of LinearLR and
+ * the schedule): for t < w the rate is r0 (s + (1 - s) t / w) with s =
+ * warmup_start_factor [1/3] and r0 the schedule's rate at its step 0; from t = w
+ * the schedule runs at t - w. */
+typedef enum nb_lr_schedule_kind {
+    NB_LR_CONSTANT,
+    NB_LR_STEP,
+    NB_LR_MULTI_STEP,
+    NB_LR_EXPONENTIAL,
+    NB_LR_LINEAR,
+    NB_LR_POLYNOMIAL,
+    NB_LR_COSINE,
+    NB_LR_COSINE_WARM_RESTARTS,
+    NB_LR_ONE_CYCLE,
+    NB_LR_PLATEAU,
+    NB_LR_LAMBDA,
+    NB_LR_KINDS
+} nb_lr_schedule_kind;
+
+#define NB_LR_NO_PATIENCE (-1)
+
+/* A field the kind does not read must stay 0 (NB_ERR_INVALID otherwise);
+ * NB_OPTIM_ZERO asks for a literal 0 in a double whose default is not. */
+typedef struct nb_lr_schedule {
+    nb_lr_schedule_kind kind;
+    double gamma, factor, start_factor, end_factor, power, min_lr;
+    int64_t step_size, total_steps;
+    const int64_t *milestones;
+    int n_milestones;
+    int64_t t0, t_mult;
+    double max_lr, pct_start, div_factor, final_div_factor, base_momentum, max_momentum;
+    bool three_phase, linear_anneal, keep_momentum;
+    int64_t patience, cooldown;
+    double threshold, eps;
+    bool mode_max, threshold_abs;
+    double (*fn)(void *ctx, int64_t step);
+    void *ctx;
+    int64_t warmup_steps;
+    double warmup_start_factor;
+} nb_lr_schedule;
+
+/* The rate of step (>= 0) for base rate base_lr into *lr; rejects settings
+ * out of range (NB_ERR_INVALID naming the field), a one-cycle step past
+ * total_steps, and NB_LR_PLATEAU (its rate depends on the metrics). */
+nb_status nb_lr_schedule_at(const nb_lr_schedule *s, int64_t step, double base_lr, double *lr);
+
+/* A one-cycle schedule's momentum (beta1) at step into *momentum, the value
+ * a scheduler sets unless keep_momentum. */
+nb_status nb_lr_one_cycle_momentum(const nb_lr_schedule *s, int64_t step, double *momentum);
+
+/* ReduceLROnPlateau's state: the best metric and the counters. */
+typedef struct nb_lr_plateau {
+    double best;
+    int64_t bad_steps, cooldown_left;
+    bool started;
+} nb_lr_plateau;
+/* One metric: updates state and *lr (reduced when the patience ran out). */
+nb_status nb_lr_plateau_update(const nb_lr_schedule *s, nb_lr_plateau *state, double metric, double *lr);
+
+/* A scheduler sets the rates of opt's groups at each step: schedules has one
+ * schedule for every group or n = 1 for all; the base rates are the groups'
+ * rates now. Creating it sets step 0's rates (PyTorch's constructor does).
+ * It does not own opt, which must outlive it. */
+typedef struct nb_lr_scheduler nb_lr_scheduler;
+nb_lr_scheduler *nb_lr_scheduler_create(nb_optimizer *opt, const nb_lr_schedule *schedules, int n);
+/* Advances one step and sets every group's rate; metric is read by
+ * NB_LR_PLATEAU groups only (pass 0 otherwise). A failure changes nothing. */
+nb_status nb_lr_scheduler_step(nb_lr_scheduler *s, double metric);
+/* The step the rates are of; moving to step (resuming from a checkpoint)
+ * sets the rates of the closed forms (plateau groups keep theirs). */
+int64_t nb_lr_scheduler_get_step(const nb_lr_scheduler *s);
+nb_status nb_lr_scheduler_set_step(nb_lr_scheduler *s, int64_t step);
+void nb_lr_scheduler_free(nb_lr_scheduler *s);
+
 #ifdef __cplusplus
 }
 #endif

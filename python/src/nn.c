@@ -300,6 +300,106 @@ static PyObject *py_lr_warmup_cosine(PyObject *self, PyObject *args) {
     return PyFloat_FromDouble(nb_lr_warmup_cosine(step, warmup, total, max_lr, min_lr));
 }
 
+/* ---- learning-rate schedules ---- */
+
+/* A schedule from the dict d: "kind", the nb_lr_schedule fields by name,
+ * "milestones" (a sequence of ints, into *milestones: PyMem_Free it) and "fn"
+ * (a callable of the step giving the factor, borrowed from d). */
+static double call_lambda(void *ctx, int64_t step) {
+    PyObject *r = PyErr_Occurred() ? NULL : PyObject_CallFunction((PyObject *)ctx, "L", (long long)step);
+    double v = r ? PyFloat_AsDouble(r) : NAN;
+    Py_XDECREF(r);
+    return PyErr_Occurred() ? NAN : v;
+}
+
+static int schedule_from_dict(PyObject *d, const char *fn, nb_lr_schedule *s, int64_t **milestones) {
+    *s = (nb_lr_schedule){0};
+    *milestones = NULL;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        const char *name = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        if (!name) return PyErr_Occurred() ? -1 : (PyErr_Format(PyExc_TypeError, "%s: field names are str", fn), -1);
+        if (!strcmp(name, "kind")) {
+            const char *kind = PyUnicode_Check(value) ? PyUnicode_AsUTF8(value) : NULL;
+            int k = kind ? nb__lr_schedule_kind(kind) : -1;
+            if (k < 0) return PyErr_Format(PyExc_ValueError, "%s: unknown schedule kind %R", fn, value), -1;
+            s->kind = (nb_lr_schedule_kind)k;
+        } else if (!strcmp(name, "fn")) {
+            if (!PyCallable_Check(value)) return PyErr_Format(PyExc_TypeError, "%s: fn must be callable", fn), -1;
+            s->fn = call_lambda, s->ctx = value;
+        } else if (!strcmp(name, "milestones")) {
+            Py_ssize_t count = PyObject_Length(value);
+            if (count < 0 || count > INT32_MAX) return PyErr_Occurred() ? -1 : (PyErr_NoMemory(), -1);
+            int64_t *m = PyMem_Malloc(sizeof *m * (size_t)(count + 1));
+            int n = m ? nbp_int64s(value, (int)count, fn, "milestones", m) : (PyErr_NoMemory(), -1);
+            if (n < 0) return PyMem_Free(m), -1;
+            *milestones = m, s->milestones = m, s->n_milestones = n;
+        } else {
+            double v;
+            if (nbp_double_arg(value, fn, name, &v) < 0) return -1;
+            int r = nb__lr_schedule_set(s, name, v == 0 ? NB_OPTIM_ZERO : v);
+            if (r == -1) return PyErr_Format(PyExc_ValueError, "%s: unknown schedule field '%s'", fn, name), -1;
+            if (r == -2) return PyErr_Format(PyExc_ValueError, "%s: %s must be an integer, got %g", fn, name, v), -1;
+        }
+    }
+    return 0;
+}
+
+/* lr_schedule_at(schedule, step, base_lr) -> the rate of step */
+static PyObject *py_lr_schedule_at(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *d;
+    long long step;
+    double base, lr = 0;
+    nb_lr_schedule s;
+    int64_t *milestones;
+    if (!PyArg_ParseTuple(args, "O!Ld:lr_schedule_at", &PyDict_Type, &d, &step, &base) ||
+        schedule_from_dict(d, "lr_schedule_at", &s, &milestones) < 0)
+        return NULL;
+    nb_status status = nb_lr_schedule_at(&s, step, base, &lr);
+    PyMem_Free(milestones);
+    if (PyErr_Occurred()) return NULL; /* raised by fn */
+    return status == NB_OK ? PyFloat_FromDouble(lr) : nbp_raise();
+}
+
+/* lr_one_cycle_momentum(schedule, step) -> the momentum of step */
+static PyObject *py_lr_one_cycle_momentum(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *d;
+    long long step;
+    double m = 0;
+    nb_lr_schedule s;
+    int64_t *milestones;
+    if (!PyArg_ParseTuple(args, "O!L:lr_one_cycle_momentum", &PyDict_Type, &d, &step) ||
+        schedule_from_dict(d, "lr_one_cycle_momentum", &s, &milestones) < 0)
+        return NULL;
+    nb_status status = nb_lr_one_cycle_momentum(&s, step, &m);
+    PyMem_Free(milestones);
+    return status == NB_OK ? PyFloat_FromDouble(m) : nbp_raise();
+}
+
+/* lr_plateau_update(schedule, state, metric, lr) -> (lr, state); state a
+ * (best, bad_steps, cooldown_left) tuple or None at first */
+static PyObject *py_lr_plateau_update(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *d, *state_o;
+    double metric, lr;
+    nb_lr_schedule s;
+    int64_t *milestones;
+    nb_lr_plateau state = {0};
+    if (!PyArg_ParseTuple(args, "O!Odd:lr_plateau_update", &PyDict_Type, &d, &state_o, &metric, &lr)) return NULL;
+    long long bad = 0, cooldown = 0;
+    if (state_o != Py_None && !PyArg_ParseTuple(state_o, "dLL:lr_plateau_update", &state.best, &bad, &cooldown))
+        return NULL;
+    state.bad_steps = bad, state.cooldown_left = cooldown, state.started = state_o != Py_None;
+    if (schedule_from_dict(d, "lr_plateau_update", &s, &milestones) < 0) return NULL;
+    nb_status status = nb_lr_plateau_update(&s, &state, metric, &lr);
+    PyMem_Free(milestones);
+    if (status != NB_OK) return nbp_raise();
+    return Py_BuildValue("d(dLL)", lr, state.best, (long long)state.bad_steps, (long long)state.cooldown_left);
+}
+
 /* init_(kind, tensor, a, b, generator): in place, without autograd */
 static PyObject *py_init(PyObject *self, PyObject *args) {
     (void)self;
@@ -425,6 +525,15 @@ static PyMethodDef nn_methods[] = {
     {"lr_warmup_cosine", py_lr_warmup_cosine, METH_VARARGS,
      "lr_warmup_cosine(step, warmup_steps, total_steps, max_lr, min_lr) -> float: linear warmup, then "
      "a cosine down to min_lr."},
+    {"lr_schedule_at", py_lr_schedule_at, METH_VARARGS,
+     "lr_schedule_at(schedule, step, base_lr) -> float: the rate of step of a schedule given as a dict of "
+     "'kind' ('constant', 'step', 'multi_step', 'exponential', 'linear', 'polynomial', 'cosine', "
+     "'cosine_warm_restarts', 'one_cycle', 'lambda') and nb_lr_schedule's fields (0 is a literal 0)."},
+    {"lr_one_cycle_momentum", py_lr_one_cycle_momentum, METH_VARARGS,
+     "lr_one_cycle_momentum(schedule, step) -> float: a 'one_cycle' schedule's momentum at step."},
+    {"lr_plateau_update", py_lr_plateau_update, METH_VARARGS,
+     "lr_plateau_update(schedule, state, metric, lr) -> (lr, state): one metric of a 'plateau' schedule; "
+     "state is None at first."},
     {"init_", py_init, METH_VARARGS,
      "init_(kind, tensor, a=0, b=0, generator=None): 'kaiming_normal' (a = fan_in), 'normal' (mean a, "
      "std b) or 'constant' (a), in place."},

@@ -179,3 +179,109 @@ def test_bad_settings_name_the_problem():
         nb._C.Optimizer("sgd", [{"params": [p], "bogus": 1}])
     with pytest.raises(ValueError, match="unknown kind 'adamq'"):
         nb._C.Optimizer("adamq", [])
+
+
+# name: (nabla's and PyTorch's arguments); each runs over two groups of their own base rates
+TORCH_SCHEDULES = {
+    "ConstantLR": {"factor": 0.5, "total_iters": 4},
+    "StepLR": {"step_size": 3, "gamma": 0.5},
+    "MultiStepLR": {"milestones": [2, 5, 9], "gamma": 0.3},
+    "ExponentialLR": {"gamma": 0.9},
+    "LinearLR": {"start_factor": 0.25, "end_factor": 0.9, "total_iters": 7},
+    "PolynomialLR": {"total_iters": 8, "power": 2.0},
+    "CosineAnnealingLR": {"T_max": 6, "eta_min": 0.001},
+    "CosineAnnealingWarmRestarts": {"T_0": 3, "T_mult": 2, "eta_min": 0.002},
+    "OneCycleLR": {"max_lr": [0.5, 0.05], "total_steps": 20},
+    "OneCycleLR_three_linear": {"max_lr": 0.5, "total_steps": 20, "three_phase": True, "anneal_strategy": "linear"},
+    "LambdaLR": {"lr_lambda": [lambda t: 0.9 ** t, lambda t: 1 / (t + 1)]},
+}
+
+
+def schedule_rates(module, name, kwargs, steps, opt_name="SGD"):
+    Sched = getattr(module.optim.lr_scheduler, name.split("_")[0])
+    if module is torch:
+        params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))]
+    else:
+        params = [nn.Parameter(nb.zeros(2)), nn.Parameter(nb.zeros(2))]
+    extra = {"momentum": 0.9} if opt_name == "SGD" else {}
+    opt = getattr(module.optim, opt_name)([{"params": params[:1], "lr": 0.1}, {"params": params[1:], "lr": 0.02}],
+                                          **extra)
+    sched = Sched(opt, **kwargs)
+    rates, momenta = [], []
+    for _ in range(steps):
+        rates.append([g["lr"] for g in opt.param_groups])
+        momenta.append([g.get("momentum", g.get("betas", (None,))[0]) for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    return rates, momenta
+
+
+@needs_torch
+@pytest.mark.parametrize("name", sorted(TORCH_SCHEDULES))
+def test_each_schedule_follows_pytorch_per_group(name):
+    steps = 20 if name.startswith("OneCycle") else 30
+    got, got_m = schedule_rates(nb, name, TORCH_SCHEDULES[name], steps)
+    want, want_m = schedule_rates(torch, name, TORCH_SCHEDULES[name], steps)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15, err_msg=name)
+    np.testing.assert_allclose(got_m, want_m, rtol=1e-9, err_msg=name + " momentum")
+
+
+@needs_torch
+def test_one_cycle_cycles_adams_beta1_and_warmup_precedes_any_schedule():
+    got, got_m = schedule_rates(nb, "OneCycleLR", {"max_lr": 0.3, "total_steps": 15}, 15, "Adam")
+    want, want_m = schedule_rates(torch, "OneCycleLR", {"max_lr": 0.3, "total_steps": 15}, 15, "Adam")
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    np.testing.assert_allclose(got_m, want_m, rtol=1e-9)
+    # a linear warmup of 4 steps before StepLR is SequentialLR([LinearLR, StepLR], milestones=[4])
+    p = nn.Parameter(nb.zeros(2))
+    opt = nb.optim.SGD([p], lr=0.1)
+    sched = nb.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5, warmup_steps=4, warmup_start_factor=0.2)
+    q = torch.nn.Parameter(torch.zeros(2))
+    topt = torch.optim.SGD([q], lr=0.1)
+    tsched = torch.optim.lr_scheduler.SequentialLR(topt, [
+        torch.optim.lr_scheduler.LinearLR(topt, start_factor=0.2, total_iters=4),
+        torch.optim.lr_scheduler.StepLR(topt, step_size=3, gamma=0.5)], milestones=[4])
+    for _ in range(15):
+        assert opt.param_groups[0]["lr"] == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12)
+        opt.step(), topt.step()
+        sched.step(), tsched.step()
+
+
+@needs_torch
+@pytest.mark.parametrize("kwargs", [{}, {"mode": "max", "threshold_mode": "abs", "threshold": 0.05, "patience": 0,
+                                         "cooldown": 2, "factor": 0.5, "min_lr": 0.004}])
+def test_reduce_on_plateau_follows_pytorch(rng, kwargs):
+    metrics = np.concatenate([np.linspace(1, 0.5, 5), np.full(30, 0.5), rng.uniform(0, 1, 20)])
+    rates = []
+    for module in (nb, torch):
+        p = nn.Parameter(nb.zeros(2)) if module is nb else torch.nn.Parameter(torch.zeros(2))
+        opt = module.optim.SGD([p], lr=0.1)
+        sched = module.optim.lr_scheduler.ReduceLROnPlateau(opt, **kwargs)
+        out = []
+        for m in metrics:
+            sched.step(float(m))
+            out.append(opt.param_groups[0]["lr"])
+        rates.append(out)
+    np.testing.assert_allclose(rates[0], rates[1], rtol=1e-12)
+    assert min(rates[0]) < 0.1
+
+
+def test_schedules_reject_bad_settings():
+    p = nn.Parameter(nb.zeros(2))
+    opt = nb.optim.SGD([p], lr=0.1)
+    with pytest.raises(ValueError, match="step_size > 0"):
+        nb.optim.lr_scheduler.StepLR(opt, step_size=0)
+    with pytest.raises(ValueError, match="milestones must be >= 0 and in order"):
+        nb._C.lr_schedule_at({"kind": "multi_step", "milestones": [3, 1]}, 0, 0.1)
+    with pytest.raises(ValueError, match="past the one-cycle schedule's total_steps 4"):
+        sched = nb.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=4)
+        for _ in range(5):
+            sched.step()
+    with pytest.raises(ValueError, match="sets gamma = 0.5, which a cosine schedule does not read"):
+        nb._C.lr_schedule_at({"kind": "cosine", "total_steps": 3, "gamma": 0.5}, 0, 0.1)
+    with pytest.raises(ZeroDivisionError):
+        nb.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 / t)
+    with pytest.raises(ValueError, match="factor in \\[0, 1\\)"):
+        nb.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=1.5)
+    with pytest.raises(ValueError, match="cycle_momentum needs an optimizer with momentum or betas"):
+        nb.optim.lr_scheduler.OneCycleLR(nb.optim.Adagrad([p]), max_lr=1.0, total_steps=4)

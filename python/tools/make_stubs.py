@@ -73,10 +73,12 @@ def main():
         lines.append(signature(name, op.__doc__, False))
     for name in ("manual_seed", "set_grad_enabled", "is_grad_enabled", "cuda_device_count", "cuda_synchronize",
                  "cpu_memory_stats", "use_deterministic_algorithms", "promote_types", "clip_grad_norm_", "clip_grad_value_",
-                 "lr_warmup_cosine", "init_", "safetensors_save", "safetensors_load", "fashion_mnist"):
+                 "lr_warmup_cosine", "lr_schedule_at", "lr_one_cycle_momentum", "lr_plateau_update", "init_", "safetensors_save", "safetensors_load", "fashion_mnist"):
         lines.append(f"def {name}(*args: Any) -> Any: ...")
-    lines += ["class Optimizer:", "    lr: float", "    def __init__(self, *args: Any, **kwargs: Any) -> None: ...",
+    lines += ["class Optimizer:", "    def __init__(self, *args: Any, **kwargs: Any) -> None: ...",
               "    def step(self) -> None: ...", "    def zero_grad(self) -> None: ...",
+              "    def options(self, group: int) -> dict: ...",
+              "    def set_options(self, group: int, options: dict) -> None: ...",
               "    def state(self, i: int) -> dict: ...", "    def set_state(self, i: int, state: dict) -> None: ...",
               "class ProcessGroup:",
               "    def __init__(self, timeout: float = ..., unchecked: bool = ...) -> None: ...",

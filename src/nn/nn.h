@@ -34,6 +34,11 @@ nb_status nb__optimizer_resolve(const char *fn, nb_optimizer_kind kind, int grou
 const char *nb__optimizer_option_name(int k);
 double nb__optimizer_option_get(const nb_optim_options *o, int k);
 void nb__optimizer_option_set(nb_optim_options *o, int k, double v);
+/* The schedule kind named name ("step", "one_cycle", ...; -1 if none), and
+ * a number, integer or flag of a schedule by its field name (-1: no such
+ * field; -2: not an integer where one is needed). */
+int nb__lr_schedule_kind(const char *name);
+int nb__lr_schedule_set(nb_lr_schedule *s, const char *name, double value);
 /* A new zero (or initial-accumulator) state slot for parameter i. */
 nb_status nb__optimizer_new_slot(const nb_optimizer *opt, int i, int slot, nb_tensor **out);
 
