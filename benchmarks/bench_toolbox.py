@@ -1,11 +1,13 @@
 """The training toolbox on the CPU beside PyTorch, in one process, as JSON lines: sorting,
-selection, scans, sampling, the fused losses and activations (forward and backward).
+selection, scans, sampling, the fused losses and activations (forward and backward), and the
+optimizer steps over --optim-params parameters in 50 tensors.
 
 Each op runs alternately in nabla and in PyTorch on the same values (a warm-up, then --repeat
 rounds); a line gives both medians in ms and ratio = PyTorch's time / nabla's (above 1: nabla is
 faster).
 
-    python benchmarks/bench_toolbox.py [--repeat N] [--threads T] [--only sort|loss|activation]
+    python benchmarks/bench_toolbox.py [--repeat N] [--threads T] [--only sort|loss|activation|optim]
+                                       [--optim-params N]
 """
 import argparse
 import json
@@ -40,7 +42,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--threads", type=int, default=0, help="PyTorch's threads (0: its default)")
-    parser.add_argument("--only", choices=("sort", "loss", "activation"), help="one group of benchmarks")
+    parser.add_argument("--only", choices=("sort", "loss", "activation", "optim"), help="one group of benchmarks")
+    parser.add_argument("--optim-params", type=int, default=100_000_000,
+                        help="the parameters the optimizer benchmarks step, in 50 tensors")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -51,6 +55,8 @@ def main():
         losses(rng, args.repeat)
     if args.only in (None, "activation"):
         activations(rng, args.repeat)
+    if args.only in (None, "optim"):
+        optimizers(rng, args.repeat, args.optim_params)
 
 
 def with_backward(fn, *tensors):
@@ -72,6 +78,46 @@ def losses(rng, r):
         compare(name, "2^22", with_backward(lambda a, b, n=name: getattr(F, n)(a, b), x, t),
                 with_backward(lambda a, b, n=name: getattr(TF, n)(a, b), tx, tt), r,
                 **{"pass": "forward+backward"})
+
+
+def torch_lion(params, lr, betas=(0.9, 0.99), weight_decay=0.0):
+    """Lion as PyTorch users write it (torch has none): one step over params with .grad."""
+    state = {}
+
+    def step():
+        with torch.no_grad():
+            for p in params:
+                m = state.setdefault(p, torch.zeros_like(p))
+                p.mul_(1 - lr * weight_decay)
+                update = m.mul(betas[0]).add_(p.grad, alpha=1 - betas[0]).sign_()
+                p.add_(update, alpha=-lr)
+                m.mul_(betas[1]).add_(p.grad, alpha=1 - betas[1])
+    return step
+
+
+def optimizers(rng, r, total):
+    """One step of each rule over total f32 parameters in 50 tensors, gradients set once."""
+    sizes = [total // 50] * 50
+    values = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    grads = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    ours = [nb.nn.Parameter(nb.tensor(v)) for v in values]
+    theirs = [torch.nn.Parameter(torch.from_numpy(v.copy())) for v in values]
+    for p, q, g in zip(ours, theirs, grads):
+        p.grad, q.grad = nb.tensor(g), torch.from_numpy(g)
+    rules = [("AdamW", dict(lr=1e-4, weight_decay=0.01)), ("Adam", dict(lr=1e-4)), ("SGD", dict(lr=1e-4, momentum=0.9)),
+             ("RMSprop", dict(lr=1e-4, momentum=0.9, centered=True)), ("Adagrad", dict(lr=1e-4)),
+             ("NAdam", dict(lr=1e-4)), ("RAdam", dict(lr=1e-4))]
+    shape = f"{total // 1_000_000}M in 50"
+    for name, kw in rules:
+        opt = getattr(nb.optim, name)(ours, **kw)
+        for foreach in (False, True):
+            ref = getattr(torch.optim, name)(theirs, foreach=foreach, **kw)
+            compare(name.lower(), shape, opt.step, ref.step, r, **{"pass": "step", "torch_foreach": foreach})
+            del ref
+        del opt
+    opt = nb.optim.Lion(ours, lr=1e-4, weight_decay=0.01)
+    compare("lion", shape, opt.step, torch_lion(theirs, 1e-4, weight_decay=0.01), r,
+            **{"pass": "step", "torch_foreach": False})
 
 
 def activations(rng, r):

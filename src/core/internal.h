@@ -197,19 +197,22 @@ const char *nb__op_fn(nb_op op);
 /* One optimizer step of one parameter (src/core/optim_update.h), the
  * group's options resolved and the step's coefficients worked out on the
  * host:
+ *   decay, l2             p *= decay, g += l2 p: weight decay decoupled
+ *                         (decay 1 - lr wd, l2 0) or coupled (1 and wd)
  *   bias_correction1, 2   1 - beta^t at the parameter's step t
  *   coef1, coef2          Adagrad: coef1 = lr / (1 + (t - 1) lr_decay);
  *                         NAdam: the gradient's and momentum's step sizes;
  *                         RAdam: coef1 = the rectification r_t, 0 before
- *                         the variance is tractable (rho_t <= 5)
- *   first                 SGD: the momentum buffer starts as g
- *   slots                 the state tensors present (1 << slot) */
+ *                         the variance is tractable (rho_t <= 5), and
+ *                         coef2 = r_t sqrt(bc2)
+ *   ftrl_l2               FTRL's lambda2
+ *   first                 SGD: the momentum buffer starts as g */
 typedef struct nb_optim_attrs {
     int kind; /* nb_optimizer_kind */
-    double lr, weight_decay, momentum, dampening, beta1, beta2, eps;
-    double l1, l2, beta, lr_power;
+    double lr, decay, l2, momentum, dampening, beta1, beta2, eps;
+    double l1, ftrl_l2, beta, lr_power;
     double bias_correction1, bias_correction2, coef1, coef2;
-    bool nesterov, amsgrad, centered, decoupled, maximize, first;
+    bool nesterov, amsgrad, centered, maximize, first;
 } nb_optim_attrs;
 
 typedef union nb_attrs {

@@ -4,7 +4,8 @@
  * (nb_optim_attrs: the coefficients worked out on the host for the step t
  * of the parameter). PyTorch's formulas; bc1, bc2 are 1 - beta^t:
  *
- *   every rule  g = -g if maximize;  decoupled: p *= 1 - lr wd, else g += wd p
+ *   every rule  g = -g if maximize;  p *= decay;  g += l2 p  (decoupled weight
+ *               decay: decay = 1 - lr wd and l2 = 0; else decay = 1 and l2 = wd)
  *   sgd       s0 = first ? g : momentum s0 + (1 - dampening) g
  *             g = nesterov ? g + momentum s0 : s0 (with momentum);  p -= lr g
  *   adam      s0 = b1 s0 + (1 - b1) g;  s1 = b2 s1 + (1 - b2) g^2
@@ -23,12 +24,14 @@
  *   nadam     s0, s1 as adam;  r = sqrt(s1 / bc2) + eps
  *             p -= coef1 g / r + coef2 s0 / r
  *   radam     s0, s1 as adam;  m = s0 / bc1
- *             p -= lr m coef1 sqrt(bc2) / (sqrt(s1) + eps) if coef1 > 0, else lr m
+ *             p -= lr m coef2 / (sqrt(s1) + eps) if coef1 > 0 (coef2 = coef1 sqrt(bc2)), else lr m
  *   lion      p -= lr sign(b1 s0 + (1 - b1) g);  s0 = b2 s0 + (1 - b2) g
  *   ftrl      (Keras's form; s0 the accumulator n, s1 the linear term z)
  *             n' = s0 + g^2;  s1 += g - (n'^-lr_power - s0^-lr_power) / lr p;  s0 = n'
  *             p = |s1| <= l1 ? 0 : (sign(s1) l1 - s1) / ((n'^-lr_power + beta) / lr + 2 l2)
- */
+ * The settings' branches are selects, so that a loop over one rule
+ * vectorizes; a slot the settings leave unused is scratch (the CPU) or not
+ * stored (CUDA), so computing it anyway is harmless. */
 #ifndef NABLA_OPTIM_UPDATE_H
 #define NABLA_OPTIM_UPDATE_H
 
@@ -54,21 +57,16 @@
         s[1] += g - (root - name##_ftrl_power(s[0], power)) / lr * p;                            \
         s[0] = n;                                                                                \
         T l1 = (T)a->l1;                                                                         \
-        if (fabs(s[1]) <= l1) return (T)0;                                                       \
-        return (name##_sign(s[1]) * l1 - s[1]) / ((root + (T)a->beta) / lr + 2 * (T)a->l2);      \
+        T w = (name##_sign(s[1]) * l1 - s[1]) / ((root + (T)a->beta) / lr + 2 * (T)a->ftrl_l2);  \
+        return fabs(s[1]) <= l1 ? (T)0 : w;                                                      \
     }                                                                                            \
     NB_OPTIM_HD T name##_rmsprop(const nb_optim_attrs *a, T p, T g, T *s) {                      \
         T alpha = (T)a->beta2, lr = (T)a->lr;                                                    \
         s[0] = alpha * s[0] + (1 - alpha) * g * g;                                               \
-        T centered = 0;                                                                          \
-        if (a->centered) {                                                                       \
-            s[2] = alpha * s[2] + (1 - alpha) * g;                                               \
-            centered = s[2] * s[2];                                                              \
-        }                                                                                        \
-        T r = sqrt(s[0] - centered) + (T)a->eps;                                                 \
-        if (a->momentum <= 0) return p - lr * g / r;                                             \
+        s[2] = alpha * s[2] + (1 - alpha) * g;                                                   \
+        T r = sqrt(s[0] - (a->centered ? s[2] * s[2] : (T)0)) + (T)a->eps;                       \
         s[1] = (T)a->momentum * s[1] + g / r;                                                    \
-        return p - lr * s[1];                                                                    \
+        return a->momentum > 0 ? p - lr * s[1] : p - lr * g / r;                                 \
     }                                                                                            \
     /* the first and second moments of the Adam family */                                      \
     NB_OPTIM_HD void name##_moments(const nb_optim_attrs *a, T g, T *s) {                        \
@@ -76,21 +74,21 @@
         s[0] = b1 * s[0] + (1 - b1) * g;                                                         \
         s[1] = b2 * s[1] + (1 - b2) * g * g;                                                     \
     }                                                                                            \
-    NB_OPTIM_HD T name##_rule(const nb_optim_attrs *a, T p, T g, T *s) {                         \
+    /* kind is a->kind; a constant there lets a loop over one rule inline it */                 \
+    NB_OPTIM_HD T name##_rule(const nb_optim_attrs *a, int kind, T p, T g, T *s) {               \
         T lr = (T)a->lr, eps = (T)a->eps;                                                        \
-        switch (a->kind) {                                                                       \
-        case NB_OPTIM_SGD:                                                                       \
-            if (a->momentum > 0) {                                                               \
-                T momentum = (T)a->momentum;                                                     \
-                s[0] = a->first ? g : momentum * s[0] + (T)(1 - a->dampening) * g;               \
-                g = a->nesterov ? g + momentum * s[0] : s[0];                                    \
-            }                                                                                    \
-            return p - lr * g;                                                                   \
+        switch (kind) {                                                                          \
+        case NB_OPTIM_SGD: {                                                                     \
+            T momentum = (T)a->momentum;                                                         \
+            s[0] = a->first ? g : momentum * s[0] + (T)(1 - a->dampening) * g;                   \
+            T step = a->nesterov ? g + momentum * s[0] : s[0];                                   \
+            return p - lr * (a->momentum > 0 ? step : g);                                        \
+        }                                                                                        \
         case NB_OPTIM_ADAM:                                                                      \
         case NB_OPTIM_ADAMW: {                                                                   \
             name##_moments(a, g, s);                                                             \
-            T v = s[1];                                                                          \
-            if (a->amsgrad) v = s[2] = s[2] > s[1] ? s[2] : s[1];                                \
+            s[2] = s[2] > s[1] ? s[2] : s[1];                                                    \
+            T v = a->amsgrad ? s[2] : s[1];                                                      \
             return p - (T)(a->lr / a->bias_correction1) * s[0] /                                 \
                            (sqrt(v / (T)a->bias_correction2) + eps);                             \
         }                                                                                        \
@@ -119,8 +117,8 @@
         case NB_OPTIM_RADAM: {                                                                   \
             name##_moments(a, g, s);                                                             \
             T m = s[0] / (T)a->bias_correction1;                                                 \
-            if (a->coef1 <= 0) return p - lr * m;                                                \
-            return p - lr * m * (T)(a->coef1 * sqrt(a->bias_correction2)) / (sqrt(s[1]) + eps);  \
+            T rectified = (T)a->coef2 / (sqrt(s[1]) + eps);                                      \
+            return p - lr * m * (a->coef1 > 0 ? rectified : (T)1);                               \
         }                                                                                        \
         case NB_OPTIM_LION: {                                                                    \
             T b1 = (T)a->beta1, b2 = (T)a->beta2, c = b1 * s[0] + (1 - b1) * g;                  \
@@ -130,13 +128,10 @@
         default: return name##_ftrl(a, p, g, s);                                                 \
         }                                                                                        \
     }                                                                                            \
-    NB_OPTIM_HD T name##_update(const nb_optim_attrs *a, T p, T g, T *s) {                       \
-        if (a->maximize) g = -g;                                                                 \
-        if (a->weight_decay != 0) {                                                              \
-            if (a->decoupled) p *= (T)(1 - a->lr * a->weight_decay);                             \
-            else g += (T)a->weight_decay * p;                                                    \
-        }                                                                                        \
-        return name##_rule(a, p, g, s);                                                          \
+    NB_OPTIM_HD T name##_update(const nb_optim_attrs *a, int kind, T p, T g, T *s) {             \
+        g = a->maximize ? -g : g;                                                                \
+        p *= (T)a->decay;                                                                        \
+        return name##_rule(a, kind, p, g + (T)a->l2 * p, s);                                     \
     }
 
 #endif

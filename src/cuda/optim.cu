@@ -22,7 +22,7 @@ template <typename C> __global__ void nb_optim_kernel(nb_optim_args a, nb_optim_
         C s[NB_OPTIM_SLOTS];
         for (int k = 0; k < NB_OPTIM_SLOTS; k++)
             s[k] = a.state[k] ? nb_load<C>(a.state[k] + i * ss, a.state_dtype) : (C)0;
-        C p = nb_optim_update(&attrs, nb_load<C>(a.param + i * ps, a.param_dtype),
+        C p = nb_optim_update(&attrs, attrs.kind, nb_load<C>(a.param + i * ps, a.param_dtype),
                               nb_load<C>(a.grad + i * gs, a.grad_dtype), s);
         for (int k = 0; k < NB_OPTIM_SLOTS; k++)
             if (a.state[k]) nb_store<C>(a.state[k] + i * ss, a.state_dtype, s[k]);

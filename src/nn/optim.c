@@ -304,14 +304,14 @@ static nb_optim_attrs step_attrs(const nb_optimizer *opt, int i, double t, doubl
     const nb_optim_options *o = &opt->options[opt->group[i]];
     nb_optimizer_kind kind = opt->kind;
     double beta2 = kind == NB_OPTIM_RMSPROP ? o->alpha : kind == NB_OPTIM_ADADELTA ? o->rho : o->beta2;
+    bool decoupled = kind == NB_OPTIM_ADAMW || kind == NB_OPTIM_LION || o->decoupled_weight_decay;
     nb_optim_attrs a = {
-        .kind = kind, .lr = o->lr, .weight_decay = o->weight_decay, .momentum = o->momentum,
-        .dampening = o->dampening, .beta1 = o->beta1, .beta2 = beta2, .eps = o->eps, .l1 = o->l1,
-        .l2 = o->l2, .beta = o->beta, .lr_power = o->lr_power,
-        .bias_correction1 = 1 - pow(o->beta1, t), .bias_correction2 = 1 - pow(beta2, t),
-        .nesterov = o->nesterov, .amsgrad = o->amsgrad, .centered = o->centered,
-        .decoupled = kind == NB_OPTIM_ADAMW || kind == NB_OPTIM_LION || o->decoupled_weight_decay,
-        .maximize = o->maximize, .first = !opt->state[i][0]};
+        .kind = kind, .lr = o->lr, .decay = decoupled ? 1 - o->lr * o->weight_decay : 1,
+        .l2 = decoupled ? 0 : o->weight_decay, .momentum = o->momentum, .dampening = o->dampening,
+        .beta1 = o->beta1, .beta2 = beta2, .eps = o->eps, .l1 = o->l1, .ftrl_l2 = o->l2, .beta = o->beta,
+        .lr_power = o->lr_power, .bias_correction1 = 1 - pow(o->beta1, t), .bias_correction2 = 1 - pow(beta2, t),
+        .nesterov = o->nesterov, .amsgrad = o->amsgrad, .centered = o->centered, .maximize = o->maximize,
+        .first = !opt->state[i][0]};
     *mu_product = opt->mu_product[i];
     if (kind == NB_OPTIM_ADAGRAD) a.coef1 = o->lr / (1 + (t - 1) * o->lr_decay);
     if (kind == NB_OPTIM_NADAM) {
@@ -325,6 +325,7 @@ static nb_optim_attrs step_attrs(const nb_optimizer *opt, int i, double t, doubl
         double rho_inf = 2 / (1 - beta2) - 1, rho_t = rho_inf - 2 * t * pow(beta2, t) / a.bias_correction2;
         if (rho_t > 5)
             a.coef1 = sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t));
+        a.coef2 = a.coef1 * sqrt(a.bias_correction2);
     }
     return a;
 }
