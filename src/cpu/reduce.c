@@ -53,10 +53,43 @@ static bool beats_int(nb_op op, int64_t candidate, int64_t best) {
     return is_max ? candidate > best : candidate < best;
 }
 
+/* The sum of v[i]^power (power 1 or 2; |v| for 1 with absolute) in
+ * NB_LANES independent partial sums, so that the adds vectorize and do not
+ * wait on one another (one running sum is an add's latency per element). */
+#define NB_LANES 8
+static double lane_sum(const double *v, int64_t n, int power, bool absolute) {
+    double lanes[NB_LANES] = {0};
+    int64_t i = 0;
+    for (; i + NB_LANES <= n; i += NB_LANES)
+        for (int k = 0; k < NB_LANES; k++) {
+            double a = absolute ? fabs(v[i + k]) : v[i + k];
+            lanes[k] += power == 2 ? a * a : a;
+        }
+    for (int k = 0; i + k < n; k++) {
+        double a = absolute ? fabs(v[i + k]) : v[i + k];
+        lanes[k] += power == 2 ? a * a : a;
+    }
+    double total = 0;
+    for (int k = 0; k < NB_LANES; k++) total += lanes[k];
+    return total;
+}
+
+/* The sum of (v[i] - mean)^2 in lanes, as lane_sum. */
+static double lane_squares(const double *v, int64_t n, double mean) {
+    double lanes[NB_LANES] = {0};
+    int64_t i = 0;
+    for (; i + NB_LANES <= n; i += NB_LANES)
+        for (int k = 0; k < NB_LANES; k++) lanes[k] += (v[i + k] - mean) * (v[i + k] - mean);
+    for (int k = 0; i + k < n; k++) lanes[k] += (v[i + k] - mean) * (v[i + k] - mean);
+    double total = 0;
+    for (int k = 0; k < NB_LANES; k++) total += lanes[k];
+    return total;
+}
+
 static void fold_floats(nb_op op, double p, const double *v, int64_t n, accumulator *acc) {
     switch (op) {
     case NB_OP_SUM: case NB_OP_MEAN:
-        for (int64_t i = 0; i < n; i++) acc->value += v[i];
+        acc->value += lane_sum(v, n, 1, false);
         break;
     case NB_OP_PROD:
         for (int64_t i = 0; i < n; i++) acc->value *= v[i];
@@ -70,10 +103,7 @@ static void fold_floats(nb_op op, double p, const double *v, int64_t n, accumula
             }
         break;
     case NB_OP_VAR: case NB_OP_STD: {
-        double mean = 0, m2 = 0;
-        for (int64_t i = 0; i < n; i++) mean += v[i];
-        mean /= (double)n;
-        for (int64_t i = 0; i < n; i++) m2 += (v[i] - mean) * (v[i] - mean);
+        double mean = lane_sum(v, n, 1, false) / (double)n, m2 = lane_squares(v, n, mean);
         double total = acc->count + (double)n, delta = mean - acc->mean;
         acc->m2 += m2 + delta * delta * acc->count * (double)n / total;
         acc->mean += delta * (double)n / total;
@@ -100,6 +130,10 @@ static void fold_floats(nb_op op, double p, const double *v, int64_t n, accumula
         break;
     }
     case NB_OP_NORM:
+        if (p == 1 || p == 2) {
+            acc->value += lane_sum(v, n, (int)p, true);
+            break;
+        }
         for (int64_t i = 0; i < n; i++) {
             double a = fabs(v[i]);
             if (isinf(p)) acc->value = (a > acc->value || a != a) ? a : acc->value;
