@@ -518,6 +518,30 @@ void build_rows() {
     ROW(nb_init_kaiming_normal, NB_ERR_INVALID, "fan_in", nb_init_kaiming_normal(d, 0, gen));
     ROW(nb_init_constant, NB_ERR_INVALID, "NULL", nb_init_constant(nullptr, 1));
     ROW(nb_init_constant, NB_ERR_INVALID, "does not fit i64", nb_init_constant(xi, NAN));
+    {
+        static nb_kaiming_options average = {.mode = NB_FAN_AVG};
+        static int64_t fan_a, fan_b;
+        ROW(nb_init_uniform, NB_ERR_INVALID, "needs finite bounds with low <= high, got 2 and 1", nb_init_uniform(d, 2, 1, gen));
+        ROW(nb_init_uniform, NB_ERR_DTYPE, "needs a float tensor, got i64", nb_init_uniform(xi, 0, 1, gen));
+        ROW(nb_init_trunc_normal, NB_ERR_INVALID, "bounds a < b, got 0, 1, 2 and 1", nb_init_trunc_normal(d, 0, 1, 2, 1, gen));
+        ROW(nb_init_trunc_normal, NB_ERR_INVALID, "holds no mass", nb_init_trunc_normal(d, 0, 1, 50, 60, gen));
+        ROW(nb_init_fans, NB_ERR_SHAPE, "needs a tensor of at least 2 dims", nb_init_fans(d, &fan_a, &fan_b));
+        ROW(nb_init_fans, NB_ERR_INVALID, "an output is NULL", nb_init_fans(d, nullptr, &fan_b));
+        ROW(nb_init_gain, NB_ERR_INVALID, "has no gain for activation", nb_init_gain(NB_ACT_MISH, 0, &value));
+        ROW(nb_init_gain, NB_ERR_INVALID, "gain is NULL", nb_init_gain(NB_ACT_RELU, 0, nullptr));
+        ROW(nb_init_xavier, NB_ERR_INVALID, "gain must be finite and >= 0, got -1", nb_init_xavier(w, -1, NB_INIT_NORMAL, gen));
+        ROW(nb_init_xavier, NB_ERR_SHAPE, "at least 2 dims", nb_init_xavier(d, 1, NB_INIT_NORMAL, gen));
+        ROW(nb_init_kaiming, NB_ERR_INVALID, "mode must be NB_FAN_IN or NB_FAN_OUT", nb_init_kaiming(w, &average, gen));
+        ROW(nb_init_kaiming, NB_ERR_INVALID, "tensor is NULL", nb_init_kaiming(nullptr, nullptr, gen));
+        ROW(nb_init_variance_scaling, NB_ERR_INVALID, "scale must be finite and > 0, got 0", nb_init_variance_scaling(w, 0, NB_FAN_IN, NB_INIT_UNIFORM, gen));
+        ROW(nb_init_variance_scaling, NB_ERR_INVALID, "mode 7 is not an nb_fan_mode", nb_init_variance_scaling(w, 1, (nb_fan_mode)7, NB_INIT_UNIFORM, gen));
+        ROW(nb_init_lecun, NB_ERR_INVALID, "distribution 9 is not an nb_init_distribution", nb_init_lecun(w, (nb_init_distribution)9, gen));
+        ROW(nb_init_orthogonal, NB_ERR_INVALID, "gain must be finite, got inf", nb_init_orthogonal(w, INFINITY, gen));
+        ROW(nb_init_orthogonal, NB_ERR_SHAPE, "needs at least 2 dims", nb_init_orthogonal(d, 1, gen));
+        ROW(nb_init_eye, NB_ERR_SHAPE, "needs a 2-dim tensor", nb_init_eye(img));
+        ROW(nb_init_dirac, NB_ERR_SHAPE, "needs a 3- to 5-dim weight", nb_init_dirac(d, 1));
+        ROW(nb_init_pytorch_default, NB_ERR_INVALID, "module is NULL", nb_init_pytorch_default(nullptr, gen));
+    }
     // ---- optimizers ----
     ROW(nb_sgd_create, NB_ERR_INVALID, "lr must be finite", nb_sgd_create(&d, 1, INFINITY, 0, 0, false));
     ROW(nb_sgd_create, NB_ERR_INVALID, "parameter 0 of group 0 is NULL", nb_sgd_create(none, 1, 0.1, 0, 0, false));

@@ -634,6 +634,128 @@ TEST(Schedule, PlateauReducesAfterThePatienceAndCoolsDown) {
     nb_optimizer_free(sgd);
 }
 
+// The mean and standard deviation of t's elements.
+std::pair<double, double> moments(const nb_tensor *t) {
+    Host h = read_tensor(t);
+    double mean = 0, m2 = 0;
+    for (double v : h.v) mean += v;
+    mean /= (double)h.v.size();
+    for (double v : h.v) m2 += (v - mean) * (v - mean);
+    return {mean, std::sqrt(m2 / (double)h.v.size())};
+}
+
+// Each initializer's moments against its formula over 2^16 draws (the
+// standard error of a std is std / sqrt(2 n), ~0.3% here; 2% is asked).
+TEST(Init, MomentsMatchTheFormulas) {
+    nb_generator *gen = nb_generator_create(11);
+    const int64_t shape[] = {64, 256, 2, 2}; // fan_in 1024, fan_out 256
+    T w(nb_empty(4, shape, NB_F32, nb_cpu()));
+    int64_t fan_in, fan_out;
+    ASSERT_EQ(nb_init_fans(w, &fan_in, &fan_out), NB_OK);
+    EXPECT_EQ(fan_in, 1024);
+    EXPECT_EQ(fan_out, 256);
+    auto expect_std = [&](double want, const char *what) {
+        auto [mean, std] = moments(w);
+        EXPECT_NEAR(mean, 0, 0.02 * want) << what;
+        EXPECT_NEAR(std, want, 0.02 * want) << what;
+    };
+    ASSERT_EQ(nb_init_xavier(w, 2, NB_INIT_NORMAL, gen), NB_OK);
+    expect_std(2 * std::sqrt(2.0 / 1280), "xavier normal");
+    ASSERT_EQ(nb_init_xavier(w, 1, NB_INIT_UNIFORM, gen), NB_OK);
+    expect_std(std::sqrt(2.0 / 1280), "xavier uniform");
+    Host h = read_tensor(w);
+    double bound = std::sqrt(6.0 / 1280);
+    EXPECT_LE(*std::max_element(h.v.begin(), h.v.end()), bound);
+    EXPECT_GE(*std::min_element(h.v.begin(), h.v.end()), -bound);
+    nb_kaiming_options fan_out_relu = {.mode = NB_FAN_OUT, .nonlinearity = NB_ACT_RELU};
+    ASSERT_EQ(nb_init_kaiming(w, &fan_out_relu, gen), NB_OK);
+    expect_std(std::sqrt(2.0 / 256), "kaiming normal fan_out relu");
+    nb_kaiming_options leaky = {.a = std::sqrt(5.0), .distribution = NB_INIT_UNIFORM};
+    ASSERT_EQ(nb_init_kaiming(w, &leaky, gen), NB_OK);
+    expect_std(std::sqrt(2 / 6.0) / std::sqrt(1024.0), "kaiming uniform a = sqrt 5");
+    ASSERT_EQ(nb_init_lecun(w, NB_INIT_TRUNCATED_NORMAL, gen), NB_OK);
+    expect_std(1 / std::sqrt(1024.0), "lecun truncated normal");
+    h = read_tensor(w);
+    double cut = 2 / std::sqrt(1024.0) / 0.87962566103423978;
+    EXPECT_LE(*std::max_element(h.v.begin(), h.v.end()), cut + 1e-7);
+    ASSERT_EQ(nb_init_variance_scaling(w, 3, NB_FAN_AVG, NB_INIT_UNIFORM, gen), NB_OK);
+    expect_std(std::sqrt(3 / 640.0), "variance scaling fan_avg");
+    // N(1, 2^2) on [0, 3]: the truncated normal's mean and std from its formula
+    ASSERT_EQ(nb_init_trunc_normal(w, 1, 2, 0, 3, gen), NB_OK);
+    auto phi = [](double z) { return std::exp(-z * z / 2) / std::sqrt(2 * 3.14159265358979323846); };
+    auto cdf = [](double z) { return (1 + std::erf(z / std::sqrt(2.0))) / 2; };
+    double al = -0.5, be = 1, zmass = cdf(be) - cdf(al);
+    double tmean = 1 + 2 * (phi(al) - phi(be)) / zmass;
+    double tvar = 4 * (1 + (al * phi(al) - be * phi(be)) / zmass - std::pow((phi(al) - phi(be)) / zmass, 2));
+    auto [mean, std] = moments(w);
+    EXPECT_NEAR(mean, tmean, 0.01);
+    EXPECT_NEAR(std, std::sqrt(tvar), 0.01);
+    h = read_tensor(w);
+    EXPECT_GE(*std::min_element(h.v.begin(), h.v.end()), 0);
+    EXPECT_LE(*std::max_element(h.v.begin(), h.v.end()), 3);
+    double gain;
+    ASSERT_EQ(nb_init_gain(NB_ACT_TANH, 0, &gain), NB_OK);
+    EXPECT_DOUBLE_EQ(gain, 5.0 / 3);
+    ASSERT_EQ(nb_init_gain(NB_ACT_LEAKY_RELU, 0.2, &gain), NB_OK);
+    EXPECT_DOUBLE_EQ(gain, std::sqrt(2 / 1.04));
+    ASSERT_EQ(nb_init_gain(NB_INIT_LINEAR, 0, &gain), NB_OK);
+    EXPECT_EQ(gain, 1);
+    EXPECT_EQ(nb_init_gain(NB_ACT_MISH, 0, &gain), NB_ERR_INVALID);
+    nb_generator_free(gen);
+}
+
+// Orthogonal: Q^T Q = I for tall, wide and 4-dim weights; eye and dirac;
+// PyTorch's default Linear and Conv2d bounds.
+TEST(Init, OrthogonalEyeDiracAndPytorchsDefaults) {
+    nb_generator *gen = nb_generator_create(3);
+    for (auto shape : std::vector<Shape>{{7, 4}, {3, 9}, {6, 2, 2, 2}, {5, 5}}) {
+        T w(nb_empty((int)shape.size(), shape.data(), NB_F64, nb_cpu()));
+        ASSERT_EQ(nb_init_orthogonal(w, 1.5, gen), NB_OK) << nb_last_error();
+        Host h = read_tensor(w);
+        int64_t rows = shape[0], cols = (int64_t)h.v.size() / rows;
+        bool tall = rows >= cols; // then the columns are orthonormal, else the rows
+        int64_t k = tall ? cols : rows;
+        for (int64_t i = 0; i < k; i++)
+            for (int64_t j = 0; j < k; j++) {
+                double dot = 0;
+                for (int64_t l = 0; l < (tall ? rows : cols); l++)
+                    dot += tall ? h.v[l * cols + i] * h.v[l * cols + j] : h.v[i * cols + l] * h.v[j * cols + l];
+                EXPECT_NEAR(dot, i == j ? 2.25 : 0, 1e-12) << "shape " << rows << "x" << cols << " at " << i << "," << j;
+            }
+    }
+    T eye(nb_empty(2, Shape{2, 3}.data(), NB_F32, nb_cpu()));
+    ASSERT_EQ(nb_init_eye(eye), NB_OK);
+    EXPECT_EQ(read_tensor(eye).v, std::vector<double>({1, 0, 0, 0, 1, 0}));
+    T dirac(nb_empty(4, Shape{4, 2, 3, 3}.data(), NB_F32, nb_cpu()));
+    ASSERT_EQ(nb_init_dirac(dirac, 2), NB_OK);
+    Host d = read_tensor(dirac);
+    double ones = 0;
+    for (double v : d.v) ones += v;
+    EXPECT_EQ(ones, 4); // 2 groups of min(2, 2) channels
+    EXPECT_EQ(d.v[((0 * 2 + 0) * 3 + 1) * 3 + 1], 1);
+    EXPECT_EQ(d.v[((1 * 2 + 1) * 3 + 1) * 3 + 1], 1);
+    EXPECT_EQ(d.v[((2 * 2 + 0) * 3 + 1) * 3 + 1], 1);
+    EXPECT_EQ(d.v[((3 * 2 + 1) * 3 + 1) * 3 + 1], 1);
+    EXPECT_EQ(nb_init_dirac(dirac, 3), NB_ERR_INVALID);
+    nb_module *layers[] = {nb_nn_linear(400, 30, true, NB_F32, nb_cpu(), gen),
+                           nb_nn_conv2d(3, 8, 5, 1, 2, 1, 1, true, NB_F32, nb_cpu(), gen)};
+    Module net(nb_nn_sequential(2, layers));
+    ASSERT_NE(net.m, nullptr) << nb_last_error();
+    ASSERT_EQ(nb_init_pytorch_default(net, gen), NB_OK);
+    nb_named_tensor named[8];
+    int n = nb_module_parameters(net, named, 8);
+    ASSERT_EQ(n, 4);
+    const double bounds[] = {1 / 20.0, 1 / 20.0, 1 / std::sqrt(75.0), 1 / std::sqrt(75.0)};
+    for (int i = 0; i < n; i++) {
+        Host h = read_tensor(named[i].tensor);
+        double lo = *std::min_element(h.v.begin(), h.v.end()), hi = *std::max_element(h.v.begin(), h.v.end());
+        EXPECT_LE(hi, bounds[i]) << named[i].name;
+        EXPECT_GE(lo, -bounds[i]) << named[i].name;
+        EXPECT_GT(hi, 0.5 * bounds[i]) << named[i].name << " spans its range";
+    }
+    nb_generator_free(gen);
+}
+
 // Two classes of 8x8 single-channel images, bright top or bright bottom:
 // a conv net must drive its loss well down in a few dozen steps.
 TEST(Training, SmallConvNetLossFalls) {

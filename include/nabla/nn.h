@@ -190,11 +190,66 @@ int nb_module_buffers(const nb_module *m, nb_named_tensor *out, int max);
 /* Frees m and its children (NULL is fine). */
 void nb_module_free(nb_module *m);
 
-/* ---- initializers (in place, without autograd) ---- */
-/* Normal with std gain / sqrt(fan_in), gain sqrt(2) for ReLU networks (He et al., 2015). */
-nb_status nb_init_kaiming_normal(nb_tensor *t, int64_t fan_in, nb_generator *gen);
+/* ---- initializers (in place, without autograd; gen may be NULL) ----
+ * PyTorch's torch.nn.init and Keras's variance scaling; docs/nn.md has the
+ * formulas. Any float dtype, any device; the values are drawn on the CPU. */
 nb_status nb_init_constant(nb_tensor *t, double value);
 nb_status nb_init_normal(nb_tensor *t, double mean, double std, nb_generator *gen);
+nb_status nb_init_uniform(nb_tensor *t, double low, double high, nb_generator *gen);
+/* N(mean, std^2) conditioned on [a, b] (inverse CDF, as PyTorch's trunc_normal_). */
+nb_status nb_init_trunc_normal(nb_tensor *t, double mean, double std, double a, double b, nb_generator *gen);
+/* Normal with std sqrt(2 / fan_in), for ReLU networks (He et al., 2015). */
+nb_status nb_init_kaiming_normal(nb_tensor *t, int64_t fan_in, nb_generator *gen);
+
+/* fan_in = size(1) x receptive field, fan_out = size(0) x receptive field
+ * (PyTorch's rule; at least 2 dims). */
+nb_status nb_init_fans(const nb_tensor *t, int64_t *fan_in, int64_t *fan_out);
+/* PyTorch's calculate_gain: NB_INIT_LINEAR (linear, conv, identity) and
+ * sigmoid 1, tanh 5/3, relu sqrt 2, leaky_relu sqrt(2 / (1 + param^2)),
+ * selu 3/4; NB_ERR_INVALID for the rest. */
+#define NB_INIT_LINEAR NB_ACTIVATION_COUNT
+nb_status nb_init_gain(nb_activation kind, double param, double *gain);
+
+typedef enum nb_fan_mode { NB_FAN_IN, NB_FAN_OUT, NB_FAN_AVG } nb_fan_mode;
+/* A distribution of a given std: normal, uniform in +-sqrt(3) std, or a
+ * normal truncated at 2 of its std and scaled to keep std (Keras's
+ * truncated_normal: std / 0.8796...). */
+typedef enum nb_init_distribution {
+    NB_INIT_NORMAL,
+    NB_INIT_UNIFORM,
+    NB_INIT_TRUNCATED_NORMAL
+} nb_init_distribution;
+
+/* Xavier/Glorot (2010): std gain sqrt(2 / (fan_in + fan_out)). */
+nb_status nb_init_xavier(nb_tensor *t, double gain, nb_init_distribution distribution, nb_generator *gen);
+/* Kaiming/He (2015): std gain / sqrt(fan) with gain of nonlinearity (0:
+ * PyTorch's default, leaky_relu of slope a: sqrt 2 at a = 0) and fan of mode
+ * (fan_in or fan_out). */
+typedef struct nb_kaiming_options {
+    double a;
+    nb_fan_mode mode;
+    nb_activation nonlinearity;
+    nb_init_distribution distribution;
+} nb_kaiming_options;
+nb_status nb_init_kaiming(nb_tensor *t, const nb_kaiming_options *options, nb_generator *gen);
+/* Keras's VarianceScaling: std sqrt(scale / fan) of mode; LeCun is scale 1,
+ * fan_in (LeCun et al., 1998; Keras's lecun_normal is truncated). */
+nb_status nb_init_variance_scaling(nb_tensor *t, double scale, nb_fan_mode mode,
+                                   nb_init_distribution distribution, nb_generator *gen);
+nb_status nb_init_lecun(nb_tensor *t, nb_init_distribution distribution, nb_generator *gen);
+/* A (semi-)orthogonal matrix times gain over [size(0), the rest]: the Q of
+ * a Gaussian matrix's QR by Householder reflections, signs from R's diagonal
+ * (Saxe et al., 2014; PyTorch's orthogonal_). */
+nb_status nb_init_orthogonal(nb_tensor *t, double gain, nb_generator *gen);
+/* The identity of a 2-dim tensor (ones on the diagonal of a rectangle). */
+nb_status nb_init_eye(nb_tensor *t);
+/* The Dirac delta of a 3- to 5-dim convolution weight: each of the groups'
+ * first min(out / groups, in) channels passes its input through. */
+nb_status nb_init_dirac(nb_tensor *t, int64_t groups);
+/* Re-initializes m's Linear, Conv2d and ConvTranspose2d layers (and its
+ * children's) as PyTorch's reset_parameters: weight uniform in
+ * +-1 / sqrt(fan_in) (Kaiming-uniform with a = sqrt 5), bias alike. */
+nb_status nb_init_pytorch_default(nb_module *m, nb_generator *gen);
 
 #ifdef __cplusplus
 }

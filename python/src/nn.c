@@ -400,24 +400,88 @@ static PyObject *py_lr_plateau_update(PyObject *self, PyObject *args) {
     return Py_BuildValue("d(dLL)", lr, state.best, (long long)state.bad_steps, (long long)state.cooldown_left);
 }
 
-/* init_(kind, tensor, a, b, generator): in place, without autograd */
-static PyObject *py_init(PyObject *self, PyObject *args) {
+/* PyTorch's nonlinearity names for the gain ("linear" and the convolutions: 1) */
+static int gain_kind(const char *name, nb_activation *kind) {
+    static const struct { const char *name; int kind; } names[] = {
+        {"linear", NB_INIT_LINEAR}, {"identity", NB_INIT_LINEAR}, {"conv1d", NB_INIT_LINEAR},
+        {"conv2d", NB_INIT_LINEAR}, {"conv3d", NB_INIT_LINEAR}, {"conv_transpose1d", NB_INIT_LINEAR},
+        {"conv_transpose2d", NB_INIT_LINEAR}, {"conv_transpose3d", NB_INIT_LINEAR}, {"sigmoid", NB_ACT_SIGMOID},
+        {"tanh", NB_ACT_TANH}, {"relu", NB_ACT_RELU}, {"leaky_relu", NB_ACT_LEAKY_RELU}, {"selu", NB_ACT_SELU}};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(name, names[i].name)) return *kind = (nb_activation)names[i].kind, 0;
+    PyErr_Format(PyExc_ValueError, "calculate_gain: unsupported nonlinearity '%s'", name);
+    return -1;
+}
+
+/* calculate_gain(nonlinearity, param=None) -> float */
+static PyObject *py_calculate_gain(PyObject *self, PyObject *args) {
     (void)self;
-    const char *kind;
-    PyObject *t, *gen_o = Py_None;
-    double a = 0, b = 0;
-    nb_generator *gen;
-    if (!PyArg_ParseTuple(args, "sO!|ddO:init_", &kind, &nbp_tensor_type, &t, &a, &b, &gen_o) ||
-        nbp_generator_arg(gen_o, "init_", &gen) < 0)
+    const char *name;
+    PyObject *param_o = Py_None;
+    double param = 0.01, gain; /* PyTorch's default slope */
+    nb_activation kind;
+    if (!PyArg_ParseTuple(args, "s|O:calculate_gain", &name, &param_o) || gain_kind(name, &kind) < 0 ||
+        (param_o != Py_None && nbp_double_arg(param_o, "calculate_gain", "param", &param) < 0))
         return NULL;
+    if (nb_init_gain(kind, param, &gain) != NB_OK) return nbp_raise();
+    return PyFloat_FromDouble(gain);
+}
+
+static int fan_mode(const char *name, nb_fan_mode *mode) {
+    if (!strcmp(name, "fan_in")) return *mode = NB_FAN_IN, 0;
+    if (!strcmp(name, "fan_out")) return *mode = NB_FAN_OUT, 0;
+    if (!strcmp(name, "fan_avg")) return *mode = NB_FAN_AVG, 0;
+    PyErr_Format(PyExc_ValueError, "init_: mode must be 'fan_in', 'fan_out' or 'fan_avg', got '%s'", name);
+    return -1;
+}
+
+static int distribution(const char *name, nb_init_distribution *d) {
+    if (!strcmp(name, "normal") || !strcmp(name, "untruncated_normal")) return *d = NB_INIT_NORMAL, 0;
+    if (!strcmp(name, "uniform")) return *d = NB_INIT_UNIFORM, 0;
+    if (!strcmp(name, "truncated_normal")) return *d = NB_INIT_TRUNCATED_NORMAL, 0;
+    PyErr_Format(PyExc_ValueError, "init_: distribution must be 'normal', 'uniform' or 'truncated_normal', got '%s'",
+                 name);
+    return -1;
+}
+
+/* init_(kind, tensor, a=0, b=0, generator=None, c=0, d=0, mode='fan_in',
+ * distribution='normal', nonlinearity='leaky_relu'): in place, without
+ * autograd; each kind reads its own (include/nabla/nn.h) */
+static PyObject *py_init(PyObject *self, PyObject *args, PyObject *kwargs) {
+    (void)self;
+    static char *kwlist[] = {"kind", "tensor", "a", "b", "generator", "c", "d", "mode", "distribution",
+                             "nonlinearity", NULL};
+    const char *kind, *mode_name = "fan_in", *dist_name = "normal", *nonlin = "leaky_relu";
+    PyObject *t_o, *gen_o = Py_None;
+    double a = 0, b = 0, c = 0, d = 0;
+    nb_generator *gen;
+    nb_fan_mode mode;
+    nb_init_distribution dist;
+    nb_activation act;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO!|ddOddsss:init_", kwlist, &kind, &nbp_tensor_type, &t_o, &a,
+                                     &b, &gen_o, &c, &d, &mode_name, &dist_name, &nonlin) ||
+        nbp_generator_arg(gen_o, "init_", &gen) < 0 || fan_mode(mode_name, &mode) < 0 ||
+        distribution(dist_name, &dist) < 0 || gain_kind(nonlin, &act) < 0)
+        return NULL;
+    nb_tensor *t = nbp_t(t_o);
     nb_status status;
-    if (!strcmp(kind, "kaiming_normal")) status = nb_init_kaiming_normal(nbp_t(t), (int64_t)a, gen);
-    else if (!strcmp(kind, "normal")) status = nb_init_normal(nbp_t(t), a, b, gen);
-    else if (!strcmp(kind, "constant")) status = nb_init_constant(nbp_t(t), a);
+    if (!strcmp(kind, "kaiming_normal")) status = nb_init_kaiming_normal(t, (int64_t)a, gen);
+    else if (!strcmp(kind, "normal")) status = nb_init_normal(t, a, b, gen);
+    else if (!strcmp(kind, "constant")) status = nb_init_constant(t, a);
+    else if (!strcmp(kind, "uniform")) status = nb_init_uniform(t, a, b, gen);
+    else if (!strcmp(kind, "trunc_normal")) status = nb_init_trunc_normal(t, a, b, c, d, gen);
+    else if (!strcmp(kind, "xavier")) status = nb_init_xavier(t, a, dist, gen);
+    else if (!strcmp(kind, "kaiming")) {
+        nb_kaiming_options o = {.a = a, .mode = mode, .nonlinearity = act, .distribution = dist};
+        status = nb_init_kaiming(t, &o, gen);
+    } else if (!strcmp(kind, "variance_scaling")) status = nb_init_variance_scaling(t, a, mode, dist, gen);
+    else if (!strcmp(kind, "orthogonal")) status = nb_init_orthogonal(t, a, gen);
+    else if (!strcmp(kind, "eye")) status = nb_init_eye(t);
+    else if (!strcmp(kind, "dirac")) status = nb_init_dirac(t, (int64_t)a);
     else return PyErr_Format(PyExc_ValueError, "init_: unknown kind '%s'", kind);
     if (status != NB_OK) return nbp_raise();
-    Py_INCREF(t);
-    return t;
+    Py_INCREF(t_o);
+    return t_o;
 }
 
 /* safetensors_save(path, [(name, tensor), ...], metadata=None) */
@@ -534,9 +598,13 @@ static PyMethodDef nn_methods[] = {
     {"lr_plateau_update", py_lr_plateau_update, METH_VARARGS,
      "lr_plateau_update(schedule, state, metric, lr) -> (lr, state): one metric of a 'plateau' schedule; "
      "state is None at first."},
-    {"init_", py_init, METH_VARARGS,
-     "init_(kind, tensor, a=0, b=0, generator=None): 'kaiming_normal' (a = fan_in), 'normal' (mean a, "
-     "std b) or 'constant' (a), in place."},
+    {"init_", (PyCFunction)(void (*)(void))py_init, METH_VARARGS | METH_KEYWORDS,
+     "init_(kind, tensor, a=0, b=0, generator=None, c=0, d=0, mode='fan_in', distribution='normal', "
+     "nonlinearity='leaky_relu'): in place; 'constant' (a), 'normal' (mean a, std b), 'uniform' [a, b), "
+     "'trunc_normal' (mean a, std b on [c, d]), 'xavier' (gain a), 'kaiming' (slope a), 'kaiming_normal' "
+     "(fan_in a), 'variance_scaling' (scale a), 'orthogonal' (gain a), 'eye', 'dirac' (groups a)."},
+    {"calculate_gain", py_calculate_gain, METH_VARARGS,
+     "calculate_gain(nonlinearity, param=None) -> float: PyTorch's recommended gains."},
     {"safetensors_save", py_safetensors_save, METH_VARARGS,
      "safetensors_save(path, items, metadata=None): writes (name, tensor) pairs atomically."},
     {"safetensors_load", py_safetensors_load, METH_VARARGS,

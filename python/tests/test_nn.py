@@ -8,6 +8,11 @@ import nabla as nb
 import nabla.nn as nn
 import nabla.nn.functional as F
 
+try:
+    import torch
+except ImportError:
+    torch = None
+
 
 def test_module_registration_and_state_dict(tmp_path):
     class Net(nn.Module):
@@ -204,3 +209,38 @@ def test_a_short_training_run_learns():
         losses.append(loss.item())
     accuracy = (model(x).argmax(1) == y).float().mean().item()
     assert losses[-1] < 0.3 * losses[0] and accuracy > 0.9
+
+
+def test_initializers_match_pytorchs_distributions():
+    """Each initializer's std against the formula (and PyTorch's calculate_gain), over 2^16 draws."""
+    init = nb.nn.init
+    w = nb.empty(64, 256, 2, 2)  # fan_in 1024, fan_out 256
+    cases = [
+        (lambda: init.xavier_uniform_(w, gain=2.0), 2 * math.sqrt(2 / 1280)),
+        (lambda: init.xavier_normal_(w), math.sqrt(2 / 1280)),
+        (lambda: init.kaiming_uniform_(w, a=math.sqrt(5)), math.sqrt(1 / 3) / 32),
+        (lambda: init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu"), math.sqrt(2 / 256)),
+        (lambda: init.kaiming_normal_(w, nonlinearity="tanh"), 5 / 3 / 32),
+        (lambda: init.lecun_normal_(w), 1 / 32),
+        (lambda: init.lecun_uniform_(w), 1 / 32),
+        (lambda: init.variance_scaling_(w, 2.0, "fan_avg", "untruncated_normal"), math.sqrt(2 / 640)),
+        (lambda: init.uniform_(w, -3, 3), math.sqrt(3)),
+        (lambda: init.normal_(w, 0, 0.5), 0.5),
+    ]
+    for fill, std in cases:
+        values = fill().numpy()
+        assert abs(values.std() - std) < 0.02 * std and abs(values.mean()) < 0.02 * std
+    values = init.trunc_normal_(w, 0.0, 1.0, -1.0, 1.0).numpy()
+    assert values.min() >= -1 and values.max() <= 1 and abs(values.std() - 0.5396) < 0.01
+    if torch is not None:
+        for name, param in [("tanh", None), ("relu", None), ("leaky_relu", 0.2), ("selu", None), ("conv2d", None)]:
+            assert init.calculate_gain(name, param) == pytest.approx(torch.nn.init.calculate_gain(name, param))
+    q = init.orthogonal_(nb.empty(5, 3, 2, dtype=nb.float64), gain=2.0).numpy().reshape(5, 6)
+    np.testing.assert_allclose(q @ q.T, 4 * np.eye(5), atol=1e-12)
+    assert init.eye_(nb.empty(2, 3)).tolist() == [[1, 0, 0], [0, 1, 0]]
+    d = init.dirac_(nb.empty(4, 2, 3), groups=2).numpy()
+    assert d.sum() == 4 and d[3, 1, 1] == 1
+    with pytest.raises(ValueError, match="unsupported nonlinearity"):
+        init.kaiming_normal_(w, nonlinearity="swish")
+    with pytest.raises(ValueError, match="groups must be > 0 and divide"):
+        init.dirac_(nb.empty(4, 2, 3), groups=3)

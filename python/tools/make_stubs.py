@@ -73,7 +73,8 @@ def main():
         lines.append(signature(name, op.__doc__, False))
     for name in ("manual_seed", "set_grad_enabled", "is_grad_enabled", "cuda_device_count", "cuda_synchronize",
                  "cpu_memory_stats", "use_deterministic_algorithms", "promote_types", "clip_grad_norm_", "clip_grad_value_",
-                 "lr_warmup_cosine", "lr_schedule_at", "lr_one_cycle_momentum", "lr_plateau_update", "init_", "safetensors_save", "safetensors_load", "fashion_mnist"):
+                 "lr_warmup_cosine", "lr_schedule_at", "lr_one_cycle_momentum", "lr_plateau_update", "init_",
+                 "calculate_gain", "safetensors_save", "safetensors_load", "fashion_mnist"):
         lines.append(f"def {name}(*args: Any) -> Any: ...")
     lines += ["class Optimizer:", "    def __init__(self, *args: Any, **kwargs: Any) -> None: ...",
               "    def step(self) -> None: ...", "    def zero_grad(self) -> None: ...",

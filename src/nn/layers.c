@@ -410,33 +410,3 @@ nb_module *nb_nn_prelu(int64_t num_parameters, double init, nb_dtype dtype, nb_d
     return m;
 }
 
-/* ---- initializers ---- */
-
-nb_status nb_init_normal(nb_tensor *t, double mean, double std, nb_generator *gen) {
-    NB_CHECK(t, NB_ERR_INVALID, "nb_init_normal: tensor is NULL");
-    NB_CHECK(nb_dtype_is_float(t->dtype), NB_ERR_DTYPE, "nb_init_normal: needs a float tensor, got %s",
-             nb_dtype_name(t->dtype));
-    NB_CHECK(std >= 0 && isfinite(mean) && isfinite(std), NB_ERR_INVALID,
-             "nb_init_normal: needs a finite mean and std >= 0, got %g and %g", mean, std);
-    bool was = nb_set_grad_enabled(false);
-    nb_tensor *values = nb_normal(t->ndim, t->shape, mean, std, t->dtype, t->storage->device, gen);
-    nb_status status = values ? nb__copy_into(t, values) : nb_last_status();
-    nb_set_grad_enabled(was);
-    nb_release(values);
-    if (status == NB_OK) nb__bump_version(t);
-    return status;
-}
-
-nb_status nb_init_kaiming_normal(nb_tensor *t, int64_t fan_in, nb_generator *gen) {
-    NB_CHECK(t && fan_in > 0, NB_ERR_INVALID, "nb_init_kaiming_normal: needs a tensor and fan_in "
-             "> 0, got %lld", (long long)fan_in);
-    return nb_init_normal(t, 0, sqrt(2.0 / (double)fan_in), gen);
-}
-
-nb_status nb_init_constant(nb_tensor *t, double value) {
-    NB_CHECK(t, NB_ERR_INVALID, "nb_init_constant: tensor is NULL");
-    NB_TRY(nb__check_value("nb_init_constant", value, t->dtype));
-    NB_TRY(nb__fill(t, value));
-    nb__bump_version(t);
-    return NB_OK;
-}
