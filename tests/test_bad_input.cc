@@ -542,6 +542,10 @@ void build_rows() {
         ROW(nb_init_dirac, NB_ERR_SHAPE, "needs a 3- to 5-dim weight", nb_init_dirac(d, 1));
         ROW(nb_init_pytorch_default, NB_ERR_INVALID, "module is NULL", nb_init_pytorch_default(nullptr, gen));
     }
+    ROW(nb_margin_ranking_loss, NB_ERR_INVALID, "margin must be finite, got nan", nb_margin_ranking_loss(x, x, x, NAN, NB_REDUCTION_MEAN));
+    ROW(nb_margin_ranking_loss, NB_ERR_INVALID, "input2 is NULL", nb_margin_ranking_loss(x, nullptr, x, 0, NB_REDUCTION_MEAN));
+    ROW(nb_sigmoid_focal_loss, NB_ERR_INVALID, "needs alpha <= 1 (< 0: no weighting) and a finite gamma >= 0, got 0.25 and -1", nb_sigmoid_focal_loss(x, x, 0.25, -1, NB_REDUCTION_MEAN));
+    ROW(nb_sigmoid_focal_loss, NB_ERR_DTYPE, "needs float operands", nb_sigmoid_focal_loss(xi, xi, 0.25, 2, NB_REDUCTION_MEAN));
     // ---- optimizers ----
     ROW(nb_sgd_create, NB_ERR_INVALID, "lr must be finite", nb_sgd_create(&d, 1, INFINITY, 0, 0, false));
     ROW(nb_sgd_create, NB_ERR_INVALID, "parameter 0 of group 0 is NULL", nb_sgd_create(none, 1, 0.1, 0, 0, false));

@@ -342,6 +342,15 @@ nb_tensor *nb_kl_div(const nb_tensor *input, const nb_tensor *target, bool log_t
 /* max(0, 1 - target input) and its square, for targets in {-1, 1}. */
 nb_tensor *nb_hinge_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction);
 nb_tensor *nb_squared_hinge_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction);
+/* max(0, margin - target (input1 - input2)), target +-1 (PyTorch's
+ * MarginRankingLoss; margin finite). */
+nb_tensor *nb_margin_ranking_loss(const nb_tensor *input1, const nb_tensor *input2, const nb_tensor *target,
+                                  double margin, nb_reduction reduction);
+/* The binary focal loss on logits (Lin et al., 2017; torchvision's
+ * sigmoid_focal_loss, alpha 0.25 and gamma 2 there): alpha_t (1 - p_t)^gamma
+ * times binary_cross_entropy_with_logits, alpha < 0 for no weighting. */
+nb_tensor *nb_sigmoid_focal_loss(const nb_tensor *input, const nb_tensor *target, double alpha, double gamma,
+                                 nb_reduction reduction);
 
 /* ---- joining and splitting ---- */
 /* Concatenates n tensors along dim; all other dims must agree. */

@@ -201,6 +201,26 @@ static PyObject *a_loss_with(const nbp_op_def *def, PyObject **a) {
     return nbp_wrap(FN(loss_fn)(x, t, setting, reduction));
 }
 
+/* margin_ranking_loss(input1, input2, target, margin=0.0, reduction='mean') */
+static PyObject *a_margin_ranking_loss(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x1 = tensor_of(def, a, 0), *x2 = x1 ? tensor_of(def, a, 1) : NULL, *t = x2 ? tensor_of(def, a, 2) : NULL;
+    nb_reduction reduction;
+    double margin;
+    if (!t || double_of(def, a, 3, 0, &margin) < 0 || reduction_of(def, a[4], &reduction) < 0) return NULL;
+    return nbp_wrap(nb_margin_ranking_loss(x1, x2, t, margin, reduction));
+}
+
+/* sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction='none'), torchvision's */
+static PyObject *a_sigmoid_focal_loss(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *t = x ? tensor_of(def, a, 1) : NULL;
+    nb_reduction reduction = NB_REDUCTION_NONE;
+    double alpha, gamma;
+    if (!t || double_of(def, a, 2, 0.25, &alpha) < 0 || double_of(def, a, 3, 2, &gamma) < 0 ||
+        (a[4] && reduction_of(def, a[4], &reduction) < 0))
+        return NULL;
+    return nbp_wrap(nb_sigmoid_focal_loss(x, t, alpha, gamma, reduction));
+}
+
 /* binary_cross_entropy(input, target, weight=None, reduction='mean', pos_weight=None) */
 static PyObject *a_binary_cross_entropy(const nbp_op_def *def, PyObject **a) {
     nb_tensor *x = tensor_of(def, a, 0), *t = x ? tensor_of(def, a, 1) : NULL, *w, *pos = NULL;
@@ -309,6 +329,12 @@ const nbp_op_def nbp_nn_ops[] = {
     LOSS(msle_loss, "(log1p(max(input, 1e-7)) - log1p(max(target, 1e-7)))^2, Keras's MeanSquaredLogarithmicError."),
     LOSS(hinge_loss, "max(0, 1 - target input), targets in {-1, 1} (Keras's Hinge)."),
     LOSS(squared_hinge_loss, "max(0, 1 - target input)^2 (Keras's SquaredHinge)."),
+    {"margin_ranking_loss", a_margin_ranking_loss, NULL, P("input1", "input2", "target", "margin", "reduction"), 3,
+     NBP_FUNCTION, "margin_ranking_loss(input1, input2, target, margin=0.0, reduction='mean') -> Tensor: "
+                   "max(0, margin - target (input1 - input2))."},
+    {"sigmoid_focal_loss", a_sigmoid_focal_loss, NULL, P("inputs", "targets", "alpha", "gamma", "reduction"), 2,
+     NBP_FUNCTION, "sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction='none') -> Tensor: "
+                   "alpha_t (1 - p_t)^gamma binary_cross_entropy_with_logits (torchvision's; alpha < 0: none)."},
     {"huber_loss", a_loss_with, (void (*)(void))nb_huber_loss, P("input", "target", "reduction", "delta"), 2,
      NBP_FUNCTION, "huber_loss(input, target, reduction='mean', delta=1.0) -> Tensor: quadratic inside "
                    "delta, linear outside."},

@@ -143,3 +143,46 @@ def test_modules_and_errors():
         F.huber_loss(x, t, delta=0.0)
     with pytest.raises(TypeError, match="unexpected keyword argument 'beta'"):
         nn.MSELoss(beta=1.0)
+
+
+@needs_torch
+def test_margin_ranking_loss_against_pytorch(rng):
+    a, b = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    y = np.sign(rng.standard_normal((4, 5)))
+    for reduction in ("mean", "sum", "none"):
+        x1, x2 = nb.tensor(a, requires_grad=True), nb.tensor(b, requires_grad=True)
+        t1, t2 = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+        ours = F.margin_ranking_loss(x1, x2, nb.tensor(y), margin=0.3, reduction=reduction)
+        theirs = torch.nn.functional.margin_ranking_loss(t1, t2, torch.tensor(y), margin=0.3, reduction=reduction)
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
+        ours.sum().backward()
+        theirs.sum().backward()
+        np.testing.assert_allclose(x1.grad.numpy(), t1.grad.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(x2.grad.numpy(), t2.grad.numpy(), rtol=1e-12)
+    module = nn.MarginRankingLoss(margin=0.3)
+    assert module(nb.tensor(a), nb.tensor(b), nb.tensor(y)).item() == pytest.approx(
+        torch.nn.MarginRankingLoss(margin=0.3)(torch.tensor(a), torch.tensor(b), torch.tensor(y)).item())
+
+
+@needs_torch
+@pytest.mark.parametrize("alpha,gamma", [(0.25, 2.0), (-1.0, 0.5), (0.9, 0.0)])
+def test_sigmoid_focal_loss_against_torchvisions_formula(rng, alpha, gamma):
+    """torchvision's sigmoid_focal_loss written with torch ops (torchvision is not installed)."""
+    x0, y0 = rng.uniform(-5, 5, (6, 7)), rng.uniform(0, 1, (6, 7))
+    x, y = nb.tensor(x0, requires_grad=True), nb.tensor(y0, requires_grad=True)
+    tx, ty = torch.tensor(x0, requires_grad=True), torch.tensor(y0, requires_grad=True)
+    p = torch.sigmoid(tx)
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(tx, ty, reduction="none")
+    pt = p * ty + (1 - p) * (1 - ty)
+    want = ce * (1 - pt) ** gamma
+    if alpha >= 0:
+        want = (alpha * ty + (1 - alpha) * (1 - ty)) * want
+    got = F.sigmoid_focal_loss(x, y, alpha, gamma)
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-10, atol=1e-14)
+    got.sum().backward()
+    want.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(y.grad.numpy(), ty.grad.numpy(), rtol=1e-9, atol=1e-12)
+    assert F.sigmoid_focal_loss(x, y, alpha, gamma, reduction="mean").item() == pytest.approx(want.mean().item())
+    with pytest.raises(ValueError, match="needs alpha <= 1"):
+        F.sigmoid_focal_loss(x, y, 1.5)

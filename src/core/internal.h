@@ -245,7 +245,7 @@ typedef union nb_attrs {
     struct { double smoothing; int64_t ignore_index; int reduction; } cross_entropy;
     /* the losses of src/core/pointwise_loss.h; the backward's is forward's
      * gradient with respect to operand wrt (0 input, 1 target, 2 the third) */
-    struct { double p; int flags; nb_op forward; int wrt; } loss;
+    struct { double p, q; int flags; nb_op forward; int wrt; } loss;
     nb_window window; /* unfold, fold, pooling */
     nb_optim_attrs optim;
 } nb_attrs;

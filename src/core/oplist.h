@@ -170,6 +170,8 @@
     NB_OP(KL_DIV, kl_div, 1)           \
     NB_OP(HINGE_LOSS, hinge_loss, 1)   \
     NB_OP(SQUARED_HINGE_LOSS, squared_hinge_loss, 1) \
+    NB_OP(MARGIN_RANKING_LOSS, margin_ranking_loss, 1) \
+    NB_OP(FOCAL_LOSS, sigmoid_focal_loss, 1) \
     NB_OP(POINTWISE_LOSS_BACKWARD, pointwise_loss_backward, 0) \
     /* optimizer updates (in place) */ \
     NB_OP(OPTIM_STEP, optim_step, 0)   \

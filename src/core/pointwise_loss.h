@@ -20,6 +20,11 @@
  *   kl_div                 y (log y - x) (0 where y = 0), or e^y (y - x) with LOG_TARGET
  *   hinge                  max(0, 1 - y x), y in {-1, 1}                  (Keras)
  *   squared_hinge          max(0, 1 - y x)^2                              (Keras)
+ *   margin_ranking         max(0, p - c (x - y)): x, y the two inputs, c the labels, p = margin
+ *   sigmoid_focal          a_t (1 - p_t)^q bce_with_logits(x, y) with s = sigmoid(x),
+ *                          p_t = s y + (1 - s)(1 - y) and a_t = p y + (1 - p)(1 - y), or 1
+ *                          for p < 0 (Lin et al., 2017; torchvision's sigmoid_focal_loss)
+ *                          p = alpha, q = gamma
  * with d = x - y. */
 #ifndef NABLA_POINTWISE_LOSS_H
 #define NABLA_POINTWISE_LOSS_H
@@ -40,11 +45,23 @@ enum { NB_LOSS_LOG_INPUT = 1, NB_LOSS_FULL = 2, NB_LOSS_LOG_TARGET = 4 };
 #define NB_LOG_2PI 1.8378770664093454835606594728112
 
 #define NB_DEFINE_LOSSES(T, name)                                                               \
-    NB_LOSS_HD T name##_sign(T v) { return v > 0 ? (T)1 : v < 0 ? (T)-1 : (T)0; }                \
-    /* log(1 + e^-x) for any x */                                                                \
+    NB_LOSS_HD T name##_sign(T v) { return v > 0 ? (T)1 : v < 0 ? (T)-1 : (T)0; }               \
+    /* log(1 + e^-x) for any x */                                                               \
     NB_LOSS_HD T name##_softplus_neg(T x) { return log1p(exp(-fabs(x))) + (x < 0 ? -x : (T)0); } \
-    NB_LOSS_HD T name##_clamped_log(T v) { T l = log(v); return l > -100 ? l : (T)-100; }      \
-    NB_LOSS_HD T name##_loss(nb_op op, T x, T y, T c, T p, int flags) {                         \
+    NB_LOSS_HD T name##_clamped_log(T v) { T l = log(v); return l > -100 ? l : (T)-100; }       \
+    /* d focal / d x (wrt 0) or d y: with m = 1 - p_t, the product rule on                      \
+       a_t m^q ce; a zero dm / d. leaves out m^(q - 1), which is infinite at m = 0 */           \
+    NB_LOSS_HD T name##_focal_grad(int wrt, T x, T y, T p, T q) {                               \
+        T s = 1 / (1 + exp(-x)), m = 1 - (s * y + (1 - s) * (1 - y));                           \
+        T ce = (1 - y) * x + name##_softplus_neg(x), mq = pow(m, q);                            \
+        T dm = wrt == 0 ? -s * (1 - s) * (2 * y - 1) : 1 - 2 * s;                               \
+        T dce = wrt == 0 ? s - y : -x;                                                          \
+        T d = dce * mq + (dm == 0 || q == 0 ? (T)0 : ce * q * pow(m, q - 1) * dm);              \
+        if (p < 0) return d;                                                                    \
+        T alpha = p * y + (1 - p) * (1 - y);                                                    \
+        return alpha * d + (wrt == 0 ? (T)0 : (2 * p - 1) * mq * ce);                           \
+    }                                                                                           \
+    NB_LOSS_HD T name##_loss(nb_op op, T x, T y, T c, T p, T q, int flags) {                    \
         T d = x - y;                                                                            \
         switch (op) {                                                                           \
         case NB_OP_BINARY_CROSS_ENTROPY:                                                        \
@@ -77,6 +94,12 @@ enum { NB_LOSS_LOG_INPUT = 1, NB_LOSS_FULL = 2, NB_LOSS_LOG_TARGET = 4 };
         case NB_OP_KL_DIV:                                                                      \
             if (flags & NB_LOSS_LOG_TARGET) return exp(y) * (y - x);                            \
             return y > 0 ? y * (log(y) - x) : y == 0 ? (T)0 : (T)NAN;                           \
+        case NB_OP_MARGIN_RANKING_LOSS: return p - c * d > 0 ? p - c * d : (T)0;                \
+        case NB_OP_FOCAL_LOSS: {                                                                \
+            T s = 1 / (1 + exp(-x)), m = 1 - (s * y + (1 - s) * (1 - y)); /* 1 - p_t */         \
+            T alpha = p < 0 ? (T)1 : p * y + (1 - p) * (1 - y);                                 \
+            return alpha * pow(m, q) * ((1 - y) * x + name##_softplus_neg(x));                  \
+        }                                                                                       \
         case NB_OP_HINGE_LOSS: return 1 - y * x > 0 ? 1 - y * x : (T)0;                         \
         default: { /* squared hinge */                                                          \
             T h = 1 - y * x > 0 ? 1 - y * x : (T)0;                                             \
@@ -85,7 +108,7 @@ enum { NB_LOSS_LOG_INPUT = 1, NB_LOSS_FULL = 2, NB_LOSS_LOG_TARGET = 4 };
         }                                                                                       \
     }                                                                                           \
     /* g * d loss / d (x, y or c for wrt 0, 1, 2) */                                            \
-    NB_LOSS_HD T name##_loss_grad(nb_op op, int wrt, T g, T x, T y, T c, T p, int flags) {      \
+    NB_LOSS_HD T name##_loss_grad(nb_op op, int wrt, T g, T x, T y, T c, T p, T q, int flags) { \
         T d = x - y, s = wrt == 1 ? (T)-1 : (T)1; /* d d / d y = -1 */                          \
         switch (op) {                                                                           \
         case NB_OP_BINARY_CROSS_ENTROPY: {                                                      \
@@ -133,6 +156,9 @@ enum { NB_LOSS_LOG_INPUT = 1, NB_LOSS_FULL = 2, NB_LOSS_LOG_TARGET = 4 };
         case NB_OP_KL_DIV:                                                                      \
             if (flags & NB_LOSS_LOG_TARGET) return g * (wrt == 0 ? -exp(y) : exp(y) * (y - x + 1)); \
             return g * (wrt == 0 ? -y : log(y) + 1 - x);                                        \
+        case NB_OP_MARGIN_RANKING_LOSS:                                                         \
+            return p - c * d > 0 ? g * (wrt == 0 ? -c : wrt == 1 ? c : -d) : (T)0;              \
+        case NB_OP_FOCAL_LOSS: return g * name##_focal_grad(wrt, x, y, p, q);                   \
         case NB_OP_HINGE_LOSS:                                                                  \
             return 1 - y * x > 0 ? -g * (wrt == 0 ? y : x) : (T)0;                              \
         default: {                                                                              \

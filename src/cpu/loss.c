@@ -122,25 +122,26 @@ nb_status nb__cpu_cross_entropy_backward(const nb_op_args *args) {
     case NB_OP_##ID:                                                                         \
         for (int64_t i = 0; i < n; i++)                                                      \
             o[i] = _Generic(p, float: nb_loss_f32_loss, double: nb_loss_f64_loss)(           \
-                NB_OP_##ID, x[i], y[i], c ? c[i] : 1, p, flags);                             \
+                NB_OP_##ID, x[i], y[i], c ? c[i] : 1, p, q, flags);                          \
         break;
 #define LOSS_GRAD_CASE(ID)                                                                   \
     case NB_OP_##ID:                                                                         \
         for (int64_t i = 0; i < n; i++)                                                      \
             o[i] = _Generic(p, float: nb_loss_f32_loss_grad, double: nb_loss_f64_loss_grad)( \
-                NB_OP_##ID, wrt, g[i], x[i], y[i], c ? c[i] : 1, p, flags);                  \
+                NB_OP_##ID, wrt, g[i], x[i], y[i], c ? c[i] : 1, p, q, flags);               \
         break;
 #define POINTWISE_LOSSES(X)                                                                  \
     X(BINARY_CROSS_ENTROPY) X(BINARY_CROSS_ENTROPY_WITH_LOGITS) X(MSE_LOSS) X(L1_LOSS)        \
     X(HUBER_LOSS) X(SMOOTH_L1_LOSS) X(LOG_COSH_LOSS) X(MAPE_LOSS) X(MSLE_LOSS)                \
-    X(POISSON_NLL_LOSS) X(GAUSSIAN_NLL_LOSS) X(KL_DIV) X(HINGE_LOSS) X(SQUARED_HINGE_LOSS)
+    X(POISSON_NLL_LOSS) X(GAUSSIAN_NLL_LOSS) X(KL_DIV) X(HINGE_LOSS) X(SQUARED_HINGE_LOSS)     \
+    X(MARGIN_RANKING_LOSS) X(FOCAL_LOSS)
 
 #define DEFINE_LOSS_LOOPS(suffix, T)                                                         \
     static void loss_##suffix(int64_t n, void *out, const void *const *in, const nb_op_args *args) { \
         T *restrict o = out;                                                                 \
         const T *restrict x = in[0], *restrict y = in[1];                                    \
         const T *restrict c = args->n_in > 2 ? in[2] : NULL;                                 \
-        T p = (T)args->attrs.loss.p;                                                         \
+        T p = (T)args->attrs.loss.p, q = (T)args->attrs.loss.q;                              \
         int flags = args->attrs.loss.flags;                                                  \
         switch (args->op) {                                                                  \
             POINTWISE_LOSSES(LOSS_CASE)                                                      \
@@ -152,7 +153,7 @@ nb_status nb__cpu_cross_entropy_backward(const nb_op_args *args) {
         T *restrict o = out;                                                                 \
         const T *restrict g = in[0], *restrict x = in[1], *restrict y = in[2];               \
         const T *restrict c = args->n_in > 3 ? in[3] : NULL;                                 \
-        T p = (T)args->attrs.loss.p;                                                         \
+        T p = (T)args->attrs.loss.p, q = (T)args->attrs.loss.q;                              \
         int flags = args->attrs.loss.flags, wrt = args->attrs.loss.wrt;                      \
         switch (args->attrs.loss.forward) {                                                  \
             POINTWISE_LOSSES(LOSS_GRAD_CASE)                                                 \

@@ -24,7 +24,8 @@ static const nb_kernel *kernel_table(void) {
     for (nb_op op : {NB_OP_BINARY_CROSS_ENTROPY, NB_OP_BINARY_CROSS_ENTROPY_WITH_LOGITS, NB_OP_MSE_LOSS,
                      NB_OP_L1_LOSS, NB_OP_HUBER_LOSS, NB_OP_SMOOTH_L1_LOSS, NB_OP_LOG_COSH_LOSS,
                      NB_OP_MAPE_LOSS, NB_OP_MSLE_LOSS, NB_OP_POISSON_NLL_LOSS, NB_OP_GAUSSIAN_NLL_LOSS,
-                     NB_OP_KL_DIV, NB_OP_HINGE_LOSS, NB_OP_SQUARED_HINGE_LOSS, NB_OP_POINTWISE_LOSS_BACKWARD})
+                     NB_OP_KL_DIV, NB_OP_HINGE_LOSS, NB_OP_SQUARED_HINGE_LOSS, NB_OP_MARGIN_RANKING_LOSS,
+                     NB_OP_FOCAL_LOSS, NB_OP_POINTWISE_LOSS_BACKWARD})
         k[op] = {nb__cuda_pointwise_loss, NB_FLOATS};
     k[NB_OP_ARGSORT] = {nb__cuda_sort, NB_ALL_DTYPES};
     k[NB_OP_TOPK] = {nb__cuda_sort, NB_ALL_DTYPES};

@@ -139,13 +139,13 @@ nb_status nb__cuda_cross_entropy_backward(const nb_op_args *args) {
 template <int N> struct nb_pointwise_loss_fn {
     static constexpr int inputs = N;
     nb_op op;
-    double p;
+    double p, q;
     int flags;
 
     template <typename C> __device__ C operator()(const C *in) const {
         C c = N > 2 ? in[N - 1] : (C)1;
-        if constexpr (std::is_same<C, double>::value) return nb_loss_f64_loss(op, in[0], in[1], c, p, flags);
-        else if constexpr (nb_is_float_v<C>) return nb_loss_f32_loss(op, in[0], in[1], c, (C)p, flags);
+        if constexpr (std::is_same<C, double>::value) return nb_loss_f64_loss(op, in[0], in[1], c, p, q, flags);
+        else if constexpr (nb_is_float_v<C>) return nb_loss_f32_loss(op, in[0], in[1], c, (C)p, (C)q, flags);
         else return 0; // the losses take floats only
     }
 };
@@ -154,28 +154,28 @@ template <int N> struct nb_pointwise_loss_grad_fn {
     static constexpr int inputs = N;
     nb_op op;
     int wrt;
-    double p;
+    double p, q;
     int flags;
 
     template <typename C> __device__ C operator()(const C *in) const {
         C c = N > 3 ? in[N - 1] : (C)1;
         if constexpr (std::is_same<C, double>::value)
-            return nb_loss_f64_loss_grad(op, wrt, in[0], in[1], in[2], c, p, flags);
+            return nb_loss_f64_loss_grad(op, wrt, in[0], in[1], in[2], c, p, q, flags);
         else if constexpr (nb_is_float_v<C>)
-            return nb_loss_f32_loss_grad(op, wrt, in[0], in[1], in[2], c, (C)p, flags);
+            return nb_loss_f32_loss_grad(op, wrt, in[0], in[1], in[2], c, (C)p, (C)q, flags);
         else return 0;
     }
 };
 
 nb_status nb__cuda_pointwise_loss(const nb_op_args *args) {
-    double p = args->attrs.loss.p;
+    double p = args->attrs.loss.p, q = args->attrs.loss.q;
     int flags = args->attrs.loss.flags;
     if (args->op == NB_OP_POINTWISE_LOSS_BACKWARD) {
         nb_op forward = args->attrs.loss.forward;
         int wrt = args->attrs.loss.wrt;
-        if (args->n_in > 3) return nb__cuda_map(args, nb_pointwise_loss_grad_fn<4>{forward, wrt, p, flags});
-        return nb__cuda_map(args, nb_pointwise_loss_grad_fn<3>{forward, wrt, p, flags});
+        if (args->n_in > 3) return nb__cuda_map(args, nb_pointwise_loss_grad_fn<4>{forward, wrt, p, q, flags});
+        return nb__cuda_map(args, nb_pointwise_loss_grad_fn<3>{forward, wrt, p, q, flags});
     }
-    if (args->n_in > 2) return nb__cuda_map(args, nb_pointwise_loss_fn<3>{args->op, p, flags});
-    return nb__cuda_map(args, nb_pointwise_loss_fn<2>{args->op, p, flags});
+    if (args->n_in > 2) return nb__cuda_map(args, nb_pointwise_loss_fn<3>{args->op, p, q, flags});
+    return nb__cuda_map(args, nb_pointwise_loss_fn<2>{args->op, p, q, flags});
 }

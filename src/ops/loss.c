@@ -179,7 +179,7 @@ static nb_status check_operands(const char *fn, int n, const nb_tensor *const *i
 
 /* op over (input, target[, third]); weight (may be NULL) scales each loss. */
 static nb_tensor *pointwise_loss(nb_op op, int n, const nb_tensor *const *operands, const char *const *names,
-                                 const nb_tensor *weight, double p, int flags, nb_reduction reduction) {
+                                 const nb_tensor *weight, double p, double q, int flags, nb_reduction reduction) {
     const char *fn = nb__op_fn(op);
     nb_dtype dtype = NB_F32;
     int ndim = 0;
@@ -202,6 +202,7 @@ static nb_tensor *pointwise_loss(nb_op op, int n, const nb_tensor *const *operan
     nb_scratch s = {0};
     nb_op_args args = {.op = op, .dtype = dtype, .n_in = n};
     args.attrs.loss.p = p;
+    args.attrs.loss.q = q;
     args.attrs.loss.flags = flags;
     const nb_tensor *cast[3] = {NULL};
     for (int i = 0; i < n; i++) {
@@ -228,26 +229,26 @@ static nb_tensor *pointwise_loss(nb_op op, int n, const nb_tensor *const *operan
 
 nb_tensor *nb_binary_cross_entropy(const nb_tensor *input, const nb_tensor *target,
                                    const nb_tensor *weight, nb_reduction reduction) {
-    return pointwise_loss(NB_OP_BINARY_CROSS_ENTROPY, 2, TWO(input, target), weight, 0, 0, reduction);
+    return pointwise_loss(NB_OP_BINARY_CROSS_ENTROPY, 2, TWO(input, target), weight, 0, 0, 0, reduction);
 }
 
 nb_tensor *nb_binary_cross_entropy_with_logits(const nb_tensor *input, const nb_tensor *target,
                                                const nb_tensor *weight, const nb_tensor *pos_weight,
                                                nb_reduction reduction) {
     if (!pos_weight)
-        return pointwise_loss(NB_OP_BINARY_CROSS_ENTROPY_WITH_LOGITS, 2, TWO(input, target), weight, 0, 0,
+        return pointwise_loss(NB_OP_BINARY_CROSS_ENTROPY_WITH_LOGITS, 2, TWO(input, target), weight, 0, 0, 0,
                               reduction);
     return pointwise_loss(NB_OP_BINARY_CROSS_ENTROPY_WITH_LOGITS, 3,
                           (const nb_tensor *[]){input, target, pos_weight},
-                          (const char *[]){"input", "target", "pos_weight"}, weight, 0, 0, reduction);
+                          (const char *[]){"input", "target", "pos_weight"}, weight, 0, 0, 0, reduction);
 }
 
 nb_tensor *nb_mse_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
-    return pointwise_loss(NB_OP_MSE_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+    return pointwise_loss(NB_OP_MSE_LOSS, 2, TWO(input, target), NULL, 0, 0, 0, reduction);
 }
 
 nb_tensor *nb_l1_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
-    return pointwise_loss(NB_OP_L1_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+    return pointwise_loss(NB_OP_L1_LOSS, 2, TWO(input, target), NULL, 0, 0, 0, reduction);
 }
 
 nb_tensor *nb_huber_loss(const nb_tensor *input, const nb_tensor *target, double delta,
@@ -256,7 +257,7 @@ nb_tensor *nb_huber_loss(const nb_tensor *input, const nb_tensor *target, double
         nb__error(NB_ERR_INVALID, "nb_huber_loss: delta must be finite and > 0, got %g", delta);
         return NULL;
     }
-    return pointwise_loss(NB_OP_HUBER_LOSS, 2, TWO(input, target), NULL, delta, 0, reduction);
+    return pointwise_loss(NB_OP_HUBER_LOSS, 2, TWO(input, target), NULL, delta, 0, 0, reduction);
 }
 
 nb_tensor *nb_smooth_l1_loss(const nb_tensor *input, const nb_tensor *target, double beta,
@@ -266,20 +267,20 @@ nb_tensor *nb_smooth_l1_loss(const nb_tensor *input, const nb_tensor *target, do
         return NULL;
     }
     if (beta == 0) /* PyTorch: the L1 loss */
-        return pointwise_loss(NB_OP_L1_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
-    return pointwise_loss(NB_OP_SMOOTH_L1_LOSS, 2, TWO(input, target), NULL, beta, 0, reduction);
+        return pointwise_loss(NB_OP_L1_LOSS, 2, TWO(input, target), NULL, 0, 0, 0, reduction);
+    return pointwise_loss(NB_OP_SMOOTH_L1_LOSS, 2, TWO(input, target), NULL, beta, 0, 0, reduction);
 }
 
 nb_tensor *nb_log_cosh_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
-    return pointwise_loss(NB_OP_LOG_COSH_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+    return pointwise_loss(NB_OP_LOG_COSH_LOSS, 2, TWO(input, target), NULL, 0, 0, 0, reduction);
 }
 
 nb_tensor *nb_mape_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
-    return pointwise_loss(NB_OP_MAPE_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+    return pointwise_loss(NB_OP_MAPE_LOSS, 2, TWO(input, target), NULL, 0, 0, 0, reduction);
 }
 
 nb_tensor *nb_msle_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
-    return pointwise_loss(NB_OP_MSLE_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+    return pointwise_loss(NB_OP_MSLE_LOSS, 2, TWO(input, target), NULL, 0, 0, 0, reduction);
 }
 
 nb_tensor *nb_poisson_nll_loss(const nb_tensor *input, const nb_tensor *target, bool log_input, bool full,
@@ -289,7 +290,7 @@ nb_tensor *nb_poisson_nll_loss(const nb_tensor *input, const nb_tensor *target, 
         return NULL;
     }
     int flags = (log_input ? NB_LOSS_LOG_INPUT : 0) | (full ? NB_LOSS_FULL : 0);
-    return pointwise_loss(NB_OP_POISSON_NLL_LOSS, 2, TWO(input, target), NULL, eps, flags, reduction);
+    return pointwise_loss(NB_OP_POISSON_NLL_LOSS, 2, TWO(input, target), NULL, eps, 0, flags, reduction);
 }
 
 nb_tensor *nb_gaussian_nll_loss(const nb_tensor *input, const nb_tensor *target, const nb_tensor *var,
@@ -305,21 +306,41 @@ nb_tensor *nb_gaussian_nll_loss(const nb_tensor *input, const nb_tensor *target,
     if (per_row && !(column = nb_unsqueeze(var, -1))) return NULL;
     nb_tensor *out = pointwise_loss(NB_OP_GAUSSIAN_NLL_LOSS, 3,
                                     (const nb_tensor *[]){input, target, column ? column : var},
-                                    (const char *[]){"input", "target", "var"}, NULL, eps,
+                                    (const char *[]){"input", "target", "var"}, NULL, eps, 0,
                                     full ? NB_LOSS_FULL : 0, reduction);
     nb_release(column);
     return out;
 }
 
 nb_tensor *nb_kl_div(const nb_tensor *input, const nb_tensor *target, bool log_target, nb_reduction reduction) {
-    return pointwise_loss(NB_OP_KL_DIV, 2, TWO(input, target), NULL, 0, log_target ? NB_LOSS_LOG_TARGET : 0,
+    return pointwise_loss(NB_OP_KL_DIV, 2, TWO(input, target), NULL, 0, 0, log_target ? NB_LOSS_LOG_TARGET : 0,
                           reduction);
 }
 
 nb_tensor *nb_hinge_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
-    return pointwise_loss(NB_OP_HINGE_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+    return pointwise_loss(NB_OP_HINGE_LOSS, 2, TWO(input, target), NULL, 0, 0, 0, reduction);
+}
+
+nb_tensor *nb_margin_ranking_loss(const nb_tensor *input1, const nb_tensor *input2, const nb_tensor *target,
+                                  double margin, nb_reduction reduction) {
+    if (!isfinite(margin)) {
+        nb__error(NB_ERR_INVALID, "nb_margin_ranking_loss: margin must be finite, got %g", margin);
+        return NULL;
+    }
+    return pointwise_loss(NB_OP_MARGIN_RANKING_LOSS, 3, (const nb_tensor *[]){input1, input2, target},
+                          (const char *[]){"input1", "input2", "target"}, NULL, margin, 0, 0, reduction);
+}
+
+nb_tensor *nb_sigmoid_focal_loss(const nb_tensor *input, const nb_tensor *target, double alpha, double gamma,
+                                 nb_reduction reduction) {
+    if (!(alpha <= 1 && gamma >= 0 && isfinite(alpha) && isfinite(gamma))) {
+        nb__error(NB_ERR_INVALID, "nb_sigmoid_focal_loss: needs alpha <= 1 (< 0: no weighting) and a finite "
+                  "gamma >= 0, got %g and %g", alpha, gamma);
+        return NULL;
+    }
+    return pointwise_loss(NB_OP_FOCAL_LOSS, 2, TWO(input, target), NULL, alpha, gamma, 0, reduction);
 }
 
 nb_tensor *nb_squared_hinge_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
-    return pointwise_loss(NB_OP_SQUARED_HINGE_LOSS, 2, TWO(input, target), NULL, 0, 0, reduction);
+    return pointwise_loss(NB_OP_SQUARED_HINGE_LOSS, 2, TWO(input, target), NULL, 0, 0, 0, reduction);
 }

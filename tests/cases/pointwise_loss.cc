@@ -10,6 +10,20 @@ namespace {
 double sigmoid(double a) { return 1 / (1 + std::exp(-a)); }
 double log_clamped(double v) { return std::max(std::log(v), -100.0); }
 
+// torchvision's sigmoid_focal_loss written out; alpha < 0: no weighting.
+double focal(double x, double y, double alpha, double gamma) {
+    double s = sigmoid(x), pt = s * y + (1 - s) * (1 - y);
+    double ce = -(y * std::log(s) + (1 - y) * std::log(1 - s));
+    double at = alpha < 0 ? 1 : alpha * y + (1 - alpha) * (1 - y);
+    return at * std::pow(1 - pt, gamma) * ce;
+}
+
+// d f / dx by a central difference in double (f smooth, h small against x's range).
+double central(const std::function<double(double)> &f, double x) {
+    const double h = 1e-5;
+    return (f(x + h) - f(x - h)) / (2 * h);
+}
+
 // One loss: its call, its formula per element of (x, y, c), and the derivative
 // with respect to x.
 struct Loss {
@@ -109,6 +123,20 @@ void pointwise_loss_cases() {
          [](const Tensors &t, R r) { return nb_squared_hinge_loss(t[0], t[1], r); },
          [](double x, double y, double) { return std::pow(std::max(0.0, 1 - x * y), 2); },
          [](double x, double y, double) { return -2 * y * std::max(0.0, 1 - x * y); }, {F(-2, 2), F(-1, 1)}},
+        {NB_OP_MARGIN_RANKING_LOSS, "margin_ranking_loss",
+         [](const Tensors &t, R r) { return nb_margin_ranking_loss(t[0], t[1], t[2], 0.3, r); },
+         [](double x, double y, double c) { return std::max(0.0, 0.3 - c * (x - y)); },
+         [](double x, double y, double c) { return 0.3 - c * (x - y) > 0 ? -c : 0.0; }, {F(-2, 2), F(-2, 2), F(-1, 1)}},
+        {NB_OP_FOCAL_LOSS, "sigmoid_focal_loss",
+         [](const Tensors &t, R r) { return nb_sigmoid_focal_loss(t[0], t[1], 0.25, 2, r); },
+         [](double x, double y, double) { return focal(x, y, 0.25, 2); },
+         [](double x, double y, double) { return central([y](double v) { return focal(v, y, 0.25, 2); }, x); },
+         {F(-4, 4), F(0, 1)}},
+        {NB_OP_FOCAL_LOSS, "sigmoid_focal_loss_unweighted",
+         [](const Tensors &t, R r) { return nb_sigmoid_focal_loss(t[0], t[1], -1, 0.5, r); },
+         [](double x, double y, double) { return focal(x, y, -1, 0.5); },
+         [](double x, double y, double) { return central([y](double v) { return focal(v, y, -1, 0.5); }, x); },
+         {F(-4, 4), F(0, 1)}},
     };
     auto shapes_for = [](size_t n) {
         std::vector<std::vector<Shape>> s = {{{3, 5}, {3, 5}}, {{4, 1, 3}, {2, 3}}, {{7}, {}}, {{2, 300}, {2, 300}}};

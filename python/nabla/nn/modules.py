@@ -718,6 +718,17 @@ SquaredHingeLoss = _loss("SquaredHingeLoss", F.squared_hinge_loss, {"reduction":
                          "max(0, 1 - target input)^2 (Keras).")
 
 
+class MarginRankingLoss(Module):
+    """max(0, margin - target (input1 - input2)), PyTorch's."""
+
+    def __init__(self, margin=0.0, reduction="mean"):
+        super().__init__()
+        self.margin, self.reduction = margin, reduction
+
+    def forward(self, input1, input2, target):
+        return F.margin_ranking_loss(input1, input2, target, self.margin, self.reduction)
+
+
 # ---- containers ----
 
 class ModuleList(Module):
