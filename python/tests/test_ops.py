@@ -35,7 +35,8 @@ CHECKED_ELSEWHERE = {
     **{name: "test_losses.py (against PyTorch or the formula)" for name in (
         "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
         "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
-        "log_cosh_loss", "mape_loss", "msle_loss", "hinge_loss", "squared_hinge_loss")},
+        "log_cosh_loss", "mape_loss", "msle_loss", "hinge_loss", "squared_hinge_loss", "margin_ranking_loss",
+        "sigmoid_focal_loss")},
 }
 
 
