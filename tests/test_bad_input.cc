@@ -546,6 +546,15 @@ void build_rows() {
     ROW(nb_margin_ranking_loss, NB_ERR_INVALID, "input2 is NULL", nb_margin_ranking_loss(x, nullptr, x, 0, NB_REDUCTION_MEAN));
     ROW(nb_sigmoid_focal_loss, NB_ERR_INVALID, "needs alpha <= 1 (< 0: no weighting) and a finite gamma >= 0, got 0.25 and -1", nb_sigmoid_focal_loss(x, x, 0.25, -1, NB_REDUCTION_MEAN));
     ROW(nb_sigmoid_focal_loss, NB_ERR_DTYPE, "needs float operands", nb_sigmoid_focal_loss(xi, xi, 0.25, 2, NB_REDUCTION_MEAN));
+    {
+        static nb_triplet_options negative_margin = {.margin = -1};
+        ROW(nb_cosine_embedding_loss, NB_ERR_SHAPE, "must be [N, D] or [D] and match input1", nb_cosine_embedding_loss(x, img, d, 0, NB_REDUCTION_MEAN));
+        ROW(nb_cosine_embedding_loss, NB_ERR_INVALID, "needs a target and a finite margin, got NULL", nb_cosine_embedding_loss(x, x, nullptr, 0, NB_REDUCTION_MEAN));
+        ROW(nb_cosine_embedding_loss, NB_ERR_INVALID, "unknown reduction 3 (MEAN, SUM or NONE)", nb_cosine_embedding_loss(x, x, nullptr, 0, NB_REDUCTION_BATCHMEAN));
+        ROW(nb_triplet_margin_loss, NB_ERR_INVALID, "needs margin >= 0, p > 0 and eps >= 0, all finite, got -1", nb_triplet_margin_loss(x, x, x, &negative_margin, NB_REDUCTION_MEAN));
+        ROW(nb_triplet_margin_loss, NB_ERR_INVALID, "negative is NULL", nb_triplet_margin_loss(x, x, nullptr, nullptr, NB_REDUCTION_MEAN));
+        ROW(nb_categorical_hinge_loss, NB_ERR_DTYPE, "target must be float, got i64", nb_categorical_hinge_loss(x, xi, NB_REDUCTION_MEAN));
+    }
     // ---- optimizers ----
     ROW(nb_sgd_create, NB_ERR_INVALID, "lr must be finite", nb_sgd_create(&d, 1, INFINITY, 0, 0, false));
     ROW(nb_sgd_create, NB_ERR_INVALID, "parameter 0 of group 0 is NULL", nb_sgd_create(none, 1, 0.1, 0, 0, false));

@@ -756,6 +756,36 @@ TEST(Init, OrthogonalEyeDiracAndPytorchsDefaults) {
     nb_generator_free(gen);
 }
 
+// The composed row losses against their formulas in double, per row.
+TEST(Losses, RowLossesMatchTheirFormulas) {
+    Host a({3, 4}, {0.5, -1, 2, 0.1, 1, 1, -1, 0.3, -2, 0.4, 0.9, -0.7});
+    Host b({3, 4}, {1, 0.2, -0.5, 2, -1, 0.5, 0.5, 0.2, 0.3, -0.8, 1.1, 0.6});
+    Host c({3, 4}, {0.1, 0.1, 0.1, 0.1, 2, -2, 1, 0, -1, 0.5, 0.5, -0.5});
+    Host y({3}, {1, -1, 1});
+    T ta(make_tensor(a, NB_F64)), tb(make_tensor(b, NB_F64)), tc(make_tensor(c, NB_F64)), ty(make_tensor(y, NB_F64));
+    T cosine(nb_cosine_embedding_loss(ta, tb, ty, 0.1, NB_REDUCTION_NONE));
+    nb_triplet_options o = {.margin = 0.5, .p = 1, .swap = true};
+    T triplet(nb_triplet_margin_loss(ta, tb, tc, &o, NB_REDUCTION_NONE));
+    Host onehot({3, 4}, {0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0});
+    T hot(make_tensor(onehot, NB_F64));
+    T hinge(nb_categorical_hinge_loss(ta, hot, NB_REDUCTION_NONE));
+    ASSERT_TRUE(cosine.t && triplet.t && hinge.t) << nb_last_error();
+    Host gc = read_tensor(cosine), gt = read_tensor(triplet), gh = read_tensor(hinge);
+    for (int r = 0; r < 3; r++) {
+        double dot = 0, n1 = 0, n2 = 0, ap = 0, an = 0, pn = 0, pos = 0, neg = -INFINITY;
+        for (int j = 0; j < 4; j++) {
+            double x1 = a.v[r * 4 + j], x2 = b.v[r * 4 + j], x3 = c.v[r * 4 + j], t = onehot.v[r * 4 + j];
+            dot += x1 * x2, n1 += x1 * x1, n2 += x2 * x2;
+            ap += std::fabs(x1 - x2 + 1e-6), an += std::fabs(x1 - x3 + 1e-6), pn += std::fabs(x2 - x3 + 1e-6);
+            pos += t * x1, neg = std::max(neg, (1 - t) * x1);
+        }
+        double cos = dot / std::sqrt((n1 + 1e-12) * (n2 + 1e-12));
+        EXPECT_NEAR(gc.v[r], y.v[r] > 0 ? 1 - cos : std::max(0.0, cos - 0.1), 1e-14) << "cosine row " << r;
+        EXPECT_NEAR(gt.v[r], std::max(0.0, ap - std::min(an, pn) + 0.5), 1e-14) << "triplet row " << r;
+        EXPECT_NEAR(gh.v[r], std::max(0.0, neg - pos + 1), 1e-14) << "categorical hinge row " << r;
+    }
+}
+
 // Two classes of 8x8 single-channel images, bright top or bright bottom:
 // a conv net must drive its loss well down in a few dozen steps.
 TEST(Training, SmallConvNetLossFalls) {

@@ -352,6 +352,26 @@ nb_tensor *nb_margin_ranking_loss(const nb_tensor *input1, const nb_tensor *inpu
 nb_tensor *nb_sigmoid_focal_loss(const nb_tensor *input, const nb_tensor *target, double alpha, double gamma,
                                  nb_reduction reduction);
 
+/* Row losses over [N, D] (or [D]) inputs, composed of ops; reduction MEAN,
+ * SUM or NONE (the [N] losses).
+ * Cosine embedding (PyTorch's): 1 - cos(x1, x2) where target is 1,
+ * max(0, cos - margin) where it is -1, 0 elsewhere; cos with 1e-12 added to
+ * each squared norm. */
+nb_tensor *nb_cosine_embedding_loss(const nb_tensor *input1, const nb_tensor *input2, const nb_tensor *target,
+                                    double margin, nb_reduction reduction);
+/* Triplet margin (PyTorch's): max(0, d(a, p) - d(a, n) + margin), d the
+ * p-norm of a - b + eps over the last dim; swap takes min(d(a, n), d(p, n)).
+ * Zero defaults: margin 1, p 2, eps 1e-6 (-0.0 asks for a literal 0). */
+typedef struct nb_triplet_options {
+    double margin, p, eps;
+    bool swap;
+} nb_triplet_options;
+nb_tensor *nb_triplet_margin_loss(const nb_tensor *anchor, const nb_tensor *positive, const nb_tensor *negative,
+                                  const nb_triplet_options *options, nb_reduction reduction);
+/* Keras's CategoricalHinge: max(0, max((1 - t) x) - sum(t x) + 1) per row,
+ * t one-hot. */
+nb_tensor *nb_categorical_hinge_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction);
+
 /* ---- joining and splitting ---- */
 /* Concatenates n tensors along dim; all other dims must agree. */
 nb_tensor *nb_cat(int n, const nb_tensor *const *tensors, int dim);

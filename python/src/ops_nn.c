@@ -210,6 +210,37 @@ static PyObject *a_margin_ranking_loss(const nbp_op_def *def, PyObject **a) {
     return nbp_wrap(nb_margin_ranking_loss(x1, x2, t, margin, reduction));
 }
 
+/* cosine_embedding_loss(input1, input2, target, margin=0.0, reduction='mean') */
+static PyObject *a_cosine_embedding_loss(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x1 = tensor_of(def, a, 0), *x2 = x1 ? tensor_of(def, a, 1) : NULL, *t = x2 ? tensor_of(def, a, 2) : NULL;
+    nb_reduction reduction;
+    double margin;
+    if (!t || double_of(def, a, 3, 0, &margin) < 0 || reduction_of(def, a[4], &reduction) < 0) return NULL;
+    return nbp_wrap(nb_cosine_embedding_loss(x1, x2, t, margin, reduction));
+}
+
+/* triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, reduction='mean') */
+static PyObject *a_triplet_margin_loss(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *an = tensor_of(def, a, 0), *po = an ? tensor_of(def, a, 1) : NULL, *ne = po ? tensor_of(def, a, 2) : NULL;
+    nb_reduction reduction;
+    nb_triplet_options o;
+    if (!ne || double_of(def, a, 3, 1, &o.margin) < 0 || double_of(def, a, 4, 2, &o.p) < 0 ||
+        double_of(def, a, 5, 1e-6, &o.eps) < 0 || bool_of(a[6], false, &o.swap) < 0 ||
+        reduction_of(def, a[7], &reduction) < 0)
+        return NULL;
+    o.margin = o.margin == 0 ? -0.0 : o.margin; /* exact: 0 is 0, not the default */
+    o.eps = o.eps == 0 ? -0.0 : o.eps;
+    return nbp_wrap(nb_triplet_margin_loss(an, po, ne, &o, reduction));
+}
+
+/* categorical_hinge_loss(input, target, reduction='mean'), Keras's CategoricalHinge */
+static PyObject *a_categorical_hinge_loss(const nbp_op_def *def, PyObject **a) {
+    nb_tensor *x = tensor_of(def, a, 0), *t = x ? tensor_of(def, a, 1) : NULL;
+    nb_reduction reduction;
+    if (!t || reduction_of(def, a[2], &reduction) < 0) return NULL;
+    return nbp_wrap(nb_categorical_hinge_loss(x, t, reduction));
+}
+
 /* sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction='none'), torchvision's */
 static PyObject *a_sigmoid_focal_loss(const nbp_op_def *def, PyObject **a) {
     nb_tensor *x = tensor_of(def, a, 0), *t = x ? tensor_of(def, a, 1) : NULL;
@@ -332,6 +363,17 @@ const nbp_op_def nbp_nn_ops[] = {
     {"margin_ranking_loss", a_margin_ranking_loss, NULL, P("input1", "input2", "target", "margin", "reduction"), 3,
      NBP_FUNCTION, "margin_ranking_loss(input1, input2, target, margin=0.0, reduction='mean') -> Tensor: "
                    "max(0, margin - target (input1 - input2))."},
+    {"cosine_embedding_loss", a_cosine_embedding_loss, NULL,
+     P("input1", "input2", "target", "margin", "reduction"), 3, NBP_FUNCTION,
+     "cosine_embedding_loss(input1, input2, target, margin=0.0, reduction='mean') -> Tensor: 1 - cos where "
+     "target is 1, max(0, cos - margin) where it is -1."},
+    {"triplet_margin_loss", a_triplet_margin_loss, NULL,
+     P("anchor", "positive", "negative", "margin", "p", "eps", "swap", "reduction"), 3, NBP_FUNCTION,
+     "triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-06, swap=False, reduction='mean') "
+     "-> Tensor: max(0, d(a, p) - d(a, n) + margin)."},
+    {"categorical_hinge_loss", a_categorical_hinge_loss, NULL, P("input", "target", "reduction"), 2, NBP_FUNCTION,
+     "categorical_hinge_loss(input, target, reduction='mean') -> Tensor: max(0, max((1 - t) x) - sum(t x) + 1) "
+     "per row (Keras's CategoricalHinge)."},
     {"sigmoid_focal_loss", a_sigmoid_focal_loss, NULL, P("inputs", "targets", "alpha", "gamma", "reduction"), 2,
      NBP_FUNCTION, "sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction='none') -> Tensor: "
                    "alpha_t (1 - p_t)^gamma binary_cross_entropy_with_logits (torchvision's; alpha < 0: none)."},

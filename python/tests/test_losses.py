@@ -186,3 +186,40 @@ def test_sigmoid_focal_loss_against_torchvisions_formula(rng, alpha, gamma):
     assert F.sigmoid_focal_loss(x, y, alpha, gamma, reduction="mean").item() == pytest.approx(want.mean().item())
     with pytest.raises(ValueError, match="needs alpha <= 1"):
         F.sigmoid_focal_loss(x, y, 1.5)
+
+
+@needs_torch
+def test_cosine_embedding_and_triplet_losses_against_pytorch(rng):
+    a, b, c = (rng.standard_normal((5, 6)) for _ in range(3))
+    y = np.array([1.0, -1.0, 1.0, -1.0, -1.0])
+    settings = [dict(margin=0.2, reduction="mean"), dict(margin=-0.3, reduction="none")]
+    for kw in settings:
+        ours = [nb.tensor(v, requires_grad=True) for v in (a, b)]
+        theirs = [torch.tensor(v, requires_grad=True) for v in (a, b)]
+        got = F.cosine_embedding_loss(*ours, nb.tensor(y), **kw)
+        want = torch.nn.functional.cosine_embedding_loss(*theirs, torch.tensor(y), **kw)
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-10)
+        got.sum().backward(), want.sum().backward()
+        for o, t in zip(ours, theirs):
+            np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-8, atol=1e-12)
+    for kw in [dict(), dict(margin=0.5, p=1.0, swap=True, reduction="sum"), dict(margin=0.0, p=3.0, reduction="none")]:
+        ours = [nb.tensor(v, requires_grad=True) for v in (a, b, c)]
+        theirs = [torch.tensor(v, requires_grad=True) for v in (a, b, c)]
+        got = F.triplet_margin_loss(*ours, **kw)
+        want = torch.nn.functional.triplet_margin_loss(*theirs, **kw)
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-10)
+        got.sum().backward(), want.sum().backward()
+        for o, t in zip(ours, theirs):
+            np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-8, atol=1e-12)
+    with pytest.raises(ValueError, match="target \\[3\\] must be"):
+        F.cosine_embedding_loss(nb.tensor(a), nb.tensor(b), nb.tensor(y[:3]))
+
+
+def test_categorical_hinge_against_keras_formula(rng):
+    x = rng.standard_normal((4, 5))
+    t = np.eye(5)[[0, 3, 2, 2]]
+    pos, neg = (t * x).sum(-1), ((1 - t) * x).max(-1)
+    want = np.maximum(0, neg - pos + 1)
+    got = F.categorical_hinge_loss(nb.tensor(x), nb.tensor(t), reduction="none")
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+    assert F.categorical_hinge_loss(nb.tensor(x), nb.tensor(t)).item() == pytest.approx(want.mean())

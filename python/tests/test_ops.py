@@ -36,7 +36,7 @@ CHECKED_ELSEWHERE = {
         "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
         "binary_cross_entropy_with_logits", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
         "log_cosh_loss", "mape_loss", "msle_loss", "hinge_loss", "squared_hinge_loss", "margin_ranking_loss",
-        "sigmoid_focal_loss")},
+        "sigmoid_focal_loss", "cosine_embedding_loss", "triplet_margin_loss", "categorical_hinge_loss")},
 }
 
 

@@ -344,3 +344,115 @@ nb_tensor *nb_sigmoid_focal_loss(const nb_tensor *input, const nb_tensor *target
 nb_tensor *nb_squared_hinge_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
     return pointwise_loss(NB_OP_SQUARED_HINGE_LOSS, 2, TWO(input, target), NULL, 0, 0, 0, reduction);
 }
+
+/* ---- row losses, composed of ops (autograd records each) ---- */
+
+/* x1 and x2 of one float shape [N, D] or [D], target of their shape without
+ * the last dim. */
+static nb_status check_rows(const char *fn, const nb_tensor *const *rows, const char *const *names, int n,
+                            const nb_tensor *target, nb_reduction reduction) {
+    NB_CHECK((unsigned)reduction <= NB_REDUCTION_NONE, NB_ERR_INVALID, "%s: unknown reduction %d (MEAN, SUM or NONE)", fn,
+             (int)reduction);
+    for (int i = 0; i < n; i++) {
+        NB_CHECK(rows[i], NB_ERR_INVALID, "%s: %s is NULL", fn, names[i]);
+        NB_CHECK(nb_dtype_is_float(rows[i]->dtype), NB_ERR_DTYPE, "%s: %s must be float, got %s", fn, names[i],
+                 nb_dtype_name(rows[i]->dtype));
+        NB_CHECK((rows[i]->ndim == 1 || rows[i]->ndim == 2) && rows[i]->ndim == rows[0]->ndim &&
+                 !memcmp(rows[i]->shape, rows[0]->shape, (size_t)rows[0]->ndim * sizeof *rows[0]->shape),
+                 NB_ERR_SHAPE, "%s: %s %s must be [N, D] or [D] and match %s %s", fn, names[i],
+                 nb__tensor_shape_str(rows[i]), names[0], nb__tensor_shape_str(rows[0]));
+    }
+    if (!target) return NB_OK;
+    NB_CHECK(target->ndim == rows[0]->ndim - 1 && (target->ndim == 0 || target->shape[0] == rows[0]->shape[0]),
+             NB_ERR_SHAPE, "%s: target %s must be %s's shape without its last dim", fn, nb__tensor_shape_str(target),
+             nb__tensor_shape_str(rows[0]));
+    return NB_OK;
+}
+
+#define K(expr) nb__keep(&s, (expr))
+static const int last_dim[1] = {-1};
+
+nb_tensor *nb_cosine_embedding_loss(const nb_tensor *input1, const nb_tensor *input2, const nb_tensor *target,
+                                    double margin, nb_reduction reduction) {
+    const char *fn = "nb_cosine_embedding_loss";
+    if (check_rows(fn, (const nb_tensor *[]){input1, input2}, (const char *[]){"input1", "input2"}, 2, target,
+                   reduction) != NB_OK)
+        return NULL;
+    if (!target || !isfinite(margin)) {
+        nb__error(NB_ERR_INVALID, "%s: needs a target and a finite margin, got %s and %g", fn,
+                  target ? "one" : "NULL", margin);
+        return NULL;
+    }
+    const char *outer = nb__enter(fn);
+    nb_scratch s = {0};
+    /* PyTorch's: cos = x1.x2 / sqrt((|x1|^2 + 1e-12)(|x2|^2 + 1e-12)) */
+    nb_tensor *dot = K(nb_sum(K(nb_mul(input1, input2)), 1, last_dim, false));
+    nb_tensor *sq1 = K(nb_sum(K(nb_mul(input1, input1)), 1, last_dim, false));
+    nb_tensor *sq2 = K(nb_sum(K(nb_mul(input2, input2)), 1, last_dim, false));
+    nb_tensor *eps = dot ? K(nb__scalar_like(dot, 1e-12)) : NULL;
+    nb_tensor *cos = K(nb_div(dot, K(nb_sqrt(K(nb_mul(K(nb_add(sq1, eps)), K(nb_add(sq2, eps))))))));
+    nb_tensor *zero = cos ? K(nb__scalar_like(cos, 0)) : NULL;
+    nb_tensor *pos = K(nb_sub(K(nb__scalar_like(cos ? cos : target, 1)), cos));
+    nb_tensor *neg = K(nb_clamp(K(nb_sub(cos, K(nb__scalar_like(cos ? cos : target, margin)))), 0, INFINITY));
+    nb_tensor *t = K(nb_cast(target, cos ? cos->dtype : NB_F32));
+    nb_tensor *is_pos = K(nb_eq(t, K(nb__scalar_like(t ? t : target, 1))));
+    nb_tensor *is_neg = K(nb_eq(t, K(nb__scalar_like(t ? t : target, -1))));
+    nb_tensor *losses = K(nb_add(K(nb_where(is_pos, pos, zero)), K(nb_where(is_neg, neg, zero))));
+    nb_tensor *r = s.status == NB_OK ? reduce_losses(&s, losses, reduction) : NULL, *out = NULL;
+    nb_status status = nb__scratch_finish(&s, r, &out);
+    nb__leave(outer);
+    return status == NB_OK ? out : NULL;
+}
+
+/* ||a - b + eps||_p over the last dim (PyTorch's pairwise_distance). */
+static nb_tensor *distance(nb_scratch *s, const nb_tensor *a, const nb_tensor *b, double p, double eps) {
+    nb_tensor *shift = nb__keep(s, nb__scalar_like(a, eps));
+    nb_tensor *d = nb__keep(s, nb_add(nb__keep(s, nb_sub(a, b)), shift));
+    return nb__keep(s, nb_norm(d, p, 1, last_dim, false));
+}
+
+nb_tensor *nb_triplet_margin_loss(const nb_tensor *anchor, const nb_tensor *positive, const nb_tensor *negative,
+                                  const nb_triplet_options *options, nb_reduction reduction) {
+    const char *fn = "nb_triplet_margin_loss";
+    nb_triplet_options o = options ? *options : (nb_triplet_options){0};
+    double margin = o.margin == 0 && !signbit(o.margin) ? 1 : o.margin, p = o.p ? o.p : 2;
+    double eps = o.eps == 0 && !signbit(o.eps) ? 1e-6 : o.eps;
+    if (check_rows(fn, (const nb_tensor *[]){anchor, positive, negative},
+                   (const char *[]){"anchor", "positive", "negative"}, 3, NULL, reduction) != NB_OK)
+        return NULL;
+    if (!(isfinite(margin) && margin >= 0 && p > 0 && isfinite(p) && eps >= 0 && isfinite(eps))) {
+        nb__error(NB_ERR_INVALID, "%s: needs margin >= 0, p > 0 and eps >= 0, all finite, got %g, %g and %g", fn,
+                  margin, p, eps);
+        return NULL;
+    }
+    const char *outer = nb__enter(fn);
+    nb_scratch s = {0};
+    nb_tensor *to_pos = distance(&s, anchor, positive, p, eps), *to_neg = distance(&s, anchor, negative, p, eps);
+    if (o.swap) to_neg = K(nb_minimum(to_neg, distance(&s, positive, negative, p, eps)));
+    nb_tensor *gap = K(nb_add(K(nb_sub(to_pos, to_neg)), K(nb__scalar_like(to_pos ? to_pos : anchor, margin))));
+    nb_tensor *losses = K(nb_clamp(gap, 0, INFINITY));
+    nb_tensor *r = s.status == NB_OK ? reduce_losses(&s, losses, reduction) : NULL, *out = NULL;
+    nb_status status = nb__scratch_finish(&s, r, &out);
+    nb__leave(outer);
+    return status == NB_OK ? out : NULL;
+}
+
+nb_tensor *nb_categorical_hinge_loss(const nb_tensor *input, const nb_tensor *target, nb_reduction reduction) {
+    const char *fn = "nb_categorical_hinge_loss";
+    if (check_rows(fn, (const nb_tensor *[]){input, target}, (const char *[]){"input", "target"}, 2, NULL,
+                   reduction) != NB_OK)
+        return NULL;
+    const char *outer = nb__enter(fn);
+    nb_scratch s = {0};
+    /* Keras: pos = sum(t x), neg = max((1 - t) x), max(0, neg - pos + 1) per row */
+    nb_tensor *tx = K(nb_mul(target, input));
+    nb_tensor *pos = K(nb_sum(tx, 1, last_dim, false));
+    nb_tensor *neg = K(nb_max(K(nb_sub(input, tx)), 1, last_dim, false));
+    nb_tensor *gap = K(nb_add(K(nb_sub(neg, pos)), K(nb__scalar_like(pos ? pos : input, 1))));
+    nb_tensor *losses = K(nb_clamp(gap, 0, INFINITY));
+    nb_tensor *r = s.status == NB_OK ? reduce_losses(&s, losses, reduction) : NULL, *out = NULL;
+    nb_status status = nb__scratch_finish(&s, r, &out);
+    nb__leave(outer);
+    return status == NB_OK ? out : NULL;
+}
+#undef K

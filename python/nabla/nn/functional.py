@@ -5,7 +5,8 @@ from .. import _C
 from .._C import (adaptive_avg_pool2d, avg_pool2d, batch_norm, binary_cross_entropy,  # noqa: F401
                   binary_cross_entropy_with_logits, celu, conv2d, conv_transpose2d, cross_entropy, elu,
                   gaussian_nll_loss, hinge_loss, huber_loss, kl_div, l1_loss, log_cosh_loss, mape_loss,
-                  margin_ranking_loss, sigmoid_focal_loss,
+                  margin_ranking_loss, sigmoid_focal_loss, cosine_embedding_loss, triplet_margin_loss,
+                  categorical_hinge_loss,
                   mse_loss, msle_loss, poisson_nll_loss, smooth_l1_loss, squared_hinge_loss, embedding, flash_attention, fold, gelu, global_avg_pool2d, glu,
                   group_norm, hardshrink, hardsigmoid, hardswish, hardtanh, layer_norm, leaky_relu, linear,
                   log_softmax, logsigmoid, max_pool2d, maxout, mish, one_hot, prelu, relu, relu6, rms_norm,
