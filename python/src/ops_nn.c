@@ -201,22 +201,15 @@ static PyObject *a_loss_with(const nbp_op_def *def, PyObject **a) {
     return nbp_wrap(FN(loss_fn)(x, t, setting, reduction));
 }
 
-/* margin_ranking_loss(input1, input2, target, margin=0.0, reduction='mean') */
-static PyObject *a_margin_ranking_loss(const nbp_op_def *def, PyObject **a) {
+/* margin_ranking_loss and cosine_embedding_loss(input1, input2, target,
+ * margin=0.0, reduction='mean') */
+static PyObject *a_pair_loss(const nbp_op_def *def, PyObject **a) {
     nb_tensor *x1 = tensor_of(def, a, 0), *x2 = x1 ? tensor_of(def, a, 1) : NULL, *t = x2 ? tensor_of(def, a, 2) : NULL;
     nb_reduction reduction;
     double margin;
     if (!t || double_of(def, a, 3, 0, &margin) < 0 || reduction_of(def, a[4], &reduction) < 0) return NULL;
-    return nbp_wrap(nb_margin_ranking_loss(x1, x2, t, margin, reduction));
-}
-
-/* cosine_embedding_loss(input1, input2, target, margin=0.0, reduction='mean') */
-static PyObject *a_cosine_embedding_loss(const nbp_op_def *def, PyObject **a) {
-    nb_tensor *x1 = tensor_of(def, a, 0), *x2 = x1 ? tensor_of(def, a, 1) : NULL, *t = x2 ? tensor_of(def, a, 2) : NULL;
-    nb_reduction reduction;
-    double margin;
-    if (!t || double_of(def, a, 3, 0, &margin) < 0 || reduction_of(def, a[4], &reduction) < 0) return NULL;
-    return nbp_wrap(nb_cosine_embedding_loss(x1, x2, t, margin, reduction));
+    typedef nb_tensor *(*pair_fn)(const nb_tensor *, const nb_tensor *, const nb_tensor *, double, nb_reduction);
+    return nbp_wrap(FN(pair_fn)(x1, x2, t, margin, reduction));
 }
 
 /* triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, reduction='mean') */
@@ -360,10 +353,11 @@ const nbp_op_def nbp_nn_ops[] = {
     LOSS(msle_loss, "(log1p(max(input, 1e-7)) - log1p(max(target, 1e-7)))^2, Keras's MeanSquaredLogarithmicError."),
     LOSS(hinge_loss, "max(0, 1 - target input), targets in {-1, 1} (Keras's Hinge)."),
     LOSS(squared_hinge_loss, "max(0, 1 - target input)^2 (Keras's SquaredHinge)."),
-    {"margin_ranking_loss", a_margin_ranking_loss, NULL, P("input1", "input2", "target", "margin", "reduction"), 3,
+    {"margin_ranking_loss", a_pair_loss, (void (*)(void))nb_margin_ranking_loss,
+     P("input1", "input2", "target", "margin", "reduction"), 3,
      NBP_FUNCTION, "margin_ranking_loss(input1, input2, target, margin=0.0, reduction='mean') -> Tensor: "
                    "max(0, margin - target (input1 - input2))."},
-    {"cosine_embedding_loss", a_cosine_embedding_loss, NULL,
+    {"cosine_embedding_loss", a_pair_loss, (void (*)(void))nb_cosine_embedding_loss,
      P("input1", "input2", "target", "margin", "reduction"), 3, NBP_FUNCTION,
      "cosine_embedding_loss(input1, input2, target, margin=0.0, reduction='mean') -> Tensor: 1 - cos where "
      "target is 1, max(0, cos - margin) where it is -1."},
